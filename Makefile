@@ -1,0 +1,49 @@
+# og-settle: the two commands are `make demo` (the end-to-end run on the local replica) and `make test`.
+# Both set everything up first; a second run reuses what the first installed.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+NETWORK := base:sepolia-fork:foundry
+# Ape finds the solc-js shims and the npm-installed anvil through these.
+export SOLCX_BINARY_PATH := $(CURDIR)/toolchain/solc
+export PATH := $(CURDIR)/node_modules/@foundry-rs/anvil-linux-amd64/bin:$(CURDIR)/$(BIN):$(PATH)
+export OG_SETTLE_HOME := $(CURDIR)
+
+.PHONY: setup test demo bench lint typecheck gas-update clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+node_modules/.installed: package.json package-lock.json toolchain/check-node.sh
+	@toolchain/check-node.sh
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else "og-settle needs Python 3.11 or 3.12, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@touch $@
+
+lint: setup
+	$(BIN)/ruff check src tests scripts benchmarks
+	$(BIN)/ruff format --check src tests scripts benchmarks
+
+typecheck: setup
+	$(BIN)/mypy
+
+test: setup lint typecheck
+	$(BIN)/og-settle chain exec -- $(BIN)/ape test tests --network $(NETWORK) -p no:cacheprovider $(PYTEST_ARGS)
+
+demo: setup
+	$(BIN)/og-settle demo
+
+bench: setup
+	$(BIN)/python benchmarks/run.py
+
+gas-update: setup
+	OG_SETTLE_GAS_SNAPSHOT=update $(BIN)/og-settle chain exec -- $(BIN)/ape test tests --network $(NETWORK) -p no:cacheprovider -m gas
+
+clean:
+	rm -rf $(VENV) node_modules .cache .build contracts/.cache

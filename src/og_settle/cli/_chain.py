@@ -1,0 +1,97 @@
+"""``og-settle chain``: run the local Base Sepolia replica, or run a command against it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+from og_settle._errors import InvalidInput
+
+
+def register(groups: Any) -> None:
+    chain = groups.add_parser("chain", help="the local Base Sepolia replica")
+    commands = chain.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+
+    up = commands.add_parser("up", help="start the replica in the foreground; Ctrl-C or SIGTERM stops it")
+    up.add_argument("--port", type=int, default=None, help="TCP port (default: a free one)")
+    up.add_argument("--json", action="store_true", help="print what is deployed where as one JSON line")
+    up.set_defaults(handler=_up)
+
+    run = commands.add_parser(
+        "exec",
+        help="run a command with OG_SETTLE_UPSTREAM_RPC pointing at a fresh replica "
+        "(or at BASE_SEPOLIA_RPC_URL when that is set)",
+    )
+    run.add_argument("argv", nargs=argparse.REMAINDER, help="the command, after --")
+    run.set_defaults(handler=_exec)
+
+
+def _describe(info: Any) -> dict[str, Any]:
+    return {
+        "rpc_url": info.rpc_url,
+        "chain_id": info.chain_id,
+        "permit2": info.permit2,
+        "opg": info.opg,
+        "dev_accounts": list(info.dev_accounts),
+        "startup_seconds": round(info.startup_seconds, 2),
+    }
+
+
+def _wait_for_stop_signal() -> None:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+    stop.wait()
+
+
+def _up(args: argparse.Namespace) -> int:
+    from og_settle.replica import running_replica
+
+    with running_replica(port=args.port) as info:
+        if args.json:
+            print(json.dumps(_describe(info)), flush=True)
+        else:
+            print(f"Base Sepolia replica (chain id {info.chain_id}) at {info.rpc_url}", flush=True)
+            print(f"  Permit2  {info.permit2}  (genuine, CREATE2 at its canonical address)")
+            print(f"  OPG      {info.opg}  (18 decimals, replica stand-in)")
+            print(f"  started in {info.startup_seconds:.2f}s; Ctrl-C to stop", flush=True)
+        _wait_for_stop_signal()
+    print("replica stopped", file=sys.stderr)
+    return 0
+
+
+def _exec(args: argparse.Namespace) -> int:
+    from og_settle.replica import running_replica, upstream_rpc_override
+
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not argv:
+        raise InvalidInput("chain exec: no command given (usage: og-settle chain exec -- CMD ...)")
+    env = dict(os.environ)
+    if (real := upstream_rpc_override()) is not None:
+        env["OG_SETTLE_UPSTREAM_RPC"] = real
+        print("og-settle: upstream is the real Base Sepolia (BASE_SEPOLIA_RPC_URL)", file=sys.stderr, flush=True)
+        return subprocess.call(argv, env=env)
+    with running_replica() as info:
+        env["OG_SETTLE_UPSTREAM_RPC"] = info.rpc_url
+        env["OG_SETTLE_REPLICA"] = "1"
+        print(
+            f"og-settle: replica up at {info.rpc_url} in {info.startup_seconds:.2f}s",
+            file=sys.stderr,
+            flush=True,
+        )
+        child = subprocess.Popen(argv, env=env)
+        forward = lambda signum, frame: child.send_signal(signum)  # noqa: E731 - tiny relay
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        return child.wait()

@@ -1,0 +1,22 @@
+"""The local Base Sepolia replica: anvil (chain id 84532, OP-stack mode), genuine Permit2, OPG."""
+
+from og_settle.replica._node import (
+    DEV_MNEMONIC,
+    ReplicaInfo,
+    create2_address,
+    free_port,
+    running_replica,
+    upstream_rpc_override,
+)
+from og_settle.replica._toolchain import compile_permit2, project_root
+
+__all__ = [
+    "DEV_MNEMONIC",
+    "ReplicaInfo",
+    "compile_permit2",
+    "create2_address",
+    "free_port",
+    "project_root",
+    "running_replica",
+    "upstream_rpc_override",
+]

@@ -1,0 +1,136 @@
+"""Session-wide fixtures: roles, canonical contracts, the gas snapshot, and Hypothesis profiles.
+
+The suite runs under ``ape test`` on ``base:sepolia-fork:foundry``. The fork's upstream is the local replica
+started by ``og-settle chain exec`` (``make test``), or the real Base Sepolia when ``BASE_SEPOLIA_RPC_URL``
+is set. Ape isolates every test function with a snapshot; Hypothesis examples isolate themselves with
+``chain.isolate()`` because Hypothesis does not re-run function-scoped fixtures per example.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from hypothesis import HealthCheck, settings
+
+from og_settle import OPG_ADDRESS, PERMIT2_ADDRESS
+from og_settle.replica import compile_permit2
+from tests.support.gas import GasSnapshot
+from tests.support.tokens import deal_opg
+
+settings.register_profile(
+    "fast",
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.register_profile(
+    "ci",
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "fast"))
+
+# A fixed key for the stand-in TEE: it plays an enclave's signing key in tests only.
+TEE_PRIVATE_KEY = "0x" + "7e" * 32
+OPG_PER_PAYER = 10_000 * 10**18
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``replica_only`` tests skip themselves when the upstream is the real Base Sepolia."""
+    if on_replica():
+        return
+    skip = pytest.mark.skip(reason="replica-only set-up: the real chain already has this")
+    for item in items:
+        if "replica_only" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "replica_only: needs the local replica as the fork's upstream")
+
+
+def on_replica() -> bool:
+    return os.environ.get("OG_SETTLE_REPLICA") == "1"
+
+
+@pytest.fixture(scope="session")
+def deployer(accounts: Any) -> Any:
+    return accounts[0]
+
+
+@pytest.fixture(scope="session")
+def relayer(accounts: Any) -> Any:
+    return accounts[1]
+
+
+@pytest.fixture(scope="session")
+def admin(accounts: Any) -> Any:
+    return accounts[2]
+
+
+@pytest.fixture(scope="session")
+def payers(accounts: Any) -> list[Any]:
+    return [accounts[i] for i in range(3, 8)]
+
+
+@pytest.fixture(scope="session")
+def payer(payers: list[Any]) -> Any:
+    return payers[0]
+
+
+@pytest.fixture(scope="session")
+def stranger(accounts: Any) -> Any:
+    return accounts[9]
+
+
+@pytest.fixture(scope="session")
+def tee() -> LocalAccount:
+    """The stand-in TEE signing key (secp256k1). In production this key never leaves an enclave."""
+    account: LocalAccount = Account.from_key(TEE_PRIVATE_KEY)
+    return account
+
+
+@pytest.fixture(scope="session")
+def chain_id(chain: Any) -> int:
+    return int(chain.chain_id)
+
+
+@pytest.fixture(scope="session")
+def permit2() -> Any:
+    """The genuine Permit2, with the full ABI of our source build (its interfaces omit the errors)."""
+    from ape import Contract
+
+    return Contract(PERMIT2_ADDRESS, abi=compile_permit2().abi)
+
+
+@pytest.fixture(scope="session")
+def opg(project: Any, payers: list[Any], chain: Any) -> Any:
+    """OPG at its Base Sepolia address, with every payer holding at least OPG_PER_PAYER."""
+    token = project.ReplicaOPG.at(OPG_ADDRESS)
+    for account in payers:
+        if token.balanceOf(account) < OPG_PER_PAYER:
+            deal_opg(chain.provider, token, account.address, OPG_PER_PAYER)
+    return token
+
+
+@pytest.fixture(scope="session")
+def permit2_approved(opg: Any, payers: list[Any]) -> None:
+    """Every payer has approved Permit2 for OPG, as OpenGradient's ensure_opg_approval does."""
+    for account in payers:
+        if opg.allowance(account, PERMIT2_ADDRESS) < 2**255:
+            opg.approve(PERMIT2_ADDRESS, 2**256 - 1, sender=account)
+
+
+@pytest.fixture(scope="session")
+def gas_snapshot() -> Iterator[GasSnapshot]:
+    """Named gas figures, checked against ``gas-snapshot.json`` at the end of the session."""
+    snapshot = GasSnapshot.load()
+    yield snapshot
+    snapshot.finish()
