@@ -6,6 +6,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 NETWORK := base:sepolia-fork:foundry
+TESTS ?= tests
 # Ape finds the solc-js shims and the npm-installed anvil through these.
 export SOLCX_BINARY_PATH := $(CURDIR)/toolchain/solc
 export PATH := $(CURDIR)/node_modules/@foundry-rs/anvil-linux-amd64/bin:$(CURDIR)/$(BIN):$(PATH)
@@ -34,7 +35,7 @@ typecheck: setup
 	$(BIN)/mypy
 
 test: setup lint typecheck
-	$(BIN)/og-settle chain exec -- $(BIN)/ape test tests --network $(NETWORK) -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/og-settle chain exec -- $(BIN)/ape test $(TESTS) --network $(NETWORK) -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: setup
 	$(BIN)/og-settle demo
