@@ -7,6 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 NETWORK := base:sepolia-fork:foundry
 TESTS ?= tests
+PY_SOURCES = src tests $(wildcard scripts benchmarks)
 # Ape finds the solc-js shims and the npm-installed anvil through these.
 export SOLCX_BINARY_PATH := $(CURDIR)/toolchain/solc
 export PATH := $(CURDIR)/node_modules/@foundry-rs/anvil-linux-amd64/bin:$(CURDIR)/$(BIN):$(PATH)
@@ -28,8 +29,8 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	@touch $@
 
 lint: setup
-	$(BIN)/ruff check src tests scripts benchmarks
-	$(BIN)/ruff format --check src tests scripts benchmarks
+	$(BIN)/ruff check $(PY_SOURCES)
+	$(BIN)/ruff format --check $(PY_SOURCES)
 
 typecheck: setup
 	$(BIN)/mypy
