@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {ISignatureTransfer} from "permit2/interfaces/ISignatureTransfer.sol";
+
+/// @title IPaymentFacilitator
+/// @notice The Permit2 `spender` for x402 v2 payments in OPG (or any plain ERC-20): it turns a payer's
+/// Permit2 `PermitWitnessTransferFrom` signature into a transfer from the payer straight to the recipient,
+/// singly or in batches where every item succeeds or fails on its own.
+///
+/// Signed messages. Every payment is an EIP-712 `PermitWitnessTransferFrom` over Permit2's domain
+/// `EIP712Domain(string name,uint256 chainId,address verifyingContract)` = ("Permit2", chain id, Permit2),
+/// with no version field, and `spender` = this contract. Four witness structs are accepted; all are named
+/// `Witness` and differ in their fields, so their type hashes differ and a signature for one scheme can
+/// never be settled as another:
+///
+/// | Scheme     | Witness struct                                                                     |
+/// |------------|------------------------------------------------------------------------------------|
+/// | Exact      | `Witness(address to,uint256 validAfter)` (x402 v2 exact, unchanged)                |
+/// | Upto       | `Witness(address to,address facilitator,uint256 validAfter)` (x402 v2 upto)        |
+/// | ExactBound | `Witness(address to,uint256 validAfter,bytes32 requestHash)`                       |
+/// | UptoBound  | `Witness(address to,address facilitator,uint256 validAfter,bytes32 requestHash)`   |
+///
+/// The full type a client signs is
+/// `PermitWitnessTransferFrom(TokenPermissions permitted,address spender,uint256 nonce,uint256 deadline,Witness witness)`
+/// `TokenPermissions(address token,uint256 amount)` followed by the scheme's `Witness(...)` struct, for
+/// example for ExactBound:
+/// `PermitWitnessTransferFrom(TokenPermissions permitted,address spender,uint256 nonce,uint256 deadline,Witness witness)TokenPermissions(address token,uint256 amount)Witness(address to,uint256 validAfter,bytes32 requestHash)`.
+/// (Referenced structs follow in alphabetical order: `TokenPermissions` < `Witness`.) The string handed to
+/// Permit2 is the tail from `Witness witness)` on, see {witnessTypeString}.
+///
+/// Bound schemes: `requestHash` is the request or inference hash the payment pays for (for OpenGradient
+/// inference, the `inputHash` of the settled record). It is signed by the payer and emitted in
+/// {PaymentSettled}, so an indexer can join a payment to the settlement record of the inference it paid for.
+///
+/// Security assumptions:
+/// - Replay: Permit2's unordered nonce bitmap spends each (owner, nonce) once; this contract keeps no nonce
+///   state of its own. Cross-chain replay is prevented by the chain id in Permit2's domain; cross-contract
+///   replay by `spender` (this contract) being signed. A signature for one scheme cannot be replayed as
+///   another because the witness type hashes differ.
+/// - Front-running, exact schemes: anyone who sees an exact payload (for example in the mempool) can submit
+///   it, but can only cause the very same transfer: the same amount (always the full permitted amount),
+///   from the same payer, to the signed `witness.to`, with the same bound `requestHash`. The worst case is
+///   that the payment settles in someone else's transaction; the relayer's own {settle} then reverts with
+///   {NonceAlreadyUsed}, and in {settleBatch} that item fails alone (reported through {PaymentFailed}).
+/// - Front-running, upto schemes: only `witness.facilitator` may settle (`msg.sender` of {settle} or
+///   {settleBatch}), because the settled amount is chosen at settlement time.
+/// - Signature malleability: for payers without code, 65-byte and 64-byte (EIP-2098) signatures must have a
+///   low `s` (<= secp256k1n / 2) and `v` in {27, 28}; Permit2 itself accepts high-s signatures. Payers with
+///   code (ERC-1271 wallets, EIP-7702 accounts) are verified by Permit2 through `isValidSignature`.
+/// - Tokens: the token must have code (an empty address would "succeed" a transfer), and the recipient's
+///   balance must grow by exactly the settled amount, so fee-on-transfer or rebasing-down tokens are
+///   rejected ({TransferShortfall}) and never recorded as paid. The contract never holds tokens: Permit2
+///   moves them from the payer straight to `witness.to`, and `witness.to` may not be this contract.
+/// - Reentrancy: {settle} and {settleBatch} are guarded; a token that calls back into the facilitator
+///   during a transfer makes that payment revert.
+/// - Admin: there is none. No one can move users' funds, pause, or upgrade the contract.
+/// - Calldata: a batch is bounded by the block gas limit only; each item is processed in O(1), and
+///   {MAX_BATCH_SIZE} bounds the batch length so a caller cannot build a result array that cannot be returned.
+interface IPaymentFacilitator {
+    /// @notice The four witness layouts a payer may sign (see the contract-level table).
+    enum Scheme {
+        Exact,
+        Upto,
+        ExactBound,
+        UptoBound
+    }
+
+    /// @notice One payment: a Permit2 authorisation, its witness fields, and what to settle.
+    /// @param scheme Which witness struct the payer signed.
+    /// @param owner The payer (x402 `permit2Authorization.from`).
+    /// @param permit The signed token, permitted amount, nonce and deadline.
+    /// @param to The recipient, `witness.to` (x402 `payTo`).
+    /// @param facilitator `witness.facilitator` for the upto schemes, the only address allowed to settle;
+    /// must be zero for the exact schemes.
+    /// @param validAfter `witness.validAfter`: the payment cannot settle before this timestamp.
+    /// @param requestHash `witness.requestHash` for the bound schemes; must be zero for the unbound ones.
+    /// @param amount The amount to transfer. Exact schemes: must equal `permit.permitted.amount`. Upto
+    /// schemes: any non-zero amount up to `permit.permitted.amount`.
+    /// @param signature The payer's signature: 65 bytes (r, s, v), 64 bytes (EIP-2098), or an ERC-1271 blob.
+    struct Payment {
+        Scheme scheme;
+        address owner;
+        ISignatureTransfer.PermitTransferFrom permit;
+        address to;
+        address facilitator;
+        uint256 validAfter;
+        bytes32 requestHash;
+        uint256 amount;
+        bytes signature;
+    }
+
+    /// @notice The outcome of one item of {settleBatch}.
+    /// @param settled Whether the payment was transferred.
+    /// @param reason The 4-byte selector of the error that stopped it (zero when settled; zero with
+    /// `settled == false` when the item ran out of gas or reverted without data).
+    struct Result {
+        bool settled;
+        bytes4 reason;
+    }
+
+    /// @notice A payment moved `amount` of `token` from `payer` to `to` through Permit2.
+    /// @param payer The Permit2 owner who signed.
+    /// @param to The recipient (`witness.to`).
+    /// @param requestHash The bound request or inference hash; zero for the unbound schemes.
+    /// @param token The ERC-20 transferred.
+    /// @param amount The amount the recipient received (equal to the amount transferred).
+    /// @param nonce The Permit2 nonce spent.
+    /// @param scheme The scheme the payer signed.
+    event PaymentSettled(
+        address indexed payer,
+        address indexed to,
+        bytes32 indexed requestHash,
+        address token,
+        uint256 amount,
+        uint256 nonce,
+        Scheme scheme
+    );
+
+    /// @notice Item `index` of a {settleBatch} call did not settle; nothing of it was written.
+    /// @param index The item's position in the batch.
+    /// @param payer The item's owner.
+    /// @param nonce The item's Permit2 nonce (still unspent unless it was already spent before).
+    /// @param reason The full revert data of the failure (a custom error of this contract or of Permit2, or
+    /// empty when the item ran out of gas).
+    event PaymentFailed(uint256 indexed index, address indexed payer, uint256 nonce, bytes reason);
+
+    /// @notice The amount to settle is zero.
+    error ZeroAmount();
+    /// @notice The payer is the zero address.
+    error ZeroOwner();
+    /// @notice The recipient is the zero address, this contract, or the payer itself.
+    error InvalidRecipient(address to);
+    /// @notice The payment's `validAfter` is still in the future.
+    error PaymentNotYetValid(uint256 validAfter, uint256 timestamp);
+    /// @notice The permit's deadline has passed.
+    error PaymentExpired(uint256 deadline, uint256 timestamp);
+    /// @notice An exact-scheme payment asked to move something other than the full permitted amount.
+    error ExactAmountMismatch(uint256 amount, uint256 permitted);
+    /// @notice An upto-scheme payment asked to move more than the permitted amount.
+    error AmountExceedsPermitted(uint256 amount, uint256 permitted);
+    /// @notice An upto-scheme payment was settled by someone other than `witness.facilitator`.
+    error UnauthorizedFacilitator(address caller, address facilitator);
+    /// @notice A field that is not part of the scheme's witness was set (facilitator for exact,
+    /// requestHash for unbound), so the caller misdescribed what was signed.
+    error FieldNotInWitness(Scheme scheme);
+    /// @notice The token address has no code.
+    error TokenHasNoCode(address token);
+    /// @notice The payer's Permit2 nonce has already been spent (or invalidated).
+    error NonceAlreadyUsed(address owner, uint256 nonce);
+    /// @notice An EOA signature has a high `s` value (the malleable twin of a valid signature).
+    error MalleableSignature(bytes32 s);
+    /// @notice An EOA signature has a `v` other than 27 or 28.
+    error InvalidSignatureV(uint8 v);
+    /// @notice An EOA signature is neither 65 nor 64 bytes long.
+    error MalformedSignature(uint256 length);
+    /// @notice The recipient's balance grew by less (or more) than the amount transferred: a
+    /// fee-on-transfer, rebasing or otherwise non-standard token.
+    error TransferShortfall(address token, address to, uint256 expected, uint256 received);
+    /// @notice {settleOne} was called by someone other than this contract.
+    error OnlySelf(address caller);
+    /// @notice A batch was empty or longer than {MAX_BATCH_SIZE}.
+    error InvalidBatchSize(uint256 size);
+
+    /// @notice The Permit2 contract this facilitator spends through.
+    function PERMIT2() external view returns (ISignatureTransfer);
+
+    /// @notice The largest batch {settleBatch} accepts.
+    function MAX_BATCH_SIZE() external view returns (uint256);
+
+    /// @notice Settles one payment, reverting with a named error if it cannot.
+    /// @dev Check order: scheme fields, amounts, zero addresses, time window, caller (upto), token code,
+    /// signature shape, nonce, then the Permit2 transfer, then the recipient's balance delta.
+    /// Reverts with Permit2's own errors (`InvalidSigner`, `InvalidSignature`, `InvalidContractSignature`,
+    /// `InvalidAmount`) when Permit2 rejects the signature, and with the token's error when it lacks
+    /// balance or allowance.
+    /// @param payment The payment to settle.
+    /// @return amount The amount transferred to `payment.to`.
+    function settle(Payment calldata payment) external returns (uint256 amount);
+
+    /// @notice Settles many payments in one transaction; each item succeeds or fails on its own.
+    /// @dev A failing item emits {PaymentFailed} with the full revert reason and leaves no trace (its nonce
+    /// stays unspent unless it already was); the others settle. For upto items, `msg.sender` must be the
+    /// item's `witness.facilitator`. Reverts only for a bad batch size or reentrancy.
+    /// @param payments The payments, at most {MAX_BATCH_SIZE}.
+    /// @return results One entry per item, in order.
+    function settleBatch(Payment[] calldata payments) external returns (Result[] memory results);
+
+    /// @notice Settles one item of a batch in its own call frame, so that a failure reverts only that item.
+    /// @dev Only callable by this contract (from {settleBatch}); reverts {OnlySelf} otherwise.
+    /// @param payment The item.
+    /// @param caller The `msg.sender` of {settleBatch}, checked against `witness.facilitator` for upto.
+    /// @return amount The amount transferred.
+    function settleOne(Payment calldata payment, address caller) external returns (uint256 amount);
+
+    /// @notice The witness type string handed to Permit2 for `scheme` (the tail from `Witness witness)`).
+    function witnessTypeString(Scheme scheme) external pure returns (string memory);
+
+    /// @notice The EIP-712 hash of the payment's witness struct, as passed to Permit2.
+    function witnessHash(Payment calldata payment) external pure returns (bytes32);
+
+    /// @notice The EIP-712 digest Permit2 checks the payer's signature against (with `spender` = this
+    /// contract and Permit2's domain separator on this chain).
+    function permitDigest(Payment calldata payment) external view returns (bytes32);
+}
