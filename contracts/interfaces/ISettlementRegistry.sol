@@ -1,0 +1,311 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {ITeeRegistry} from "./ITeeRegistry.sol";
+
+/// @title ISettlementRegistry
+/// @notice Records settled TEE inferences in three modes and answers proofs against what was really settled.
+///  1. individual: one inference (teeId, inputHash, outputHash, timestamp, payer), with the TEE's EIP-712 signature
+///     verified on chain; its EIP-712 digest is stored once.
+///  2. batch: a relayer records the Merkle root of a batch of inference leaves (OpenGradient's format); inclusion
+///     proofs are checked against stored roots only.
+///  3. metadata: the full record (model id, input bytes, output bytes, extra metadata); the hashes are computed on
+///     chain, the TEE's signature is verified, the data goes to an event and only the record digest is stored.
+/// @dev Security assumptions and decisions:
+///  - Signatures (TEE, modes 1 and 3, and batch leaves in `verifyInferenceSignature`) are EIP-712 under the domain
+///    {name: "OG Settlement Registry", version: "1", chainId, verifyingContract: this}, so a signature is valid on one
+///    chain and one deployment only (no cross-chain or cross-deployment replay). Recovery uses OpenZeppelin ECDSA,
+///    which rejects high-s and non-65-byte signatures, so signatures are not malleable; even so, replay protection
+///    does not rest on the signature bytes: the EIP-712 digest of the signed struct is what is recorded once.
+///  - The payer IS part of the signed individual and metadata structs: the TEE (which sees the x402 payment) binds
+///    the payer, so a relayer cannot re-attribute an inference to another payer.
+///  - The three modes use three different type hashes, so a signature made for one mode cannot be settled in
+///    another. The same inference may be both in a batch and settled individually; nothing links the modes.
+///  - Batch roots are trusted from RELAYER_ROLE: leaves are not iterated on chain (that is what keeps a batch at a
+///    constant cost). The relayer is trusted to include only TEE-signed inferences; `verifyInferenceSignature` lets
+///    anyone check a leaf's TEE signature on chain.
+///  - Timestamps (modes 1 and 3) must lie in [block.timestamp - maxAge, block.timestamp + maxFutureDrift].
+///  - Pausing (ADMIN_ROLE) stops every state change of settlement; views keep working.
+///  - No tokens are held or moved, so there are no reentrancy, fee-on-transfer or token-code concerns here; the only
+///    external call is a view call to the immutable TeeRegistry.
+///  - Unbounded calldata is capped: batch data-availability pointers at MAX_DA_POINTER_LENGTH bytes, metadata
+///    records at MAX_METADATA_SIZE bytes in total.
+///
+///  Merkle trees: OpenZeppelin's MerkleProof warns that leaf values that are 64 bytes long before hashing must be
+///  avoided (or a hash other than keccak256 used for leaves), because the concatenation of a sorted pair of internal
+///  nodes could be reinterpreted as a leaf, letting an attacker "prove" an internal node as a leaf. This registry
+///  never accepts a raw 64-byte value as a leaf: the contract itself computes every leaf hash from the typed
+///  record as keccak256(bytes.concat(keccak256(abi.encode(teeId, inputHash, outputHash, teeSignature, timestamp))))
+///  (the StandardMerkleTree "double-hashed" leaf). An internal node is keccak256(a ‖ b) of two 32-byte children; a
+///  leaf hash is keccak256 of a 32-byte value. For a forged record to land on an internal node, keccak256 of its
+///  32-byte inner hash would have to equal keccak256 of a 64-byte concatenation: a keccak256 collision between
+///  inputs of different lengths. Moreover the ABI encoding of a leaf is at least 7 words (the dynamic `bytes` adds an
+///  offset and a length word), never 64 bytes.
+///
+///  Leaf format (OpenGradient's batch format): an OpenZeppelin StandardMerkleTree over
+///  [bytes32 teeId, bytes32 inputHash, bytes32 outputHash, bytes teeSignature, uint256 timestamp] with double-hashed
+///  leaves and sorted-pair internal nodes.
+interface ISettlementRegistry {
+    /// @notice One inference as it appears in a batch leaf.
+    /// @param teeId The TEE that produced it.
+    /// @param inputHash keccak256 of the request (OpenGradient: UTF-8 of json.dumps(request, sort_keys=True)).
+    /// @param outputHash keccak256 of the completion text (or of json.dumps(tool_calls, sort_keys=True)).
+    /// @param teeSignature The TEE's signature; for registered ECDSA TEEs, a 65-byte signature over the EIP-712
+    ///        `Inference` struct (see INFERENCE_TYPEHASH). OpenGradient's RSA TEEs put an RSA-PSS signature here,
+    ///        which is included in the leaf but not checked on chain.
+    /// @param timestamp The TEE's timestamp (seconds).
+    struct InferenceLeaf {
+        bytes32 teeId;
+        bytes32 inputHash;
+        bytes32 outputHash;
+        bytes teeSignature;
+        uint256 timestamp;
+    }
+
+    /// @notice An individual settlement, as signed by the TEE (EIP-712 `IndividualSettlement`).
+    struct IndividualSettlement {
+        bytes32 teeId;
+        bytes32 inputHash;
+        bytes32 outputHash;
+        uint256 timestamp;
+        address payer;
+    }
+
+    /// @notice A full-record settlement, as signed by the TEE (EIP-712 `MetadataSettlement`). In EIP-712 the dynamic
+    /// members are encoded as their keccak256, so the signed struct commits to inputHash = keccak256(input) and
+    /// outputHash = keccak256(output), the same hashes the other modes use when `input` is the UTF-8 of
+    /// json.dumps(request, sort_keys=True) and `output` the completion text (OpenGradient's conventions).
+    /// @param teeId The TEE that produced it.
+    /// @param timestamp The TEE's timestamp (seconds).
+    /// @param payer Who paid for the inference.
+    /// @param modelId The model identifier, for example "openai/gpt-4.1".
+    /// @param input The request bytes.
+    /// @param output The response bytes.
+    /// @param metadata Extra metadata (opaque bytes, for example JSON).
+    struct MetadataSettlement {
+        bytes32 teeId;
+        uint256 timestamp;
+        address payer;
+        string modelId;
+        bytes input;
+        bytes output;
+        bytes metadata;
+    }
+
+    /// @notice What is stored per batch root, packed in one storage slot.
+    /// @param relayer Who recorded it.
+    /// @param batchId Sequential id, starting at 1 (0 = not recorded).
+    /// @param size Number of leaves.
+    /// @param recordedAt Block timestamp of recording.
+    struct Batch {
+        address relayer;
+        uint32 batchId;
+        uint32 size;
+        uint32 recordedAt;
+    }
+
+    /// @notice Kind of a recorded settlement digest.
+    enum SettlementKind {
+        None,
+        Individual,
+        Metadata
+    }
+
+    /// @notice What is stored per settlement digest, packed in one slot.
+    /// @param kind Individual or Metadata (None = not recorded).
+    /// @param recordedAt Block timestamp of recording.
+    /// @param relayer Who recorded it (the TEE, payer and hashes are in the event).
+    struct Settlement {
+        SettlementKind kind;
+        uint64 recordedAt;
+        address relayer;
+    }
+
+    /// @notice Running totals; they always equal what the events describe.
+    /// @param batches Number of batch roots recorded (= the last batch id).
+    /// @param inferencesInBatches Sum of the sizes of recorded batches.
+    /// @param individual Number of individual settlements.
+    /// @param metadata Number of metadata settlements.
+    struct Counters {
+        uint32 batches;
+        uint64 inferencesInBatches;
+        uint64 individual;
+        uint64 metadata;
+    }
+
+    /// @notice A batch root was recorded.
+    event BatchRecorded(
+        uint256 indexed batchId, bytes32 indexed root, address indexed relayer, uint256 size, bytes daPointer
+    );
+    /// @notice An individual settlement was recorded.
+    event IndividualSettled(
+        bytes32 indexed digest,
+        bytes32 indexed teeId,
+        address indexed payer,
+        bytes32 inputHash,
+        bytes32 outputHash,
+        uint256 timestamp,
+        address relayer
+    );
+    /// @notice A metadata settlement was recorded; the full data lives only in this event.
+    event MetadataSettled(
+        bytes32 indexed digest,
+        bytes32 indexed teeId,
+        address indexed payer,
+        bytes32 inputHash,
+        bytes32 outputHash,
+        uint256 timestamp,
+        address relayer,
+        string modelId,
+        bytes input,
+        bytes output,
+        bytes metadata
+    );
+    /// @notice The timestamp window changed.
+    event TimestampWindowUpdated(uint256 maxAge, uint256 maxFutureDrift, address indexed admin);
+
+    /// @notice The root is zero.
+    error InvalidBatchRoot(bytes32 root);
+    /// @notice The batch size is zero or does not fit in uint32.
+    error InvalidBatchSize(uint256 size);
+    /// @notice The data-availability pointer is empty or longer than MAX_DA_POINTER_LENGTH.
+    error InvalidDaPointerLength(uint256 length, uint256 max);
+    /// @notice This root was already recorded, as batch `batchId`.
+    error BatchRootAlreadyRecorded(bytes32 root, uint256 batchId);
+    /// @notice This root was never recorded.
+    error UnknownBatchRoot(bytes32 root);
+    /// @notice The inclusion proof does not lead from the leaf to the root.
+    error InvalidInclusionProof(bytes32 root, bytes32 leafHash);
+    /// @notice The TEE is unknown, disabled, or its measurement is revoked.
+    error TeeNotActive(bytes32 teeId);
+    /// @notice The signature does not recover to the TEE's registered signer (address(0) if unrecoverable:
+    /// wrong length, high s, bad v).
+    error InvalidTeeSignature(bytes32 teeId, address recovered);
+    /// @notice This settlement digest was already recorded.
+    error SettlementAlreadyRecorded(bytes32 digest);
+    /// @notice The timestamp is older than block.timestamp - maxAge (`oldest`).
+    error TimestampTooOld(uint256 timestamp, uint256 oldest);
+    /// @notice The timestamp is later than block.timestamp + maxFutureDrift (`latest`).
+    error TimestampInFuture(uint256 timestamp, uint256 latest);
+    /// @notice The payer is the zero address.
+    error InvalidPayer(address payer);
+    /// @notice The metadata record is larger than MAX_METADATA_SIZE (sum of modelId, input, output, metadata bytes).
+    error MetadataTooLarge(uint256 size, uint256 max);
+    /// @notice The timestamp window is out of range (each bound at most MAX_WINDOW).
+    error InvalidTimestampWindow(uint256 maxAge, uint256 maxFutureDrift);
+
+    /// @notice Role that pauses/unpauses and sets the timestamp window.
+    function ADMIN_ROLE() external view returns (bytes32);
+    /// @notice Role that records batches and settles individual and metadata records.
+    function RELAYER_ROLE() external view returns (bytes32);
+    /// @notice Longest accepted data-availability pointer, in bytes.
+    function MAX_DA_POINTER_LENGTH() external view returns (uint256);
+    /// @notice Largest accepted metadata record: bytes of modelId + input + output + metadata together (64 KiB).
+    function MAX_METADATA_SIZE() external view returns (uint256);
+    /// @notice Largest accepted maxAge or maxFutureDrift, in seconds.
+    function MAX_WINDOW() external view returns (uint256);
+    /// @notice `Inference(bytes32 teeId,bytes32 inputHash,bytes32 outputHash,uint256 timestamp)`: what an ECDSA TEE
+    /// signs for a batch leaf's `teeSignature`.
+    function INFERENCE_TYPEHASH() external view returns (bytes32);
+    /// @notice `IndividualSettlement(bytes32 teeId,bytes32 inputHash,bytes32 outputHash,uint256 timestamp,address payer)`.
+    function INDIVIDUAL_SETTLEMENT_TYPEHASH() external view returns (bytes32);
+    /// @notice `MetadataSettlement(bytes32 teeId,uint256 timestamp,address payer,string modelId,bytes input,bytes output,bytes metadata)`.
+    function METADATA_SETTLEMENT_TYPEHASH() external view returns (bytes32);
+
+    /// @notice The TEE registry consulted for active TEEs and their signers (immutable).
+    function teeRegistry() external view returns (ITeeRegistry);
+
+    /// @notice Records a batch root. Only RELAYER_ROLE, when not paused.
+    /// @param root The StandardMerkleTree root of the batch.
+    /// @param size Number of leaves (1 .. 2^32-1).
+    /// @param daPointer Where the tree's standard-v1 dump is published (URI or blob id), 1..MAX_DA_POINTER_LENGTH bytes.
+    /// @return batchId The new sequential batch id.
+    /// @dev Reverts InvalidBatchRoot, InvalidBatchSize, InvalidDaPointerLength, BatchRootAlreadyRecorded. Emits
+    /// BatchRecorded. Constant cost whatever the batch size.
+    function recordBatch(bytes32 root, uint256 size, bytes calldata daPointer) external returns (uint256 batchId);
+
+    /// @notice Records one inference signed by an active TEE. Only RELAYER_ROLE, when not paused.
+    /// @param settlement The signed struct.
+    /// @param signature The TEE's 65-byte signature over the EIP-712 digest of `settlement`.
+    /// @return digest The EIP-712 digest, now recorded.
+    /// @dev Reverts InvalidPayer, TimestampTooOld, TimestampInFuture, TeeNotActive, InvalidTeeSignature,
+    /// SettlementAlreadyRecorded. Emits IndividualSettled.
+    function settleIndividual(IndividualSettlement calldata settlement, bytes calldata signature)
+        external
+        returns (bytes32 digest);
+
+    /// @notice Records a full record signed by an active TEE; the data is emitted, only the digest is stored.
+    /// Only RELAYER_ROLE, when not paused.
+    /// @return digest The EIP-712 digest, now recorded.
+    /// @dev Reverts MetadataTooLarge, InvalidPayer, TimestampTooOld, TimestampInFuture, TeeNotActive,
+    /// InvalidTeeSignature, SettlementAlreadyRecorded. Emits MetadataSettled.
+    function settleMetadata(MetadataSettlement calldata record, bytes calldata signature)
+        external
+        returns (bytes32 digest);
+
+    /// @notice Sets the accepted timestamp window. Only ADMIN_ROLE.
+    /// @dev Reverts InvalidTimestampWindow. Emits TimestampWindowUpdated.
+    function setTimestampWindow(uint256 maxAge, uint256 maxFutureDrift) external;
+
+    /// @notice Stops all settlement. Only ADMIN_ROLE.
+    function pause() external;
+
+    /// @notice Resumes settlement. Only ADMIN_ROLE.
+    function unpause() external;
+
+    /// @notice The current window: (maxAge, maxFutureDrift) in seconds.
+    function timestampWindow() external view returns (uint256 maxAge, uint256 maxFutureDrift);
+
+    /// @notice The stored batch for `root` (batchId 0 if never recorded).
+    function getBatch(bytes32 root) external view returns (Batch memory);
+
+    /// @notice The stored settlement for `digest` (kind None if never recorded).
+    function getSettlement(bytes32 digest) external view returns (Settlement memory);
+
+    /// @notice True when `digest` was recorded (individual or metadata).
+    function isSettled(bytes32 digest) external view returns (bool);
+
+    /// @notice The running totals.
+    function counters() external view returns (Counters memory);
+
+    /// @notice The double-hashed StandardMerkleTree leaf hash of `leaf`.
+    function leafHash(InferenceLeaf calldata leaf) external pure returns (bytes32);
+
+    /// @notice EIP-712 digests, as the TEE signs them (for off-chain tooling and lookups).
+    function inferenceDigest(bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp)
+        external
+        view
+        returns (bytes32);
+    /// @notice EIP-712 digest of an individual settlement (the key it is recorded under).
+    function individualDigest(IndividualSettlement calldata settlement) external view returns (bytes32);
+    /// @notice EIP-712 digest of a metadata settlement (the key it is recorded under).
+    function metadataDigest(MetadataSettlement calldata record) external view returns (bytes32);
+
+    /// @notice True when `root` was recorded and `proof` proves `leaf` in it. False otherwise (never reverts).
+    function verifyInclusion(bytes32 root, InferenceLeaf calldata leaf, bytes32[] calldata proof)
+        external
+        view
+        returns (bool);
+
+    /// @notice True when `root` was recorded and the multiproof proves all `leaves` in it. `leaves` must be in the
+    /// order the multiproof uses (OpenZeppelin's getMultiProof().leaves). False otherwise; a structurally
+    /// malformed multiproof reverts with OpenZeppelin's MerkleProofInvalidMultiproof().
+    function verifyMultiInclusion(
+        bytes32 root,
+        InferenceLeaf[] calldata leaves,
+        bytes32[] calldata proof,
+        bool[] calldata proofFlags
+    ) external view returns (bool);
+
+    /// @notice The complete on-chain proof that "TEE X produced output Y for input Z, and it was settled in batch B":
+    /// `root` was recorded, `proof` proves `leaf` in it, the leaf's TEE is active in the registry, and
+    /// `leaf.teeSignature` is that TEE's EIP-712 `Inference` signature over the leaf's fields.
+    /// @return batchId The batch the inference was settled in.
+    /// @return signer The TEE's signer address.
+    /// @dev Reverts UnknownBatchRoot, InvalidInclusionProof, TeeNotActive, InvalidTeeSignature. Fails closed: a TEE
+    /// disabled or revoked later no longer verifies.
+    function verifyInferenceSignature(bytes32 root, InferenceLeaf calldata leaf, bytes32[] calldata proof)
+        external
+        view
+        returns (uint256 batchId, address signer);
+}
