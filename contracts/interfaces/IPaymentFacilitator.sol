@@ -161,6 +161,8 @@ interface IPaymentFacilitator {
     error OnlySelf(address caller);
     /// @notice A batch was empty or longer than {MAX_BATCH_SIZE}.
     error InvalidBatchSize(uint256 size);
+    /// @notice The Permit2 address given at deployment has no code.
+    error InvalidPermit2(address permit2);
 
     /// @notice The Permit2 contract this facilitator spends through.
     function PERMIT2() external view returns (ISignatureTransfer);
@@ -169,8 +171,8 @@ interface IPaymentFacilitator {
     function MAX_BATCH_SIZE() external view returns (uint256);
 
     /// @notice Settles one payment, reverting with a named error if it cannot.
-    /// @dev Check order: scheme fields, amounts, zero addresses, time window, caller (upto), token code,
-    /// signature shape, nonce, then the Permit2 transfer, then the recipient's balance delta.
+    /// @dev Check order: scheme fields, time window, amounts, parties, caller (upto), token code, signature
+    /// shape, nonce; then the Permit2 transfer; then the recipient's balance delta and the event.
     /// Reverts with Permit2's own errors (`InvalidSigner`, `InvalidSignature`, `InvalidContractSignature`,
     /// `InvalidAmount`) when Permit2 rejects the signature, and with the token's error when it lacks
     /// balance or allowance.
