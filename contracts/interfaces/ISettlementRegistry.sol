@@ -164,6 +164,8 @@ interface ISettlementRegistry {
     /// @notice The timestamp window changed.
     event TimestampWindowUpdated(uint256 maxAge, uint256 maxFutureDrift, address indexed admin);
 
+    /// @notice The TEE registry passed to the constructor has no code.
+    error InvalidTeeRegistry(address registry);
     /// @notice The root is zero.
     error InvalidBatchRoot(bytes32 root);
     /// @notice The batch size is zero or does not fit in uint32.
