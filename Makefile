@@ -13,7 +13,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/toolchain/solc
 export PATH := $(CURDIR)/node_modules/@foundry-rs/anvil-linux-amd64/bin:$(CURDIR)/$(BIN):$(PATH)
 export OG_SETTLE_HOME := $(CURDIR)
 
-.PHONY: setup test demo bench lint typecheck gas-update clean
+.PHONY: setup test demo bench lint typecheck gas-update artifacts clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -49,3 +49,6 @@ gas-update: setup
 
 clean:
 	rm -rf $(VENV) node_modules .cache .build contracts/.cache
+
+artifacts: setup
+	$(BIN)/ape compile && $(BIN)/ape run export_artifacts

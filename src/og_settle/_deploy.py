@@ -1,0 +1,286 @@
+"""Deterministic deployment of og-settle's contracts through the deterministic deployer (CREATE2).
+
+Each contract has a documented salt, ``keccak256("og-settle/<ContractName>/v1")``. Its address depends only on
+the salt and its initcode, which is the committed creation bytecode plus ABI-encoded constructor arguments:
+
+- ``TeeRegistry(admin)``
+- ``SettlementRegistry(teeRegistry, admin, maxAge, maxFutureDrift)`` with the timestamp window
+  ``DEFAULT_MAX_AGE`` (3 days, room for a relayer outage) and ``DEFAULT_MAX_FUTURE_DRIFT`` (5 minutes of clock
+  skew); the admin can change the window later without changing the address
+- ``PaymentFacilitator(permit2)``
+
+So for a given admin the addresses are known before deployment and are the same on every chain. The
+facilitator has no admin at all, so its address is the same for everyone. Deployment is idempotent: a
+contract whose predicted address already has code is not deployed again, and roles already held are not
+granted again. The result is written to ``<out_dir>/<chain id>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import sha3
+from eth_abi import encode
+
+from og_settle._addresses import DETERMINISTIC_DEPLOYER, OPG_ADDRESS, PERMIT2_ADDRESS
+from og_settle._artifacts import artifact
+from og_settle._errors import InvalidInput
+from og_settle.replica._node import create2_address
+
+__all__ = [
+    "ContractPlan",
+    "Deployment",
+    "DeploymentSender",
+    "deploy",
+    "load_deployment",
+    "plan_deployment",
+    "salt_for",
+]
+
+
+def _keccak(data: bytes) -> bytes:
+    digest: bytes = sha3.keccak_256(data).digest()
+    return digest
+
+
+def salt_for(contract_name: str) -> bytes:
+    """The documented CREATE2 salt of a contract: ``keccak256("og-settle/<name>/v1")``."""
+    return _keccak(f"og-settle/{contract_name}/v1".encode())
+
+
+def role_id(role_name: str) -> bytes:
+    return _keccak(role_name.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class ContractPlan:
+    """One contract to place with CREATE2.
+
+    Attributes:
+        name: contract name.
+        salt: CREATE2 salt.
+        initcode: creation bytecode with constructor arguments appended.
+        address: the address CREATE2 gives it through the deterministic deployer.
+    """
+
+    name: str
+    salt: bytes
+    initcode: bytes
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """Where og-settle lives on one chain.
+
+    Attributes:
+        chain_id: the chain.
+        admin: the account holding the admin roles.
+        tee_registry: TeeRegistry address.
+        settlement_registry: SettlementRegistry address.
+        payment_facilitator: PaymentFacilitator address.
+        permit2: the canonical Permit2 the facilitator uses.
+        opg: the payment token.
+        relayers: accounts granted the settlement registry's relayer role.
+        operators: accounts granted the TEE registry's operator role.
+        transactions: hashes of the transactions this run sent (empty when everything existed).
+    """
+
+    chain_id: int
+    admin: str
+    tee_registry: str
+    settlement_registry: str
+    payment_facilitator: str
+    permit2: str = PERMIT2_ADDRESS
+    opg: str = OPG_ADDRESS
+    relayers: tuple[str, ...] = ()
+    operators: tuple[str, ...] = ()
+    transactions: tuple[str, ...] = field(default=(), compare=False)
+
+    def to_json(self) -> str:
+        body = asdict(self)
+        body["format"] = "og-settle-deployment-v1"
+        body["salts"] = {name: "0x" + salt_for(name).hex() for name in _CONTRACT_ORDER}
+        body["relayers"], body["operators"] = list(self.relayers), list(self.operators)
+        body["transactions"] = list(self.transactions)
+        return json.dumps(body, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Deployment:
+        data = json.loads(text)
+        if data.get("format") != "og-settle-deployment-v1":
+            raise InvalidInput(f"format: expected 'og-settle-deployment-v1', got {data.get('format')!r}")
+        fields = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        for name in ("relayers", "operators", "transactions"):
+            fields[name] = tuple(fields.get(name, ()))
+        return cls(**fields)
+
+
+_CONTRACT_ORDER = ("TeeRegistry", "SettlementRegistry", "PaymentFacilitator")
+DEFAULT_MAX_AGE = 3 * 24 * 3600
+DEFAULT_MAX_FUTURE_DRIFT = 5 * 60
+
+
+def _constructor_args(name: str, admin: str, addresses: dict[str, str]) -> bytes:
+    if name == "TeeRegistry":
+        return encode(["address"], [admin])
+    if name == "SettlementRegistry":
+        return encode(
+            ["address", "address", "uint256", "uint256"],
+            [addresses["TeeRegistry"], admin, DEFAULT_MAX_AGE, DEFAULT_MAX_FUTURE_DRIFT],
+        )
+    if name == "PaymentFacilitator":
+        return encode(["address"], [PERMIT2_ADDRESS])
+    raise KeyError(name)
+
+
+def plan_deployment(admin: str) -> list[ContractPlan]:
+    """The three contracts, their salts, initcodes and predicted addresses, in deployment order."""
+    addresses: dict[str, str] = {}
+    plans = []
+    for name in _CONTRACT_ORDER:
+        initcode = artifact(name).initcode + _constructor_args(name, admin, addresses)
+        address = create2_address(DETERMINISTIC_DEPLOYER, salt_for(name), initcode)
+        addresses[name] = address
+        plans.append(ContractPlan(name=name, salt=salt_for(name), initcode=initcode, address=address))
+    return plans
+
+
+class DeploymentSender(Protocol):
+    """How the deploy code talks to a chain: web3 with a local key, or an Ape account in ``ape run deploy``."""
+
+    @property
+    def address(self) -> str: ...
+
+    def chain_id(self) -> int: ...
+
+    def code_at(self, address: str) -> bytes: ...
+
+    def call(self, to: str, data: bytes) -> bytes: ...
+
+    def send(self, to: str, data: bytes) -> str:
+        """Send a transaction, wait for a successful receipt, return its hash."""
+        ...
+
+
+def _selector(signature: str) -> bytes:
+    return _keccak(signature.encode())[:4]
+
+
+def _has_role(sender: DeploymentSender, contract: str, role: bytes, account: str) -> bool:
+    data = _selector("hasRole(bytes32,address)") + encode(["bytes32", "address"], [role, account])
+    return bool(int.from_bytes(sender.call(contract, data), "big"))
+
+
+def deploy(
+    sender: DeploymentSender,
+    *,
+    admin: str | None = None,
+    relayers: Sequence[str] = (),
+    operators: Sequence[str] = (),
+    out_dir: Path | None = Path("deployments"),
+    log: Callable[[str], None] = lambda line: None,
+) -> Deployment:
+    """Deploy (or find) the three contracts, grant roles, and write ``<out_dir>/<chain id>.json``.
+
+    Roles can only be granted here when the sender is the admin; otherwise the admin grants them later."""
+    admin = admin or sender.address
+    if not sender.code_at(DETERMINISTIC_DEPLOYER):
+        raise InvalidInput(f"the deterministic deployer {DETERMINISTIC_DEPLOYER} has no code on this chain")
+    if not sender.code_at(PERMIT2_ADDRESS):
+        raise InvalidInput(f"Permit2 is not deployed at {PERMIT2_ADDRESS} on this chain")
+    sent: list[str] = []
+    plans = {plan.name: plan for plan in plan_deployment(admin)}
+    for plan in plans.values():
+        if sender.code_at(plan.address):
+            log(f"{plan.name:<19} {plan.address}  already deployed")
+            continue
+        sent.append(sender.send(DETERMINISTIC_DEPLOYER, plan.salt + plan.initcode))
+        if not sender.code_at(plan.address):
+            raise InvalidInput(f"{plan.name} did not land at its predicted address {plan.address}")
+        log(f"{plan.name:<19} {plan.address}  deployed (tx {sent[-1]})")
+    grants = [("SettlementRegistry", "RELAYER_ROLE", account) for account in relayers]
+    grants += [("TeeRegistry", "OPERATOR_ROLE", account) for account in operators]
+    for contract_name, role_name, account in grants:
+        contract, role = plans[contract_name].address, role_id(role_name)
+        if _has_role(sender, contract, role, account):
+            continue
+        if sender.address.lower() != admin.lower():
+            log(f"{contract_name}: {account} lacks {role_name}; the admin {admin} must grant it")
+            continue
+        data = _selector("grantRole(bytes32,address)") + encode(["bytes32", "address"], [role, account])
+        sent.append(sender.send(contract, data))
+        log(f"{contract_name:<19} granted {role_name} to {account}")
+    deployment = Deployment(
+        chain_id=sender.chain_id(),
+        admin=admin,
+        tee_registry=plans["TeeRegistry"].address,
+        settlement_registry=plans["SettlementRegistry"].address,
+        payment_facilitator=plans["PaymentFacilitator"].address,
+        relayers=tuple(relayers),
+        operators=tuple(operators),
+        transactions=tuple(sent),
+    )
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        target = out_dir / f"{deployment.chain_id}.json"
+        tmp = target.with_suffix(".json.tmp")
+        tmp.write_text(deployment.to_json(), encoding="utf-8")
+        os.replace(tmp, target)
+        log(f"wrote {target}")
+    return deployment
+
+
+def load_deployment(path: Path) -> Deployment:
+    try:
+        return Deployment.from_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInput(f"no deployment file at {path}: deploy first (`og-settle deploy`)") from None
+    except (KeyError, TypeError, json.JSONDecodeError) as err:
+        raise InvalidInput(f"{path}: not a valid og-settle deployment file ({err})") from None
+
+
+class Web3Sender:
+    """A DeploymentSender over web3.py with a local eth-account key (the CLI and the demo use it)."""
+
+    def __init__(self, rpc_url: str, private_key: str, gas_margin: float = 1.25) -> None:
+        from eth_account import Account
+        from web3 import HTTPProvider, Web3
+
+        self._w3: Any = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+        self._account: Any = Account.from_key(private_key)
+        self._gas_margin = gas_margin
+
+    @property
+    def address(self) -> str:
+        address: str = self._account.address
+        return address
+
+    def chain_id(self) -> int:
+        return int(self._w3.eth.chain_id)
+
+    def code_at(self, address: str) -> bytes:
+        return bytes(self._w3.eth.get_code(address))
+
+    def call(self, to: str, data: bytes) -> bytes:
+        return bytes(self._w3.eth.call({"to": to, "data": data}))
+
+    def send(self, to: str, data: bytes) -> str:
+        w3 = self._w3
+        tx = {"from": self.address, "to": to, "data": data, "value": 0, "chainId": self.chain_id()}
+        tx["gas"] = int(w3.eth.estimate_gas(tx) * self._gas_margin)
+        tx["nonce"] = w3.eth.get_transaction_count(self.address, "pending")
+        base_fee = w3.eth.get_block("latest").get("baseFeePerGas", 0)
+        tx["maxPriorityFeePerGas"] = w3.eth.max_priority_fee
+        tx["maxFeePerGas"] = 2 * base_fee + tx["maxPriorityFeePerGas"]
+        signed = self._account.sign_transaction(tx)
+        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        if receipt["status"] != 1:
+            raise InvalidInput(f"transaction {tx_hash.hex()} to {to} reverted")
+        return "0x" + bytes(tx_hash).hex()

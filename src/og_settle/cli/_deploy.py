@@ -1,0 +1,59 @@
+"""``og-settle deploy``: deterministic CREATE2 deployment over plain JSON-RPC with a local key."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from og_settle._errors import InvalidInput
+
+
+def register(groups: Any) -> None:
+    cmd = groups.add_parser(
+        "deploy",
+        help="deploy (or find) TeeRegistry, SettlementRegistry and PaymentFacilitator at their CREATE2 addresses",
+    )
+    cmd.add_argument("--rpc-url", default=os.environ.get("OG_SETTLE_RPC_URL"), help="JSON-RPC endpoint")
+    cmd.add_argument(
+        "--key-env",
+        default="OG_SETTLE_DEPLOYER_KEY",
+        help="name of the environment variable holding the deployer's private key (never pass keys as arguments)",
+    )
+    cmd.add_argument("--admin", default=None, help="admin of the registries (default: the deployer)")
+    cmd.add_argument("--relayer", dest="relayers", action="append", default=[], help="grant the relayer role")
+    cmd.add_argument("--operator", dest="operators", action="append", default=[], help="grant the TEE operator role")
+    cmd.add_argument("--out-dir", type=Path, default=Path("deployments"))
+    cmd.add_argument("--dry-run", action="store_true", help="print the predicted addresses and send nothing")
+    cmd.set_defaults(handler=_deploy)
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from og_settle._deploy import Web3Sender, deploy, plan_deployment
+
+    key = os.environ.get(args.key_env)
+    if args.dry_run and args.admin:
+        for plan in plan_deployment(args.admin):
+            print(f"{plan.name:<19} {plan.address}  salt 0x{plan.salt.hex()}")
+        return 0
+    if not args.rpc_url:
+        raise InvalidInput("--rpc-url (or OG_SETTLE_RPC_URL) is required")
+    if not key:
+        raise InvalidInput(f"environment variable {args.key_env} must hold the deployer's private key")
+    sender = Web3Sender(args.rpc_url, key)
+    if args.dry_run:
+        for plan in plan_deployment(args.admin or sender.address):
+            print(f"{plan.name:<19} {plan.address}  salt 0x{plan.salt.hex()}")
+        return 0
+    deployment = deploy(
+        sender,
+        admin=args.admin,
+        relayers=args.relayers,
+        operators=args.operators,
+        out_dir=args.out_dir,
+        log=lambda line: print(line, file=sys.stderr),
+    )
+    print(deployment.to_json(), end="")
+    return 0

@@ -1,0 +1,77 @@
+"""Deterministic deployment: predicted CREATE2 addresses, idempotent re-runs, roles, and fresh artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from og_settle._artifacts import DEPLOYABLE_CONTRACTS, artifact
+from og_settle._deploy import Deployment, deploy, load_deployment, plan_deployment, role_id, salt_for
+from scripts.deploy import ApeSender
+
+
+@pytest.mark.parametrize("name", DEPLOYABLE_CONTRACTS)
+def test_committed_artifacts_match_the_compiled_contracts(project: Any, name: str) -> None:
+    """The ABI and bytecode the package ships are those of the current sources (`make artifacts` refreshes)."""
+    contract_type = getattr(project, name).contract_type
+    shipped = artifact(name)
+    assert shipped.initcode.hex() == contract_type.deployment_bytecode.bytecode.removeprefix("0x"), (
+        f"{name}: committed artifact is stale; run `make artifacts`"
+    )
+    assert shipped.runtime.hex() == contract_type.runtime_bytecode.bytecode.removeprefix("0x")
+
+
+def test_salts_are_documented_values() -> None:
+    import sha3
+
+    for name in DEPLOYABLE_CONTRACTS:
+        assert salt_for(name) == sha3.keccak_256(f"og-settle/{name}/v1".encode()).digest()
+
+
+def test_deploy_lands_at_predicted_addresses_and_is_idempotent(
+    deployer: Any, relayer: Any, admin: Any, chain: Any, project: Any, tmp_path: Path
+) -> None:
+    predicted = {plan.name: plan.address for plan in plan_deployment(deployer.address)}
+    sender = ApeSender(deployer)
+    first = deploy(sender, relayers=[relayer.address], operators=[admin.address], out_dir=tmp_path)
+
+    assert (first.tee_registry, first.settlement_registry, first.payment_facilitator) == (
+        predicted["TeeRegistry"],
+        predicted["SettlementRegistry"],
+        predicted["PaymentFacilitator"],
+    )
+    for address in predicted.values():
+        assert len(chain.provider.get_code(address)) > 0
+    registry = project.SettlementRegistry.at(first.settlement_registry)
+    assert registry.hasRole(role_id("RELAYER_ROLE"), relayer)
+    assert registry.hasRole(registry.ADMIN_ROLE(), deployer)
+    assert registry.teeRegistry() == first.tee_registry
+    assert project.TeeRegistry.at(first.tee_registry).hasRole(role_id("OPERATOR_ROLE"), admin)
+    assert project.PaymentFacilitator.at(first.payment_facilitator).PERMIT2() == first.permit2
+    assert len(first.transactions) == 5  # three CREATE2 deployments and two role grants
+
+    written = load_deployment(tmp_path / f"{chain.chain_id}.json")
+    assert written == first
+
+    again = deploy(sender, relayers=[relayer.address], operators=[admin.address], out_dir=tmp_path)
+    assert again == first
+    assert again.transactions == ()  # a re-run detects everything and sends nothing
+
+
+def test_deployment_file_rejects_unknown_format(tmp_path: Path) -> None:
+    from og_settle import InvalidInput
+
+    path = tmp_path / "84532.json"
+    path.write_text('{"format": "something-else"}')
+    with pytest.raises(InvalidInput, match="format"):
+        load_deployment(path)
+    assert (
+        Deployment.from_json(
+            Deployment(
+                chain_id=1, admin="0x" + "11" * 20, tee_registry="a", settlement_registry="b", payment_facilitator="c"
+            ).to_json()
+        ).chain_id
+        == 1
+    )
