@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import sha3
-from eth_abi import encode
+from eth_abi.abi import encode
 
 from og_settle._addresses import DETERMINISTIC_DEPLOYER, OPG_ADDRESS, PERMIT2_ADDRESS
 from og_settle._artifacts import artifact
