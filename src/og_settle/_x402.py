@@ -1,0 +1,633 @@
+"""x402 v2 wire formats for Permit2 payments, client-side payload creation, and facilitator-side verification.
+
+Wire objects (``PaymentRequirements``, ``PaymentRequired``, ``PaymentPayload``, ``SettleResponse``) convert to
+and from their camelCase JSON with ``to_json`` / ``from_json`` and travel in HTTP headers as base64 JSON
+(:func:`encode_header`, ``decode_*_header``). :func:`verify_payment` checks a payload the way an x402
+facilitator does and answers with x402 reason codes; the chain reads it needs sit behind the small
+:class:`ChainReader` protocol, so the pure checks run offline and :class:`Web3ChainReader` plugs in a node.
+
+og-settle extensions, all optional: ``witness.facilitator`` (upto, as in x402's upto scheme),
+``witness.requestHash`` (the request-bound variants), and in ``PaymentRequirements.extra`` the keys
+``spender`` (the PaymentFacilitator contract), ``facilitator`` (who settles upto payments) and ``requestHash``
+(asks the client to bind its payment to that request).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from eth_abi.abi import encode
+
+from og_settle._addresses import PERMIT2_ADDRESS
+from og_settle._errors import InvalidInput
+from og_settle._hex import keccak256, parse_address, parse_bytes32, parse_hex_bytes, parse_uint256, to_hex
+from og_settle._permit2 import (
+    Permit2Authorization,
+    is_canonical_signature,
+    new_authorization,
+    nonce_position,
+    recover_signer,
+    sign_authorization,
+)
+
+__all__ = [
+    "PAYMENT_REQUIRED_HEADER",
+    "PAYMENT_RESPONSE_HEADER",
+    "PAYMENT_SIGNATURE_HEADER",
+    "X402_VERSION",
+    "ChainReader",
+    "PaymentPayload",
+    "PaymentRequired",
+    "PaymentRequirements",
+    "Permit2Payload",
+    "ReasonCode",
+    "SettleResponse",
+    "VerifyResult",
+    "Web3ChainReader",
+    "create_payment_payload",
+    "decode_header",
+    "decode_payment_required_header",
+    "decode_payment_response_header",
+    "decode_payment_signature_header",
+    "encode_header",
+    "reason_for_revert",
+    "verify_payment",
+]
+
+X402_VERSION: Final = 2
+PAYMENT_REQUIRED_HEADER: Final = "PAYMENT-REQUIRED"
+PAYMENT_SIGNATURE_HEADER: Final = "PAYMENT-SIGNATURE"
+PAYMENT_RESPONSE_HEADER: Final = "PAYMENT-RESPONSE"
+# A header value is at most this many characters; it bounds what a client can make us decode.
+MAX_HEADER_LENGTH: Final = 16_384
+
+
+class ReasonCode(enum.StrEnum):
+    """x402 reason codes for failed verification or settlement (wire values)."""
+
+    INVALID_X402_VERSION = "invalid_x402_version"
+    UNSUPPORTED_SCHEME = "unsupported_scheme"
+    INVALID_NETWORK = "invalid_network"
+    INVALID_PERMIT2_SPENDER = "invalid_permit2_spender"
+    INVALID_PERMIT2_RECIPIENT_MISMATCH = "invalid_permit2_recipient_mismatch"
+    PERMIT2_DEADLINE_EXPIRED = "permit2_deadline_expired"
+    PERMIT2_NOT_YET_VALID = "permit2_not_yet_valid"
+    PERMIT2_AMOUNT_MISMATCH = "permit2_amount_mismatch"
+    PERMIT2_TOKEN_MISMATCH = "permit2_token_mismatch"
+    INVALID_PERMIT2_SIGNATURE = "invalid_permit2_signature"
+    PERMIT2_ALLOWANCE_REQUIRED = "permit2_allowance_required"
+    PERMIT2_INVALID_AMOUNT = "permit2_invalid_amount"
+    PERMIT2_INVALID_NONCE = "permit2_invalid_nonce"
+    PERMIT2_INSUFFICIENT_BALANCE = "permit2_insufficient_balance"
+    PERMIT2_SIMULATION_FAILED = "permit2_simulation_failed"
+    # og-settle additions for fields standard x402 exact payloads do not carry.
+    INVALID_PERMIT2_FACILITATOR = "invalid_permit2_facilitator"
+    INVALID_PERMIT2_REQUEST_HASH = "invalid_permit2_request_hash"
+
+
+def _require(data: Mapping[str, Any], key: str, where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise InvalidInput(f"{where}: expected a JSON object, got {type(data).__name__}")
+    if key not in data:
+        raise InvalidInput(f"{where}.{key}: missing")
+    return data[key]
+
+
+def _string(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def _chain_id_of(network: str) -> int:
+    namespace, _, reference = network.partition(":")
+    if namespace != "eip155" or not reference.isdigit():
+        raise InvalidInput(f"network: expected a CAIP-2 EVM network like 'eip155:84532', got {network!r}")
+    return int(reference)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRequirements:
+    """One way to pay that a server accepts (x402 v2 ``PaymentRequirements``).
+
+    Attributes:
+        scheme: ``"exact"`` or ``"upto"``.
+        network: CAIP-2 network, e.g. ``"eip155:84532"``.
+        amount: Atomic units: the price (exact) or the maximum (upto).
+        asset: The token address (OPG).
+        pay_to: The recipient address.
+        max_timeout_seconds: How long a signed payment stays valid.
+        extra: Scheme extras, e.g. ``{"assetTransferMethod": "permit2", "name": ..., "version": ...}``.
+    """
+
+    scheme: str
+    network: str
+    amount: int
+    asset: str
+    pay_to: str
+    max_timeout_seconds: int
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scheme", _string(self.scheme, "scheme"))
+        _chain_id_of(_string(self.network, "network"))
+        object.__setattr__(self, "amount", parse_uint256(self.amount, "amount"))
+        object.__setattr__(self, "asset", parse_address(self.asset, "asset"))
+        object.__setattr__(self, "pay_to", parse_address(self.pay_to, "payTo"))
+        object.__setattr__(self, "max_timeout_seconds", parse_uint256(self.max_timeout_seconds, "maxTimeoutSeconds"))
+        if not isinstance(self.extra, Mapping):
+            raise InvalidInput(f"extra: expected a JSON object, got {type(self.extra).__name__}")
+        object.__setattr__(self, "extra", dict(self.extra))
+
+    @property
+    def chain_id(self) -> int:
+        """The EIP-155 chain id of ``network``."""
+        return _chain_id_of(self.network)
+
+    def to_json(self) -> dict[str, Any]:
+        """The camelCase JSON object (amounts as decimal strings)."""
+        return {
+            "scheme": self.scheme,
+            "network": self.network,
+            "amount": str(self.amount),
+            "asset": self.asset,
+            "payTo": self.pay_to,
+            "maxTimeoutSeconds": self.max_timeout_seconds,
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str = "paymentRequirements") -> PaymentRequirements:
+        """Parse and validate the JSON object; errors name the bad field."""
+        return cls(
+            scheme=_require(data, "scheme", where),
+            network=_require(data, "network", where),
+            amount=_require(data, "amount", where),
+            asset=_require(data, "asset", where),
+            pay_to=_require(data, "payTo", where),
+            max_timeout_seconds=_require(data, "maxTimeoutSeconds", where),
+            extra=data.get("extra") or {},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRequired:
+    """The body of a 402 answer, carried in the ``PAYMENT-REQUIRED`` header.
+
+    Attributes:
+        accepts: The payment options, in the server's order of preference.
+        error: A human-readable reason, if any.
+        resource: The resource object (``url``, ``description``, ``mimeType``), passed through as is.
+        extensions: Protocol extensions, passed through as is.
+    """
+
+    accepts: tuple[PaymentRequirements, ...]
+    error: str | None = None
+    resource: Mapping[str, Any] | None = None
+    extensions: Mapping[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The camelCase JSON object."""
+        body: dict[str, Any] = {"x402Version": X402_VERSION}
+        if self.error is not None:
+            body["error"] = self.error
+        if self.resource is not None:
+            body["resource"] = dict(self.resource)
+        body["accepts"] = [option.to_json() for option in self.accepts]
+        if self.extensions is not None:
+            body["extensions"] = dict(self.extensions)
+        return body
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PaymentRequired:
+        """Parse and validate; rejects versions other than 2."""
+        _check_version(_require(data, "x402Version", "paymentRequired"))
+        accepts = _require(data, "accepts", "paymentRequired")
+        if not isinstance(accepts, list):
+            raise InvalidInput("paymentRequired.accepts: expected a list")
+        return cls(
+            accepts=tuple(PaymentRequirements.from_json(item, f"accepts[{i}]") for i, item in enumerate(accepts)),
+            error=data.get("error"),
+            resource=data.get("resource"),
+            extensions=data.get("extensions"),
+        )
+
+
+def _check_version(version: Any) -> None:
+    if version != X402_VERSION or isinstance(version, bool):
+        raise InvalidInput(f"x402Version: expected {X402_VERSION}, got {version!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Permit2Payload:
+    """The scheme payload of a Permit2 payment: the signature and the signed authorisation.
+
+    Attributes:
+        signature: The payer's signature (65 bytes for an EOA).
+        authorization: The signed ``permit2Authorization``.
+    """
+
+    signature: bytes
+    authorization: Permit2Authorization
+
+    def to_json(self) -> dict[str, Any]:
+        """``{signature, permit2Authorization: {from, permitted, spender, nonce, deadline, witness}}``."""
+        auth = self.authorization
+        witness: dict[str, Any] = {"to": auth.to}
+        if auth.facilitator is not None:
+            witness["facilitator"] = auth.facilitator
+        witness["validAfter"] = str(auth.valid_after)
+        if auth.request_hash is not None:
+            witness["requestHash"] = to_hex(auth.request_hash)
+        return {
+            "signature": to_hex(self.signature),
+            "permit2Authorization": {
+                "from": auth.owner,
+                "permitted": {"token": auth.token, "amount": str(auth.amount)},
+                "spender": auth.spender,
+                "nonce": str(auth.nonce),
+                "deadline": str(auth.deadline),
+                "witness": witness,
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str = "payload") -> Permit2Payload:
+        """Parse and validate; errors name the bad field."""
+        signature = parse_hex_bytes(_require(data, "signature", where), f"{where}.signature", max_len=4096)
+        auth = _require(data, "permit2Authorization", where)
+        where = f"{where}.permit2Authorization"
+        permitted = _require(auth, "permitted", where)
+        witness = _require(auth, "witness", where)
+        request_hash = witness.get("requestHash") if isinstance(witness, Mapping) else None
+        return cls(
+            signature=signature,
+            authorization=Permit2Authorization(
+                owner=_require(auth, "from", where),
+                token=_require(permitted, "token", f"{where}.permitted"),
+                amount=_require(permitted, "amount", f"{where}.permitted"),
+                spender=_require(auth, "spender", where),
+                nonce=_require(auth, "nonce", where),
+                deadline=_require(auth, "deadline", where),
+                to=_require(witness, "to", f"{where}.witness"),
+                valid_after=_require(witness, "validAfter", f"{where}.witness"),
+                facilitator=witness.get("facilitator"),
+                request_hash=None if request_hash is None else parse_bytes32(request_hash, "witness.requestHash"),
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentPayload:
+    """What the client sends in ``PAYMENT-SIGNATURE`` (x402 v2 ``PaymentPayload``).
+
+    Attributes:
+        accepted: The requirements the client chose to pay.
+        payload: The Permit2 signature and authorisation.
+        resource: The resource object, passed through as is.
+        extensions: Protocol extensions, passed through as is.
+    """
+
+    accepted: PaymentRequirements
+    payload: Permit2Payload
+    resource: Mapping[str, Any] | None = None
+    extensions: Mapping[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The camelCase JSON object."""
+        body: dict[str, Any] = {"x402Version": X402_VERSION}
+        if self.resource is not None:
+            body["resource"] = dict(self.resource)
+        body["accepted"] = self.accepted.to_json()
+        body["payload"] = self.payload.to_json()
+        if self.extensions is not None:
+            body["extensions"] = dict(self.extensions)
+        return body
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PaymentPayload:
+        """Parse and validate; rejects versions other than 2."""
+        _check_version(_require(data, "x402Version", "paymentPayload"))
+        return cls(
+            accepted=PaymentRequirements.from_json(_require(data, "accepted", "paymentPayload"), "accepted"),
+            payload=Permit2Payload.from_json(_require(data, "payload", "paymentPayload")),
+            resource=data.get("resource"),
+            extensions=data.get("extensions"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SettleResponse:
+    """The settlement result, carried in ``PAYMENT-RESPONSE`` (and the body of ``POST /settle``).
+
+    Attributes:
+        success: Whether the payment settled.
+        transaction: The transaction hash (empty string when nothing was sent).
+        network: CAIP-2 network.
+        payer: The payer's address, when known.
+        error_reason: An x402 reason code when ``success`` is false.
+        amount: The settled amount in atomic units, when known.
+    """
+
+    success: bool
+    transaction: str
+    network: str
+    payer: str | None = None
+    error_reason: str | None = None
+    amount: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The camelCase JSON object."""
+        body: dict[str, Any] = {"success": self.success}
+        if self.error_reason is not None:
+            body["errorReason"] = self.error_reason
+        if self.payer is not None:
+            body["payer"] = self.payer
+        body["transaction"] = self.transaction
+        body["network"] = self.network
+        if self.amount is not None:
+            body["amount"] = str(self.amount)
+        return body
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SettleResponse:
+        """Parse and validate."""
+        success = _require(data, "success", "settleResponse")
+        if not isinstance(success, bool):
+            raise InvalidInput("settleResponse.success: expected a boolean")
+        amount = data.get("amount")
+        payer = data.get("payer")
+        return cls(
+            success=success,
+            transaction=_string(_require(data, "transaction", "settleResponse"), "settleResponse.transaction"),
+            network=_string(_require(data, "network", "settleResponse"), "settleResponse.network"),
+            payer=None if payer is None else parse_address(payer, "settleResponse.payer"),
+            error_reason=data.get("errorReason"),
+            amount=None if amount is None else parse_uint256(amount, "settleResponse.amount"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """The answer of :func:`verify_payment` (the body of ``POST /verify``).
+
+    Attributes:
+        is_valid: Whether the payload would settle.
+        invalid_reason: The x402 reason code when not valid.
+        payer: The payer's address (``permit2Authorization.from``).
+    """
+
+    is_valid: bool
+    invalid_reason: ReasonCode | None = None
+    payer: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """``{isValid, invalidReason?, payer?}``."""
+        body: dict[str, Any] = {"isValid": self.is_valid}
+        if self.invalid_reason is not None:
+            body["invalidReason"] = str(self.invalid_reason)
+        if self.payer is not None:
+            body["payer"] = self.payer
+        return body
+
+
+def encode_header(message: PaymentRequired | PaymentPayload | SettleResponse) -> str:
+    """The base64 header value of a wire object (compact JSON, then standard base64)."""
+    text = json.dumps(message.to_json(), separators=(",", ":"))
+    return base64.b64encode(text.encode()).decode("ascii")
+
+
+def decode_header(value: str, header: str) -> Any:
+    """The JSON inside a base64 header value; ``header`` names the header in errors."""
+    if not isinstance(value, str) or len(value) > MAX_HEADER_LENGTH:
+        raise InvalidInput(f"{header}: expected a base64 string of at most {MAX_HEADER_LENGTH} characters")
+    try:
+        text = base64.b64decode(value.strip(), validate=True).decode()
+        return json.loads(text)
+    except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidInput(f"{header}: not base64-encoded JSON ({error})") from None
+
+
+def decode_payment_signature_header(value: str) -> PaymentPayload:
+    """Parse a ``PAYMENT-SIGNATURE`` header value."""
+    return PaymentPayload.from_json(decode_header(value, PAYMENT_SIGNATURE_HEADER))
+
+
+def decode_payment_required_header(value: str) -> PaymentRequired:
+    """Parse a ``PAYMENT-REQUIRED`` header value."""
+    return PaymentRequired.from_json(decode_header(value, PAYMENT_REQUIRED_HEADER))
+
+
+def decode_payment_response_header(value: str) -> SettleResponse:
+    """Parse a ``PAYMENT-RESPONSE`` header value."""
+    return SettleResponse.from_json(decode_header(value, PAYMENT_RESPONSE_HEADER))
+
+
+def create_payment_payload(
+    requirements: PaymentRequirements,
+    private_key: Any,
+    *,
+    spender: str | None = None,
+    facilitator: str | None = None,
+    request_hash: bytes | str | None = None,
+    resource: Mapping[str, Any] | None = None,
+    now: int | None = None,
+    nonce: int | None = None,
+    permit2: str = PERMIT2_ADDRESS,
+) -> PaymentPayload:
+    """Sign a Permit2 payment for ``requirements`` as an x402 client does.
+
+    ``spender`` (the PaymentFacilitator), ``facilitator`` (upto only) and ``request_hash`` (bound variants)
+    default to ``requirements.extra``'s ``spender``, ``facilitator`` and ``requestHash``.
+    """
+    from eth_account import Account
+
+    extra = requirements.extra
+    spender = spender if spender is not None else extra.get("spender")
+    if spender is None:
+        raise InvalidInput("spender: pass the PaymentFacilitator address or set extra.spender")
+    if requirements.scheme == "upto":
+        facilitator = facilitator if facilitator is not None else extra.get("facilitator")
+        if facilitator is None:
+            raise InvalidInput("facilitator: the upto scheme needs the settling facilitator's address")
+    elif requirements.scheme == "exact":
+        if facilitator is not None:
+            raise InvalidInput("facilitator: the exact scheme's witness has no facilitator")
+    else:
+        raise InvalidInput(f"scheme: expected 'exact' or 'upto', got {requirements.scheme!r}")
+    request_hash = request_hash if request_hash is not None else extra.get("requestHash")
+    authorization = new_authorization(
+        owner=Account.from_key(private_key).address,
+        token=requirements.asset,
+        amount=requirements.amount,
+        spender=spender,
+        to=requirements.pay_to,
+        max_timeout_seconds=requirements.max_timeout_seconds,
+        facilitator=facilitator,
+        request_hash=request_hash,
+        now=now,
+        nonce=nonce,
+    )
+    signature = sign_authorization(authorization, private_key, requirements.chain_id, permit2)
+    return PaymentPayload(accepted=requirements, payload=Permit2Payload(signature, authorization), resource=resource)
+
+
+class ChainReader(Protocol):
+    """The three chain reads verification needs (all at the latest block)."""
+
+    def nonce_bitmap(self, owner: str, word_position: int) -> int:
+        """Permit2's ``nonceBitmap(owner, wordPos)``."""
+        ...
+
+    def balance_of(self, token: str, owner: str) -> int:
+        """The token's ``balanceOf(owner)``."""
+        ...
+
+    def allowance(self, token: str, owner: str, spender: str) -> int:
+        """The token's ``allowance(owner, spender)``."""
+        ...
+
+
+def _call_uint(web3: Any, to: str, signature: bytes, types: list[str], args: list[Any]) -> int:
+    data = keccak256(signature)[:4] + encode(types, args)
+    result = bytes(web3.eth.call({"to": to, "data": to_hex(data)}))
+    if len(result) != 32:
+        raise InvalidInput(f"{to}: {signature.decode()} did not return one uint256")
+    return int.from_bytes(result, "big")
+
+
+@dataclass(frozen=True, slots=True)
+class Web3ChainReader:
+    """A :class:`ChainReader` over a web3.py ``Web3`` instance.
+
+    Attributes:
+        web3: The connected ``Web3``.
+        permit2: Permit2's address on that chain.
+    """
+
+    web3: Any
+    permit2: str = PERMIT2_ADDRESS
+
+    def nonce_bitmap(self, owner: str, word_position: int) -> int:
+        """Permit2's ``nonceBitmap(owner, wordPos)``."""
+        return _call_uint(
+            self.web3, self.permit2, b"nonceBitmap(address,uint256)", ["address", "uint256"], [owner, word_position]
+        )
+
+    def balance_of(self, token: str, owner: str) -> int:
+        """The token's ``balanceOf(owner)``."""
+        return _call_uint(self.web3, token, b"balanceOf(address)", ["address"], [owner])
+
+    def allowance(self, token: str, owner: str, spender: str) -> int:
+        """The token's ``allowance(owner, spender)``."""
+        return _call_uint(self.web3, token, b"allowance(address,address)", ["address", "address"], [owner, spender])
+
+
+def verify_payment(
+    payload: PaymentPayload,
+    requirements: PaymentRequirements,
+    *,
+    spender: str,
+    now: int,
+    reader: ChainReader | None = None,
+    settler: str | None = None,
+    request_hash: bytes | str | None = None,
+    permit2: str = PERMIT2_ADDRESS,
+) -> VerifyResult:
+    """Check ``payload`` against ``requirements`` as an x402 facilitator's ``/verify`` does.
+
+    Offline checks: version, scheme, network, spender (our PaymentFacilitator), recipient, token, amount, time
+    window at ``now``, upto facilitator (= ``settler`` when given), bound request hash (= ``request_hash`` or
+    ``requirements.extra.requestHash`` when given), and the signature (canonical, recovering to ``from`` on
+    the requirements' chain). With a ``reader``: nonce unspent, Permit2 allowance and balance. Returns the
+    first failure's x402 reason code.
+    """
+    auth = payload.payload.authorization
+    payer = auth.owner
+
+    def invalid(reason: ReasonCode) -> VerifyResult:
+        return VerifyResult(is_valid=False, invalid_reason=reason, payer=payer)
+
+    accepted = payload.accepted
+    if accepted.scheme != requirements.scheme or auth.scheme.x402_scheme != requirements.scheme:
+        return invalid(ReasonCode.UNSUPPORTED_SCHEME)
+    if accepted.network != requirements.network:
+        return invalid(ReasonCode.INVALID_NETWORK)
+    if auth.spender != parse_address(spender, "spender"):
+        return invalid(ReasonCode.INVALID_PERMIT2_SPENDER)
+    if auth.to != requirements.pay_to:
+        return invalid(ReasonCode.INVALID_PERMIT2_RECIPIENT_MISMATCH)
+    if auth.token != requirements.asset:
+        return invalid(ReasonCode.PERMIT2_TOKEN_MISMATCH)
+    if auth.amount == 0:
+        return invalid(ReasonCode.PERMIT2_INVALID_AMOUNT)
+    if auth.amount != requirements.amount:
+        return invalid(ReasonCode.PERMIT2_AMOUNT_MISMATCH)
+    if now > auth.deadline:
+        return invalid(ReasonCode.PERMIT2_DEADLINE_EXPIRED)
+    if now < auth.valid_after:
+        return invalid(ReasonCode.PERMIT2_NOT_YET_VALID)
+    if auth.scheme.is_upto and settler is not None and auth.facilitator != parse_address(settler, "settler"):
+        return invalid(ReasonCode.INVALID_PERMIT2_FACILITATOR)
+    expected_hash = request_hash if request_hash is not None else requirements.extra.get("requestHash")
+    if expected_hash is not None and auth.request_hash != parse_bytes32(expected_hash, "request_hash"):
+        return invalid(ReasonCode.INVALID_PERMIT2_REQUEST_HASH)
+    signature = payload.payload.signature
+    if (
+        not is_canonical_signature(signature)
+        or recover_signer(auth, signature, requirements.chain_id, permit2) != payer
+    ):
+        return invalid(ReasonCode.INVALID_PERMIT2_SIGNATURE)
+    if reader is not None:
+        word, bit = nonce_position(auth.nonce)
+        if (reader.nonce_bitmap(payer, word) >> bit) & 1:
+            return invalid(ReasonCode.PERMIT2_INVALID_NONCE)
+        if reader.allowance(auth.token, payer, permit2) < auth.amount:
+            return invalid(ReasonCode.PERMIT2_ALLOWANCE_REQUIRED)
+        if reader.balance_of(auth.token, payer) < auth.amount:
+            return invalid(ReasonCode.PERMIT2_INSUFFICIENT_BALANCE)
+    return VerifyResult(is_valid=True, payer=payer)
+
+
+def _selector(signature: str) -> bytes:
+    return keccak256(signature.encode())[:4]
+
+
+# Revert selectors of PaymentFacilitator and Permit2 mapped to the x402 reason code a settlement reports.
+_REVERT_REASONS: Final[dict[bytes, ReasonCode]] = {
+    _selector("PaymentExpired(uint256,uint256)"): ReasonCode.PERMIT2_DEADLINE_EXPIRED,
+    _selector("SignatureExpired(uint256)"): ReasonCode.PERMIT2_DEADLINE_EXPIRED,
+    _selector("PaymentNotYetValid(uint256,uint256)"): ReasonCode.PERMIT2_NOT_YET_VALID,
+    _selector("ZeroAmount()"): ReasonCode.PERMIT2_INVALID_AMOUNT,
+    _selector("ExactAmountMismatch(uint256,uint256)"): ReasonCode.PERMIT2_AMOUNT_MISMATCH,
+    _selector("AmountExceedsPermitted(uint256,uint256)"): ReasonCode.PERMIT2_AMOUNT_MISMATCH,
+    _selector("InvalidAmount(uint256)"): ReasonCode.PERMIT2_AMOUNT_MISMATCH,
+    _selector("InvalidRecipient(address)"): ReasonCode.INVALID_PERMIT2_RECIPIENT_MISMATCH,
+    _selector("UnauthorizedFacilitator(address,address)"): ReasonCode.INVALID_PERMIT2_FACILITATOR,
+    _selector("NonceAlreadyUsed(address,uint256)"): ReasonCode.PERMIT2_INVALID_NONCE,
+    _selector("InvalidNonce()"): ReasonCode.PERMIT2_INVALID_NONCE,
+    _selector("MalleableSignature(bytes32)"): ReasonCode.INVALID_PERMIT2_SIGNATURE,
+    _selector("InvalidSignatureV(uint8)"): ReasonCode.INVALID_PERMIT2_SIGNATURE,
+    _selector("MalformedSignature(uint256)"): ReasonCode.INVALID_PERMIT2_SIGNATURE,
+    _selector("InvalidSigner()"): ReasonCode.INVALID_PERMIT2_SIGNATURE,
+    _selector("InvalidSignature()"): ReasonCode.INVALID_PERMIT2_SIGNATURE,
+    _selector("InvalidSignatureLength()"): ReasonCode.INVALID_PERMIT2_SIGNATURE,
+    _selector("InvalidContractSignature()"): ReasonCode.INVALID_PERMIT2_SIGNATURE,
+    # Permit2 (solmate SafeTransferLib) turns a token failure - balance or allowance - into
+    # Error("TRANSFER_FROM_FAILED") without the token's reason, so that maps to permit2_simulation_failed.
+}
+
+
+def reason_for_revert(revert_data: bytes | str) -> ReasonCode:
+    """The x402 reason code for a settlement's revert data (from ``PaymentFailed`` or a failed ``settle``).
+
+    Unrecognised or empty data (for example an item that ran out of gas) maps to ``permit2_simulation_failed``.
+    """
+    data = parse_hex_bytes(revert_data, "revert_data")
+    return _REVERT_REASONS.get(data[:4], ReasonCode.PERMIT2_SIMULATION_FAILED)
