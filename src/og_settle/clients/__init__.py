@@ -1,0 +1,57 @@
+"""Typed web3.py clients for og-settle's contracts: SettlementRegistry, PaymentFacilitator, Permit2 reads.
+
+Importing this package imports web3 (about half a second); ``import og_settle`` does not.
+"""
+
+from og_settle.clients._errors import X402_REASONS, ContractRevert, NamedError, decode_revert, error_table, x402_reason
+from og_settle.clients._facilitator import PaymentFacilitatorClient, PaymentOutcome, Permit2Client
+from og_settle.clients._registry import (
+    IndividualRecord,
+    MetadataRecord,
+    RecordedBatch,
+    RecordedSettlement,
+    RegistryCounters,
+    SettlementRegistryClient,
+)
+from og_settle.clients._tx import (
+    BroadcastOutcome,
+    ContractCall,
+    NodeUnavailable,
+    Receipt,
+    RetryPolicy,
+    SignedTx,
+    TxSender,
+    call_with_retries,
+    is_connection_error,
+    make_web3,
+    revert_data,
+)
+
+__all__ = [
+    "X402_REASONS",
+    "BroadcastOutcome",
+    "ContractCall",
+    "ContractRevert",
+    "IndividualRecord",
+    "MetadataRecord",
+    "NamedError",
+    "NodeUnavailable",
+    "PaymentFacilitatorClient",
+    "PaymentOutcome",
+    "Permit2Client",
+    "Receipt",
+    "RecordedBatch",
+    "RecordedSettlement",
+    "RegistryCounters",
+    "RetryPolicy",
+    "SettlementRegistryClient",
+    "SignedTx",
+    "TxSender",
+    "call_with_retries",
+    "decode_revert",
+    "error_table",
+    "is_connection_error",
+    "make_web3",
+    "revert_data",
+    "x402_reason",
+]

@@ -1,0 +1,288 @@
+"""Typed client for the SettlementRegistry: build and send settlements, read state, check inclusion."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from og_settle._hex import parse_address, parse_bytes32, to_hex
+from og_settle.clients._errors import ContractRevert, NamedError, decode_revert, error_table
+from og_settle.clients._tx import ContractCall, Receipt, RetryPolicy, TxSender, call_with_retries, revert_data
+
+__all__ = [
+    "IndividualRecord",
+    "MetadataRecord",
+    "RecordedBatch",
+    "RecordedSettlement",
+    "RegistryCounters",
+    "SettlementRegistryClient",
+]
+
+_SETTLEMENT_KINDS: Final = ("none", "individual", "metadata")
+
+
+@dataclass(frozen=True, slots=True)
+class IndividualRecord:
+    """``ISettlementRegistry.IndividualSettlement`` plus the TEE's signature.
+
+    Attributes:
+        tee_id: the TEE (32 bytes).
+        input_hash: keccak256 of the request (32 bytes).
+        output_hash: keccak256 of the response (32 bytes).
+        timestamp: the TEE's timestamp, seconds.
+        payer: who paid (checksummed).
+        signature: the TEE's 65-byte EIP-712 signature.
+    """
+
+    tee_id: bytes
+    input_hash: bytes
+    output_hash: bytes
+    timestamp: int
+    payer: str
+    signature: bytes
+
+    def struct(self) -> tuple[Any, ...]:
+        return (self.tee_id, self.input_hash, self.output_hash, self.timestamp, self.payer)
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataRecord:
+    """``ISettlementRegistry.MetadataSettlement`` plus the TEE's signature.
+
+    Attributes:
+        tee_id: the TEE (32 bytes).
+        timestamp: the TEE's timestamp, seconds.
+        payer: who paid (checksummed).
+        model_id: the model identifier.
+        input: the request bytes.
+        output: the response bytes.
+        metadata: extra metadata bytes.
+        signature: the TEE's 65-byte EIP-712 signature.
+    """
+
+    tee_id: bytes
+    timestamp: int
+    payer: str
+    model_id: str
+    input: bytes
+    output: bytes
+    metadata: bytes
+    signature: bytes
+
+    def struct(self) -> tuple[Any, ...]:
+        return (self.tee_id, self.timestamp, self.payer, self.model_id, self.input, self.output, self.metadata)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedBatch:
+    """A batch root as the registry stores it.
+
+    Attributes:
+        root: the Merkle root.
+        batch_id: sequential id (starting at 1).
+        size: number of leaves.
+        relayer: who recorded it.
+        recorded_at: block timestamp of recording.
+    """
+
+    root: bytes
+    batch_id: int
+    size: int
+    relayer: str
+    recorded_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedSettlement:
+    """An individual or metadata settlement as the registry stores it.
+
+    Attributes:
+        digest: the EIP-712 digest it is recorded under.
+        kind: ``individual`` or ``metadata``.
+        relayer: who recorded it.
+        recorded_at: block timestamp of recording.
+    """
+
+    digest: bytes
+    kind: str
+    relayer: str
+    recorded_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryCounters:
+    """The registry's running totals.
+
+    Attributes:
+        batches: batch roots recorded.
+        inferences_in_batches: sum of recorded batch sizes.
+        individual: individual settlements.
+        metadata: metadata settlements.
+    """
+
+    batches: int
+    inferences_in_batches: int
+    individual: int
+    metadata: int
+
+
+def _leaf_tuple(leaf: Any) -> tuple[Any, ...]:
+    if hasattr(leaf, "values"):
+        return tuple(leaf.values())
+    return tuple(leaf)
+
+
+class SettlementRegistryClient:
+    """One deployed SettlementRegistry. Reads are eth_calls (retried on connection errors); writes are
+    ``ContractCall``s that a ``TxSender`` signs and sends (``send_*`` do both)."""
+
+    def __init__(
+        self, w3: Any, address: str, *, abi: Sequence[Mapping[str, Any]] | None = None, retry: RetryPolicy | None = None
+    ) -> None:
+        if abi is None:
+            from og_settle._artifacts import abi as load_abi
+
+            abi = load_abi("SettlementRegistry")
+        self.w3 = w3
+        self.address = parse_address(address, "registry")
+        self.abi = list(abi)
+        self.contract = w3.eth.contract(address=self.address, abi=self.abi)
+        self.errors = error_table([self.abi])
+        self.retry = retry or RetryPolicy()
+
+    def _read(self, name: str, *args: Any) -> Any:
+        fn = getattr(self.contract.functions, name)(*args)
+
+        def call() -> Any:
+            try:
+                return fn.call()
+            except Exception as err:
+                data = revert_data(err)
+                if data is None:
+                    raise
+                raise ContractRevert(decode_revert(data, self.errors), context=f"{name}") from err
+
+        return call_with_retries(call, self.retry, what=f"SettlementRegistry.{name}")
+
+    def _call(self, name: str, args: Sequence[Any], description: str) -> ContractCall:
+        data = self.contract.encode_abi(name, args=list(args))
+        return ContractCall(to=self.address, data=bytes.fromhex(data.removeprefix("0x")), description=description)
+
+    def decode_error(self, data: bytes) -> NamedError:
+        return decode_revert(data, self.errors)
+
+    # -- writes ------------------------------------------------------------------------------------------------
+
+    def record_batch_call(self, root: bytes, size: int, da_pointer: bytes) -> ContractCall:
+        """``recordBatch(root, size, daPointer)``."""
+        root = parse_bytes32(root, "root")
+        return self._call("recordBatch", (root, size, da_pointer), f"recordBatch(root={to_hex(root)}, size={size})")
+
+    def settle_individual_call(self, record: IndividualRecord) -> ContractCall:
+        """``settleIndividual(settlement, signature)``."""
+        return self._call(
+            "settleIndividual",
+            (record.struct(), record.signature),
+            f"settleIndividual(teeId={to_hex(record.tee_id)}, inputHash={to_hex(record.input_hash)})",
+        )
+
+    def settle_metadata_call(self, record: MetadataRecord) -> ContractCall:
+        """``settleMetadata(record, signature)``."""
+        return self._call(
+            "settleMetadata",
+            (record.struct(), record.signature),
+            f"settleMetadata(teeId={to_hex(record.tee_id)}, model={record.model_id!r})",
+        )
+
+    def send_record_batch(self, sender: TxSender, root: bytes, size: int, da_pointer: bytes, **wait: Any) -> Receipt:
+        return sender.send(self.record_batch_call(root, size, da_pointer), **wait)
+
+    def send_settle_individual(self, sender: TxSender, record: IndividualRecord, **wait: Any) -> Receipt:
+        return sender.send(self.settle_individual_call(record), **wait)
+
+    def send_settle_metadata(self, sender: TxSender, record: MetadataRecord, **wait: Any) -> Receipt:
+        return sender.send(self.settle_metadata_call(record), **wait)
+
+    # -- reads -------------------------------------------------------------------------------------------------
+
+    def get_batch(self, root: bytes) -> RecordedBatch | None:
+        """The recorded batch for ``root``, or None if it was never recorded."""
+        root = parse_bytes32(root, "root")
+        relayer, batch_id, size, recorded_at = self._read("getBatch", root)
+        if int(batch_id) == 0:
+            return None
+        return RecordedBatch(
+            root=root, batch_id=int(batch_id), size=int(size), relayer=str(relayer), recorded_at=int(recorded_at)
+        )
+
+    def get_settlement(self, digest: bytes) -> RecordedSettlement | None:
+        """The recorded individual or metadata settlement under ``digest``, or None."""
+        digest = parse_bytes32(digest, "digest")
+        kind, recorded_at, relayer = self._read("getSettlement", digest)
+        if int(kind) == 0:
+            return None
+        return RecordedSettlement(
+            digest=digest, kind=_SETTLEMENT_KINDS[int(kind)], relayer=str(relayer), recorded_at=int(recorded_at)
+        )
+
+    def is_settled(self, digest: bytes) -> bool:
+        return bool(self._read("isSettled", parse_bytes32(digest, "digest")))
+
+    def counters(self) -> RegistryCounters:
+        batches, in_batches, individual, metadata = self._read("counters")
+        return RegistryCounters(
+            batches=int(batches),
+            inferences_in_batches=int(in_batches),
+            individual=int(individual),
+            metadata=int(metadata),
+        )
+
+    def individual_digest(self, record: IndividualRecord) -> bytes:
+        return bytes(self._read("individualDigest", record.struct()))
+
+    def metadata_digest(self, record: MetadataRecord) -> bytes:
+        return bytes(self._read("metadataDigest", record.struct()))
+
+    def leaf_hash(self, leaf: Any) -> bytes:
+        return bytes(self._read("leafHash", _leaf_tuple(leaf)))
+
+    def verify_inclusion(self, root: bytes, leaf: Any, proof: Iterable[bytes]) -> bool:
+        """True when ``root`` was recorded on chain and ``proof`` proves ``leaf`` in it."""
+        return bool(self._read("verifyInclusion", parse_bytes32(root, "root"), _leaf_tuple(leaf), list(proof)))
+
+    def batch_recorded_events(self, *, from_block: int = 0, to_block: int | str = "latest") -> list[dict[str, Any]]:
+        """Every ``BatchRecorded`` event in the block range: batch id, root, relayer, size, DA pointer, tx."""
+        event = self.contract.events.BatchRecorded
+
+        def fetch() -> Any:
+            return event.get_logs(from_block=from_block, to_block=to_block)
+
+        logs = call_with_retries(fetch, self.retry, what="eth_getLogs BatchRecorded")
+        return [
+            {
+                "batch_id": int(log["args"]["batchId"]),
+                "root": bytes(log["args"]["root"]),
+                "relayer": str(log["args"]["relayer"]),
+                "size": int(log["args"]["size"]),
+                "da_pointer": bytes(log["args"]["daPointer"]),
+                "tx_hash": bytes(log["transactionHash"]),
+                "block_number": int(log["blockNumber"]),
+            }
+            for log in logs
+        ]
+
+    def settled_digests(self, receipt: Receipt) -> list[bytes]:
+        """The digests an individual or metadata settlement transaction recorded."""
+        digests = []
+        for name in ("IndividualSettled", "MetadataSettled"):
+            event = getattr(self.contract.events, name)()
+            for log in receipt.logs:
+                if log["address"].lower() != self.address.lower():
+                    continue
+                try:
+                    decoded = event.process_log(log)
+                except Exception:
+                    continue
+                digests.append(bytes(decoded["args"]["digest"]))
+        return digests

@@ -1,0 +1,767 @@
+"""The relayer's durable queue: one storage interface (``QueueStore``) and its SQLite implementation.
+
+SQLite runs in WAL mode with ``synchronous=FULL``: a transaction that returned is on disk and survives a
+SIGKILL or a power cut. Every state change is one transaction that moves the batch, its items and its
+transaction record together, so a crash leaves either the old state or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from og_settle._errors import InvalidInput, InvariantViolation
+from og_settle.relayer._states import (
+    BatchState,
+    ItemKind,
+    ItemState,
+    Lane,
+    check_batch_transition,
+    check_item_transition,
+)
+
+__all__ = [
+    "Batch",
+    "IntakeOutcome",
+    "Item",
+    "LaneBacklog",
+    "NewItem",
+    "QueueStatus",
+    "QueueStore",
+    "SqliteStore",
+    "TxRecord",
+]
+
+SCHEMA_VERSION: Final = 1
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    lane TEXT,
+    key BLOB UNIQUE,
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    batch_id INTEGER REFERENCES batches(id),
+    source TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_by_state ON items (state, lane, id);
+CREATE INDEX IF NOT EXISTS items_by_batch ON items (batch_id);
+CREATE TABLE IF NOT EXISTS batches (
+    id INTEGER PRIMARY KEY,
+    lane TEXT NOT NULL,
+    state TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    root BLOB,
+    dump_path TEXT,
+    dump TEXT,
+    reason TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS batches_by_state ON batches (state, id);
+CREATE TABLE IF NOT EXISTS transactions (
+    id INTEGER PRIMARY KEY,
+    batch_id INTEGER NOT NULL REFERENCES batches(id),
+    tx_hash BLOB NOT NULL UNIQUE,
+    nonce INTEGER NOT NULL,
+    sender TEXT NOT NULL,
+    raw BLOB NOT NULL,
+    state TEXT NOT NULL,
+    block_number INTEGER,
+    gas_used INTEGER,
+    note TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS transactions_by_batch ON transactions (batch_id, id);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class NewItem:
+    """A verified record ready to be queued.
+
+    Attributes:
+        kind: inference record or payment.
+        lane: how it settles (its settlement mode, or ``payment``).
+        key: the idempotency key (32 bytes); a second item with the same key is a duplicate.
+        payload: the normalised record, JSON-serialisable.
+        source: where it came from, for operators (for example ``intake.jsonl:12``).
+    """
+
+    kind: ItemKind
+    lane: Lane
+    key: bytes
+    payload: Mapping[str, Any]
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One queued record as stored.
+
+    Attributes:
+        id: row id, increasing in intake order.
+        kind: inference record or payment.
+        lane: how it settles; None only for rejected records whose mode could not be read.
+        key: the idempotency key; None for rejected records.
+        payload: the normalised record (for rejected records, the raw text, cut to 4 KiB).
+        state: where it stands.
+        reason: why it failed or was rejected (an x402 reason code for payments), or a note.
+        batch_id: the batch it belongs to, once batched.
+        source: where it came from.
+        received_at: Unix time of intake.
+        updated_at: Unix time of the last state change.
+    """
+
+    id: int
+    kind: ItemKind
+    lane: Lane | None
+    key: bytes | None
+    payload: str
+    state: ItemState
+    reason: str | None
+    batch_id: int | None
+    source: str
+    received_at: float
+    updated_at: float
+
+    def record(self) -> dict[str, Any]:
+        """The normalised record this item carries."""
+        value: dict[str, Any] = json.loads(self.payload)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class TxRecord:
+    """One signed settlement transaction, written to disk before it was broadcast.
+
+    Attributes:
+        id: row id.
+        batch_id: the batch it settles.
+        tx_hash: its hash (32 bytes).
+        nonce: the sender's account nonce it uses.
+        sender: the relayer account that signed it.
+        raw: the signed raw transaction, so that it can be broadcast again byte for byte.
+        state: ``sent`` (written, maybe broadcast), ``mined``, ``reverted`` or ``replaced`` (its nonce was
+            used by another transaction, so it can never be mined).
+        block_number: the block it was mined in, once known.
+        gas_used: gas used, once mined.
+        note: extra detail (a revert reason, why it was replaced).
+        created_at: Unix time it was signed.
+    """
+
+    id: int
+    batch_id: int
+    tx_hash: bytes
+    nonce: int
+    sender: str
+    raw: bytes
+    state: str
+    block_number: int | None
+    gas_used: int | None
+    note: str | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """The items one settlement transaction settles.
+
+    Attributes:
+        id: row id.
+        lane: batch (a Merkle root), individual, metadata or payment.
+        state: where it stands.
+        size: number of items.
+        root: the Merkle root, for ``batch`` lanes.
+        dump_path: where the tree's standard-v1 dump was written, if written to a file.
+        dump: the dump inline, if not written to a file.
+        reason: why it failed, or a note.
+        attempts: how many transactions were signed for it.
+        created_at: Unix time it was built.
+        updated_at: Unix time of the last state change.
+    """
+
+    id: int
+    lane: Lane
+    state: BatchState
+    size: int
+    root: bytes | None
+    dump_path: str | None
+    dump: str | None
+    reason: str | None
+    attempts: int
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeOutcome:
+    """What happened to one record offered to the queue.
+
+    Attributes:
+        item_id: the stored item (the earlier one, for a duplicate).
+        duplicate: True when an item with the same idempotency key was already queued.
+    """
+
+    item_id: int
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LaneBacklog:
+    """Items of one lane waiting for the batching policy.
+
+    Attributes:
+        lane: the lane.
+        count: how many are waiting.
+        oldest_at: Unix intake time of the oldest waiting item.
+        newest_at: Unix intake time of the newest waiting item.
+    """
+
+    lane: Lane
+    count: int
+    oldest_at: float
+    newest_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatus:
+    """What an operator needs at a glance.
+
+    Attributes:
+        items_by_state: item counts by state.
+        items_by_lane_and_state: item counts by lane, then state.
+        batches_by_state: batch counts by state.
+        oldest_pending: the oldest item still in flight (received, batched or submitted), if any.
+        last_transaction: the most recently signed transaction, if any.
+        failure_reasons: counts of failed and rejected items by reason.
+    """
+
+    items_by_state: Mapping[str, int]
+    items_by_lane_and_state: Mapping[str, Mapping[str, int]]
+    batches_by_state: Mapping[str, int]
+    oldest_pending: Item | None
+    last_transaction: TxRecord | None
+    failure_reasons: Mapping[str, int]
+
+    @property
+    def in_flight(self) -> int:
+        """Items received, batched or submitted but not yet confirmed or failed."""
+        return sum(self.items_by_state.get(state.value, 0) for state in _IN_FLIGHT_ITEMS)
+
+
+_IN_FLIGHT_ITEMS: Final = (ItemState.RECEIVED, ItemState.BATCHED, ItemState.SUBMITTED)
+
+
+class QueueStore(Protocol):
+    """Durable storage for the relayer. Every method that changes state is atomic."""
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    def add_items(self, items: Sequence[NewItem]) -> list[IntakeOutcome]: ...
+
+    def add_rejected(self, kind: ItemKind, source: str, raw: str, reason: str) -> int: ...
+
+    def item(self, item_id: int) -> Item: ...
+
+    def items(
+        self, *, state: ItemState | None = None, lane: Lane | None = None, limit: int | None = None
+    ) -> list[Item]: ...
+
+    def backlog(self, lane: Lane) -> LaneBacklog | None: ...
+
+    def create_batch(
+        self, lane: Lane, item_ids: Sequence[int], *, root: bytes | None, dump_path: str | None, dump: str | None
+    ) -> Batch: ...
+
+    def batch(self, batch_id: int) -> Batch: ...
+
+    def batches(self, *states: BatchState) -> list[Batch]: ...
+
+    def batch_items(self, batch_id: int) -> list[Item]: ...
+
+    def record_signed_tx(self, batch_id: int, *, tx_hash: bytes, nonce: int, sender: str, raw: bytes) -> TxRecord: ...
+
+    def current_tx(self, batch_id: int) -> TxRecord | None: ...
+
+    def confirm_batch(
+        self,
+        batch_id: int,
+        *,
+        tx_hash: bytes | None,
+        block_number: int | None,
+        gas_used: int | None,
+        item_failures: Mapping[int, str] | None = None,
+        note: str | None = None,
+    ) -> None: ...
+
+    def fail_batch(
+        self, batch_id: int, reason: str, *, tx_hash: bytes | None = None, block_number: int | None = None
+    ) -> None: ...
+
+    def reopen_batch(self, batch_id: int, note: str) -> None: ...
+
+    def dissolve_batch(self, batch_id: int, note: str) -> None: ...
+
+    def resolve_items(self, batch_id: int, *, confirmed: Mapping[int, str], failed: Mapping[int, str]) -> None: ...
+
+    def open_items(self, batch_id: int) -> list[Item]: ...
+
+    def settle_without_tx(self, item_ids: Sequence[int], note: str) -> None: ...
+
+    def fail_items(self, item_ids: Sequence[int], reason: str) -> None: ...
+
+    def status(self) -> QueueStatus: ...
+
+    def close(self) -> None: ...
+
+
+def _now() -> float:
+    return time.time()
+
+
+class SqliteStore:
+    """``QueueStore`` on one SQLite file in WAL mode with ``synchronous=FULL``.
+
+    Several processes may open the same file (for example ``relayer submit`` feeding a running relayer);
+    writers wait up to ``busy_timeout`` seconds for each other.
+    """
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(path) != ":memory:" and mode.lower() != "wal":
+            raise InvalidInput(f"db: {path} cannot use WAL mode (journal_mode is {mode}); is it on a network share?")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        with self._write():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise InvalidInput(
+                    f"db: {self.path} has queue schema version {row[0]}; this og-settle reads version {SCHEMA_VERSION}"
+                )
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken with BEGIN IMMEDIATE so that concurrent writers queue up."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- meta --------------------------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
+                (key, value, value),
+            )
+
+    # -- intake ------------------------------------------------------------------------------------------------
+
+    def add_items(self, items: Sequence[NewItem]) -> list[IntakeOutcome]:
+        outcomes: list[IntakeOutcome] = []
+        now = _now()
+        with self._write() as db:
+            for new in items:
+                if len(new.key) != 32:
+                    raise InvariantViolation(f"idempotency key must be 32 bytes, got {len(new.key)}")
+                existing = db.execute("SELECT id FROM items WHERE key = ?", (new.key,)).fetchone()
+                if existing is not None:
+                    outcomes.append(IntakeOutcome(item_id=int(existing[0]), duplicate=True))
+                    continue
+                cursor = db.execute(
+                    "INSERT INTO items (kind, lane, key, payload, state, source, received_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        new.kind.value,
+                        new.lane.value,
+                        new.key,
+                        json.dumps(new.payload, sort_keys=True, separators=(",", ":")),
+                        ItemState.RECEIVED.value,
+                        new.source,
+                        now,
+                        now,
+                    ),
+                )
+                outcomes.append(IntakeOutcome(item_id=int(cursor.lastrowid or 0), duplicate=False))
+        return outcomes
+
+    def add_rejected(self, kind: ItemKind, source: str, raw: str, reason: str) -> int:
+        now = _now()
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO items (kind, lane, key, payload, state, reason, source, received_at, updated_at)"
+                " VALUES (?, NULL, NULL, ?, ?, ?, ?, ?, ?)",
+                (kind.value, raw[:4096], ItemState.REJECTED.value, reason, source, now, now),
+            )
+            return int(cursor.lastrowid or 0)
+
+    # -- reads -------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _item(row: sqlite3.Row) -> Item:
+        return Item(
+            id=int(row["id"]),
+            kind=ItemKind(row["kind"]),
+            lane=None if row["lane"] is None else Lane(row["lane"]),
+            key=None if row["key"] is None else bytes(row["key"]),
+            payload=str(row["payload"]),
+            state=ItemState(row["state"]),
+            reason=row["reason"],
+            batch_id=row["batch_id"],
+            source=str(row["source"]),
+            received_at=float(row["received_at"]),
+            updated_at=float(row["updated_at"]),
+        )
+
+    @staticmethod
+    def _batch(row: sqlite3.Row) -> Batch:
+        return Batch(
+            id=int(row["id"]),
+            lane=Lane(row["lane"]),
+            state=BatchState(row["state"]),
+            size=int(row["size"]),
+            root=None if row["root"] is None else bytes(row["root"]),
+            dump_path=row["dump_path"],
+            dump=row["dump"],
+            reason=row["reason"],
+            attempts=int(row["attempts"]),
+            created_at=float(row["created_at"]),
+            updated_at=float(row["updated_at"]),
+        )
+
+    @staticmethod
+    def _tx(row: sqlite3.Row) -> TxRecord:
+        return TxRecord(
+            id=int(row["id"]),
+            batch_id=int(row["batch_id"]),
+            tx_hash=bytes(row["tx_hash"]),
+            nonce=int(row["nonce"]),
+            sender=str(row["sender"]),
+            raw=bytes(row["raw"]),
+            state=str(row["state"]),
+            block_number=row["block_number"],
+            gas_used=row["gas_used"],
+            note=row["note"],
+            created_at=float(row["created_at"]),
+        )
+
+    def item(self, item_id: int) -> Item:
+        row = self._db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
+        if row is None:
+            raise InvalidInput(f"item: no item with id {item_id}")
+        return self._item(row)
+
+    def items(
+        self, *, state: ItemState | None = None, lane: Lane | None = None, limit: int | None = None
+    ) -> list[Item]:
+        clauses, params = [], []
+        if state is not None:
+            clauses.append("state = ?")
+            params.append(state.value)
+        if lane is not None:
+            clauses.append("lane = ?")
+            params.append(lane.value)
+        sql = "SELECT * FROM items" + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [self._item(row) for row in self._db.execute(sql, params)]
+
+    def backlog(self, lane: Lane) -> LaneBacklog | None:
+        row = self._db.execute(
+            "SELECT COUNT(*), MIN(received_at), MAX(received_at) FROM items WHERE state = ? AND lane = ?",
+            (ItemState.RECEIVED.value, lane.value),
+        ).fetchone()
+        if not row[0]:
+            return None
+        return LaneBacklog(lane=lane, count=int(row[0]), oldest_at=float(row[1]), newest_at=float(row[2]))
+
+    def batch(self, batch_id: int) -> Batch:
+        row = self._db.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
+        if row is None:
+            raise InvalidInput(f"batch: no batch with id {batch_id}")
+        return self._batch(row)
+
+    def batches(self, *states: BatchState) -> list[Batch]:
+        if states:
+            marks = ",".join("?" * len(states))
+            rows = self._db.execute(
+                f"SELECT * FROM batches WHERE state IN ({marks}) ORDER BY id", [s.value for s in states]
+            )
+        else:
+            rows = self._db.execute("SELECT * FROM batches ORDER BY id")
+        return [self._batch(row) for row in rows]
+
+    def batch_items(self, batch_id: int) -> list[Item]:
+        rows = self._db.execute("SELECT * FROM items WHERE batch_id = ? ORDER BY id", (batch_id,))
+        return [self._item(row) for row in rows]
+
+    def current_tx(self, batch_id: int) -> TxRecord | None:
+        row = self._db.execute(
+            "SELECT * FROM transactions WHERE batch_id = ? ORDER BY id DESC LIMIT 1", (batch_id,)
+        ).fetchone()
+        return None if row is None else self._tx(row)
+
+    # -- transitions -------------------------------------------------------------------------------------------
+
+    def _move_items(
+        self, db: sqlite3.Connection, ids: Sequence[int], new: ItemState, *, reason: str | None, now: float
+    ) -> None:
+        """Move items to ``new``, checking each transition; the caller holds the write transaction."""
+        for chunk_start in range(0, len(ids), 500):
+            chunk = list(ids[chunk_start : chunk_start + 500])
+            marks = ",".join("?" * len(chunk))
+            states = db.execute(f"SELECT id, state FROM items WHERE id IN ({marks})", chunk).fetchall()
+            if len(states) != len(set(chunk)):
+                raise InvariantViolation(f"items {sorted(set(chunk) - {r[0] for r in states})} do not exist")
+            for row in states:
+                check_item_transition(ItemState(row[1]), new)
+            db.execute(
+                f"UPDATE items SET state = ?, reason = ?, updated_at = ? WHERE id IN ({marks})",
+                [new.value, reason, now, *chunk],
+            )
+
+    def _move_batch(self, db: sqlite3.Connection, batch_id: int, new: BatchState, **fields: Any) -> Batch:
+        row = db.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
+        if row is None:
+            raise InvariantViolation(f"batch {batch_id} does not exist")
+        batch = self._batch(row)
+        check_batch_transition(batch.state, new)
+        sets = ", ".join(f"{name} = ?" for name in ("state", "updated_at", *fields))
+        db.execute(f"UPDATE batches SET {sets} WHERE id = ?", [new.value, _now(), *fields.values(), batch_id])
+        return batch
+
+    def _batch_item_ids(self, db: sqlite3.Connection, batch_id: int, *states: ItemState) -> list[int]:
+        """Ids of the batch's items, optionally only those in ``states``."""
+        if not states:
+            rows = db.execute("SELECT id FROM items WHERE batch_id = ? ORDER BY id", (batch_id,))
+        else:
+            marks = ",".join("?" * len(states))
+            rows = db.execute(
+                f"SELECT id FROM items WHERE batch_id = ? AND state IN ({marks}) ORDER BY id",
+                [batch_id, *(s.value for s in states)],
+            )
+        return [int(r[0]) for r in rows]
+
+    def create_batch(
+        self, lane: Lane, item_ids: Sequence[int], *, root: bytes | None, dump_path: str | None, dump: str | None
+    ) -> Batch:
+        if not item_ids:
+            raise InvariantViolation("a batch needs at least one item")
+        now = _now()
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO batches (lane, state, size, root, dump_path, dump, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (lane.value, BatchState.BUILT.value, len(item_ids), root, dump_path, dump, now, now),
+            )
+            batch_id = int(cursor.lastrowid or 0)
+            for chunk_start in range(0, len(item_ids), 500):
+                chunk = list(item_ids[chunk_start : chunk_start + 500])
+                marks = ",".join("?" * len(chunk))
+                changed = db.execute(
+                    f"UPDATE items SET state = ?, batch_id = ?, updated_at = ?"
+                    f" WHERE id IN ({marks}) AND state = ? AND lane = ?",
+                    [ItemState.BATCHED.value, batch_id, now, *chunk, ItemState.RECEIVED.value, lane.value],
+                ).rowcount
+                if changed != len(set(chunk)):
+                    raise InvariantViolation(f"batch {batch_id}: some of items {chunk} are not received {lane} items")
+            row = db.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
+        return self._batch(row)
+
+    def record_signed_tx(self, batch_id: int, *, tx_hash: bytes, nonce: int, sender: str, raw: bytes) -> TxRecord:
+        now = _now()
+        with self._write() as db:
+            batch = self._move_batch(db, batch_id, BatchState.SUBMITTED)
+            db.execute("UPDATE batches SET attempts = ? WHERE id = ?", (batch.attempts + 1, batch_id))
+            open_ids = self._batch_item_ids(db, batch_id, ItemState.BATCHED)
+            if not open_ids:
+                raise InvariantViolation(f"batch {batch_id} has no open items to submit")
+            self._move_items(db, open_ids, ItemState.SUBMITTED, reason=None, now=now)
+            db.execute(
+                "INSERT INTO transactions (batch_id, tx_hash, nonce, sender, raw, state, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, 'sent', ?, ?)",
+                (batch_id, tx_hash, nonce, sender, raw, now, now),
+            )
+            row = db.execute("SELECT * FROM transactions WHERE tx_hash = ?", (tx_hash,)).fetchone()
+        return self._tx(row)
+
+    def confirm_batch(
+        self,
+        batch_id: int,
+        *,
+        tx_hash: bytes | None,
+        block_number: int | None,
+        gas_used: int | None,
+        item_failures: Mapping[int, str] | None = None,
+        note: str | None = None,
+    ) -> None:
+        now = _now()
+        failures = dict(item_failures or {})
+        with self._write() as db:
+            self._move_batch(db, batch_id, BatchState.CONFIRMED, reason=note)
+            ids = self._batch_item_ids(db, batch_id, ItemState.BATCHED, ItemState.SUBMITTED)
+            unknown = set(failures) - set(ids)
+            if unknown:
+                raise InvariantViolation(f"batch {batch_id}: failures reported for items {sorted(unknown)} not in it")
+            self._move_items(db, [i for i in ids if i not in failures], ItemState.CONFIRMED, reason=note, now=now)
+            for item_id, reason in failures.items():
+                self._move_items(db, [item_id], ItemState.FAILED, reason=reason, now=now)
+            if tx_hash is not None:
+                db.execute(
+                    "UPDATE transactions SET state = 'mined', block_number = ?, gas_used = ?, updated_at = ?"
+                    " WHERE tx_hash = ?",
+                    (block_number, gas_used, now, tx_hash),
+                )
+            # Any other transaction signed for this batch can never be mined now (the contract would refuse it).
+            db.execute(
+                "UPDATE transactions SET state = 'replaced', note = COALESCE(note, 'batch confirmed by another'),"
+                " updated_at = ? WHERE batch_id = ? AND state = 'sent'",
+                (now, batch_id),
+            )
+
+    def fail_batch(
+        self, batch_id: int, reason: str, *, tx_hash: bytes | None = None, block_number: int | None = None
+    ) -> None:
+        now = _now()
+        with self._write() as db:
+            self._move_batch(db, batch_id, BatchState.FAILED, reason=reason)
+            open_ids = self._batch_item_ids(db, batch_id, ItemState.BATCHED, ItemState.SUBMITTED)
+            self._move_items(db, open_ids, ItemState.FAILED, reason=reason, now=now)
+            if tx_hash is not None:
+                db.execute(
+                    "UPDATE transactions SET state = 'reverted', block_number = ?, note = ?, updated_at = ?"
+                    " WHERE tx_hash = ?",
+                    (block_number, reason, now, tx_hash),
+                )
+
+    def reopen_batch(self, batch_id: int, note: str) -> None:
+        """A submitted batch's transaction can never be mined (its nonce went to another): sign it again."""
+        now = _now()
+        with self._write() as db:
+            self._move_batch(db, batch_id, BatchState.BUILT, reason=note)
+            open_ids = self._batch_item_ids(db, batch_id, ItemState.SUBMITTED)
+            self._move_items(db, open_ids, ItemState.BATCHED, reason=None, now=now)
+            db.execute(
+                "UPDATE transactions SET state = 'replaced', note = ?, updated_at = ?"
+                " WHERE batch_id = ? AND state = 'sent'",
+                (note, now, batch_id),
+            )
+
+    def dissolve_batch(self, batch_id: int, note: str) -> None:
+        """A built batch that was never signed is undone: its items go back to ``received``."""
+        now = _now()
+        with self._write() as db:
+            self._move_batch(db, batch_id, BatchState.FAILED, reason=note)
+            ids = self._batch_item_ids(db, batch_id, ItemState.BATCHED)
+            self._move_items(db, ids, ItemState.RECEIVED, reason=None, now=now)
+            for chunk_start in range(0, len(ids), 500):
+                chunk = ids[chunk_start : chunk_start + 500]
+                marks = ",".join("?" * len(chunk))
+                db.execute(f"UPDATE items SET batch_id = NULL WHERE id IN ({marks})", chunk)
+
+    def resolve_items(self, batch_id: int, *, confirmed: Mapping[int, str], failed: Mapping[int, str]) -> None:
+        """Some open items of a built batch turned out settled (or unsettleable) on chain before its transaction
+        was signed: move them to confirmed / failed with a note; the rest stay in the batch."""
+        now = _now()
+        with self._write() as db:
+            open_ids = set(self._batch_item_ids(db, batch_id, ItemState.BATCHED))
+            stray = (set(confirmed) | set(failed)) - open_ids
+            if stray:
+                raise InvariantViolation(f"batch {batch_id}: items {sorted(stray)} are not open items of it")
+            for item_id, note in confirmed.items():
+                self._move_items(db, [item_id], ItemState.CONFIRMED, reason=note, now=now)
+            for item_id, reason in failed.items():
+                self._move_items(db, [item_id], ItemState.FAILED, reason=reason, now=now)
+
+    def open_items(self, batch_id: int) -> list[Item]:
+        """The batch's items that are not yet confirmed or failed."""
+        rows = self._db.execute(
+            "SELECT * FROM items WHERE batch_id = ? AND state IN (?, ?) ORDER BY id",
+            (batch_id, ItemState.BATCHED.value, ItemState.SUBMITTED.value),
+        )
+        return [self._item(row) for row in rows]
+
+    def settle_without_tx(self, item_ids: Sequence[int], note: str) -> None:
+        """Items that need no transaction (private mode) are done."""
+        with self._write() as db:
+            self._move_items(db, item_ids, ItemState.CONFIRMED, reason=note, now=_now())
+
+    def fail_items(self, item_ids: Sequence[int], reason: str) -> None:
+        with self._write() as db:
+            self._move_items(db, item_ids, ItemState.FAILED, reason=reason, now=_now())
+
+    # -- status ------------------------------------------------------------------------------------------------
+
+    def status(self) -> QueueStatus:
+        by_state: dict[str, int] = {}
+        by_lane: dict[str, dict[str, int]] = {}
+        for row in self._db.execute("SELECT lane, state, COUNT(*) FROM items GROUP BY lane, state"):
+            lane = row[0] or "unknown"
+            by_state[row[1]] = by_state.get(row[1], 0) + int(row[2])
+            by_lane.setdefault(lane, {})[row[1]] = int(row[2])
+        batches = {str(r[0]): int(r[1]) for r in self._db.execute("SELECT state, COUNT(*) FROM batches GROUP BY state")}
+        marks = ",".join("?" * len(_IN_FLIGHT_ITEMS))
+        oldest = self._db.execute(
+            f"SELECT * FROM items WHERE state IN ({marks}) ORDER BY received_at, id LIMIT 1",
+            [s.value for s in _IN_FLIGHT_ITEMS],
+        ).fetchone()
+        last_tx = self._db.execute("SELECT * FROM transactions ORDER BY id DESC LIMIT 1").fetchone()
+        reasons = {
+            str(r[0]): int(r[1])
+            for r in self._db.execute(
+                "SELECT reason, COUNT(*) FROM items WHERE state IN ('failed', 'rejected') GROUP BY reason"
+                " ORDER BY COUNT(*) DESC LIMIT 20"
+            )
+        }
+        return QueueStatus(
+            items_by_state=by_state,
+            items_by_lane_and_state=by_lane,
+            batches_by_state=batches,
+            oldest_pending=None if oldest is None else self._item(oldest),
+            last_transaction=None if last_tx is None else self._tx(last_tx),
+            failure_reasons=reasons,
+        )
