@@ -1,0 +1,524 @@
+"""The TEE side of settlement: teeId derivation and the EIP-712 messages the contracts verify.
+
+What this mirrors (``contracts/interfaces/ITeeRegistry.sol`` and ``ISettlementRegistry.sol``):
+
+- ``teeId = keccak256(publicKey)`` over the 64-byte uncompressed secp256k1 public key (x ‖ y, no ``0x04``), and the
+  TEE's signer address is the last 20 bytes of that same hash. OpenGradient derives its (RSA) teeIds the same way,
+  from the DER-encoded key.
+- The settlement registry's domain is ``{name: "OG Settlement Registry", version: "1", chainId,
+  verifyingContract}``; the TEE registry's is ``{name: "OG TEE Registry", version: "1", ...}``.
+- Four typed structs: ``Inference`` (what a TEE signs for a batch leaf), ``IndividualSettlement``,
+  ``MetadataSettlement`` (the full record; EIP-712 hashes its dynamic members, so it commits to
+  ``inputHash = keccak256(input)`` and ``outputHash = keccak256(output)``), and ``TeeRegistration`` (the key's
+  proof of possession). The payer is part of the individual and metadata structs.
+
+Hashes are computed by hand with eth-abi and keccak; :meth:`Eip712Domain.typed_data` gives the same message as
+eth-account typed data, and the tests check both agree and that the contracts accept the signatures. Nothing here
+imports ape or web3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from eth_abi.abi import encode
+from eth_account import Account
+from eth_utils.address import to_checksum_address
+
+from og_settle._errors import InvalidInput, InvariantViolation
+from og_settle._hex import (
+    UINT256_MAX,
+    keccak256,
+    parse_bytes32,
+    parse_hex_bytes,
+    to_hex,
+)
+
+__all__ = [
+    "DOMAIN_TYPE",
+    "INDIVIDUAL_SETTLEMENT_TYPE",
+    "INFERENCE_TYPE",
+    "MAX_METADATA_SIZE",
+    "METADATA_SETTLEMENT_TYPE",
+    "SETTLEMENT_DOMAIN_NAME",
+    "TEE_REGISTRATION_TYPE",
+    "TEE_REGISTRY_DOMAIN_NAME",
+    "Eip712Domain",
+    "IndividualSettlement",
+    "InferenceAttestation",
+    "MetadataSettlement",
+    "TeeKey",
+    "TeeRegistration",
+    "recover_signer",
+    "settlement_domain",
+    "tee_id_for",
+    "tee_registry_domain",
+    "tee_signer_for",
+]
+
+DOMAIN_TYPE: Final = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+SETTLEMENT_DOMAIN_NAME: Final = "OG Settlement Registry"
+TEE_REGISTRY_DOMAIN_NAME: Final = "OG TEE Registry"
+DOMAIN_VERSION: Final = "1"
+
+INFERENCE_TYPE: Final = "Inference(bytes32 teeId,bytes32 inputHash,bytes32 outputHash,uint256 timestamp)"
+INDIVIDUAL_SETTLEMENT_TYPE: Final = (
+    "IndividualSettlement(bytes32 teeId,bytes32 inputHash,bytes32 outputHash,uint256 timestamp,address payer)"
+)
+METADATA_SETTLEMENT_TYPE: Final = (
+    "MetadataSettlement(bytes32 teeId,uint256 timestamp,address payer,string modelId,bytes input,bytes output,"
+    "bytes metadata)"
+)
+TEE_REGISTRATION_TYPE: Final = (
+    "TeeRegistration(bytes32 teeId,address operator,bytes32 measurement,bytes32 attestationHash,"
+    "address paymentAddress,string endpoint)"
+)
+# SettlementRegistry.MAX_METADATA_SIZE: bytes of modelId + input + output + metadata together.
+MAX_METADATA_SIZE: Final = 64 * 1024
+# TeeRegistry.MAX_ENDPOINT_LENGTH.
+MAX_ENDPOINT_LENGTH: Final = 256
+
+_SECP256K1_N: Final = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def _type_fields(type_string: str) -> list[dict[str, str]]:
+    inner = type_string[type_string.index("(") + 1 : -1]
+    return [{"name": part.split(" ")[1], "type": part.split(" ")[0]} for part in inner.split(",")]
+
+
+def _type_name(type_string: str) -> str:
+    return type_string[: type_string.index("(")]
+
+
+def parse_address(value: Any, field: str) -> str:
+    """A 20-byte address (hex or bytes), checksummed; InvalidInput naming ``field`` otherwise."""
+    raw = parse_hex_bytes(value, field)
+    if len(raw) != 20:
+        raise InvalidInput(f"{field}: expected a 20-byte address, got {len(raw)} bytes")
+    checksummed: str = to_checksum_address(raw)
+    return checksummed
+
+
+def _check_timestamp(value: Any) -> int:
+    if type(value) is not int or not 0 <= value <= UINT256_MAX:
+        raise InvalidInput(f"timestamp: expected an integer in [0, 2**256), got {value!r}")
+    return value
+
+
+# teeId derivation
+
+
+def _public_key_bytes(public_key: Any) -> bytes:
+    raw = parse_hex_bytes(public_key, "public_key") if not hasattr(public_key, "to_bytes") else public_key.to_bytes()
+    if len(raw) == 65 and raw[0] == 4:
+        raw = raw[1:]
+    if len(raw) != 64:
+        raise InvalidInput(f"public_key: expected 64 bytes (x || y) or 65 with a 0x04 prefix, got {len(raw)} bytes")
+    return bytes(raw)
+
+
+def tee_id_for(public_key: Any) -> bytes:
+    """The teeId of a secp256k1 TEE key: ``keccak256`` of its 64-byte uncompressed public key.
+
+    ``public_key`` may be 64 bytes (x ‖ y), 65 bytes with the ``0x04`` prefix, either as hex, or an eth-keys
+    ``PublicKey``. This is what ``TeeRegistry.registerTee`` derives on chain.
+    """
+    return keccak256(_public_key_bytes(public_key))
+
+
+def tee_signer_for(public_key: Any) -> str:
+    """The checksummed signer address of a TEE key: the last 20 bytes of its teeId (its Ethereum address)."""
+    return parse_address(to_hex(tee_id_for(public_key)[12:]), "signer")
+
+
+# EIP-712
+
+
+@dataclass(frozen=True, slots=True)
+class Eip712Domain:
+    """An EIP-712 domain with name, version, chain id and verifying contract (OpenZeppelin EIP712's layout).
+
+    Attributes:
+        name: The domain name, for example ``"OG Settlement Registry"``.
+        version: The domain version, ``"1"``.
+        chain_id: The chain id (84532 for Base Sepolia).
+        verifying_contract: The checksummed address of the contract that verifies the signatures.
+    """
+
+    name: str
+    version: str
+    chain_id: int
+    verifying_contract: str
+
+    def __post_init__(self) -> None:
+        if type(self.chain_id) is not int or self.chain_id <= 0:
+            raise InvalidInput(f"chain_id: expected a positive integer, got {self.chain_id!r}")
+        object.__setattr__(self, "verifying_contract", parse_address(self.verifying_contract, "verifying_contract"))
+
+    def separator(self) -> bytes:
+        """The domain separator (what the contract's ``eip712Domain`` hashes to)."""
+        return keccak256(
+            encode(
+                ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+                [
+                    keccak256(DOMAIN_TYPE.encode()),
+                    keccak256(self.name.encode()),
+                    keccak256(self.version.encode()),
+                    self.chain_id,
+                    self.verifying_contract,
+                ],
+            )
+        )
+
+    def digest(self, struct_hash: bytes) -> bytes:
+        """``keccak256(0x1901 ‖ separator ‖ structHash)``, what the signer signs."""
+        return keccak256(b"\x19\x01" + self.separator() + struct_hash)
+
+    def typed_data(self, type_string: str, message: dict[str, Any]) -> dict[str, Any]:
+        """The full eth-account / ``eth_signTypedData_v4`` message for a struct without nested types."""
+        return {
+            "types": {
+                "EIP712Domain": _type_fields(DOMAIN_TYPE),
+                _type_name(type_string): _type_fields(type_string),
+            },
+            "primaryType": _type_name(type_string),
+            "domain": {
+                "name": self.name,
+                "version": self.version,
+                "chainId": self.chain_id,
+                "verifyingContract": self.verifying_contract,
+            },
+            "message": message,
+        }
+
+
+def settlement_domain(chain_id: int, registry: str) -> Eip712Domain:
+    """The SettlementRegistry's domain at ``registry`` on ``chain_id``."""
+    return Eip712Domain(SETTLEMENT_DOMAIN_NAME, DOMAIN_VERSION, chain_id, registry)
+
+
+def tee_registry_domain(chain_id: int, registry: str) -> Eip712Domain:
+    """The TeeRegistry's domain at ``registry`` on ``chain_id``."""
+    return Eip712Domain(TEE_REGISTRY_DOMAIN_NAME, DOMAIN_VERSION, chain_id, registry)
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceAttestation:
+    """``Inference``: what an ECDSA TEE signs for a batch leaf's ``teeSignature``.
+
+    Attributes:
+        tee_id: The TEE's id (32 bytes).
+        input_hash: keccak256 of the request bytes (32 bytes).
+        output_hash: keccak256 of the response bytes (32 bytes).
+        timestamp: The TEE's timestamp in seconds.
+    """
+
+    tee_id: bytes
+    input_hash: bytes
+    output_hash: bytes
+    timestamp: int
+
+    def __post_init__(self) -> None:
+        for name in ("tee_id", "input_hash", "output_hash"):
+            object.__setattr__(self, name, parse_bytes32(getattr(self, name), name))
+        _check_timestamp(self.timestamp)
+
+    def struct_hash(self) -> bytes:
+        return keccak256(
+            encode(
+                ["bytes32", "bytes32", "bytes32", "bytes32", "uint256"],
+                [keccak256(INFERENCE_TYPE.encode()), self.tee_id, self.input_hash, self.output_hash, self.timestamp],
+            )
+        )
+
+    def message(self) -> dict[str, Any]:
+        return {
+            "teeId": self.tee_id,
+            "inputHash": self.input_hash,
+            "outputHash": self.output_hash,
+            "timestamp": self.timestamp,
+        }
+
+    def typed_data(self, domain: Eip712Domain) -> dict[str, Any]:
+        return domain.typed_data(INFERENCE_TYPE, self.message())
+
+
+@dataclass(frozen=True, slots=True)
+class IndividualSettlement:
+    """``IndividualSettlement``: one inference, bound to its payer, as the TEE signs it for individual mode.
+
+    Attributes:
+        tee_id: The TEE's id (32 bytes).
+        input_hash: keccak256 of the request bytes (32 bytes).
+        output_hash: keccak256 of the response bytes (32 bytes).
+        timestamp: The TEE's timestamp in seconds.
+        payer: The checksummed address that paid for the inference (non-zero).
+    """
+
+    tee_id: bytes
+    input_hash: bytes
+    output_hash: bytes
+    timestamp: int
+    payer: str
+
+    def __post_init__(self) -> None:
+        for name in ("tee_id", "input_hash", "output_hash"):
+            object.__setattr__(self, name, parse_bytes32(getattr(self, name), name))
+        _check_timestamp(self.timestamp)
+        object.__setattr__(self, "payer", parse_address(self.payer, "payer"))
+
+    def struct_hash(self) -> bytes:
+        return keccak256(
+            encode(
+                ["bytes32", "bytes32", "bytes32", "bytes32", "uint256", "address"],
+                [
+                    keccak256(INDIVIDUAL_SETTLEMENT_TYPE.encode()),
+                    self.tee_id,
+                    self.input_hash,
+                    self.output_hash,
+                    self.timestamp,
+                    self.payer,
+                ],
+            )
+        )
+
+    def message(self) -> dict[str, Any]:
+        return {
+            "teeId": self.tee_id,
+            "inputHash": self.input_hash,
+            "outputHash": self.output_hash,
+            "timestamp": self.timestamp,
+            "payer": self.payer,
+        }
+
+    def typed_data(self, domain: Eip712Domain) -> dict[str, Any]:
+        return domain.typed_data(INDIVIDUAL_SETTLEMENT_TYPE, self.message())
+
+    def as_abi(self) -> tuple[bytes, bytes, bytes, int, str]:
+        """The tuple ``settleIndividual`` takes, in the struct's field order."""
+        return (self.tee_id, self.input_hash, self.output_hash, self.timestamp, self.payer)
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataSettlement:
+    """``MetadataSettlement``: the full record. Input and output hashes are keccak256 of the bytes, so with
+    ``input`` = UTF-8 of ``json.dumps(request, sort_keys=True)`` they equal OpenGradient's ``inputHash``.
+
+    Attributes:
+        tee_id: The TEE's id (32 bytes).
+        timestamp: The TEE's timestamp in seconds.
+        payer: The checksummed address that paid for the inference (non-zero).
+        model_id: The model identifier.
+        input: The request bytes.
+        output: The response bytes.
+        metadata: Extra metadata bytes.
+    """
+
+    tee_id: bytes
+    timestamp: int
+    payer: str
+    model_id: str
+    input: bytes
+    output: bytes
+    metadata: bytes = field(default=b"")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tee_id", parse_bytes32(self.tee_id, "tee_id"))
+        _check_timestamp(self.timestamp)
+        object.__setattr__(self, "payer", parse_address(self.payer, "payer"))
+        if not isinstance(self.model_id, str):
+            raise InvalidInput(f"model_id: expected a string, got {type(self.model_id).__name__}")
+        for name in ("input", "output", "metadata"):
+            if not isinstance(getattr(self, name), bytes):
+                raise InvalidInput(f"{name}: expected bytes, got {type(getattr(self, name)).__name__}")
+        if self.size > MAX_METADATA_SIZE:
+            raise InvalidInput(f"metadata record: {self.size} bytes is over the limit of {MAX_METADATA_SIZE}")
+
+    @property
+    def size(self) -> int:
+        """Bytes of model id, input, output and metadata together (what the contract caps)."""
+        return len(self.model_id.encode()) + len(self.input) + len(self.output) + len(self.metadata)
+
+    @property
+    def input_hash(self) -> bytes:
+        return keccak256(self.input)
+
+    @property
+    def output_hash(self) -> bytes:
+        return keccak256(self.output)
+
+    def struct_hash(self) -> bytes:
+        return keccak256(
+            encode(
+                ["bytes32", "bytes32", "uint256", "address", "bytes32", "bytes32", "bytes32", "bytes32"],
+                [
+                    keccak256(METADATA_SETTLEMENT_TYPE.encode()),
+                    self.tee_id,
+                    self.timestamp,
+                    self.payer,
+                    keccak256(self.model_id.encode()),
+                    self.input_hash,
+                    self.output_hash,
+                    keccak256(self.metadata),
+                ],
+            )
+        )
+
+    def message(self) -> dict[str, Any]:
+        return {
+            "teeId": self.tee_id,
+            "timestamp": self.timestamp,
+            "payer": self.payer,
+            "modelId": self.model_id,
+            "input": self.input,
+            "output": self.output,
+            "metadata": self.metadata,
+        }
+
+    def typed_data(self, domain: Eip712Domain) -> dict[str, Any]:
+        return domain.typed_data(METADATA_SETTLEMENT_TYPE, self.message())
+
+    def as_abi(self) -> tuple[bytes, int, str, str, bytes, bytes, bytes]:
+        """The tuple ``settleMetadata`` takes, in the struct's field order."""
+        return (self.tee_id, self.timestamp, self.payer, self.model_id, self.input, self.output, self.metadata)
+
+
+@dataclass(frozen=True, slots=True)
+class TeeRegistration:
+    """What an operator submits to ``TeeRegistry.registerTee``.
+
+    Attributes:
+        public_key: The TEE's 64-byte uncompressed secp256k1 public key (x ‖ y).
+        measurement: The approved enclave measurement (32 bytes).
+        attestation_hash: keccak256 of the attestation report verified off-chain (32 bytes).
+        payment_address: The checksummed address paid for this TEE's inferences.
+        endpoint: The TEE's public endpoint (1..256 bytes of UTF-8).
+    """
+
+    public_key: bytes
+    measurement: bytes
+    attestation_hash: bytes
+    payment_address: str
+    endpoint: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "public_key", _public_key_bytes(self.public_key))
+        object.__setattr__(self, "measurement", parse_bytes32(self.measurement, "measurement"))
+        object.__setattr__(self, "attestation_hash", parse_bytes32(self.attestation_hash, "attestation_hash"))
+        object.__setattr__(self, "payment_address", parse_address(self.payment_address, "payment_address"))
+        if not isinstance(self.endpoint, str) or not 0 < len(self.endpoint.encode()) <= MAX_ENDPOINT_LENGTH:
+            raise InvalidInput(f"endpoint: expected 1..{MAX_ENDPOINT_LENGTH} bytes of text, got {self.endpoint!r}")
+
+    @property
+    def tee_id(self) -> bytes:
+        return tee_id_for(self.public_key)
+
+    @property
+    def signer(self) -> str:
+        return tee_signer_for(self.public_key)
+
+    def struct_hash(self, operator: str) -> bytes:
+        """The proof-of-possession struct hash for registration by ``operator``."""
+        return keccak256(
+            encode(
+                ["bytes32", "bytes32", "address", "bytes32", "bytes32", "address", "bytes32"],
+                [
+                    keccak256(TEE_REGISTRATION_TYPE.encode()),
+                    self.tee_id,
+                    parse_address(operator, "operator"),
+                    self.measurement,
+                    self.attestation_hash,
+                    self.payment_address,
+                    keccak256(self.endpoint.encode()),
+                ],
+            )
+        )
+
+    def message(self, operator: str) -> dict[str, Any]:
+        return {
+            "teeId": self.tee_id,
+            "operator": parse_address(operator, "operator"),
+            "measurement": self.measurement,
+            "attestationHash": self.attestation_hash,
+            "paymentAddress": self.payment_address,
+            "endpoint": self.endpoint,
+        }
+
+    def typed_data(self, domain: Eip712Domain, operator: str) -> dict[str, Any]:
+        return domain.typed_data(TEE_REGISTRATION_TYPE, self.message(operator))
+
+    def as_abi(self) -> tuple[bytes, bytes, bytes, str, str]:
+        """The tuple ``registerTee`` takes, in the struct's field order."""
+        return (self.public_key, self.measurement, self.attestation_hash, self.payment_address, self.endpoint)
+
+
+def recover_signer(digest: bytes, signature: bytes) -> str:
+    """The checksummed address that made the 65-byte ``signature`` over ``digest``.
+
+    Raises InvalidInput for a signature the contracts would reject: wrong length, v not 27/28, or high s.
+    """
+    sig = parse_hex_bytes(signature, "signature")
+    if len(sig) != 65:
+        raise InvalidInput(f"signature: expected 65 bytes, got {len(sig)}")
+    if sig[64] not in (27, 28):
+        raise InvalidInput(f"signature: v must be 27 or 28, got {sig[64]}")
+    if int.from_bytes(sig[32:64], "big") > _SECP256K1_N // 2:
+        raise InvalidInput("signature: s is in the upper half of the curve order (malleable form)")
+    recovered: str = Account._recover_hash(parse_bytes32(digest, "digest"), signature=sig)
+    return parse_address(recovered, "recovered")
+
+
+@dataclass(frozen=True, slots=True)
+class TeeKey:
+    """A secp256k1 TEE signing key (in production it never leaves the enclave; here it signs test messages).
+
+    Attributes:
+        private_key: The 32-byte private key.
+    """
+
+    private_key: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        key = parse_bytes32(self.private_key, "private_key")
+        if not 0 < int.from_bytes(key, "big") < _SECP256K1_N:
+            raise InvalidInput("private_key: not a valid secp256k1 private key")
+        object.__setattr__(self, "private_key", key)
+
+    @property
+    def public_key(self) -> bytes:
+        """The 64-byte uncompressed public key (x ‖ y)."""
+        public: bytes = Account.from_key(self.private_key)._key_obj.public_key.to_bytes()
+        return public
+
+    @property
+    def tee_id(self) -> bytes:
+        return tee_id_for(self.public_key)
+
+    @property
+    def address(self) -> str:
+        return tee_signer_for(self.public_key)
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        """A 65-byte (r ‖ s ‖ v) low-s signature over ``digest``, verified before it is returned."""
+        signed = Account.unsafe_sign_hash(parse_bytes32(digest, "digest"), self.private_key)
+        signature = bytes(signed.signature)
+        if recover_signer(digest, signature) != self.address:
+            raise InvariantViolation(f"signature over {to_hex(digest)} does not recover to {self.address}")
+        return signature
+
+    def sign_inference(self, domain: Eip712Domain, inference: InferenceAttestation) -> bytes:
+        """The batch leaf's ``teeSignature``."""
+        return self.sign_digest(domain.digest(inference.struct_hash()))
+
+    def sign_individual(self, domain: Eip712Domain, settlement: IndividualSettlement) -> bytes:
+        return self.sign_digest(domain.digest(settlement.struct_hash()))
+
+    def sign_metadata(self, domain: Eip712Domain, record: MetadataSettlement) -> bytes:
+        return self.sign_digest(domain.digest(record.struct_hash()))
+
+    def sign_registration(self, domain: Eip712Domain, registration: TeeRegistration, operator: str) -> bytes:
+        """The proof of possession ``registerTee`` checks (``domain`` is the TeeRegistry's)."""
+        if registration.public_key != self.public_key:
+            raise InvalidInput("registration.public_key: not this key's public key")
+        return self.sign_digest(domain.digest(registration.struct_hash(operator)))
