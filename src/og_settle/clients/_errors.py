@@ -55,32 +55,15 @@ _EXTERNAL_ERRORS: Final = (
     "Panic(uint256)",
 )
 
-# The contracts' named errors (and Permit2's and the token's) -> x402 v2 reason codes.
+# og_settle._x402.reason_for_revert maps the facilitator's and Permit2's errors to x402 reason codes. These add
+# the errors it leaves at permit2_simulation_failed: the token's own (OpenZeppelin ERC-20) and token checks.
 X402_REASONS: Final[Mapping[str, str]] = {
-    "ZeroAmount": "permit2_invalid_amount",
-    "InvalidAmount": "permit2_invalid_amount",
-    "ExactAmountMismatch": "permit2_amount_mismatch",
-    "AmountExceedsPermitted": "permit2_amount_mismatch",
-    "ZeroOwner": "invalid_payload",
-    "FieldNotInWitness": "invalid_payload",
-    "InvalidRecipient": "invalid_permit2_recipient_mismatch",
-    "PaymentNotYetValid": "permit2_not_yet_valid",
-    "PaymentExpired": "permit2_deadline_expired",
-    "SignatureExpired": "permit2_deadline_expired",
-    "UnauthorizedFacilitator": "invalid_permit2_spender",
-    "TokenHasNoCode": "permit2_token_mismatch",
-    "TransferShortfall": "permit2_token_mismatch",
-    "NonceAlreadyUsed": "permit2_invalid_nonce",
-    "InvalidNonce": "permit2_invalid_nonce",
-    "MalleableSignature": "invalid_permit2_signature",
-    "InvalidSignatureV": "invalid_permit2_signature",
-    "MalformedSignature": "invalid_permit2_signature",
-    "InvalidSignature": "invalid_permit2_signature",
-    "InvalidSigner": "invalid_permit2_signature",
-    "InvalidContractSignature": "invalid_permit2_signature",
-    "InvalidSignatureLength": "invalid_permit2_signature",
     "ERC20InsufficientBalance": "permit2_insufficient_balance",
     "ERC20InsufficientAllowance": "permit2_allowance_required",
+    "TokenHasNoCode": "permit2_token_mismatch",
+    "TransferShortfall": "permit2_token_mismatch",
+    "ZeroOwner": "invalid_payload",
+    "FieldNotInWitness": "invalid_payload",
 }
 _DEFAULT_X402_REASON: Final = "permit2_simulation_failed"
 
@@ -226,4 +209,9 @@ def decode_revert(data: bytes, table: Mapping[bytes, _ErrorSpec] | None = None) 
 
 def x402_reason(error: NamedError) -> str:
     """The x402 reason code for a payment that failed with ``error``."""
-    return X402_REASONS.get(error.name, _DEFAULT_X402_REASON)
+    from og_settle._x402 import reason_for_revert
+
+    code = str(reason_for_revert(error.data)) if error.data else _DEFAULT_X402_REASON
+    if code == _DEFAULT_X402_REASON:
+        return X402_REASONS.get(error.name, _DEFAULT_X402_REASON)
+    return code

@@ -47,15 +47,18 @@ from og_settle._hex import keccak256, parse_address, parse_bytes32, parse_hex_by
 from og_settle._merkle import OG_LEAF_ENCODING, TEE_SIGNATURE_MAX_BYTES, InferenceLeaf, leaf_hash
 from og_settle._x402 import ChainReader, PaymentPayload, PaymentRequirements, verify_payment
 from og_settle.relayer._states import ItemKind, Lane
-from og_settle.relayer._store import NewItem
+from og_settle.relayer._store import NewItem, QueueStore
 
 __all__ = [
     "DEFAULT_MAX_RECORD_BYTES",
     "IntakeConfig",
+    "IntakeReport",
+    "ParsedLine",
     "Rejected",
     "parse_jsonl",
     "parse_record",
     "payment_key",
+    "submit_records",
 ]
 
 # A metadata record may carry 64 KiB of data, which hex or JSON escaping can double; 256 KiB leaves room.
@@ -430,3 +433,77 @@ def parse_jsonl(
             yield ParsedLine(number, source, None, err, text)
             continue
         yield ParsedLine(number, source, item, None, text)
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeReport:
+    """What happened to one offered record.
+
+    Attributes:
+        source: ``<name>:<line>``.
+        status: ``accepted``, ``duplicate`` (an item with the same idempotency key is queued) or ``rejected``.
+        item_id: the queued item (the earlier one for a duplicate; the stored rejection for a rejected record).
+        reason: the rejection reason code, for rejected records.
+        detail: the rejection's explanation, naming the field.
+        key: the idempotency key, for accepted and duplicate records.
+    """
+
+    source: str
+    status: str
+    item_id: int
+    reason: str | None = None
+    detail: str | None = None
+    key: bytes | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"source": self.source, "status": self.status, "item": self.item_id}
+        if self.key is not None:
+            body["key"] = to_hex(self.key)
+        if self.reason is not None:
+            body["reason"] = self.reason
+            body["detail"] = self.detail
+        return body
+
+
+def submit_records(
+    store: QueueStore,
+    lines: Iterable[str | bytes],
+    config: IntakeConfig,
+    *,
+    name: str = "stdin",
+    chunk: int = 500,
+    now: float | None = None,
+) -> Iterator[IntakeReport]:
+    """Verify and queue JSONL records; rejected ones are stored with their reason. Yields one report per record.
+
+    Accepted records are committed in chunks of ``chunk`` (one transaction each)."""
+    pending: list[ParsedLine] = []
+
+    def flush() -> Iterator[IntakeReport]:
+        items = [p.item for p in pending if p.item is not None]
+        outcomes = iter(store.add_items(items))
+        for parsed in pending:
+            if parsed.item is None:
+                continue
+            outcome = next(outcomes)
+            yield IntakeReport(
+                source=parsed.source,
+                status="duplicate" if outcome.duplicate else "accepted",
+                item_id=outcome.item_id,
+                key=parsed.item.key,
+            )
+        pending.clear()
+
+    for parsed in parse_jsonl(lines, config, name=name, now=now):
+        if parsed.rejected is not None:
+            yield from flush()
+            error = parsed.rejected
+            item_id = store.add_rejected(error.kind, parsed.source, parsed.raw, str(error))
+            yield IntakeReport(
+                source=parsed.source, status="rejected", item_id=item_id, reason=error.reason, detail=str(error)
+            )
+            continue
+        pending.append(parsed)
+        if len(pending) >= chunk:
+            yield from flush()
+    yield from flush()

@@ -1,0 +1,244 @@
+"""``og-settle relayer``: run the relayer, feed it records, and see where they stand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from og_settle._errors import InvalidInput
+
+_KEY_ENV_DEFAULT = "OG_SETTLE_RELAYER_KEY"
+
+
+def register(groups: Any) -> None:
+    relayer = groups.add_parser("relayer", help="the settlement relayer: durable queue, batching, submission")
+    commands = relayer.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="settle what the queue holds (reconciles with the chain first); SIGTERM/SIGINT stop it cleanly",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _db_and_deployment(run)
+    run.add_argument("--rpc", required=True, help="the node's HTTP JSON-RPC URL")
+    run.add_argument(
+        "--key-env", default=_KEY_ENV_DEFAULT, help="environment variable holding the relayer's private key"
+    )
+    run.add_argument(
+        "--preset",
+        choices=("opengradient", "bulk"),
+        default="opengradient",
+        help="batching preset: opengradient = 20 items / 300 s idle / 900 s max age; bulk = 100,000 items",
+    )
+    run.add_argument("--max-batch", type=int, default=None, help="most leaves per Merkle batch (overrides --preset)")
+    run.add_argument("--idle", type=float, default=None, help="cut a batch after this many idle seconds")
+    run.add_argument("--max-age", type=float, default=None, help="cut a batch when its oldest item is this old (s)")
+    run.add_argument("--payments-per-tx", type=int, default=50, help="payments per settleBatch transaction")
+    run.add_argument("--payment-wait", type=float, default=2.0, help="longest a payment waits for company (s)")
+    run.add_argument("--confirmations", type=int, default=1, help="blocks deep before a settlement is confirmed")
+    run.add_argument("--receipt-timeout", type=float, default=60.0, help="seconds before a missing receipt is chased")
+    run.add_argument("--gas-margin", type=float, default=1.25, help="gas limit = estimate x this")
+    run.add_argument("--poll", type=float, default=0.5, help="seconds between rounds when idle")
+    run.add_argument("--dump-dir", type=Path, default=None, help="where Merkle dumps go (default: next to --db)")
+    run.add_argument("--da-prefix", default="og-settle:", help="on-chain DA pointer = this prefix + the root")
+    run.add_argument("--drain", action="store_true", help="cut batches from whatever waits, without the triggers")
+    run.add_argument("--exit-when-done", action="store_true", help="exit once nothing is in flight")
+    run.add_argument("--verbose", action="store_true", help="also log debug events")
+    run.set_defaults(handler=_run)
+
+    submit = commands.add_parser(
+        "submit", help="verify JSONL records (from files or stdin) and queue them; prints one JSON line per record"
+    )
+    _db_and_deployment(submit)
+    submit.add_argument("files", nargs="*", default=["-"], help="JSONL files; - or nothing for stdin")
+    submit.add_argument("--rpc", default=None, help="also check payments on chain (nonce, allowance, balance)")
+    submit.add_argument("--relayer-address", default=None, help="the relayer account (checked for upto payments)")
+    submit.add_argument("--quiet", action="store_true", help="print only the summary")
+    submit.set_defaults(handler=_submit)
+
+    status = commands.add_parser("status", help="counts by state, the oldest pending record, the last transaction")
+    status.add_argument("--db", type=Path, required=True, help="the queue's SQLite file")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(handler=_status)
+
+    items = commands.add_parser("items", help="list queued records, optionally by state")
+    items.add_argument("--db", type=Path, required=True, help="the queue's SQLite file")
+    items.add_argument("--state", default=None, help="received, batched, submitted, confirmed, failed or rejected")
+    items.add_argument("--limit", type=int, default=100)
+    items.set_defaults(handler=_items)
+
+
+def _db_and_deployment(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", type=Path, required=True, help="the queue's SQLite file (created if missing)")
+    parser.add_argument(
+        "--deployment",
+        type=Path,
+        default=None,
+        help="deployments/<chain id>.json from `og-settle deploy` (needed the first time; the queue remembers it)",
+    )
+
+
+def _open(args: argparse.Namespace) -> tuple[Any, Any]:
+    from og_settle._deploy import load_deployment
+    from og_settle.relayer import SqliteStore, bind_deployment
+
+    store = SqliteStore(args.db)
+    deployment = bind_deployment(store, None if args.deployment is None else load_deployment(args.deployment))
+    return store, deployment
+
+
+def _run(args: argparse.Namespace) -> int:
+    from eth_account import Account
+
+    from og_settle.relayer import BULK_BATCH_SIZE, BatchPolicy, EventLog, Relayer, RelayerConfig, RelayerHalted
+
+    key = os.environ.get(args.key_env)
+    if not key:
+        raise InvalidInput(f"--key-env: environment variable {args.key_env} is not set (the relayer's private key)")
+    try:
+        account = Account.from_key(key)
+    except (ValueError, TypeError) as err:
+        raise InvalidInput(f"--key-env: {args.key_env} does not hold a valid private key ({err})") from None
+    base = BatchPolicy.bulk() if args.preset == "bulk" else BatchPolicy.opengradient()
+    policy = BatchPolicy(
+        max_items=args.max_batch if args.max_batch is not None else base.max_items,
+        idle_seconds=args.idle if args.idle is not None else base.idle_seconds,
+        max_age_seconds=args.max_age if args.max_age is not None else base.max_age_seconds,
+        payments_per_tx=args.payments_per_tx,
+        payment_max_wait_seconds=args.payment_wait,
+    )
+    if policy.max_items > BULK_BATCH_SIZE:
+        print(f"og-settle: note: batches of {policy.max_items} leaves exceed the tested bulk size", file=sys.stderr)
+    store, deployment = _open(args)
+    log = EventLog(verbose=args.verbose)
+    from_block = store.get_meta("log_from_block")
+    config = RelayerConfig(
+        policy=policy,
+        confirmations=args.confirmations,
+        receipt_timeout=args.receipt_timeout,
+        poll_interval=args.poll,
+        dump_dir=args.dump_dir if args.dump_dir is not None else args.db.parent / (args.db.stem + "-dumps"),
+        da_prefix=args.da_prefix,
+        gas_margin=args.gas_margin,
+        drain=args.drain,
+        exit_when_done=args.exit_when_done,
+        log_from_block=int(from_block) if from_block is not None else 0,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if not stop.is_set():
+            log.info("relayer.signal", signal=signal.Signals(signum).name, action="finishing the current step")
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+    relayer = Relayer(store, deployment, account, rpc_url=args.rpc, config=config, log=log, stop=stop)
+    if from_block is None:
+        # Events this relayer's work can produce are all after this block.
+        store.set_meta("log_from_block", str(max(relayer.chain.sender.block_number() - 1, 0)))
+        relayer.config = _with_from_block(config, int(store.get_meta("log_from_block") or 0))
+    store.set_meta("relayer_address", account.address)
+    try:
+        return relayer.run()
+    except RelayerHalted as err:
+        print(f"og-settle: relayer halted: {err}", file=sys.stderr)
+        return 3
+    finally:
+        store.close()
+
+
+def _with_from_block(config: Any, block: int) -> Any:
+    from dataclasses import replace
+
+    return replace(config, log_from_block=block)
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from og_settle.relayer import IntakeConfig, submit_records
+
+    store, deployment = _open(args)
+    reader = None
+    if args.rpc is not None:
+        from og_settle._x402 import Web3ChainReader
+        from og_settle.clients import make_web3
+
+        reader = Web3ChainReader(make_web3(args.rpc), deployment.permit2)
+    relayer_address = args.relayer_address or store.get_meta("relayer_address")
+    config = IntakeConfig(deployment=deployment, relayer=relayer_address, chain_reader=reader)
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    try:
+        for name in args.files:
+            if name == "-":
+                reports = submit_records(store, sys.stdin.buffer, config, name="stdin")
+                counts = _print_reports(reports, counts, args.quiet)
+            else:
+                path = Path(name)
+                if not path.is_file():
+                    raise InvalidInput(f"files: {name} is not a file")
+                with path.open("rb") as handle:
+                    counts = _print_reports(submit_records(store, handle, config, name=path.name), counts, args.quiet)
+    finally:
+        store.close()
+    print(json.dumps({"summary": counts}), flush=True)
+    return 0 if counts["rejected"] == 0 else 1
+
+
+def _print_reports(reports: Any, counts: dict[str, int], quiet: bool) -> dict[str, int]:
+    for report in reports:
+        counts[report.status] += 1
+        if not quiet:
+            print(json.dumps(report.to_json()), flush=True)
+    return counts
+
+
+def _status(args: argparse.Namespace) -> int:
+    from og_settle.relayer import SqliteStore, format_status, status_json
+
+    if not args.db.is_file():
+        raise InvalidInput(f"--db: {args.db} does not exist")
+    store = SqliteStore(args.db)
+    try:
+        status = store.status()
+    finally:
+        store.close()
+    print(json.dumps(status_json(status)) if args.json else format_status(status))
+    return 0
+
+
+def _items(args: argparse.Namespace) -> int:
+    from og_settle.relayer import ItemState, SqliteStore
+
+    if not args.db.is_file():
+        raise InvalidInput(f"--db: {args.db} does not exist")
+    try:
+        state = None if args.state is None else ItemState(args.state)
+    except ValueError:
+        raise InvalidInput(f"--state: unknown state {args.state!r}") from None
+    store = SqliteStore(args.db)
+    try:
+        for item in store.items(state=state, limit=args.limit):
+            print(
+                json.dumps(
+                    {
+                        "item": item.id,
+                        "kind": item.kind.value,
+                        "lane": None if item.lane is None else item.lane.value,
+                        "state": item.state.value,
+                        "reason": item.reason,
+                        "batch": item.batch_id,
+                        "source": item.source,
+                        "key": None if item.key is None else "0x" + item.key.hex(),
+                    }
+                )
+            )
+    finally:
+        store.close()
+    return 0

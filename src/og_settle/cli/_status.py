@@ -1,0 +1,165 @@
+"""``og-settle status``: the settlement status of a batch, an inference or a payment, read from the chain.
+
+Exit code 0 when it is settled on chain, 1 when it is not, 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from og_settle._errors import InvalidInput
+
+
+def register(groups: Any) -> None:
+    status = groups.add_parser("status", help="settlement status of a batch, an inference or a payment, on chain")
+    kinds = status.add_subparsers(dest="what", required=True, metavar="WHAT")
+
+    batch = kinds.add_parser("batch", help="is this Merkle root recorded? (batch id, size, relayer, time)")
+    _chain_args(batch)
+    batch.add_argument("root", help="the batch's Merkle root (0x + 64 hex digits)")
+    batch.set_defaults(handler=_batch)
+
+    inference = kinds.add_parser(
+        "inference",
+        help="is this inference settled? by its digest (individual, metadata), or by its record and the batch dump",
+    )
+    _chain_args(inference)
+    inference.add_argument("digest", nargs="?", default=None, help="the EIP-712 digest it was settled under")
+    inference.add_argument(
+        "--leaf",
+        default=None,
+        help="the batch leaf as JSON {tee_id, input_hash, output_hash, tee_signature, timestamp}",
+    )
+    inference.add_argument("--dump", type=Path, default=None, help="the batch's standard-v1 tree dump (with --leaf)")
+    inference.set_defaults(handler=_inference)
+
+    payment = kinds.add_parser("payment", help="is this (payer, Permit2 nonce) spent, and by which settlement?")
+    _chain_args(payment)
+    payment.add_argument("payer", help="the payer's address")
+    payment.add_argument("nonce", help="the Permit2 nonce (decimal or 0x hex)")
+    payment.add_argument("--from-block", type=int, default=0, help="first block to search for the settlement event")
+    payment.set_defaults(handler=_payment)
+
+
+def _chain_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rpc", required=True, help="the node's HTTP JSON-RPC URL")
+    parser.add_argument("--deployment", type=Path, required=True, help="deployments/<chain id>.json")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _clients(args: argparse.Namespace) -> tuple[Any, Any]:
+    from og_settle._deploy import load_deployment
+    from og_settle.clients import RetryPolicy, make_web3
+
+    deployment = load_deployment(args.deployment)
+    w3 = make_web3(args.rpc)
+    if int(w3.eth.chain_id) != deployment.chain_id:
+        raise InvalidInput(f"--rpc: the node is chain {w3.eth.chain_id}, the deployment is for {deployment.chain_id}")
+    return deployment, (w3, RetryPolicy(max_elapsed=20.0))
+
+
+def _emit(args: argparse.Namespace, body: dict[str, Any], text: str) -> int:
+    print(json.dumps(body) if args.json else text)
+    return 0 if body.get("settled") else 1
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from og_settle._hex import parse_bytes32, to_hex
+    from og_settle.clients import SettlementRegistryClient
+
+    root = parse_bytes32(args.root, "root")
+    deployment, (w3, retry) = _clients(args)
+    recorded = SettlementRegistryClient(w3, deployment.settlement_registry, retry=retry).get_batch(root)
+    if recorded is None:
+        return _emit(args, {"root": to_hex(root), "settled": False}, f"batch {to_hex(root)}: not recorded")
+    body = {
+        "root": to_hex(root),
+        "settled": True,
+        "batch_id": recorded.batch_id,
+        "size": recorded.size,
+        "relayer": recorded.relayer,
+        "recorded_at": recorded.recorded_at,
+    }
+    text = (
+        f"batch {to_hex(root)}: recorded as batch {recorded.batch_id}, {recorded.size} inferences, by "
+        f"{recorded.relayer} at {recorded.recorded_at}"
+    )
+    return _emit(args, body, text)
+
+
+def _inference(args: argparse.Namespace) -> int:
+    from og_settle._hex import parse_bytes32, to_hex
+    from og_settle._merkle import OG_LEAF_ENCODING, InferenceLeaf, StandardMerkleTree, leaf_hash
+    from og_settle.clients import SettlementRegistryClient
+
+    if (args.digest is None) == (args.leaf is None):
+        raise InvalidInput("give either a digest (individual or metadata) or --leaf with --dump (batch)")
+    deployment, (w3, retry) = _clients(args)
+    registry = SettlementRegistryClient(w3, deployment.settlement_registry, retry=retry)
+    if args.digest is not None:
+        digest = parse_bytes32(args.digest, "digest")
+        settlement = registry.get_settlement(digest)
+        if settlement is None:
+            return _emit(args, {"digest": to_hex(digest), "settled": False}, f"inference {to_hex(digest)}: not settled")
+        body = {
+            "digest": to_hex(digest),
+            "settled": True,
+            "mode": settlement.kind,
+            "relayer": settlement.relayer,
+            "recorded_at": settlement.recorded_at,
+        }
+        text = f"inference {to_hex(digest)}: settled ({settlement.kind}) by {settlement.relayer} at {settlement.recorded_at}"
+        return _emit(args, body, text)
+    if args.dump is None:
+        raise InvalidInput("--dump: a batch inference needs the batch's tree dump to build its proof")
+    try:
+        leaf = InferenceLeaf.from_json(json.loads(args.leaf))
+    except json.JSONDecodeError as err:
+        raise InvalidInput(f"--leaf: not JSON ({err})") from None
+    if not args.dump.is_file():
+        raise InvalidInput(f"--dump: {args.dump} is not a file")
+    tree = StandardMerkleTree.load_json(args.dump.read_bytes())
+    hashed = leaf_hash(OG_LEAF_ENCODING, leaf.values())
+    proof = tree.proof(tree.index_of(hashed))
+    recorded = registry.get_batch(tree.root)
+    included = registry.verify_inclusion(tree.root, leaf, proof)
+    body = {
+        "leaf_hash": to_hex(hashed),
+        "root": to_hex(tree.root),
+        "settled": bool(included),
+        "batch_id": None if recorded is None else recorded.batch_id,
+        "proof": [to_hex(p) for p in proof],
+    }
+    if included and recorded is not None:
+        text = f"inference {to_hex(hashed)}: settled in batch {recorded.batch_id} (root {to_hex(tree.root)})"
+    elif recorded is None:
+        text = f"inference {to_hex(hashed)}: its batch root {to_hex(tree.root)} is not recorded on chain"
+    else:
+        text = f"inference {to_hex(hashed)}: the proof does not verify against root {to_hex(tree.root)}"
+    return _emit(args, body, text)
+
+
+def _payment(args: argparse.Namespace) -> int:
+    from og_settle._hex import parse_address, parse_uint256, to_hex
+    from og_settle.clients import PaymentFacilitatorClient, Permit2Client
+
+    payer = parse_address(args.payer, "payer")
+    nonce = parse_uint256(int(args.nonce, 0) if isinstance(args.nonce, str) else args.nonce, "nonce")
+    deployment, (w3, retry) = _clients(args)
+    spent = Permit2Client(w3, deployment.permit2, retry=retry).nonce_spent(payer, nonce)
+    found = None
+    if spent:
+        facilitator = PaymentFacilitatorClient(w3, deployment.payment_facilitator, retry=retry)
+        found = facilitator.settled_payment_log(payer, nonce, from_block=args.from_block)
+    body: dict[str, Any] = {"payer": payer, "nonce": str(nonce), "nonce_spent": spent, "settled": found is not None}
+    if found is not None:
+        body.update(tx_hash=to_hex(found["tx_hash"]), block=found["block_number"], amount=str(found["amount"]))
+        text = f"payment {payer}/{nonce}: settled in {to_hex(found['tx_hash'])} (block {found['block_number']})"
+    elif spent:
+        text = f"payment {payer}/{nonce}: the Permit2 nonce is spent, but not by this facilitator"
+    else:
+        text = f"payment {payer}/{nonce}: not settled (the Permit2 nonce is unspent)"
+    return _emit(args, body, text)

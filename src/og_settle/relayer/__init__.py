@@ -1,0 +1,69 @@
+"""The relayer: a durable queue of inference records and x402 payments, batched and settled on chain.
+
+``og-settle relayer run`` drives it; ``relayer submit`` feeds it JSONL; ``relayer status`` shows it. The queue,
+intake and status parts import neither web3 nor Ape; :class:`Relayer` (the chain-facing engine) imports web3
+when it is constructed.
+"""
+
+from og_settle.relayer._engine import Relayer, RelayerConfig, RelayerHalted, bind_deployment
+from og_settle.relayer._intake import (
+    DEFAULT_MAX_RECORD_BYTES,
+    IntakeConfig,
+    IntakeReport,
+    ParsedLine,
+    Rejected,
+    parse_jsonl,
+    parse_record,
+    payment_key,
+    submit_records,
+)
+from og_settle.relayer._log import EventLog
+from og_settle.relayer._policy import BULK_BATCH_SIZE, BatchPolicy, Trigger
+from og_settle.relayer._states import BatchState, ItemKind, ItemState, Lane
+from og_settle.relayer._status import format_status, status_json
+from og_settle.relayer._store import (
+    Batch,
+    IntakeOutcome,
+    Item,
+    LaneBacklog,
+    NewItem,
+    QueueStatus,
+    QueueStore,
+    SqliteStore,
+    TxRecord,
+)
+
+__all__ = [
+    "BULK_BATCH_SIZE",
+    "DEFAULT_MAX_RECORD_BYTES",
+    "Batch",
+    "BatchPolicy",
+    "BatchState",
+    "EventLog",
+    "IntakeConfig",
+    "IntakeOutcome",
+    "IntakeReport",
+    "Item",
+    "ItemKind",
+    "ItemState",
+    "Lane",
+    "LaneBacklog",
+    "NewItem",
+    "ParsedLine",
+    "QueueStatus",
+    "QueueStore",
+    "Rejected",
+    "Relayer",
+    "RelayerConfig",
+    "RelayerHalted",
+    "SqliteStore",
+    "Trigger",
+    "TxRecord",
+    "bind_deployment",
+    "format_status",
+    "parse_jsonl",
+    "parse_record",
+    "payment_key",
+    "status_json",
+    "submit_records",
+]

@@ -1,0 +1,663 @@
+"""The relayer's engine: cut batches, submit them with write-ahead intent, confirm them, recover after a crash.
+
+Write-ahead intent. A settlement transaction is signed, and the signed bytes, hash and nonce are committed to
+the queue (batch ``submitted``) *before* it is broadcast. So after a crash at any point the queue knows every
+transaction that might be on chain, and can ask the chain about it instead of guessing.
+
+One transaction is in flight at a time, so nonces are never left with gaps: the next one is signed only after
+the previous one is confirmed (``confirmations`` deep), failed, or known to be replaced.
+
+Recovery (``reconcile``, run on every start, before anything new is signed):
+
+1. take the account's pending nonce from the chain;
+2. for every ``submitted`` batch, in nonce order: if its transaction has a receipt, process it exactly as a
+   live receipt (confirmed, or failed with the contract's named error); otherwise ask the chain whether the
+   batch's effects are already there (root recorded? digest settled? Permit2 nonce spent?), and if they are,
+   mark it confirmed; otherwise, if the chain's mined nonce has passed the transaction's nonce, the transaction
+   can never be mined, so the batch goes back to ``built`` and is signed again; otherwise broadcast the very
+   same signed bytes again (the node accepts them or already knows them; they cannot settle twice because they
+   carry the same nonce);
+3. ``built`` batches are checked against the chain again right before they are signed (step 2's questions), so
+   a batch that reached the chain some other way is confirmed, not resubmitted.
+
+The contracts' own once-only rules (a root is recorded once, a digest once, a Permit2 nonce spent once) are the
+last guard: a duplicate would revert, and that revert is recognised and recorded as "already settled".
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from eth_account.signers.local import LocalAccount
+
+from og_settle._deploy import Deployment
+from og_settle._errors import InvalidInput, InvariantViolation
+from og_settle._hex import parse_bytes32, parse_hex_bytes, to_hex
+from og_settle._merkle import OG_LEAF_ENCODING, InferenceLeaf, StandardMerkleTree
+from og_settle.relayer._log import EventLog
+from og_settle.relayer._policy import BatchPolicy
+from og_settle.relayer._states import BatchState, ItemState, Lane
+from og_settle.relayer._store import Batch, Item, QueueStore, TxRecord
+
+__all__ = ["Relayer", "RelayerConfig", "RelayerHalted", "bind_deployment"]
+
+# Named errors that mean "this is already on chain": the batch is settled, whoever sent it.
+_ALREADY_SETTLED: Final = frozenset({"BatchRootAlreadyRecorded", "SettlementAlreadyRecorded"})
+# Named errors that are about the relayer's set-up or the contract's state, not about the items: never fail
+# items for them. Paused: wait. Missing role: stop and tell the operator.
+_WAIT_ERRORS: Final = frozenset({"EnforcedPause"})
+_HALT_ERRORS: Final = frozenset({"AccessControlUnauthorizedAccount"})
+_LANE_ORDER: Final = (Lane.PAYMENT, Lane.BATCH, Lane.INDIVIDUAL, Lane.METADATA)
+_MAX_ATTEMPTS: Final = 5
+_TEST_PAUSE_ENV: Final = "OG_SETTLE_TEST_PAUSE"
+
+
+class RelayerHalted(RuntimeError):
+    """The relayer cannot go on without the operator (for example, it lacks the registry's relayer role)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RelayerConfig:
+    """How the relayer runs.
+
+    Attributes:
+        policy: the batching triggers.
+        confirmations: how deep a transaction must be before its items count as confirmed (1 = mined).
+        receipt_timeout: seconds to wait for a receipt before checking whether the transaction was replaced
+            and broadcasting it again.
+        poll_interval: seconds between loop iterations when there is nothing to do.
+        dump_dir: where Merkle tree dumps (standard-v1 JSON, named ``<root>.json``) are written; None keeps
+            them in the queue database.
+        da_prefix: the on-chain data-availability pointer of a batch is this prefix followed by the root in hex.
+        gas_margin: the node's gas estimate is multiplied by this.
+        drain: cut batches from whatever waits instead of waiting for the triggers (for catching up, tests).
+        exit_when_done: stop once nothing is in flight (with ``drain``: once everything is settled).
+        log_from_block: first block to search for events (payments settled by another transaction).
+    """
+
+    policy: BatchPolicy = field(default_factory=BatchPolicy)
+    confirmations: int = 1
+    receipt_timeout: float = 60.0
+    poll_interval: float = 0.5
+    dump_dir: Path | None = None
+    da_prefix: str = "og-settle:"
+    gas_margin: float = 1.25
+    drain: bool = False
+    exit_when_done: bool = False
+    log_from_block: int = 0
+
+    def __post_init__(self) -> None:
+        if self.confirmations < 1:
+            raise InvalidInput(f"confirmations: must be at least 1, got {self.confirmations}")
+        if self.receipt_timeout <= 0:
+            raise InvalidInput(f"receipt_timeout: must be positive, got {self.receipt_timeout}")
+
+
+def bind_deployment(store: QueueStore, deployment: Deployment | None) -> Deployment:
+    """Tie the queue to one deployment (the first time), or check it is the one it is tied to.
+
+    A queue holds records verified for one chain and one set of contracts; settling them elsewhere would be
+    wrong, so a mismatch is an error, not a silent switch."""
+    stored = store.get_meta("deployment")
+    if stored is None:
+        if deployment is None:
+            raise InvalidInput("deployment: this queue is new; pass --deployment (or --registry and --facilitator)")
+        store.set_meta("deployment", deployment.to_json())
+        return deployment
+    bound = Deployment.from_json(stored)
+    if deployment is not None and (
+        bound.chain_id != deployment.chain_id
+        or bound.settlement_registry != deployment.settlement_registry
+        or bound.payment_facilitator != deployment.payment_facilitator
+        or bound.permit2 != deployment.permit2
+    ):
+        raise InvalidInput(
+            f"deployment: this queue settles to chain {bound.chain_id}, registry {bound.settlement_registry}, "
+            f"facilitator {bound.payment_facilitator}; it cannot switch to chain {deployment.chain_id}, registry "
+            f"{deployment.settlement_registry}, facilitator {deployment.payment_facilitator}"
+        )
+    return bound
+
+
+def _test_pause(point: str) -> None:
+    """Fault-test hook: ``OG_SETTLE_TEST_PAUSE=signed:2,broadcast:2`` sleeps that long at that point, so a test
+    can SIGKILL the process inside the window. Unset in production: no effect."""
+    spec = os.environ.get(_TEST_PAUSE_ENV)
+    if not spec:
+        return
+    for part in spec.split(","):
+        name, _, seconds = part.partition(":")
+        if name.strip() == point:
+            time.sleep(float(seconds or "1"))
+
+
+@dataclass(slots=True)
+class _ChainView:
+    """The chain-facing pieces, built lazily so that the queue-only commands never import web3."""
+
+    w3: Any
+    sender: Any
+    registry: Any
+    facilitator: Any
+    permit2: Any
+
+
+class Relayer:
+    """Settles what the queue holds. ``run`` loops until stopped; ``step`` does one round of work."""
+
+    def __init__(
+        self,
+        store: QueueStore,
+        deployment: Deployment,
+        account: LocalAccount,
+        *,
+        rpc_url: str | None = None,
+        w3: Any = None,
+        config: RelayerConfig | None = None,
+        log: EventLog | None = None,
+        stop: threading.Event | None = None,
+        registry_abi: Sequence[dict[str, Any]] | None = None,
+        facilitator_abi: Sequence[dict[str, Any]] | None = None,
+    ) -> None:
+        from og_settle.clients import (
+            PaymentFacilitatorClient,
+            Permit2Client,
+            RetryPolicy,
+            SettlementRegistryClient,
+            TxSender,
+            make_web3,
+        )
+
+        self.store = store
+        self.deployment = bind_deployment(store, deployment)
+        self.config = config or RelayerConfig()
+        self.log = log or EventLog()
+        self.stop = stop or threading.Event()
+        if w3 is None:
+            if rpc_url is None:
+                raise InvalidInput("rpc_url: pass the node's URL (or a Web3 instance)")
+            w3 = make_web3(rpc_url)
+        # The relayer never gives up on the node: it backs off (capped) until the node is back or it is stopped.
+        retry = RetryPolicy(initial_delay=0.2, max_delay=5.0, max_elapsed=None)
+        sender = TxSender(
+            w3,
+            account,
+            chain_id=self.deployment.chain_id,
+            gas_margin=self.config.gas_margin,
+            retry=retry,
+            on_retry=self._on_retry,
+            should_stop=self.stop.is_set,
+        )
+        self.chain = _ChainView(
+            w3=w3,
+            sender=sender,
+            registry=SettlementRegistryClient(w3, self.deployment.settlement_registry, abi=registry_abi, retry=retry),
+            facilitator=PaymentFacilitatorClient(
+                w3, self.deployment.payment_facilitator, abi=facilitator_abi, retry=retry
+            ),
+            permit2=Permit2Client(w3, self.deployment.permit2, retry=retry),
+        )
+        self._outage_since: float | None = None
+        self._last_broadcast: dict[int, float] = {}
+        self._paused_until = 0.0
+
+    # -- logging helpers ---------------------------------------------------------------------------------------
+
+    def _on_retry(self, what: str, attempt: int, wait: float, err: BaseException) -> None:
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+        self.log.warning("rpc.retry", call=what, attempt=attempt, wait_s=round(wait, 2), error=str(err)[:200])
+
+    def _rpc_ok(self) -> None:
+        if self._outage_since is not None:
+            self.log.info("rpc.recovered", outage_s=round(time.monotonic() - self._outage_since, 2))
+            self._outage_since = None
+
+    # -- the loop ----------------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Reconcile, then loop until stopped (or, with ``exit_when_done``, until nothing is in flight)."""
+        from og_settle.clients import NodeUnavailable
+
+        self.log.info(
+            "relayer.start",
+            relayer=self.chain.sender.address,
+            chain_id=self.deployment.chain_id,
+            registry=self.deployment.settlement_registry,
+            facilitator=self.deployment.payment_facilitator,
+            max_items=self.config.policy.max_items,
+            confirmations=self.config.confirmations,
+        )
+        try:
+            self.reconcile()
+            while not self.stop.is_set():
+                worked = self.step()
+                if self.config.exit_when_done and self.store.status().in_flight == 0:
+                    self.log.info("relayer.done", **self._counts())
+                    return 0
+                if not worked:
+                    self.stop.wait(self.config.poll_interval)
+        except NodeUnavailable as err:
+            if not self.stop.is_set():
+                raise
+            self.log.info("relayer.stopping", detail=str(err)[:200])
+        self.log.info("relayer.stopped", **self._counts())
+        return 0
+
+    def _counts(self) -> dict[str, Any]:
+        return {"items": dict(self.store.status().items_by_state)}
+
+    def step(self) -> bool:
+        """One round: settle private items, cut due batches, then advance the transaction in flight."""
+        worked = self._settle_private()
+        worked |= self._cut_batches()
+        worked |= self._advance()
+        return worked
+
+    # -- batching ----------------------------------------------------------------------------------------------
+
+    def _settle_private(self) -> bool:
+        items = self.store.items(state=ItemState.RECEIVED, lane=Lane.PRIVATE, limit=10_000)
+        if not items:
+            return False
+        self.store.settle_without_tx([i.id for i in items], "private: nothing is recorded on chain")
+        self.log.info("private.settled", count=len(items))
+        return True
+
+    def _cut_batches(self) -> bool:
+        worked = False
+        policy = self.config.policy
+        for lane in _LANE_ORDER:
+            while not self.stop.is_set():
+                trigger = policy.trigger(self.store.backlog(lane), time.time(), drain=self.config.drain)
+                if trigger is None:
+                    break
+                items = self.store.items(state=ItemState.RECEIVED, lane=lane, limit=policy.capacity(lane))
+                batch = self._build(lane, items)
+                self.log.info(
+                    "batch.built",
+                    batch=batch.id,
+                    lane=lane.value,
+                    size=batch.size,
+                    trigger=trigger,
+                    root=batch.root,
+                    dump=batch.dump_path,
+                )
+                worked = True
+        return worked
+
+    def _build(self, lane: Lane, items: Sequence[Item]) -> Batch:
+        if lane is not Lane.BATCH:
+            return self.store.create_batch(lane, [i.id for i in items], root=None, dump_path=None, dump=None)
+        leaves = [_leaf(item.record()).values() for item in items]
+        tree = StandardMerkleTree.of(leaves, OG_LEAF_ENCODING)
+        dump_json = tree.dump_json()
+        dump_path: str | None = None
+        inline: str | None = dump_json
+        if self.config.dump_dir is not None:
+            # The dump is durable before the batch exists: a root is never recorded without its tree on disk.
+            target = self.config.dump_dir / f"{to_hex(tree.root)}.json"
+            _write_durably(target, dump_json)
+            dump_path, inline = str(target), None
+        return self.store.create_batch(lane, [i.id for i in items], root=tree.root, dump_path=dump_path, dump=inline)
+
+    # -- submission --------------------------------------------------------------------------------------------
+
+    def _advance(self) -> bool:
+        """Move the transaction in flight along, or sign the next one."""
+        submitted = self.store.batches(BatchState.SUBMITTED)
+        if submitted:
+            return self._poll(submitted[0])
+        if time.monotonic() < self._paused_until:
+            return False
+        built = self.store.batches(BatchState.BUILT)
+        if not built:
+            return False
+        self._submit(built[0])
+        return True
+
+    def _call_for(self, batch: Batch, items: Sequence[Item]) -> Any:
+        from og_settle.clients import IndividualRecord, MetadataRecord
+
+        chain = self.chain
+        if batch.lane is Lane.BATCH:
+            if batch.root is None:
+                raise InvariantViolation(f"batch {batch.id} has no root")
+            pointer = (self.config.da_prefix + to_hex(batch.root)).encode()
+            return chain.registry.record_batch_call(batch.root, batch.size, pointer)
+        if batch.lane is Lane.INDIVIDUAL:
+            record = items[0].record()
+            return chain.registry.settle_individual_call(
+                IndividualRecord(
+                    tee_id=parse_bytes32(record["tee_id"], "tee_id"),
+                    input_hash=parse_bytes32(record["input_hash"], "input_hash"),
+                    output_hash=parse_bytes32(record["output_hash"], "output_hash"),
+                    timestamp=int(record["timestamp"]),
+                    payer=record["payer"],
+                    signature=parse_hex_bytes(record["tee_signature"], "tee_signature"),
+                )
+            )
+        if batch.lane is Lane.METADATA:
+            record = items[0].record()
+            return chain.registry.settle_metadata_call(
+                MetadataRecord(
+                    tee_id=parse_bytes32(record["tee_id"], "tee_id"),
+                    timestamp=int(record["timestamp"]),
+                    payer=record["payer"],
+                    model_id=record["model"],
+                    input=parse_hex_bytes(record["input_hex"], "input_hex"),
+                    output=parse_hex_bytes(record["output_hex"], "output_hex"),
+                    metadata=parse_hex_bytes(record["metadata_hex"], "metadata_hex"),
+                    signature=parse_hex_bytes(record["tee_signature"], "tee_signature"),
+                )
+            )
+        if batch.lane is Lane.PAYMENT:
+            return chain.facilitator.settle_batch_call([_payment_args(item.record()) for item in items])
+        raise InvariantViolation(f"batch {batch.id}: lane {batch.lane} has no transaction")
+
+    def _submit(self, batch: Batch) -> None:
+        from og_settle.clients import BroadcastOutcome, ContractRevert
+
+        # Check the chain first: a batch may have reached it some other way (a previous run, another relayer).
+        if self._settled_on_chain(batch):
+            return
+        items = self.store.open_items(batch.id)
+        if not items:
+            self.store.confirm_batch(batch.id, tx_hash=None, block_number=None, gas_used=None, note="nothing left")
+            return
+        if batch.attempts >= _MAX_ATTEMPTS:
+            self._fail(batch, f"gave up after {batch.attempts} transactions")
+            return
+        call = self._call_for(batch, items)
+        sender = self.chain.sender
+        try:
+            gas = sender.estimate_gas(call)
+        except ContractRevert as revert:
+            self._rpc_ok()
+            self._on_revert(batch, revert.error, tx=None)
+            return
+        nonce = max(sender.next_nonce(), sender.chain_nonce("latest"))
+        signed = sender.sign(call, nonce=nonce, gas=gas)
+        self._rpc_ok()
+        # Write-ahead: the signed transaction is on disk before any node has seen it.
+        tx = self.store.record_signed_tx(
+            batch.id, tx_hash=signed.tx_hash, nonce=signed.nonce, sender=signed.sender, raw=signed.raw
+        )
+        self.log.info(
+            "tx.signed", batch=batch.id, lane=batch.lane.value, tx=tx.tx_hash, nonce=tx.nonce, gas=gas, items=len(items)
+        )
+        _test_pause("signed")
+        outcome = sender.broadcast(signed.raw)
+        sender.nonce_used(signed.nonce)
+        self._last_broadcast[batch.id] = time.monotonic()
+        self.log.info("tx.broadcast", batch=batch.id, tx=tx.tx_hash, nonce=tx.nonce, outcome=outcome)
+        _test_pause("broadcast")
+        if outcome == BroadcastOutcome.NONCE_USED:
+            sender.resync_nonce()
+        self._poll(self.store.batch(batch.id))
+
+    def _poll(self, batch: Batch) -> bool:
+        """Check the batch's transaction: confirm it, fail it, rebroadcast it, or find it replaced."""
+        from og_settle.clients import BroadcastOutcome
+
+        tx = self.store.current_tx(batch.id)
+        if tx is None:
+            raise InvariantViolation(f"submitted batch {batch.id} has no transaction")
+        sender = self.chain.sender
+        receipt = sender.receipt(tx.tx_hash)
+        self._rpc_ok()
+        if receipt is not None:
+            if sender.confirmations(receipt) < self.config.confirmations:
+                return False
+            self._on_receipt(batch, tx, receipt)
+            return True
+        if sender.chain_nonce("latest") > tx.nonce:
+            # Another transaction took this nonce, so this one can never be mined.
+            self._on_replaced(batch, tx)
+            return True
+        last = self._last_broadcast.get(batch.id)
+        if last is None or time.monotonic() - last >= self.config.receipt_timeout:
+            if last is not None:
+                self.log.warning(
+                    "tx.receipt_timeout", batch=batch.id, tx=tx.tx_hash, waited_s=self.config.receipt_timeout
+                )
+            outcome = sender.broadcast(tx.raw)
+            self._last_broadcast[batch.id] = time.monotonic()
+            self.log.info("tx.rebroadcast", batch=batch.id, tx=tx.tx_hash, nonce=tx.nonce, outcome=outcome)
+            if outcome == BroadcastOutcome.NONCE_USED:
+                return True
+        return False
+
+    # -- outcomes ----------------------------------------------------------------------------------------------
+
+    def _on_receipt(self, batch: Batch, tx: TxRecord, receipt: Any) -> None:
+        if not receipt.succeeded:
+            error = self.chain.sender.replay_revert(self._call_for(batch, self.store.open_items(batch.id)), receipt)
+            self.log.warning("tx.reverted", batch=batch.id, tx=tx.tx_hash, block=receipt.block_number, error=str(error))
+            if error.name == "unknown":  # it does not revert when replayed: out of gas, or state moved; retry
+                self.store.reopen_batch(batch.id, f"transaction {to_hex(tx.tx_hash)} reverted without a reason")
+                return
+            self._on_revert(batch, error, tx=tx, block=receipt.block_number)
+            return
+        failures: dict[int, str] = {}
+        notes: dict[int, str] = {}
+        if batch.lane is Lane.PAYMENT:
+            items = self.store.open_items(batch.id)
+            outcomes = self.chain.facilitator.batch_outcomes(receipt, [_payment_args(i.record()) for i in items])
+            for item, outcome in zip(items, outcomes, strict=True):
+                if outcome.settled:
+                    continue
+                if outcome.error is not None and outcome.error.name in ("NonceAlreadyUsed", "InvalidNonce"):
+                    found = self.chain.facilitator.settled_payment_log(
+                        outcome.payer, outcome.nonce, from_block=self.config.log_from_block
+                    )
+                    if found is not None and found["tx_hash"] != tx.tx_hash:
+                        notes[item.id] = f"settled by transaction {to_hex(found['tx_hash'])}"
+                        continue
+                failures[item.id] = f"{outcome.reason}: {outcome.error}"
+        self.store.confirm_batch(
+            batch.id,
+            tx_hash=tx.tx_hash,
+            block_number=receipt.block_number,
+            gas_used=receipt.gas_used,
+            item_failures=failures,
+        )
+        self.log.info(
+            "batch.confirmed",
+            batch=batch.id,
+            lane=batch.lane.value,
+            tx=tx.tx_hash,
+            block=receipt.block_number,
+            gas_used=receipt.gas_used,
+            size=batch.size,
+            failed=len(failures),
+            settled_elsewhere=len(notes),
+        )
+        for item_id, reason in failures.items():
+            self.log.warning("item.failed", item=item_id, batch=batch.id, reason=reason)
+
+    def _on_revert(self, batch: Batch, error: Any, *, tx: TxRecord | None, block: int | None = None) -> None:
+        name = error.name
+        if name in _ALREADY_SETTLED:
+            self._confirm_found(batch, f"already on chain ({error})", tx=tx)
+            return
+        if name in _WAIT_ERRORS:
+            self._paused_until = time.monotonic() + 30.0
+            if tx is not None:
+                self.store.reopen_batch(batch.id, f"reverted with {error}; waiting")
+            self.log.warning("registry.paused", batch=batch.id, error=str(error), retry_in_s=30)
+            return
+        if name in _HALT_ERRORS:
+            if tx is not None:
+                self.store.reopen_batch(batch.id, f"reverted with {error}")
+            self.log.error("relayer.halted", batch=batch.id, error=str(error), relayer=self.chain.sender.address)
+            raise RelayerHalted(
+                f"{error}: grant the relayer account {self.chain.sender.address} the registry's RELAYER_ROLE"
+            )
+        if batch.lane is Lane.PAYMENT:
+            from og_settle.clients import x402_reason
+
+            self._fail(batch, f"{x402_reason(error)}: {error}", tx=tx, block=block)
+            return
+        self._fail(batch, f"{name}: {error}", tx=tx, block=block)
+
+    def _fail(self, batch: Batch, reason: str, *, tx: TxRecord | None = None, block: int | None = None) -> None:
+        self.store.fail_batch(batch.id, reason, tx_hash=None if tx is None else tx.tx_hash, block_number=block)
+        self.log.error("batch.failed", batch=batch.id, lane=batch.lane.value, reason=reason)
+
+    def _confirm_found(self, batch: Batch, note: str, *, tx: TxRecord | None = None) -> None:
+        self.store.confirm_batch(batch.id, tx_hash=None, block_number=None, gas_used=None, note=note)
+        self.log.info("batch.found_on_chain", batch=batch.id, lane=batch.lane.value, note=note)
+
+    def _on_replaced(self, batch: Batch, tx: TxRecord) -> None:
+        """The batch's transaction can never be mined (its nonce was used by another): confirm what the chain
+        already holds, and sign the rest again."""
+        self.log.warning("tx.replaced", batch=batch.id, tx=tx.tx_hash, nonce=tx.nonce)
+        settled = self._settled_on_chain(batch, replaced=True)
+        if not settled and self.store.batch(batch.id).state is BatchState.SUBMITTED:
+            self.store.reopen_batch(batch.id, f"transaction {to_hex(tx.tx_hash)} was replaced")
+        self.chain.sender.resync_nonce()
+
+    def _settled_on_chain(self, batch: Batch, *, replaced: bool = False) -> bool:
+        """Ask the chain whether the batch's effects are there; if all are, confirm it and return True.
+
+        For payments, items whose Permit2 nonce is spent are resolved one by one (settled by this facilitator,
+        or spent elsewhere); only the rest are signed again. That happens only for a batch not yet signed or
+        whose transaction was ``replaced``: a transaction that may still be mined keeps its items, and its
+        receipt tells which of them settled."""
+        registry = self.chain.registry
+        if batch.lane is Lane.BATCH:
+            if batch.root is None:
+                raise InvariantViolation(f"batch {batch.id} has no root")
+            recorded = registry.get_batch(batch.root)
+            if recorded is None:
+                return False
+            if recorded.size != batch.size:
+                raise InvariantViolation(
+                    f"root {to_hex(batch.root)} recorded with size {recorded.size}, not {batch.size}"
+                )
+            self._confirm_found(batch, f"root recorded on chain as batch {recorded.batch_id}")
+            return True
+        items = self.store.open_items(batch.id)
+        if batch.lane in (Lane.INDIVIDUAL, Lane.METADATA):
+            digests = [parse_bytes32(i.record()["digest"], "digest") for i in items]
+            if digests and all(registry.is_settled(d) for d in digests):
+                self._confirm_found(batch, "digest recorded on chain")
+                return True
+            return False
+        if batch.lane is Lane.PAYMENT:
+            confirmed: dict[int, str] = {}
+            failed: dict[int, str] = {}
+            for item in items:
+                record = item.record()
+                if not self.chain.permit2.nonce_spent(record["payer"], int(record["nonce"])):
+                    continue
+                found = self.chain.facilitator.settled_payment_log(
+                    record["payer"], int(record["nonce"]), from_block=self.config.log_from_block
+                )
+                if found is not None:
+                    confirmed[item.id] = f"settled on chain by transaction {to_hex(found['tx_hash'])}"
+                else:
+                    failed[item.id] = "permit2_invalid_nonce: the Permit2 nonce was spent outside this facilitator"
+            if not confirmed and not failed:
+                return False
+            if len(confirmed) + len(failed) == len(items):
+                if failed:
+                    self.store.confirm_batch(
+                        batch.id,
+                        tx_hash=None,
+                        block_number=None,
+                        gas_used=None,
+                        item_failures=failed,
+                        note="found on chain",
+                    )
+                else:
+                    self._confirm_found(batch, "every Permit2 nonce spent on chain")
+                return True
+            if batch.state is BatchState.SUBMITTED:
+                if not replaced:
+                    return False
+                self.store.reopen_batch(batch.id, "its transaction was replaced; some payments settled elsewhere")
+            self.store.resolve_items(batch.id, confirmed=confirmed, failed=failed)
+            self.log.info("payments.found_on_chain", batch=batch.id, confirmed=len(confirmed), failed=len(failed))
+            return False
+        raise InvariantViolation(f"batch {batch.id}: unexpected lane {batch.lane}")
+
+    # -- recovery ----------------------------------------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        """Bring the queue in line with the chain after a (re)start; see the module docstring."""
+        sender = self.chain.sender
+        pending = sender.resync_nonce()
+        mined = sender.chain_nonce("latest")
+        self._rpc_ok()
+        submitted = sorted(self.store.batches(BatchState.SUBMITTED), key=lambda b: self._nonce_of(b))
+        built = self.store.batches(BatchState.BUILT)
+        self.log.info(
+            "recovery.start", mined_nonce=mined, pending_nonce=pending, submitted=len(submitted), built=len(built)
+        )
+        for batch in submitted:
+            tx = self.store.current_tx(batch.id)
+            if tx is None:
+                raise InvariantViolation(f"submitted batch {batch.id} has no transaction")
+            receipt = sender.receipt(tx.tx_hash)
+            if receipt is not None:
+                self.log.info("recovery.receipt", batch=batch.id, tx=tx.tx_hash, block=receipt.block_number)
+                self._on_receipt(batch, tx, receipt)
+                continue
+            if sender.chain_nonce("latest") > tx.nonce:
+                self._on_replaced(batch, tx)
+                continue
+            if self._settled_on_chain(batch):
+                # Settled by some other transaction; ours (if it is in a mempool at all) would only revert.
+                self.log.info("recovery.found", batch=batch.id, tx=tx.tx_hash)
+                continue
+            outcome = sender.broadcast(tx.raw)
+            self._last_broadcast[batch.id] = time.monotonic()
+            sender.nonce_used(tx.nonce)
+            self.log.info("recovery.rebroadcast", batch=batch.id, tx=tx.tx_hash, nonce=tx.nonce, outcome=outcome)
+        sender.resync_nonce()
+        self.log.info("recovery.done", **self._counts())
+
+    def _nonce_of(self, batch: Batch) -> int:
+        tx = self.store.current_tx(batch.id)
+        return -1 if tx is None else tx.nonce
+
+
+def _leaf(record: dict[str, Any]) -> InferenceLeaf:
+    return InferenceLeaf(
+        tee_id=parse_bytes32(record["tee_id"], "tee_id"),
+        input_hash=parse_bytes32(record["input_hash"], "input_hash"),
+        output_hash=parse_bytes32(record["output_hash"], "output_hash"),
+        tee_signature=parse_hex_bytes(record["tee_signature"], "tee_signature"),
+        timestamp=int(record["timestamp"]),
+    )
+
+
+def _payment_args(record: dict[str, Any]) -> tuple[Any, ...]:
+    from og_settle._x402 import PaymentPayload
+
+    payload = PaymentPayload.from_json(record["paymentPayload"])
+    return payload.payload.authorization.payment_args(payload.payload.signature, int(record["amount"]))
+
+
+def _write_durably(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically and fsync it (and its folder), so it survives a crash."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
