@@ -111,7 +111,10 @@ def _inference(args: argparse.Namespace) -> int:
             "relayer": settlement.relayer,
             "recorded_at": settlement.recorded_at,
         }
-        text = f"inference {to_hex(digest)}: settled ({settlement.kind}) by {settlement.relayer} at {settlement.recorded_at}"
+        text = (
+            f"inference {to_hex(digest)}: settled ({settlement.kind}) by {settlement.relayer} "
+            f"at {settlement.recorded_at}"
+        )
         return _emit(args, body, text)
     if args.dump is None:
         raise InvalidInput("--dump: a batch inference needs the batch's tree dump to build its proof")
