@@ -1,0 +1,156 @@
+"""The durable queue: states move only along allowed transitions, atomically, and survive reopening."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from og_settle import InvariantViolation
+from og_settle.relayer import BatchPolicy, BatchState, ItemKind, ItemState, Lane, NewItem, SqliteStore, Trigger
+from og_settle.relayer._states import ITEM_TRANSITIONS, check_item_transition
+
+
+def _item(n: int, lane: Lane = Lane.BATCH) -> NewItem:
+    kind = ItemKind.PAYMENT if lane is Lane.PAYMENT else ItemKind.INFERENCE
+    return NewItem(kind=kind, lane=lane, key=n.to_bytes(32, "big"), payload={"n": n}, source=f"test:{n}")
+
+
+def test_wal_and_full_sync(store: SqliteStore) -> None:
+    """The queue file runs in WAL mode with synchronous=FULL (2)."""
+    db = sqlite3.connect(store.path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2
+
+
+def test_duplicate_intake_is_detected_not_queued(store: SqliteStore) -> None:
+    """A second record with the same idempotency key is reported as a duplicate of the first."""
+    first = store.add_items([_item(1), _item(2)])
+    again = store.add_items([_item(2), _item(3)])
+    assert [o.duplicate for o in first] == [False, False]
+    assert again[0].duplicate and again[0].item_id == first[1].item_id
+    assert not again[1].duplicate
+    assert store.status().items_by_state == {"received": 3}
+
+
+def test_full_lifecycle_and_reopen(tmp_path: Path) -> None:
+    """received -> batched -> submitted -> confirmed, with the signed transaction kept across a reopen."""
+    path = tmp_path / "q.db"
+    store = SqliteStore(path)
+    ids = [o.item_id for o in store.add_items([_item(n) for n in range(5)])]
+    batch = store.create_batch(Lane.BATCH, ids[:3], root=b"\1" * 32, dump_path=None, dump="{}")
+    assert {i.state for i in store.batch_items(batch.id)} == {ItemState.BATCHED}
+    tx = store.record_signed_tx(batch.id, tx_hash=b"\2" * 32, nonce=7, sender="0xabc", raw=b"raw-bytes")
+    store.close()
+
+    reopened = SqliteStore(path)
+    assert reopened.batch(batch.id).state is BatchState.SUBMITTED
+    assert reopened.current_tx(batch.id) == tx
+    assert reopened.status().in_flight == 5
+    reopened.confirm_batch(batch.id, tx_hash=tx.tx_hash, block_number=12, gas_used=50_000)
+    assert {i.state for i in reopened.batch_items(batch.id)} == {ItemState.CONFIRMED}
+    status = reopened.status()
+    assert status.items_by_state == {"confirmed": 3, "received": 2}
+    assert status.last_transaction is not None and status.last_transaction.state == "mined"
+    assert status.oldest_pending is not None and status.oldest_pending.id == ids[3]
+    reopened.close()
+
+
+def test_reopen_batch_after_replacement(store: SqliteStore) -> None:
+    """A replaced transaction sends its batch back to built and its items back to batched."""
+    ids = [o.item_id for o in store.add_items([_item(n, Lane.PAYMENT) for n in range(3)])]
+    batch = store.create_batch(Lane.PAYMENT, ids, root=None, dump_path=None, dump=None)
+    store.record_signed_tx(batch.id, tx_hash=b"\3" * 32, nonce=1, sender="0xabc", raw=b"r")
+    store.reopen_batch(batch.id, "replaced")
+    assert store.batch(batch.id).state is BatchState.BUILT
+    assert {i.state for i in store.batch_items(batch.id)} == {ItemState.BATCHED}
+    assert store.current_tx(batch.id) is not None and store.current_tx(batch.id).state == "replaced"  # type: ignore[union-attr]
+    store.resolve_items(batch.id, confirmed={ids[0]: "settled elsewhere"}, failed={ids[1]: "permit2_invalid_nonce"})
+    tx = store.record_signed_tx(batch.id, tx_hash=b"\4" * 32, nonce=2, sender="0xabc", raw=b"r2")
+    store.confirm_batch(batch.id, tx_hash=tx.tx_hash, block_number=3, gas_used=1, item_failures={})
+    states = {i.id: (i.state, i.reason) for i in store.batch_items(batch.id)}
+    assert states[ids[0]] == (ItemState.CONFIRMED, "settled elsewhere")
+    assert states[ids[1]] == (ItemState.FAILED, "permit2_invalid_nonce")
+    assert states[ids[2]][0] is ItemState.CONFIRMED
+    assert store.batch(batch.id).attempts == 2
+
+
+def test_failed_transition_changes_nothing(store: SqliteStore) -> None:
+    """A transition that breaks the state machine raises and leaves the queue as it was."""
+    ids = [o.item_id for o in store.add_items([_item(n) for n in range(2)])]
+    batch = store.create_batch(Lane.BATCH, ids, root=b"\1" * 32, dump_path=None, dump=None)
+    store.fail_batch(batch.id, "InvalidBatchRoot")
+    before = store.status()
+    with pytest.raises(InvariantViolation):
+        store.confirm_batch(batch.id, tx_hash=None, block_number=None, gas_used=None)
+    assert store.status() == before
+    with pytest.raises(InvariantViolation):  # items of another lane cannot join a batch
+        store.create_batch(Lane.PAYMENT, ids, root=None, dump_path=None, dump=None)
+    assert store.status() == before
+
+
+def test_rejected_records_are_visible_with_reason(store: SqliteStore) -> None:
+    """A rejected record is stored with its reason and counted, never queued."""
+    store.add_rejected(ItemKind.PAYMENT, "in.jsonl:3", "{...}", "permit2_deadline_expired: too late")
+    status = store.status()
+    assert status.items_by_state == {"rejected": 1}
+    assert status.in_flight == 0
+    assert status.failure_reasons == {"permit2_deadline_expired: too late": 1}
+
+
+@settings(max_examples=30)
+@given(st.lists(st.sampled_from(list(ItemState)), min_size=1, max_size=8))
+def test_terminal_states_are_final(path: list[ItemState]) -> None:
+    """Confirmed, failed and rejected are terminal: no transition leaves them."""
+    for old, new in itertools.pairwise(path):
+        if old in (ItemState.CONFIRMED, ItemState.FAILED, ItemState.REJECTED):
+            with pytest.raises(InvariantViolation):
+                check_item_transition(old, new)
+        elif new in ITEM_TRANSITIONS[old]:
+            check_item_transition(old, new)
+
+
+def test_policy_triggers() -> None:
+    """Size, idle and max-age triggers fire as configured; individual items never wait."""
+    from og_settle.relayer import LaneBacklog
+
+    policy = BatchPolicy.opengradient()
+    assert (policy.max_items, policy.idle_seconds, policy.max_age_seconds) == (20, 300.0, 900.0)
+    assert BatchPolicy.bulk().max_items == 100_000
+    now = 10_000.0
+    full = LaneBacklog(Lane.BATCH, 20, now - 1, now)
+    assert policy.trigger(full, now) == Trigger.SIZE
+    young = LaneBacklog(Lane.BATCH, 5, now - 10, now - 1)
+    assert policy.trigger(young, now) is None
+    assert policy.trigger(young, now, drain=True) == Trigger.DRAIN
+    idle = LaneBacklog(Lane.BATCH, 5, now - 400, now - 300)
+    assert policy.trigger(idle, now) == Trigger.IDLE
+    old = LaneBacklog(Lane.BATCH, 5, now - 900, now - 1)
+    assert policy.trigger(old, now) == Trigger.MAX_AGE
+    assert policy.trigger(LaneBacklog(Lane.INDIVIDUAL, 1, now, now), now) == Trigger.SIZE
+    assert policy.capacity(Lane.PAYMENT) == 50
+    assert policy.capacity(Lane.INDIVIDUAL) == 1
+
+
+@settings(max_examples=25)
+@given(st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=60), st.integers(1, 7))
+def test_batches_partition_items(keys: list[int], max_items: int) -> None:
+    """Cutting batches of at most max_items puts every distinct record in exactly one batch."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SqliteStore(Path(tmp) / "q.db")
+        store.add_items([_item(k) for k in keys])
+        while True:
+            waiting = store.items(state=ItemState.RECEIVED, lane=Lane.BATCH, limit=max_items)
+            if not waiting:
+                break
+            store.create_batch(Lane.BATCH, [i.id for i in waiting], root=b"\1" * 32, dump_path=None, dump=None)
+        batched = [i for b in store.batches() for i in store.batch_items(b.id)]
+        assert sorted(i.key for i in batched) == sorted(k.to_bytes(32, "big") for k in set(keys))  # type: ignore[misc]
+        assert all(b.size <= max_items for b in store.batches())
+        store.close()
