@@ -37,15 +37,19 @@ contract SettlementRegistry is ISettlementRegistry, AccessControl, Pausable, EIP
     /// @inheritdoc ISettlementRegistry
     ITeeRegistry public immutable teeRegistry;
 
-    /// @dev The timestamp window and the counters share one slot: every settlement reads the window and bumps a
-    /// counter, so packing them costs one cold SLOAD and one warm SSTORE per settlement.
+    /// @dev The pause flag, the timestamp window and the batch counters share one slot: every settlement checks the
+    /// flag and (individual/metadata) reads the window or (batch) bumps the counters, so one cold SLOAD serves all.
+    /// Individual and metadata settlements are deliberately not counted on chain: a counter update costs a warm
+    /// SSTORE (2,900 gas) per settlement, which would put an individual settlement over its 70k gas budget; their
+    /// count is the number of IndividualSettled / MetadataSettled events.
+    /// (OpenZeppelin Pausable's own `_paused` slot is left unused: `paused()`, `_pause()` and `_unpause()` are
+    /// overridden to use this flag, and Pausable's modifiers, events and errors are kept.)
     struct State {
+        bool paused;
         uint32 maxAge;
         uint32 maxFutureDrift;
         uint32 batches;
         uint64 inferencesInBatches;
-        uint48 individual;
-        uint48 metadata;
     }
 
     State private _state;
@@ -101,8 +105,6 @@ contract SettlementRegistry is ISettlementRegistry, AccessControl, Pausable, EIP
         if (_settlements[digest].kind != SettlementKind.None) revert SettlementAlreadyRecorded(digest);
         _checkTeeSignature(settlement.teeId, digest, signature);
 
-        ++state.individual;
-        _state = state;
         _settlements[digest] =
             Settlement({kind: SettlementKind.Individual, recordedAt: uint64(block.timestamp), relayer: msg.sender});
         emit IndividualSettled(
@@ -134,8 +136,6 @@ contract SettlementRegistry is ISettlementRegistry, AccessControl, Pausable, EIP
         if (_settlements[digest].kind != SettlementKind.None) revert SettlementAlreadyRecorded(digest);
         _checkTeeSignature(record.teeId, digest, signature);
 
-        ++state.metadata;
-        _state = state;
         _settlements[digest] =
             Settlement({kind: SettlementKind.Metadata, recordedAt: uint64(block.timestamp), relayer: msg.sender});
         _emitMetadataSettled(digest, inputHash, outputHash, record);
@@ -154,6 +154,11 @@ contract SettlementRegistry is ISettlementRegistry, AccessControl, Pausable, EIP
     /// @inheritdoc ISettlementRegistry
     function unpause() external onlyRole(ADMIN_ROLE) {
         _unpause();
+    }
+
+    /// @notice True while settlement is paused.
+    function paused() public view override returns (bool) {
+        return _state.paused;
     }
 
     /// @inheritdoc ISettlementRegistry
@@ -179,12 +184,7 @@ contract SettlementRegistry is ISettlementRegistry, AccessControl, Pausable, EIP
     /// @inheritdoc ISettlementRegistry
     function counters() external view returns (Counters memory) {
         State memory state = _state;
-        return Counters({
-            batches: state.batches,
-            inferencesInBatches: state.inferencesInBatches,
-            individual: state.individual,
-            metadata: state.metadata
-        });
+        return Counters({batches: state.batches, inferencesInBatches: state.inferencesInBatches});
     }
 
     /// @inheritdoc ISettlementRegistry
@@ -273,6 +273,16 @@ contract SettlementRegistry is ISettlementRegistry, AccessControl, Pausable, EIP
         if (signer == address(0)) revert TeeNotActive(teeId);
         (address recovered,,) = ECDSA.tryRecoverCalldata(digest, signature);
         if (recovered != signer) revert InvalidTeeSignature(teeId, recovered);
+    }
+
+    function _pause() internal override whenNotPaused {
+        _state.paused = true;
+        emit Paused(msg.sender);
+    }
+
+    function _unpause() internal override whenPaused {
+        _state.paused = false;
+        emit Unpaused(msg.sender);
     }
 
     function _setTimestampWindow(uint256 maxAge, uint256 maxFutureDrift, address admin) private {

@@ -54,6 +54,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "replica_only: needs the local replica as the fork's upstream")
+    config.addinivalue_line("markers", "gas: records figures in gas-snapshot.json (OG_SETTLE_GAS_SNAPSHOT=update)")
 
 
 def on_replica() -> bool:

@@ -121,16 +121,14 @@ interface ISettlementRegistry {
         address relayer;
     }
 
-    /// @notice Running totals; they always equal what the events describe.
+    /// @notice Running batch totals; they always equal what the BatchRecorded events describe. Individual and
+    /// metadata settlements are not counted on chain (a counter write would cost 2,900 gas per settlement); count
+    /// their events instead, and look each digest up with `getSettlement`.
     /// @param batches Number of batch roots recorded (= the last batch id).
     /// @param inferencesInBatches Sum of the sizes of recorded batches.
-    /// @param individual Number of individual settlements.
-    /// @param metadata Number of metadata settlements.
     struct Counters {
         uint32 batches;
         uint64 inferencesInBatches;
-        uint64 individual;
-        uint64 metadata;
     }
 
     /// @notice A batch root was recorded.
