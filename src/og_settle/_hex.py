@@ -87,7 +87,7 @@ def parse_bytes32(value: Any, field: str) -> bytes:
 def to_checksum_address(address: bytes) -> str:
     """The EIP-55 mixed-case checksum form of a 20-byte address."""
     lower = address.hex()
-    nibbles = keccak256(lower.encode("ascii")).hex()
+    nibbles = keccak256(lower.encode("ascii")).hex()[:40]
     return "0x" + "".join(ch.upper() if int(n, 16) >= 8 else ch for ch, n in zip(lower, nibbles, strict=True))
 
 
