@@ -46,9 +46,10 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
             Payment calldata payment = payments[i];
             // An external self-call gives each item its own call frame, so a failure anywhere in it (our
             // checks, Permit2, the token, the balance-delta check) reverts that item and nothing else.
-            try this.settleOne(payment, msg.sender) returns (uint256) {
+            (bool ok, bytes memory reason) = address(this).call(_settleOneCalldata(payment, msg.sender));
+            if (ok) {
                 results[i].settled = true;
-            } catch (bytes memory reason) {
+            } else {
                 if (reason.length >= 4) results[i].reason = bytes4(reason);
                 emit PaymentFailed(i, payment.owner, payment.permit.nonce, reason);
             }
@@ -138,6 +139,31 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
         uint256 balanceAfter = IERC20(token).balanceOf(to);
         uint256 received = balanceAfter > balanceBefore ? balanceAfter - balanceBefore : 0;
         if (received != amount) revert TransferShortfall(token, to, amount, received);
+    }
+
+    /// @dev `abi.encodeCall(this.settleOne, (payment, batchCaller))`, built by copying the item's ABI encoding
+    /// straight from the batch's calldata (a tuple's encoding is position-independent: its offsets are relative
+    /// to its own start) instead of re-encoding it field by field. `settleOne` decodes and validates it again.
+    function _settleOneCalldata(Payment calldata payment, address batchCaller)
+        private
+        pure
+        returns (bytes memory data)
+    {
+        uint256 signatureLength = payment.signature.length; // bounds-checked by the compiler
+        bytes4 selector = this.settleOne.selector;
+        assembly ("memory-safe") {
+            // The item spans from its head to the end of its (padded) signature, and at least its 12-word head.
+            let signatureOffset := calldataload(add(payment, 0x160))
+            let size := add(add(signatureOffset, 0x20), and(add(signatureLength, 0x1f), not(0x1f)))
+            if lt(size, 0x180) { size := 0x180 }
+            data := mload(0x40)
+            mstore(data, add(size, 0x44))
+            mstore(add(data, 0x20), selector)
+            mstore(add(data, 0x24), 0x40)
+            mstore(add(data, 0x44), batchCaller)
+            calldatacopy(add(data, 0x64), payment, size)
+            mstore(0x40, add(add(data, 0x64), size))
+        }
     }
 
     /// @dev Rejects EOA signatures that Permit2 would accept but that are not canonical: a high `s` (the

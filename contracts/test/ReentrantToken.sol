@@ -5,11 +5,15 @@ import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 
 /// @title ReentrantToken
 /// @notice TEST DOUBLE ONLY. An ERC-20 that, once armed, calls an arbitrary target with arbitrary calldata from
-/// inside a transfer, and bubbles the call's revert. Real OPG never calls out during a transfer, so the
-/// facilitator's reentrancy guard cannot be exercised with it; this hostile token exists for that test.
+/// inside a transfer and records how that call ended (Permit2's SafeTransferLib would replace a bubbled
+/// revert with "TRANSFER_FROM_FAILED", so the reason is kept here for the test to read). Real OPG never calls
+/// out during a transfer, so the facilitator's reentrancy guard cannot be exercised with it.
 contract ReentrantToken is ERC20 {
     address public target;
     bytes public attack;
+    /// @notice Whether the last reentrant call succeeded, and its return or revert data.
+    bool public lastCallSucceeded;
+    bytes public lastCallData;
 
     constructor() ERC20("Reentrant", "REE") {}
 
@@ -30,12 +34,9 @@ contract ReentrantToken is ERC20 {
             bytes memory data = attack;
             delete target;
             delete attack;
-            (bool ok, bytes memory reason) = callee.call(data);
-            if (!ok) {
-                assembly ("memory-safe") {
-                    revert(add(reason, 0x20), mload(reason))
-                }
-            }
+            (bool ok, bytes memory result) = callee.call(data);
+            lastCallSucceeded = ok;
+            lastCallData = result;
         }
         super._update(from, to, value);
     }
