@@ -104,5 +104,5 @@ def test_settlement_mode_wire_strings() -> None:
 
 @pytest.mark.parametrize("name", ["", "batched", " batch", "SETTLEMENT", "full"])
 def test_settlement_mode_rejects_unknown_names(name: str) -> None:
-    with pytest.raises(InvalidInput, match="^settlement_mode: unknown mode"):
+    with pytest.raises(InvalidInput, match=r"^settlement_mode: unknown mode"):
         SettlementMode.parse(name)

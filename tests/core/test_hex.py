@@ -39,7 +39,7 @@ def test_parse_bytes32_names_the_field(value: Any, message: str) -> None:
 def test_parse_hex_bytes_cap() -> None:
     assert parse_hex_bytes("0x", "sig") == b""
     assert parse_hex_bytes("0x" + "00" * 4, "sig", max_len=4) == b"\x00" * 4
-    with pytest.raises(InvalidInput, match="^sig: 5 bytes is over the limit of 4 bytes"):
+    with pytest.raises(InvalidInput, match=r"^sig: 5 bytes is over the limit of 4 bytes"):
         parse_hex_bytes("0x" + "00" * 5, "sig", max_len=4)
 
 
@@ -55,18 +55,16 @@ def test_checksum_matches_eth_utils(raw: bytes) -> None:
 def test_parse_address_checksum_rules() -> None:
     good = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
     assert parse_address(good, "to", require_checksum=True) == good
-    with pytest.raises(InvalidInput, match="^to: address .* is not EIP-55 checksummed"):
+    with pytest.raises(InvalidInput, match=r"^to: address .* is not EIP-55 checksummed"):
         parse_address(good.lower(), "to", require_checksum=True)
     broken = good[:-1] + "D"
-    with pytest.raises(InvalidInput, match="^to: address .* has a wrong EIP-55 checksum"):
+    with pytest.raises(InvalidInput, match=r"^to: address .* has a wrong EIP-55 checksum"):
         parse_address(broken, "to")
-    with pytest.raises(InvalidInput, match="^to: expected a 20-byte address"):
+    with pytest.raises(InvalidInput, match=r"^to: expected a 20-byte address"):
         parse_address("0x1234", "to")
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"), [(0, 0), ("0", 0), ("42", 42), ("0x2a", 42), (2**256 - 1, 2**256 - 1)]
-)
+@pytest.mark.parametrize(("value", "expected"), [(0, 0), ("0", 0), ("42", 42), ("0x2a", 42), (2**256 - 1, 2**256 - 1)])
 def test_parse_uint256_accepts(value: Any, expected: int) -> None:
     assert parse_uint256(value, "amount") == expected
 
