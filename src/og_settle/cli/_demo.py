@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 
 def register(groups: Any) -> None:
     demo = groups.add_parser("demo", help="run the end-to-end demo on a fresh local replica")
+    demo.add_argument("--count", type=int, default=300, help="synthetic inferences to create (default 300)")
+    demo.add_argument("--out-dir", type=Path, default=Path("demo-output"), help="where dumps, logs and the queue go")
     demo.set_defaults(handler=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from og_settle.replica import running_replica
+    from og_settle._demo import format_report, run_demo
 
-    with running_replica() as info:
-        print(f"Base Sepolia replica (chain id {info.chain_id}) at {info.rpc_url}, up in {info.startup_seconds:.2f}s")
-        print(f"  Permit2  {info.permit2}")
-        print(f"  OPG      {info.opg}")
-        for account in info.dev_accounts:
-            print(f"  funded   {account}")
-    return 0
+    report = run_demo(args.out_dir, count=args.count)
+    print(format_report(report, args.out_dir))
+    return 1 if report.failures else 0
