@@ -133,7 +133,7 @@ def test_crash_recovery_settles_everything_exactly_once(tmp_path: Path) -> None:
     rng = random.Random(20261122)
     with live_chain(tmp_path / "chain") as chain:
         deployment = chain.deployment
-        batch_records = [inference_record(deployment, i) for i in range(2400)]
+        batch_records = [inference_record(deployment, i) for i in range(2000)]
         singles = [inference_record(deployment, 10_000 + i, mode="individual") for i in range(3)]
         singles += [inference_record(deployment, 20_000 + i, mode="metadata") for i in range(2)]
         payments = [payment_record(deployment, i) for i in range(150)]
@@ -146,7 +146,7 @@ def test_crash_recovery_settles_everything_exactly_once(tmp_path: Path) -> None:
 
         log = tmp_path / "relayer.log"
         dump_dir = tmp_path / "dumps"
-        args = ("--drain", "--exit-when-done", "--max-batch", "400", "--poll", "0.05", "--dump-dir", str(dump_dir))
+        args = ("--drain", "--exit-when-done", "--max-batch", "350", "--poll", "0.05", "--dump-dir", str(dump_dir))
         # The pauses widen the windows after signing and after broadcasting, so kills land inside them.
         pauses = {"OG_SETTLE_TEST_PAUSE": "signed:0.25,broadcast:0.25"}
         kills: list[str] = []
@@ -197,7 +197,7 @@ def test_node_outage_backs_off_and_loses_nothing(tmp_path: Path) -> None:
     every record exactly once."""
     with live_chain(tmp_path / "chain", state_path=tmp_path / "anvil-state.json") as chain:
         deployment = chain.deployment
-        batch_records = [inference_record(deployment, i) for i in range(600)]
+        batch_records = [inference_record(deployment, i) for i in range(400)]
         payments = [payment_record(deployment, i) for i in range(60)]
         records: list[Any] = batch_records + payments
         db = tmp_path / "queue.db"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -51,7 +51,14 @@ class PaymentFacilitatorClient:
     ``og_settle.Permit2Authorization.payment_args(signature, amount)`` returns them."""
 
     def __init__(
-        self, w3: Any, address: str, *, abi: Sequence[Mapping[str, Any]] | None = None, retry: RetryPolicy | None = None
+        self,
+        w3: Any,
+        address: str,
+        *,
+        abi: Sequence[Mapping[str, Any]] | None = None,
+        retry: RetryPolicy | None = None,
+        on_retry: Callable[[str, int, float, BaseException], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         if abi is None:
             from og_settle._artifacts import abi as load_abi
@@ -63,6 +70,11 @@ class PaymentFacilitatorClient:
         self.contract = w3.eth.contract(address=self.address, abi=self.abi)
         self.errors = error_table([self.abi])
         self.retry = retry or RetryPolicy()
+        self._on_retry = on_retry
+        self._should_stop = should_stop
+
+    def _retrying(self, fn: Callable[[], Any], what: str) -> Any:
+        return call_with_retries(fn, self.retry, what=what, on_retry=self._on_retry, should_stop=self._should_stop)
 
     def decode_error(self, data: bytes) -> NamedError:
         return decode_revert(data, self.errors)
@@ -83,7 +95,7 @@ class PaymentFacilitatorClient:
                     raise
                 raise ContractRevert(decode_revert(data, self.errors), context=name) from err
 
-        return call_with_retries(call, self.retry, what=f"PaymentFacilitator.{name}")
+        return self._retrying(call, f"PaymentFacilitator.{name}")
 
     # -- writes ------------------------------------------------------------------------------------------------
 
@@ -120,7 +132,7 @@ class PaymentFacilitatorClient:
             return self.w3.eth.call({"from": sender, "to": call.to, "data": "0x" + call.data.hex()})
 
         try:
-            call_with_retries(run, self.retry, what="PaymentFacilitator.settle (simulation)")
+            self._retrying(run, "PaymentFacilitator.settle (simulation)")
         except Exception as err:
             data = revert_data(err)
             if data is None:
@@ -177,7 +189,7 @@ class PaymentFacilitatorClient:
         def fetch() -> Any:
             return event.get_logs(argument_filters={"payer": payer}, from_block=from_block, to_block=to_block)
 
-        for log in call_with_retries(fetch, self.retry, what="eth_getLogs PaymentSettled"):
+        for log in self._retrying(fetch, "eth_getLogs PaymentSettled"):
             if int(log["args"]["nonce"]) == nonce:
                 return {
                     "tx_hash": bytes(log["transactionHash"]),
@@ -191,10 +203,23 @@ class PaymentFacilitatorClient:
 class Permit2Client:
     """Reads Permit2's unordered nonce bitmap (no ABI needed)."""
 
-    def __init__(self, w3: Any, address: str = PERMIT2_ADDRESS, *, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        w3: Any,
+        address: str = PERMIT2_ADDRESS,
+        *,
+        retry: RetryPolicy | None = None,
+        on_retry: Callable[[str, int, float, BaseException], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
         self.w3 = w3
         self.address = parse_address(address, "permit2")
         self.retry = retry or RetryPolicy()
+        self._on_retry = on_retry
+        self._should_stop = should_stop
+
+    def _retrying(self, fn: Callable[[], Any], what: str) -> Any:
+        return call_with_retries(fn, self.retry, what=what, on_retry=self._on_retry, should_stop=self._should_stop)
 
     def nonce_bitmap(self, owner: str, word_position: int) -> int:
         data = _NONCE_BITMAP + abi_encode(
@@ -204,7 +229,7 @@ class Permit2Client:
         def call() -> Any:
             return self.w3.eth.call({"to": self.address, "data": "0x" + data.hex()})
 
-        result = bytes(call_with_retries(call, self.retry, what="Permit2.nonceBitmap"))
+        result = bytes(self._retrying(call, "Permit2.nonceBitmap"))
         (bitmap,) = abi_decode(["uint256"], result)
         return int(bitmap)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -138,7 +138,14 @@ class SettlementRegistryClient:
     ``ContractCall``s that a ``TxSender`` signs and sends (``send_*`` do both)."""
 
     def __init__(
-        self, w3: Any, address: str, *, abi: Sequence[Mapping[str, Any]] | None = None, retry: RetryPolicy | None = None
+        self,
+        w3: Any,
+        address: str,
+        *,
+        abi: Sequence[Mapping[str, Any]] | None = None,
+        retry: RetryPolicy | None = None,
+        on_retry: Callable[[str, int, float, BaseException], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         if abi is None:
             from og_settle._artifacts import abi as load_abi
@@ -150,6 +157,11 @@ class SettlementRegistryClient:
         self.contract = w3.eth.contract(address=self.address, abi=self.abi)
         self.errors = error_table([self.abi])
         self.retry = retry or RetryPolicy()
+        self._on_retry = on_retry
+        self._should_stop = should_stop
+
+    def _retrying(self, fn: Callable[[], Any], what: str) -> Any:
+        return call_with_retries(fn, self.retry, what=what, on_retry=self._on_retry, should_stop=self._should_stop)
 
     def _read(self, name: str, *args: Any) -> Any:
         fn = getattr(self.contract.functions, name)(*args)
@@ -163,7 +175,7 @@ class SettlementRegistryClient:
                     raise
                 raise ContractRevert(decode_revert(data, self.errors), context=f"{name}") from err
 
-        return call_with_retries(call, self.retry, what=f"SettlementRegistry.{name}")
+        return self._retrying(call, f"SettlementRegistry.{name}")
 
     def _call(self, name: str, args: Sequence[Any], description: str) -> ContractCall:
         data = self.contract.encode_abi(name, args=list(args))
@@ -258,7 +270,7 @@ class SettlementRegistryClient:
         def fetch() -> Any:
             return event.get_logs(from_block=from_block, to_block=to_block)
 
-        logs = call_with_retries(fetch, self.retry, what="eth_getLogs BatchRecorded")
+        logs = self._retrying(fetch, "eth_getLogs BatchRecorded")
         return [
             {
                 "batch_id": int(log["args"]["batchId"]),

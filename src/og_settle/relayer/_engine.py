@@ -185,6 +185,7 @@ class Relayer:
             w3 = make_web3(rpc_url)
         # The relayer never gives up on the node: it backs off (capped) until the node is back or it is stopped.
         retry = RetryPolicy(initial_delay=0.2, max_delay=5.0, max_elapsed=None)
+        hooks: dict[str, Any] = {"on_retry": self._on_retry, "should_stop": self.stop.is_set}
         sender = TxSender(
             w3,
             account,
@@ -197,11 +198,13 @@ class Relayer:
         self.chain = _ChainView(
             w3=w3,
             sender=sender,
-            registry=SettlementRegistryClient(w3, self.deployment.settlement_registry, abi=registry_abi, retry=retry),
-            facilitator=PaymentFacilitatorClient(
-                w3, self.deployment.payment_facilitator, abi=facilitator_abi, retry=retry
+            registry=SettlementRegistryClient(
+                w3, self.deployment.settlement_registry, abi=registry_abi, retry=retry, **hooks
             ),
-            permit2=Permit2Client(w3, self.deployment.permit2, retry=retry),
+            facilitator=PaymentFacilitatorClient(
+                w3, self.deployment.payment_facilitator, abi=facilitator_abi, retry=retry, **hooks
+            ),
+            permit2=Permit2Client(w3, self.deployment.permit2, retry=retry, **hooks),
         )
         self._outage_since: float | None = None
         self._last_broadcast: dict[int, float] = {}
