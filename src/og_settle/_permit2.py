@@ -31,8 +31,8 @@ __all__ = [
     "PERMIT_WITNESS_TRANSFER_FROM_STUB",
     "TOKEN_PERMISSIONS_TYPE",
     "ApprovalResult",
+    "PaymentScheme",
     "Permit2Authorization",
-    "Scheme",
     "domain_separator",
     "ensure_opg_approval",
     "is_canonical_signature",
@@ -66,8 +66,8 @@ _WITNESS_FIELDS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
 }
 
 
-class Scheme(enum.IntEnum):
-    """The witness layout a payer signed; the values equal ``IPaymentFacilitator.Scheme`` in Solidity."""
+class PaymentScheme(enum.IntEnum):
+    """The witness layout a payer signed; the values equal ``IPaymentFacilitator.PaymentScheme`` in Solidity."""
 
     EXACT = 0
     UPTO = 1
@@ -75,7 +75,7 @@ class Scheme(enum.IntEnum):
     UPTO_BOUND = 3
 
     @classmethod
-    def of(cls, x402_scheme: str, *, bound: bool) -> Scheme:
+    def of(cls, x402_scheme: str, *, bound: bool) -> PaymentScheme:
         """The layout for an x402 scheme name (``"exact"`` or ``"upto"``), bound to a request hash or not."""
         if x402_scheme not in ("exact", "upto"):
             raise InvalidInput(f"scheme: expected 'exact' or 'upto', got {x402_scheme!r}")
@@ -84,12 +84,12 @@ class Scheme(enum.IntEnum):
     @property
     def is_upto(self) -> bool:
         """Whether the settler chooses the amount (and only ``witness.facilitator`` may settle)."""
-        return self in (Scheme.UPTO, Scheme.UPTO_BOUND)
+        return self in (PaymentScheme.UPTO, PaymentScheme.UPTO_BOUND)
 
     @property
     def is_bound(self) -> bool:
         """Whether the witness carries a ``requestHash``."""
-        return self in (Scheme.EXACT_BOUND, Scheme.UPTO_BOUND)
+        return self in (PaymentScheme.EXACT_BOUND, PaymentScheme.UPTO_BOUND)
 
     @property
     def x402_scheme(self) -> str:
@@ -174,9 +174,11 @@ class Permit2Authorization:
             object.__setattr__(self, "request_hash", parse_bytes32(self.request_hash, "request_hash"))
 
     @property
-    def scheme(self) -> Scheme:
+    def scheme(self) -> PaymentScheme:
         """The witness layout implied by which optional witness fields are set."""
-        return Scheme.of("upto" if self.facilitator is not None else "exact", bound=self.request_hash is not None)
+        return PaymentScheme.of(
+            "upto" if self.facilitator is not None else "exact", bound=self.request_hash is not None
+        )
 
     def witness_values(self) -> dict[str, Any]:
         """The witness struct's values by EIP-712 field name (``requestHash`` as bytes)."""

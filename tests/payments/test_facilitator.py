@@ -9,7 +9,7 @@ import pytest
 
 from og_settle import PERMIT2_ADDRESS
 from og_settle._hex import keccak256
-from og_settle._permit2 import Scheme
+from og_settle._permit2 import PaymentScheme
 from og_settle._x402 import PaymentRequirements, create_payment_payload, decode_payment_signature_header, encode_header
 from tests.payments.conftest import Sign
 
@@ -39,7 +39,7 @@ def test_exact_moves_exactly_the_permitted_amount_to_witness_to(
     assert (event.amount, event.nonce, event.scheme, bytes(event.requestHash)) == (
         3 * ONE + 7,
         authorization.nonce,
-        Scheme.EXACT,
+        PaymentScheme.EXACT,
         b"\0" * 32,
     )
 
@@ -52,7 +52,7 @@ def test_upto_settles_any_amount_up_to_the_permitted_one(
     tx = facilitator.settle(authorization.payment_args(signature, amount=2 * ONE), sender=relayer)
     assert opg.balanceOf(payee) - before == 2 * ONE
     [event] = settled_events(facilitator, tx)
-    assert (event.amount, event.scheme) == (2 * ONE, Scheme.UPTO)
+    assert (event.amount, event.scheme) == (2 * ONE, PaymentScheme.UPTO)
 
 
 @pytest.mark.parametrize("upto", [False, True], ids=["exact-bound", "upto-bound"])
@@ -63,7 +63,7 @@ def test_bound_variants_emit_the_signed_request_hash(
     tx = facilitator.settle(authorization.payment_args(signature), sender=relayer)
     [event] = settled_events(facilitator, tx)
     assert bytes(event.requestHash) == REQUEST_HASH
-    assert event.scheme == (Scheme.UPTO_BOUND if upto else Scheme.EXACT_BOUND)
+    assert event.scheme == (PaymentScheme.UPTO_BOUND if upto else PaymentScheme.EXACT_BOUND)
 
 
 def test_bound_signature_cannot_be_settled_with_another_request_hash(
@@ -231,11 +231,11 @@ def test_fields_outside_the_witness_are_rejected(facilitator: Any, sign: Sign, p
     authorization, signature = sign(payer)
     args = list(authorization.payment_args(signature))
     args[4] = relayer.address  # a facilitator on an exact payment
-    with ape.reverts(facilitator.FieldNotInWitness, scheme=Scheme.EXACT):
+    with ape.reverts(facilitator.FieldNotInWitness, scheme=PaymentScheme.EXACT):
         facilitator.settle(tuple(args), sender=relayer)
     args = list(authorization.payment_args(signature))
     args[6] = REQUEST_HASH  # a request hash on an unbound payment
-    with ape.reverts(facilitator.FieldNotInWitness, scheme=Scheme.EXACT):
+    with ape.reverts(facilitator.FieldNotInWitness, scheme=PaymentScheme.EXACT):
         facilitator.settle(tuple(args), sender=relayer)
 
 

@@ -10,7 +10,7 @@ from eth_abi import encode
 from eth_account.messages import encode_typed_data
 
 from og_settle import PERMIT2_ADDRESS, InvalidInput
-from og_settle._permit2 import ApprovalResult, Scheme, ensure_opg_approval
+from og_settle._permit2 import ApprovalResult, PaymentScheme, ensure_opg_approval
 from og_settle._x402 import (
     PaymentRequired,
     PaymentRequirements,
@@ -37,16 +37,16 @@ def keccak(data: bytes) -> bytes:
 
 # Written out in full here, independently of og_settle, as a client would copy them from the NatSpec.
 FULL_TYPES = {
-    Scheme.EXACT: "Witness(address to,uint256 validAfter)",
-    Scheme.UPTO: "Witness(address to,address facilitator,uint256 validAfter)",
-    Scheme.EXACT_BOUND: "Witness(address to,uint256 validAfter,bytes32 requestHash)",
-    Scheme.UPTO_BOUND: "Witness(address to,address facilitator,uint256 validAfter,bytes32 requestHash)",
+    PaymentScheme.EXACT: "Witness(address to,uint256 validAfter)",
+    PaymentScheme.UPTO: "Witness(address to,address facilitator,uint256 validAfter)",
+    PaymentScheme.EXACT_BOUND: "Witness(address to,uint256 validAfter,bytes32 requestHash)",
+    PaymentScheme.UPTO_BOUND: "Witness(address to,address facilitator,uint256 validAfter,bytes32 requestHash)",
 }
 
 
-@pytest.mark.parametrize("scheme", list(Scheme), ids=[s.name for s in Scheme])
+@pytest.mark.parametrize("scheme", list(PaymentScheme), ids=[s.name for s in PaymentScheme])
 def test_digest_by_hand_matches_eth_account_and_the_contract(
-    facilitator: Any, sign: Sign, payer: Any, relayer: Any, chain_id: int, scheme: Scheme
+    facilitator: Any, sign: Sign, payer: Any, relayer: Any, chain_id: int, scheme: PaymentScheme
 ) -> None:
     """keccak(0x1901 ‖ domain ‖ hashStruct) by hand = eth-account's typed-data hash = the facilitator's view."""
     authorization, signature = sign(
