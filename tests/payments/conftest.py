@@ -6,9 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from eth_utils import to_checksum_address as _eth_utils_checksum
 
-import og_settle._hex as _hex_module
 from og_settle import PERMIT2_ADDRESS
 from og_settle._permit2 import Permit2Authorization, sign_authorization
 
@@ -65,17 +63,3 @@ def sign(facilitator: Any, opg: Any, payee: Any, chain_id: int, now: int, permit
         return authorization, signature
 
     return make
-
-
-def _checksum_helper_is_broken() -> bool:
-    try:
-        _hex_module.to_checksum_address(b"\0" * 20)
-    except ValueError:
-        return True
-    return False
-
-
-# Workaround, applied only while og_settle._hex.to_checksum_address (owned by the Merkle helper) raises for every
-# address (it zips 40 address digits with 64 hash digits, strict=True); remove once that is fixed.
-if _checksum_helper_is_broken():
-    _hex_module.to_checksum_address = _eth_utils_checksum
