@@ -413,6 +413,9 @@ class Relayer:
         if tx is None:
             raise InvariantViolation(f"submitted batch {batch.id} has no transaction")
         sender = self.chain.sender
+        # The mined nonce is read before the receipt: a transaction mined between the two reads must not look
+        # replaced (nonce used, no receipt).
+        mined = sender.chain_nonce("latest")
         receipt = sender.receipt(tx.tx_hash)
         self._rpc_ok()
         if receipt is not None:
@@ -420,7 +423,7 @@ class Relayer:
                 return False
             self._on_receipt(batch, tx, receipt)
             return True
-        if sender.chain_nonce("latest") > tx.nonce:
+        if mined > tx.nonce:
             # Another transaction took this nonce, so this one can never be mined.
             self._on_replaced(batch, tx)
             return True
@@ -609,12 +612,13 @@ class Relayer:
             tx = self.store.current_tx(batch.id)
             if tx is None:
                 raise InvariantViolation(f"submitted batch {batch.id} has no transaction")
+            mined = sender.chain_nonce("latest")  # before the receipt, as in _poll
             receipt = sender.receipt(tx.tx_hash)
             if receipt is not None:
                 self.log.info("recovery.receipt", batch=batch.id, tx=tx.tx_hash, block=receipt.block_number)
                 self._on_receipt(batch, tx, receipt)
                 continue
-            if sender.chain_nonce("latest") > tx.nonce:
+            if mined > tx.nonce:
                 self._on_replaced(batch, tx)
                 continue
             if self._settled_on_chain(batch):
