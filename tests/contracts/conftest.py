@@ -7,6 +7,8 @@ the session ``tee`` key, registered under an approved Intel TDX measurement.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +85,17 @@ class Deployment:
 
     def leaf_signature(self, key: TeeKey, tee_id: bytes, input_hash: bytes, output_hash: bytes, ts: int) -> bytes:
         return key.sign_inference(self.domain, InferenceAttestation(tee_id, input_hash, output_hash, ts))
+
+
+@contextmanager
+def isolated(chain: Any) -> Iterator[None]:
+    """Like ``chain.isolate()``, but the snapshot is restored even when the body raises, so that a failing
+    Hypothesis example cannot leak state into the next one (which Hypothesis would report as flaky)."""
+    snapshot = chain.snapshot()
+    try:
+        yield
+    finally:
+        chain.restore(snapshot)
 
 
 @pytest.fixture(scope="session")
