@@ -513,7 +513,7 @@ class StandardMerkleTree:
     ) -> None:
         """Internal: use :meth:`of` or :meth:`load`, which establish the tree's invariants."""
         self._tree = tree
-        self._values = values
+        self._values = tuple(values)
         self._tree_index = tree_index
         self._encoding = encoding
         self._hash_lookup: dict[bytes, int] | None = None
@@ -633,7 +633,7 @@ class StandardMerkleTree:
     @property
     def values(self) -> tuple[LeafValue, ...]:
         """The values in input order, in canonical Python form."""
-        return tuple(self._values)
+        return self._values
 
     def __len__(self) -> int:
         return len(self._values)
