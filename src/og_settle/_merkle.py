@@ -15,7 +15,10 @@ The layout, hashing and dump format follow ``@openzeppelin/merkle-tree`` 1.0.x e
   treeIndex}]}``; ``json.dumps(dump, separators=(",", ":"))`` (see :meth:`StandardMerkleTree.dump_json`) is
   byte-identical to ``JSON.stringify(tree.dump())`` in Node when the JS values are written the way this module
   writes them: ``bytes``/``bytesN`` as lowercase ``0x`` hex, integers as decimal strings, addresses in EIP-55
-  form, booleans as JSON booleans, strings as they are, arrays and tuples as JSON arrays.
+  form, booleans as JSON booleans, strings as they are, arrays and tuples as JSON arrays. :meth:`load`
+  accepts the other spellings OpenZeppelin accepts (hex integers, lowercase addresses, upper-case hex) and
+  keeps values in canonical form, so re-dumping such a file normalises those spellings; the tree, the tree
+  indices and every hash stay the same.
 
 Every proof is verified against the root before it is returned; a failure raises
 :class:`~og_settle.InvariantViolation` because it can only be a bug here. The OpenGradient leaf encoding
