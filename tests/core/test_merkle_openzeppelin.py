@@ -127,3 +127,17 @@ def test_golden_unsorted_batch() -> None:
 def test_golden_address_uint_tree() -> None:
     """The airdrop-style [address, uint256] tree of OpenZeppelin's README."""
     check_golden("address_uint", sort_leaves=True)
+
+
+def test_we_load_other_spellings_openzeppelin_accepts(oz: OzWorker) -> None:
+    """Hex integers, lowercase addresses and upper-case hex in a Node dump load to the same tree."""
+    values = [
+        ["0xabcdefabcdefabcdefabcdefabcdefabcdefabcd", "0x1f", "0xDEADBEEF"],
+        ["0x00000000000000000000000000000000000000ff", "12", "0x"],
+    ]
+    answer = oz.ask({"op": "of", "encoding": ["address", "uint256", "bytes"], "values": values})
+    tree = StandardMerkleTree.load_json(answer["dump"])
+    assert "0x" + tree.root.hex() == answer["root"]
+    assert [hexes(proof) for proof in tree.proofs()] == answer["proofs"]
+    assert tree.values[0] == ("0xABcdEFABcdEFabcdEfAbCdefabcdeFABcDEFabCD", 31, b"\xde\xad\xbe\xef")
+    assert json.loads(tree.dump_json())["tree"] == json.loads(answer["dump"])["tree"]
