@@ -24,7 +24,9 @@ pragma solidity ^0.8.24;
 ///
 ///  Roles (OpenZeppelin AccessControl): DEFAULT_ADMIN_ROLE grants and revokes roles; ADMIN_ROLE approves and revokes
 ///  measurements and may disable or re-enable any TEE; OPERATOR_ROLE registers TEEs, and the operator that
-///  registered a TEE (its "owner") may disable or re-enable it.
+///  registered a TEE (its "owner") may disable or re-enable it, even after losing OPERATOR_ROLE (an admin can always
+///  disable it, or revoke its measurement). TEE ids are never reused: a disabled TEE can only be re-enabled, and a
+///  TEE under a revoked measurement is inactive for good; a new enclave key is a new registration.
 interface ITeeRegistry {
     /// @notice Kind of trusted execution environment a measurement belongs to. `None` is never valid.
     enum TeeType {

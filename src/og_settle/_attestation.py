@@ -12,9 +12,9 @@ What this mirrors (``contracts/interfaces/ITeeRegistry.sol`` and ``ISettlementRe
   ``inputHash = keccak256(input)`` and ``outputHash = keccak256(output)``), and ``TeeRegistration`` (the key's
   proof of possession). The payer is part of the individual and metadata structs.
 
-Hashes are computed by hand with eth-abi and keccak; :meth:`Eip712Domain.typed_data` gives the same message as
-eth-account typed data, and the tests check both agree and that the contracts accept the signatures. Nothing here
-imports ape or web3.
+Hashes are computed by hand with eth-abi and keccak, and signing uses eth-keys (low-s, RFC 6979);
+:meth:`Eip712Domain.typed_data` gives the same message as eth-account typed data, and the tests check both agree and
+that the contracts accept the signatures. Nothing here imports ape or web3.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from eth_abi.abi import encode
-from eth_account import Account
+from eth_keys.datatypes import PrivateKey, Signature
 from eth_utils.address import to_checksum_address
 
 from og_settle._errors import InvalidInput, InvariantViolation
@@ -465,8 +465,9 @@ def recover_signer(digest: bytes, signature: bytes) -> str:
         raise InvalidInput(f"signature: v must be 27 or 28, got {sig[64]}")
     if int.from_bytes(sig[32:64], "big") > _SECP256K1_N // 2:
         raise InvalidInput("signature: s is in the upper half of the curve order (malleable form)")
-    recovered: str = Account._recover_hash(parse_bytes32(digest, "digest"), signature=sig)
-    return parse_address(recovered, "recovered")
+    canonical = sig[:64] + bytes([sig[64] - 27])
+    public_key = Signature(signature_bytes=canonical).recover_public_key_from_msg_hash(parse_bytes32(digest, "digest"))
+    return tee_signer_for(public_key.to_bytes())
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,7 +489,7 @@ class TeeKey:
     @property
     def public_key(self) -> bytes:
         """The 64-byte uncompressed public key (x ‖ y)."""
-        public: bytes = Account.from_key(self.private_key)._key_obj.public_key.to_bytes()
+        public: bytes = PrivateKey(self.private_key).public_key.to_bytes()
         return public
 
     @property
@@ -501,8 +502,8 @@ class TeeKey:
 
     def sign_digest(self, digest: bytes) -> bytes:
         """A 65-byte (r ‖ s ‖ v) low-s signature over ``digest``, verified before it is returned."""
-        signed = Account.unsafe_sign_hash(parse_bytes32(digest, "digest"), self.private_key)
-        signature = bytes(signed.signature)
+        signed = PrivateKey(self.private_key).sign_msg_hash(parse_bytes32(digest, "digest"))
+        signature = signed.to_bytes()[:64] + bytes([signed.v + 27])  # eth-keys signs low-s (EIP-2)
         if recover_signer(digest, signature) != self.address:
             raise InvariantViolation(f"signature over {to_hex(digest)} does not recover to {self.address}")
         return signature

@@ -87,6 +87,7 @@ def test_register_derives_id_and_signer_and_emits(d: Deployment, chain: Any) -> 
     registration = d.registration(key)
     receipt = d.register(key)
     tee_id = tee_id_for(key.public_key)
+    assert receipt.return_value == tee_id
     assert tee_id == keccak256(key.public_key) == key.tee_id
     assert tee_signer_for(key.public_key).lower() == "0x" + tee_id[12:].hex()
     assert receipt.events == [
