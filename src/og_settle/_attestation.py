@@ -24,12 +24,12 @@ from typing import Any, Final
 
 from eth_abi.abi import encode
 from eth_keys.datatypes import PrivateKey, Signature
-from eth_utils.address import to_checksum_address
 
 from og_settle._errors import InvalidInput, InvariantViolation
 from og_settle._hex import (
     UINT256_MAX,
     keccak256,
+    parse_address,
     parse_bytes32,
     parse_hex_bytes,
     to_hex,
@@ -89,15 +89,6 @@ def _type_fields(type_string: str) -> list[dict[str, str]]:
 
 def _type_name(type_string: str) -> str:
     return type_string[: type_string.index("(")]
-
-
-def parse_address(value: Any, field: str) -> str:
-    """A 20-byte address (hex or bytes), checksummed; InvalidInput naming ``field`` otherwise."""
-    raw = parse_hex_bytes(value, field)
-    if len(raw) != 20:
-        raise InvalidInput(f"{field}: expected a 20-byte address, got {len(raw)} bytes")
-    checksummed: str = to_checksum_address(raw)
-    return checksummed
 
 
 def _check_timestamp(value: Any) -> int:
