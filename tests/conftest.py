@@ -112,19 +112,27 @@ def permit2() -> Any:
 
 
 @pytest.fixture(scope="session")
-def opg(project: Any, payers: list[Any], chain: Any) -> Any:
-    """OPG at its Base Sepolia address, with every payer holding at least OPG_PER_PAYER."""
-    token = project.ReplicaOPG.at(OPG_ADDRESS)
-    for account in payers:
-        if token.balanceOf(account) < OPG_PER_PAYER:
-            deal_opg(chain.provider, token, account.address, OPG_PER_PAYER)
-    return token
+def opg(project: Any) -> Any:
+    """OPG at its Base Sepolia address (the replica's stand-in, or the real token on a real-chain fork)."""
+    return project.ReplicaOPG.at(OPG_ADDRESS)
 
 
-@pytest.fixture(scope="session")
-def permit2_approved(opg: Any, payers: list[Any]) -> None:
-    """Every payer has approved Permit2 for OPG, as OpenGradient's ensure_opg_approval does."""
+# Chain set-up below is function-scoped and idempotent on purpose: a session fixture's transactions can be
+# rolled back by the per-test snapshot that happened to be open when it first ran, leaving a cached fixture
+# whose state is gone. Re-checking costs a few eth_calls per test.
+@pytest.fixture
+def funded_payers(opg: Any, payers: list[Any], chain: Any) -> list[Any]:
+    """Every payer holds at least OPG_PER_PAYER."""
     for account in payers:
+        if opg.balanceOf(account) < OPG_PER_PAYER:
+            deal_opg(chain.provider, opg, account.address, OPG_PER_PAYER)
+    return payers
+
+
+@pytest.fixture
+def permit2_approved(opg: Any, funded_payers: list[Any]) -> None:
+    """Every payer is funded and has approved Permit2 for OPG, as OpenGradient's ensure_opg_approval does."""
+    for account in funded_payers:
         if opg.allowance(account, PERMIT2_ADDRESS) < 2**255:
             opg.approve(PERMIT2_ADDRESS, 2**256 - 1, sender=account)
 

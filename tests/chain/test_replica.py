@@ -51,13 +51,13 @@ def test_permit2_create2_deploy_lands_at_canonical_address(chain: Any, deployer:
     assert bytes(chain.provider.get_code(PERMIT2_ADDRESS)) == original
 
 
-def test_opg_has_18_decimals_and_funded_payers(opg: Any, payers: list[Any]) -> None:
+def test_opg_has_18_decimals_and_funded_payers(opg: Any, funded_payers: list[Any]) -> None:
     assert opg.address == OPG_ADDRESS
     assert opg.decimals() == 18
     assert opg.symbol() == "OPG"
-    for account in payers:
+    for account in funded_payers:
         assert opg.balanceOf(account) >= OPG_PER_PAYER
-    assert opg.totalSupply() >= sum(opg.balanceOf(account) for account in payers)
+    assert opg.totalSupply() >= sum(opg.balanceOf(account) for account in funded_payers)
 
 
 def test_permit2_signature_transfer_moves_opg(

@@ -96,9 +96,13 @@ def _assert_settled_exactly_once(
 
     for digest in single_digests:
         assert registry.is_settled(digest)
-    counters = registry.counters()
-    assert counters.individual + counters.metadata == len(single_digests)
-    assert counters.inferences_in_batches == len(batch_records)
+    single_events = [
+        log["args"]["digest"]
+        for event in (registry.contract.events.IndividualSettled, registry.contract.events.MetadataSettled)
+        for log in event.get_logs(from_block=0)
+    ]
+    assert Counter(single_events) == Counter(single_digests), "each digest must be settled by exactly one event"
+    assert registry.counters().inferences_in_batches == len(batch_records)
 
     permit2 = Permit2Client(w3, chain.deployment.permit2)
     facilitator = PaymentFacilitatorClient(w3, chain.deployment.payment_facilitator)

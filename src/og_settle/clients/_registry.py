@@ -114,17 +114,16 @@ class RecordedSettlement:
 class RegistryCounters:
     """The registry's running totals.
 
+    Individual and metadata settlements are not counted on chain (a counter would cost 2.9k gas per
+    settlement); count their ``IndividualSettled`` / ``MetadataSettled`` events instead.
+
     Attributes:
         batches: batch roots recorded.
         inferences_in_batches: sum of recorded batch sizes.
-        individual: individual settlements.
-        metadata: metadata settlements.
     """
 
     batches: int
     inferences_in_batches: int
-    individual: int
-    metadata: int
 
 
 def _leaf_tuple(leaf: Any) -> tuple[Any, ...]:
@@ -242,12 +241,10 @@ class SettlementRegistryClient:
         return bool(self._read("isSettled", parse_bytes32(digest, "digest")))
 
     def counters(self) -> RegistryCounters:
-        batches, in_batches, individual, metadata = self._read("counters")
+        batches, in_batches = self._read("counters")
         return RegistryCounters(
             batches=int(batches),
             inferences_in_batches=int(in_batches),
-            individual=int(individual),
-            metadata=int(metadata),
         )
 
     def individual_digest(self, record: IndividualRecord) -> bytes:
