@@ -35,6 +35,17 @@ def test_batch_record_read_inclusion_and_named_revert(chain: LiveChain, tmp_path
     assert recorded is not None and recorded.size == 5 and recorded.relayer == sender.address
     assert registry.verify_inclusion(tree.root, leaves[2], tree.proof(2))
     assert not registry.verify_inclusion(tree.root, leaves[2], tree.proof(3))
+    assert registry.verify_multi_inclusion(tree.root, tree.multiproof([0, 3, 4]))
+    assert not registry.verify_multi_inclusion(keccak256(b"never recorded"), tree.multiproof([0, 3, 4]))
+    batch_id, signer = registry.verify_inference_signature(tree.root, leaves[2], tree.proof(2))
+    # teeId = keccak256(public key), and the signer is the last 20 bytes of that same hash.
+    assert (batch_id, signer.lower()) == (recorded.batch_id, "0x" + leaves[2].tee_id[12:].hex())
+    try:
+        registry.verify_inference_signature(tree.root, leaves[2], tree.proof(3))
+    except ContractRevert as revert:
+        assert revert.error.name == "InvalidInclusionProof"
+    else:
+        raise AssertionError("a wrong proof must not verify")
     try:
         registry.send_record_batch(sender, tree.root, len(tree), b"og-settle:test")
     except ContractRevert as revert:

@@ -260,6 +260,28 @@ class SettlementRegistryClient:
         """True when ``root`` was recorded on chain and ``proof`` proves ``leaf`` in it."""
         return bool(self._read("verifyInclusion", parse_bytes32(root, "root"), _leaf_tuple(leaf), list(proof)))
 
+    def verify_multi_inclusion(self, root: bytes, multiproof: Any) -> bool:
+        """True when ``root`` was recorded and the multiproof (``StandardMerkleTree.multiproof``) proves its leaves."""
+        return bool(
+            self._read(
+                "verifyMultiInclusion",
+                parse_bytes32(root, "root"),
+                [_leaf_tuple(leaf) for leaf in multiproof.leaves],
+                list(multiproof.proof),
+                list(multiproof.proof_flags),
+            )
+        )
+
+    def verify_inference_signature(self, root: bytes, leaf: Any, proof: Iterable[bytes]) -> tuple[int, str]:
+        """The complete proof that the leaf's TEE produced it and it was settled in a recorded batch.
+
+        Returns ``(batch id, TEE signer)``; raises ContractRevert naming the failed check (UnknownBatchRoot,
+        InvalidInclusionProof, TeeNotActive, InvalidTeeSignature)."""
+        batch_id, signer = self._read(
+            "verifyInferenceSignature", parse_bytes32(root, "root"), _leaf_tuple(leaf), list(proof)
+        )
+        return int(batch_id), str(signer)
+
     def batch_recorded_events(self, *, from_block: int = 0, to_block: int | str = "latest") -> list[dict[str, Any]]:
         """Every ``BatchRecorded`` event in the block range: batch id, root, relayer, size, DA pointer, tx."""
         event = self.contract.events.BatchRecorded
