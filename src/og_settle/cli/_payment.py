@@ -1,0 +1,399 @@
+"""``og-settle payment``: write x402 payment requirements, sign a Permit2 payment, and verify one.
+
+``requirements`` prints a ``PaymentRequirements`` JSON object, or with ``--header`` the value of a
+``PAYMENT-REQUIRED`` header (the base64 x402 v2 ``PaymentRequired`` wrapper). ``sign`` reads requirements (JSON of
+``PaymentRequirements`` or ``PaymentRequired``, or a ``PAYMENT-REQUIRED`` header value) from a file or ``-`` for
+stdin, signs with the private key held in the environment variable named by ``--key-env`` (never on the command
+line), and prints the ``PaymentPayload`` JSON, or with ``--header`` the ``PAYMENT-SIGNATURE`` header value.
+``verify`` checks a payload (JSON or header value) as a facilitator's ``POST /verify`` does, offline, and with
+``--rpc-url`` also on chain (Permit2 nonce unspent, Permit2 allowance, balance).
+
+Signing, parsing and verification are :mod:`og_settle._x402`'s; this module only reads, dispatches and prints.
+
+Exit codes: 0 success (``verify``: the payment is valid); 1 ``verify`` found it invalid; 2 bad input (unreadable
+file, malformed JSON or header, bad field, missing key, unreachable node).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from og_settle._errors import InvalidInput
+
+if TYPE_CHECKING:
+    from og_settle._x402 import PaymentPayload, PaymentRequirements
+
+# Bounds what a file or stdin can make us read; a real requirements or payload document is a few kilobytes.
+_MAX_INPUT_BYTES: Final = 1_048_576
+_DEFAULT_NETWORK: Final = "eip155:84532"
+
+
+def register(groups: Any) -> None:
+    payment = groups.add_parser("payment", help="x402 Permit2 payments: write requirements, sign, verify (offline)")
+    commands = payment.add_subparsers(dest="payment_command", required=True, metavar="COMMAND")
+
+    requirements = commands.add_parser(
+        "requirements",
+        help="print x402 PaymentRequirements JSON (or a PAYMENT-REQUIRED header value with --header)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    requirements.add_argument("--scheme", choices=("exact", "upto"), required=True, help="exact price or maximum")
+    requirements.add_argument("--amount", required=True, help="atomic units (18 decimals for OPG): price or maximum")
+    requirements.add_argument("--pay-to", required=True, help="the recipient's address (x402 payTo)")
+    requirements.add_argument("--asset", default=None, help="the ERC-20 address (default: OPG)")
+    requirements.add_argument("--network", default=_DEFAULT_NETWORK, help="CAIP-2 network")
+    requirements.add_argument("--max-timeout", default="300", help="seconds a signed payment stays valid")
+    requirements.add_argument("--spender", default=None, help="extra.spender: the PaymentFacilitator contract")
+    requirements.add_argument("--facilitator", default=None, help="extra.facilitator: who settles (upto only)")
+    requirements.add_argument("--request-hash", default=None, help="extra.requestHash: bind payments to a request")
+    requirements.add_argument("--token-name", default=None, help="extra.name (default for OPG: OpenGradient)")
+    requirements.add_argument("--token-version", default=None, help="extra.version (default for OPG: 1)")
+    requirements.add_argument("--resource", default=None, help="resource URL for the PaymentRequired (--header)")
+    requirements.add_argument("--header", action="store_true", help="print the PAYMENT-REQUIRED header value")
+    requirements.set_defaults(handler=_requirements)
+
+    sign = commands.add_parser(
+        "sign", help="sign a Permit2 payment for requirements; prints PaymentPayload JSON or a PAYMENT-SIGNATURE value"
+    )
+    sign.add_argument("requirements", help="file or - (stdin): PaymentRequirements/PaymentRequired JSON or header")
+    sign.add_argument("--key-env", required=True, help="environment variable holding the payer's private key")
+    sign.add_argument("--accept", type=int, default=None, help="which PaymentRequired.accepts entry to pay")
+    sign.add_argument("--spender", default=None, help="the PaymentFacilitator contract (default: extra.spender)")
+    sign.add_argument("--facilitator", default=None, help="upto: who may settle (default: extra.facilitator)")
+    sign.add_argument("--request-hash", default=None, help="bind the payment to this request (0x + 64 hex digits)")
+    sign.add_argument("--header", action="store_true", help="print the PAYMENT-SIGNATURE header value")
+    sign.set_defaults(handler=_sign)
+
+    verify = commands.add_parser(
+        "verify", help="verify a payment as x402 /verify does (offline; on chain too with --rpc-url)"
+    )
+    verify.add_argument("payload", help="file or - (stdin): PaymentPayload JSON or a PAYMENT-SIGNATURE header value")
+    verify.add_argument(
+        "--requirements", default=None, help="the server's requirements (file, JSON or header; default: accepted)"
+    )
+    verify.add_argument("--rpc-url", default=None, help="also check the nonce, allowance and balance on this node")
+    verify.add_argument(
+        "--spender",
+        "--facilitator-address",
+        dest="spender",
+        default=None,
+        help="the PaymentFacilitator contract, the expected Permit2 spender (default: extra.spender)",
+    )
+    verify.add_argument("--facilitator", default=None, help="upto: the expected settler (default: extra.facilitator)")
+    verify.add_argument("--request-hash", default=None, help="the request the payment must be bound to")
+    verify.add_argument(
+        "--now", default=None, help="unix time to check the window at (default: latest block with --rpc-url, else now)"
+    )
+    verify.add_argument("--json", action="store_true", help="print the /verify body {isValid, invalidReason?, payer}")
+    verify.set_defaults(handler=_verify)
+
+
+# -- reading documents
+
+
+def _read(source: str, argument: str) -> tuple[str, str]:
+    """``(label, text)`` of a file or ``-`` (stdin); errors name the argument."""
+    if source == "-":
+        label = "<stdin>"
+        data = sys.stdin.buffer.read(_MAX_INPUT_BYTES + 1)
+    else:
+        label = source
+        try:
+            with open(source, "rb") as handle:
+                data = handle.read(_MAX_INPUT_BYTES + 1)
+        except OSError as err:
+            raise InvalidInput(f"{argument}: cannot read {source}: {err.strerror or err}") from None
+    if len(data) > _MAX_INPUT_BYTES:
+        raise InvalidInput(f"{argument}: {label} is over {_MAX_INPUT_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{argument}: {label} is not UTF-8 text") from None
+    if not text.strip():
+        raise InvalidInput(f"{argument}: {label} is empty")
+    return label, text
+
+
+def _document(text: str, label: str, header: str) -> Any:
+    """The JSON value of ``text``: JSON itself when it starts with ``{``, else a base64 ``header`` value.
+
+    A header value may keep its ``NAME:`` prefix, as copied from ``curl -i``.
+    """
+    from og_settle._x402 import decode_header
+
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError as err:
+            raise InvalidInput(f"{label}: not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+    name, colon, rest = stripped.partition(":")
+    if colon and name.strip().lower() == header.lower():
+        stripped = rest.strip()
+    try:
+        return decode_header(stripped, header)
+    except InvalidInput as err:
+        raise InvalidInput(f"{label}: {err}") from None
+
+
+def _load_requirements(source: str, argument: str, accept: int | None) -> tuple[PaymentRequirements, Any]:
+    """The chosen requirements and the PaymentRequired resource (None for a bare PaymentRequirements)."""
+    from og_settle._x402 import PAYMENT_REQUIRED_HEADER, PaymentRequired, PaymentRequirements
+
+    label, text = _read(source, argument)
+    data = _document(text, label, PAYMENT_REQUIRED_HEADER)
+    if not isinstance(data, Mapping):
+        raise InvalidInput(f"{label}: expected a JSON object, got {type(data).__name__}")
+    try:
+        if "accepts" not in data:
+            if accept is not None:
+                raise InvalidInput("--accept: the input is one PaymentRequirements, not a PaymentRequired list")
+            return _permit2_option(PaymentRequirements.from_json(data), "paymentRequirements"), None
+        required = PaymentRequired.from_json(data)
+        if accept is not None:
+            if not 0 <= accept < len(required.accepts):
+                raise InvalidInput(f"--accept: {accept} is out of range for {len(required.accepts)} accepts entries")
+            return _permit2_option(required.accepts[accept], f"accepts[{accept}]"), required.resource
+        for option in required.accepts:
+            if option.scheme in ("exact", "upto") and option.extra.get("assetTransferMethod", "permit2") == "permit2":
+                return option, required.resource
+        raise InvalidInput("paymentRequired.accepts: no exact or upto option paid with permit2")
+    except InvalidInput as err:
+        raise InvalidInput(f"{label}: {err}") from None
+
+
+def _permit2_option(requirements: PaymentRequirements, where: str) -> PaymentRequirements:
+    method = requirements.extra.get("assetTransferMethod", "permit2")
+    if method != "permit2":
+        raise InvalidInput(f"{where}.extra.assetTransferMethod: og-settle pays with 'permit2', got {method!r}")
+    return requirements
+
+
+def _load_payload(source: str) -> PaymentPayload:
+    from og_settle._x402 import PAYMENT_SIGNATURE_HEADER, PaymentPayload
+
+    label, text = _read(source, "payload")
+    data = _document(text, label, PAYMENT_SIGNATURE_HEADER)
+    if not isinstance(data, Mapping):
+        raise InvalidInput(f"{label}: expected a JSON object, got {type(data).__name__}")
+    try:
+        return PaymentPayload.from_json(data)
+    except InvalidInput as err:
+        raise InvalidInput(f"{label}: {err}") from None
+
+
+def _matching(payload: PaymentPayload, source: str) -> PaymentRequirements:
+    """The server's requirements the payload answers: of a PaymentRequired, the first with its scheme and network."""
+    from og_settle._x402 import PAYMENT_REQUIRED_HEADER, PaymentRequired, PaymentRequirements
+
+    label, text = _read(source, "--requirements")
+    data = _document(text, label, PAYMENT_REQUIRED_HEADER)
+    if not isinstance(data, Mapping):
+        raise InvalidInput(f"{label}: expected a JSON object, got {type(data).__name__}")
+    try:
+        if "accepts" not in data:
+            return PaymentRequirements.from_json(data)
+        options = PaymentRequired.from_json(data).accepts
+    except InvalidInput as err:
+        raise InvalidInput(f"{label}: {err}") from None
+    if not options:
+        raise InvalidInput(f"{label}: paymentRequired.accepts: empty")
+    accepted = payload.accepted
+    same = [o for o in options if (o.scheme, o.network) == (accepted.scheme, accepted.network)]
+    # None matching: check against the first, which then fails with unsupported_scheme or invalid_network.
+    return next((o for o in same if o == accepted), same[0] if same else options[0])
+
+
+# -- requirements
+
+
+def _requirements(args: argparse.Namespace) -> int:
+    from og_settle._addresses import OPG_ADDRESS
+    from og_settle._hex import parse_address, parse_bytes32, parse_uint256, to_hex
+    from og_settle._x402 import PaymentRequired, PaymentRequirements, encode_header
+
+    amount = parse_uint256(args.amount, "--amount")
+    if amount == 0:
+        raise InvalidInput("--amount: must be positive (a zero payment cannot settle)")
+    timeout = parse_uint256(args.max_timeout, "--max-timeout")
+    if timeout == 0:
+        raise InvalidInput("--max-timeout: must be positive")
+    asset = OPG_ADDRESS if args.asset is None else parse_address(args.asset, "--asset")
+    extra: dict[str, Any] = {"assetTransferMethod": "permit2"}
+    name = args.token_name if args.token_name is not None else ("OpenGradient" if asset == OPG_ADDRESS else None)
+    version = args.token_version if args.token_version is not None else ("1" if asset == OPG_ADDRESS else None)
+    if name is not None:
+        extra["name"] = name
+    if version is not None:
+        extra["version"] = version
+    if args.spender is not None:
+        extra["spender"] = parse_address(args.spender, "--spender")
+    if args.facilitator is not None:
+        if args.scheme != "upto":
+            raise InvalidInput("--facilitator: only the upto scheme names a settling facilitator")
+        extra["facilitator"] = parse_address(args.facilitator, "--facilitator")
+    if args.request_hash is not None:
+        extra["requestHash"] = to_hex(parse_bytes32(args.request_hash, "--request-hash"))
+    try:
+        requirements = PaymentRequirements(
+            scheme=args.scheme,
+            network=args.network,
+            amount=amount,
+            asset=asset,
+            pay_to=parse_address(args.pay_to, "--pay-to"),
+            max_timeout_seconds=timeout,
+            extra=extra,
+        )
+    except InvalidInput as err:  # every other field was checked above: this is --network
+        raise InvalidInput(f"--{err}") from None
+    if args.header:
+        resource = None if args.resource is None else {"url": args.resource}
+        print(encode_header(PaymentRequired(accepts=(requirements,), resource=resource)))
+    else:
+        if args.resource is not None:
+            raise InvalidInput("--resource: only the PaymentRequired wrapper (--header) carries a resource")
+        print(json.dumps(requirements.to_json()))
+    return 0
+
+
+# -- sign
+
+
+def _private_key(variable: str) -> bytes:
+    from og_settle._hex import parse_hex_bytes
+
+    value = os.environ.get(variable)
+    if not value:
+        raise InvalidInput(f"--key-env: environment variable {variable} is not set (the payer's private key)")
+    value = value.strip()
+    try:
+        key = parse_hex_bytes(value if value.startswith(("0x", "0X")) else "0x" + value, f"--key-env {variable}")
+    except InvalidInput:
+        # The message would quote the value: say what is wrong without echoing a secret.
+        raise InvalidInput(f"--key-env: {variable} does not hold a hex private key") from None
+    if len(key) != 32:
+        raise InvalidInput(f"--key-env: {variable} holds {len(key)} bytes; a private key is 32 bytes")
+    return key
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from eth_account import Account
+
+    from og_settle._hex import parse_address, parse_bytes32
+    from og_settle._x402 import create_payment_payload, encode_header
+
+    requirements, resource = _load_requirements(args.requirements, "requirements", args.accept)
+    key = _private_key(args.key_env)
+    try:
+        Account.from_key(key)
+    except (ValueError, TypeError):
+        raise InvalidInput(f"--key-env: {args.key_env} does not hold a valid secp256k1 private key") from None
+    extra = requirements.extra
+    spender = parse_address(args.spender, "--spender") if args.spender is not None else extra.get("spender")
+    if spender is None:
+        raise InvalidInput("--spender: give the PaymentFacilitator address (the requirements have no extra.spender)")
+    facilitator = None
+    if requirements.scheme == "upto":
+        facilitator = args.facilitator if args.facilitator is not None else extra.get("facilitator")
+        if facilitator is None:
+            raise InvalidInput("--facilitator: the upto scheme needs the settling facilitator's address")
+        facilitator = parse_address(facilitator, "--facilitator")
+    elif args.facilitator is not None:
+        raise InvalidInput("--facilitator: the exact scheme's witness has no facilitator")
+    request_hash = None if args.request_hash is None else parse_bytes32(args.request_hash, "--request-hash")
+    payload = create_payment_payload(
+        requirements,
+        key,
+        spender=parse_address(spender, "extra.spender"),
+        facilitator=facilitator,
+        request_hash=request_hash,
+        resource=resource,
+    )
+    print(encode_header(payload) if args.header else json.dumps(payload.to_json()))
+    return 0
+
+
+# -- verify
+
+
+def _chain(rpc_url: str, chain_id: int) -> tuple[Any, int]:
+    """A ChainReader on ``rpc_url`` and the latest block's timestamp; checks the node serves ``chain_id``."""
+    from og_settle._x402 import Web3ChainReader
+    from og_settle.clients import is_connection_error, make_web3
+
+    try:
+        web3 = make_web3(rpc_url)
+    except InvalidInput as err:
+        raise InvalidInput(f"--{str(err).replace('rpc_url', 'rpc-url', 1)}") from None
+    try:
+        node_chain = int(web3.eth.chain_id)
+        latest = int(web3.eth.get_block("latest")["timestamp"])
+    except Exception as err:
+        if is_connection_error(err):
+            raise InvalidInput(f"--rpc-url: cannot reach the node at {rpc_url} ({type(err).__name__})") from None
+        raise
+    if node_chain != chain_id:
+        raise InvalidInput(f"--rpc-url: the node is chain {node_chain}, the requirements are for eip155:{chain_id}")
+    return Web3ChainReader(web3), latest
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from og_settle._hex import parse_address, parse_bytes32, parse_uint256
+    from og_settle._x402 import verify_payment
+    from og_settle.clients import is_connection_error
+
+    payload = _load_payload(args.payload)
+    requirements = payload.accepted if args.requirements is None else _matching(payload, args.requirements)
+    extra = requirements.extra
+    spender = parse_address(args.spender, "--spender") if args.spender is not None else extra.get("spender")
+    if spender is None:
+        raise InvalidInput("--spender: give the PaymentFacilitator address (the requirements have no extra.spender)")
+    settler = args.facilitator if args.facilitator is not None else extra.get("facilitator")
+    settler = None if settler is None else parse_address(settler, "--facilitator")
+    request_hash = None if args.request_hash is None else parse_bytes32(args.request_hash, "--request-hash")
+    reader, now = None, int(time.time())
+    if args.rpc_url is not None:
+        reader, now = _chain(args.rpc_url, requirements.chain_id)
+    if args.now is not None:
+        now = parse_uint256(args.now, "--now")
+    try:
+        result = verify_payment(
+            payload,
+            requirements,
+            spender=parse_address(spender, "extra.spender"),
+            now=now,
+            reader=reader,
+            settler=settler,
+            request_hash=request_hash,
+        )
+    except Exception as err:
+        if args.rpc_url is not None and is_connection_error(err):
+            raise InvalidInput(f"--rpc-url: lost the node at {args.rpc_url} ({type(err).__name__})") from None
+        raise
+    if args.requirements is None:
+        print(
+            "og-settle: note: checked against the payload's own 'accepted' requirements; "
+            "pass --requirements to check against the server's",
+            file=sys.stderr,
+        )
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        auth = payload.payload.authorization
+        where = "offline and on chain"
+        if reader is None:
+            where = "offline; pass --rpc-url for nonce, allowance, balance"
+        if result.is_valid:
+            print(
+                f"valid: {auth.scheme.x402_scheme} payment of {auth.amount} (atomic) {auth.token} from {auth.owner} "
+                f"to {auth.to}, nonce {auth.nonce}, deadline {auth.deadline} ({where})"
+            )
+        else:
+            print(f"invalid: {result.invalid_reason} (payer {auth.owner}; checked {where})")
+    return 0 if result.is_valid else 1
