@@ -284,6 +284,7 @@ GOOD_PAYLOAD = "GOOD_PAYLOAD"
         (["payment", "verify", "-", "--spender", "0x1234"], GOOD_PAYLOAD, None, "--spender: expected a 20-byte"),
         (["payment", "verify", "-", "--now", "soon"], GOOD_PAYLOAD, None, "--now: not a decimal"),
         (["payment", "verify", "-", "--rpc-url", "ws://x"], GOOD_PAYLOAD, None, "--rpc-url: expected an http(s)"),
+        (["payment", "verify", "-", "--rpc-url", "http://127.0.0.1:9"], GOOD_PAYLOAD, None, "--rpc-url: cannot reach"),
         (requirements_args("exact", 0), None, None, "--amount: must be positive"),
         (requirements_args("exact", 1, "--network", "base-sepolia"), None, None, "--network: expected a CAIP-2"),
         (requirements_args("exact", 1, "--pay-to", "0xdead"), None, None, "--pay-to: expected a 20-byte"),
