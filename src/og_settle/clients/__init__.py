@@ -6,8 +6,6 @@ Importing this package imports web3 (about half a second); ``import og_settle`` 
 from og_settle.clients._errors import X402_REASONS, ContractRevert, NamedError, decode_revert, error_table, x402_reason
 from og_settle.clients._facilitator import PaymentFacilitatorClient, PaymentOutcome, Permit2Client
 from og_settle.clients._registry import (
-    IndividualRecord,
-    MetadataRecord,
     RecordedBatch,
     RecordedSettlement,
     RegistryCounters,
@@ -32,8 +30,6 @@ __all__ = [
     "BroadcastOutcome",
     "ContractCall",
     "ContractRevert",
-    "IndividualRecord",
-    "MetadataRecord",
     "NamedError",
     "NodeUnavailable",
     "PaymentFacilitatorClient",

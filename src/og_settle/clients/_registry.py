@@ -6,13 +6,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from og_settle._attestation import IndividualSettlement, MetadataSettlement
 from og_settle._hex import parse_address, parse_bytes32, to_hex
 from og_settle.clients._errors import ContractRevert, NamedError, decode_revert, error_table
 from og_settle.clients._tx import ContractCall, Receipt, RetryPolicy, TxSender, call_with_retries, revert_data
 
 __all__ = [
-    "IndividualRecord",
-    "MetadataRecord",
     "RecordedBatch",
     "RecordedSettlement",
     "RegistryCounters",
@@ -20,58 +19,6 @@ __all__ = [
 ]
 
 _SETTLEMENT_KINDS: Final = ("none", "individual", "metadata")
-
-
-@dataclass(frozen=True, slots=True)
-class IndividualRecord:
-    """``ISettlementRegistry.IndividualSettlement`` plus the TEE's signature.
-
-    Attributes:
-        tee_id: the TEE (32 bytes).
-        input_hash: keccak256 of the request (32 bytes).
-        output_hash: keccak256 of the response (32 bytes).
-        timestamp: the TEE's timestamp, seconds.
-        payer: who paid (checksummed).
-        signature: the TEE's 65-byte EIP-712 signature.
-    """
-
-    tee_id: bytes
-    input_hash: bytes
-    output_hash: bytes
-    timestamp: int
-    payer: str
-    signature: bytes
-
-    def struct(self) -> tuple[Any, ...]:
-        return (self.tee_id, self.input_hash, self.output_hash, self.timestamp, self.payer)
-
-
-@dataclass(frozen=True, slots=True)
-class MetadataRecord:
-    """``ISettlementRegistry.MetadataSettlement`` plus the TEE's signature.
-
-    Attributes:
-        tee_id: the TEE (32 bytes).
-        timestamp: the TEE's timestamp, seconds.
-        payer: who paid (checksummed).
-        model_id: the model identifier.
-        input: the request bytes.
-        output: the response bytes.
-        metadata: extra metadata bytes.
-        signature: the TEE's 65-byte EIP-712 signature.
-    """
-
-    tee_id: bytes
-    timestamp: int
-    payer: str
-    model_id: str
-    input: bytes
-    output: bytes
-    metadata: bytes
-    signature: bytes
-
-    def struct(self) -> tuple[Any, ...]:
-        return (self.tee_id, self.timestamp, self.payer, self.model_id, self.input, self.output, self.metadata)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,30 +137,34 @@ class SettlementRegistryClient:
         root = parse_bytes32(root, "root")
         return self._call("recordBatch", (root, size, da_pointer), f"recordBatch(root={to_hex(root)}, size={size})")
 
-    def settle_individual_call(self, record: IndividualRecord) -> ContractCall:
-        """``settleIndividual(settlement, signature)``."""
+    def settle_individual_call(self, settlement: IndividualSettlement, signature: bytes) -> ContractCall:
+        """``settleIndividual(settlement, signature)``; ``signature`` is the TEE's EIP-712 signature."""
         return self._call(
             "settleIndividual",
-            (record.struct(), record.signature),
-            f"settleIndividual(teeId={to_hex(record.tee_id)}, inputHash={to_hex(record.input_hash)})",
+            (settlement.as_abi(), signature),
+            f"settleIndividual(teeId={to_hex(settlement.tee_id)}, inputHash={to_hex(settlement.input_hash)})",
         )
 
-    def settle_metadata_call(self, record: MetadataRecord) -> ContractCall:
-        """``settleMetadata(record, signature)``."""
+    def settle_metadata_call(self, record: MetadataSettlement, signature: bytes) -> ContractCall:
+        """``settleMetadata(record, signature)``; ``signature`` is the TEE's EIP-712 signature."""
         return self._call(
             "settleMetadata",
-            (record.struct(), record.signature),
+            (record.as_abi(), signature),
             f"settleMetadata(teeId={to_hex(record.tee_id)}, model={record.model_id!r})",
         )
 
     def send_record_batch(self, sender: TxSender, root: bytes, size: int, da_pointer: bytes, **wait: Any) -> Receipt:
         return sender.send(self.record_batch_call(root, size, da_pointer), **wait)
 
-    def send_settle_individual(self, sender: TxSender, record: IndividualRecord, **wait: Any) -> Receipt:
-        return sender.send(self.settle_individual_call(record), **wait)
+    def send_settle_individual(
+        self, sender: TxSender, settlement: IndividualSettlement, signature: bytes, **wait: Any
+    ) -> Receipt:
+        return sender.send(self.settle_individual_call(settlement, signature), **wait)
 
-    def send_settle_metadata(self, sender: TxSender, record: MetadataRecord, **wait: Any) -> Receipt:
-        return sender.send(self.settle_metadata_call(record), **wait)
+    def send_settle_metadata(
+        self, sender: TxSender, record: MetadataSettlement, signature: bytes, **wait: Any
+    ) -> Receipt:
+        return sender.send(self.settle_metadata_call(record, signature), **wait)
 
     # -- reads -------------------------------------------------------------------------------------------------
 
@@ -247,11 +198,12 @@ class SettlementRegistryClient:
             inferences_in_batches=int(in_batches),
         )
 
-    def individual_digest(self, record: IndividualRecord) -> bytes:
-        return bytes(self._read("individualDigest", record.struct()))
+    def individual_digest(self, settlement: IndividualSettlement) -> bytes:
+        """The registry's own digest of ``settlement`` (what it records; equals the EIP-712 digest)."""
+        return bytes(self._read("individualDigest", settlement.as_abi()))
 
-    def metadata_digest(self, record: MetadataRecord) -> bytes:
-        return bytes(self._read("metadataDigest", record.struct()))
+    def metadata_digest(self, record: MetadataSettlement) -> bytes:
+        return bytes(self._read("metadataDigest", record.as_abi()))
 
     def leaf_hash(self, leaf: Any) -> bytes:
         return bytes(self._read("leafHash", _leaf_tuple(leaf)))

@@ -36,6 +36,7 @@ from typing import Any, Final
 
 from eth_account.signers.local import LocalAccount
 
+from og_settle._attestation import IndividualSettlement, MetadataSettlement
 from og_settle._deploy import Deployment
 from og_settle._errors import InvalidInput, InvariantViolation
 from og_settle._hex import parse_bytes32, parse_hex_bytes, to_hex
@@ -326,8 +327,6 @@ class Relayer:
         return True
 
     def _call_for(self, batch: Batch, items: Sequence[Item]) -> Any:
-        from og_settle.clients import IndividualRecord, MetadataRecord
-
         chain = self.chain
         if batch.lane is Lane.BATCH:
             if batch.root is None:
@@ -337,19 +336,19 @@ class Relayer:
         if batch.lane is Lane.INDIVIDUAL:
             record = items[0].record()
             return chain.registry.settle_individual_call(
-                IndividualRecord(
+                IndividualSettlement(
                     tee_id=parse_bytes32(record["tee_id"], "tee_id"),
                     input_hash=parse_bytes32(record["input_hash"], "input_hash"),
                     output_hash=parse_bytes32(record["output_hash"], "output_hash"),
                     timestamp=int(record["timestamp"]),
                     payer=record["payer"],
-                    signature=parse_hex_bytes(record["tee_signature"], "tee_signature"),
-                )
+                ),
+                parse_hex_bytes(record["tee_signature"], "tee_signature"),
             )
         if batch.lane is Lane.METADATA:
             record = items[0].record()
             return chain.registry.settle_metadata_call(
-                MetadataRecord(
+                MetadataSettlement(
                     tee_id=parse_bytes32(record["tee_id"], "tee_id"),
                     timestamp=int(record["timestamp"]),
                     payer=record["payer"],
@@ -357,8 +356,8 @@ class Relayer:
                     input=parse_hex_bytes(record["input_hex"], "input_hex"),
                     output=parse_hex_bytes(record["output_hex"], "output_hex"),
                     metadata=parse_hex_bytes(record["metadata_hex"], "metadata_hex"),
-                    signature=parse_hex_bytes(record["tee_signature"], "tee_signature"),
-                )
+                ),
+                parse_hex_bytes(record["tee_signature"], "tee_signature"),
             )
         if batch.lane is Lane.PAYMENT:
             return chain.facilitator.settle_batch_call([_payment_args(item.record()) for item in items])
