@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -11,7 +11,8 @@ from eth_abi.abi import encode as abi_encode
 
 from og_settle._addresses import PERMIT2_ADDRESS
 from og_settle._hex import keccak256, parse_address, parse_uint256
-from og_settle.clients._errors import ContractRevert, NamedError, decode_revert, error_table, x402_reason
+from og_settle.clients._base import ContractClient
+from og_settle.clients._errors import NamedError, decode_revert, x402_reason
 from og_settle.clients._tx import ContractCall, Receipt, RetryPolicy, TxSender, call_with_retries, revert_data
 
 __all__ = ["PaymentFacilitatorClient", "PaymentOutcome", "Permit2Client"]
@@ -46,56 +47,11 @@ def _payment_tuple(payment: Any) -> tuple[Any, ...]:
     return tuple(payment)
 
 
-class PaymentFacilitatorClient:
+class PaymentFacilitatorClient(ContractClient):
     """One deployed PaymentFacilitator. ``payment`` arguments are ``IPaymentFacilitator.Payment`` tuples, as
     ``og_settle.Permit2Authorization.payment_args(signature, amount)`` returns them."""
 
-    def __init__(
-        self,
-        w3: Any,
-        address: str,
-        *,
-        abi: Sequence[Mapping[str, Any]] | None = None,
-        retry: RetryPolicy | None = None,
-        on_retry: Callable[[str, int, float, BaseException], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
-    ) -> None:
-        if abi is None:
-            from og_settle._artifacts import abi as load_abi
-
-            abi = load_abi("PaymentFacilitator")
-        self.w3 = w3
-        self.address = parse_address(address, "facilitator")
-        self.abi = list(abi)
-        self.contract = w3.eth.contract(address=self.address, abi=self.abi)
-        self.errors = error_table([self.abi])
-        self.retry = retry or RetryPolicy()
-        self._on_retry = on_retry
-        self._should_stop = should_stop
-
-    def _retrying(self, fn: Callable[[], Any], what: str) -> Any:
-        return call_with_retries(fn, self.retry, what=what, on_retry=self._on_retry, should_stop=self._should_stop)
-
-    def decode_error(self, data: bytes) -> NamedError:
-        return decode_revert(data, self.errors)
-
-    def _call(self, name: str, args: Sequence[Any], description: str) -> ContractCall:
-        data = self.contract.encode_abi(name, args=list(args))
-        return ContractCall(to=self.address, data=bytes.fromhex(data.removeprefix("0x")), description=description)
-
-    def _read(self, name: str, *args: Any) -> Any:
-        fn = getattr(self.contract.functions, name)(*args)
-
-        def call() -> Any:
-            try:
-                return fn.call()
-            except Exception as err:
-                data = revert_data(err)
-                if data is None:
-                    raise
-                raise ContractRevert(decode_revert(data, self.errors), context=name) from err
-
-        return self._retrying(call, f"PaymentFacilitator.{name}")
+    CONTRACT = "PaymentFacilitator"
 
     # -- writes ------------------------------------------------------------------------------------------------
 

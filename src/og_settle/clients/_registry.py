@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
 from og_settle._attestation import IndividualSettlement, MetadataSettlement
-from og_settle._hex import parse_address, parse_bytes32, to_hex
-from og_settle.clients._errors import ContractRevert, NamedError, decode_revert, error_table
-from og_settle.clients._tx import ContractCall, Receipt, RetryPolicy, TxSender, call_with_retries, revert_data
+from og_settle._hex import parse_bytes32, to_hex
+from og_settle.clients._base import ContractClient
+from og_settle.clients._tx import ContractCall, Receipt, TxSender
 
 __all__ = [
     "RecordedBatch",
@@ -79,56 +79,11 @@ def _leaf_tuple(leaf: Any) -> tuple[Any, ...]:
     return tuple(leaf)
 
 
-class SettlementRegistryClient:
+class SettlementRegistryClient(ContractClient):
     """One deployed SettlementRegistry. Reads are eth_calls (retried on connection errors); writes are
     ``ContractCall``s that a ``TxSender`` signs and sends (``send_*`` do both)."""
 
-    def __init__(
-        self,
-        w3: Any,
-        address: str,
-        *,
-        abi: Sequence[Mapping[str, Any]] | None = None,
-        retry: RetryPolicy | None = None,
-        on_retry: Callable[[str, int, float, BaseException], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
-    ) -> None:
-        if abi is None:
-            from og_settle._artifacts import abi as load_abi
-
-            abi = load_abi("SettlementRegistry")
-        self.w3 = w3
-        self.address = parse_address(address, "registry")
-        self.abi = list(abi)
-        self.contract = w3.eth.contract(address=self.address, abi=self.abi)
-        self.errors = error_table([self.abi])
-        self.retry = retry or RetryPolicy()
-        self._on_retry = on_retry
-        self._should_stop = should_stop
-
-    def _retrying(self, fn: Callable[[], Any], what: str) -> Any:
-        return call_with_retries(fn, self.retry, what=what, on_retry=self._on_retry, should_stop=self._should_stop)
-
-    def _read(self, name: str, *args: Any) -> Any:
-        fn = getattr(self.contract.functions, name)(*args)
-
-        def call() -> Any:
-            try:
-                return fn.call()
-            except Exception as err:
-                data = revert_data(err)
-                if data is None:
-                    raise
-                raise ContractRevert(decode_revert(data, self.errors), context=f"{name}") from err
-
-        return self._retrying(call, f"SettlementRegistry.{name}")
-
-    def _call(self, name: str, args: Sequence[Any], description: str) -> ContractCall:
-        data = self.contract.encode_abi(name, args=list(args))
-        return ContractCall(to=self.address, data=bytes.fromhex(data.removeprefix("0x")), description=description)
-
-    def decode_error(self, data: bytes) -> NamedError:
-        return decode_revert(data, self.errors)
+    CONTRACT = "SettlementRegistry"
 
     # -- writes ------------------------------------------------------------------------------------------------
 
