@@ -246,23 +246,23 @@ def load_deployment(path: Path) -> Deployment:
 
 
 class Web3Sender:
-    """A DeploymentSender over web3.py with a local eth-account key (the CLI and the demo use it)."""
+    """A DeploymentSender over web3.py with a local eth-account key (the CLI and the demo use it). Transactions
+    go through the clients' TxSender: gas estimate x margin, EIP-1559 fees, nonce tracking, RPC retries."""
 
     def __init__(self, rpc_url: str, private_key: str, gas_margin: float = 1.25) -> None:
         from eth_account import Account
-        from web3 import HTTPProvider, Web3
 
-        self._w3: Any = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
-        self._account: Any = Account.from_key(private_key)
-        self._gas_margin = gas_margin
+        from og_settle.clients import TxSender, make_web3
+
+        self._w3: Any = make_web3(rpc_url, timeout=60)
+        self._tx = TxSender(self._w3, Account.from_key(private_key), gas_margin=gas_margin)
 
     @property
     def address(self) -> str:
-        address: str = self._account.address
-        return address
+        return self._tx.address
 
     def chain_id(self) -> int:
-        return int(self._w3.eth.chain_id)
+        return self._tx.chain_id
 
     def code_at(self, address: str) -> bytes:
         return bytes(self._w3.eth.get_code(address))
@@ -271,16 +271,7 @@ class Web3Sender:
         return bytes(self._w3.eth.call({"to": to, "data": data}))
 
     def send(self, to: str, data: bytes) -> str:
-        w3 = self._w3
-        tx = {"from": self.address, "to": to, "data": data, "value": 0, "chainId": self.chain_id()}
-        tx["gas"] = int(w3.eth.estimate_gas(tx) * self._gas_margin)
-        tx["nonce"] = w3.eth.get_transaction_count(self.address, "pending")
-        base_fee = w3.eth.get_block("latest").get("baseFeePerGas", 0)
-        tx["maxPriorityFeePerGas"] = w3.eth.max_priority_fee
-        tx["maxFeePerGas"] = 2 * base_fee + tx["maxPriorityFeePerGas"]
-        signed = self._account.sign_transaction(tx)
-        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
-        if receipt["status"] != 1:
-            raise InvalidInput(f"transaction {tx_hash.hex()} to {to} reverted")
-        return "0x" + bytes(tx_hash).hex()
+        from og_settle.clients import ContractCall
+
+        receipt = self._tx.send(ContractCall(to=to, data=data, description=f"deploy step to {to}"), timeout=120)
+        return "0x" + receipt.tx_hash.hex()
