@@ -189,11 +189,19 @@ interface IPaymentFacilitator {
     function settleBatch(Payment[] calldata payments) external returns (Result[] memory results);
 
     /// @notice Settles one item of a batch in its own call frame, so that a failure reverts only that item.
-    /// @dev Only callable by this contract (from {settleBatch}); reverts {OnlySelf} otherwise.
+    /// @dev Only callable by this contract (from {settleBatch}); reverts {OnlySelf} otherwise. Unlike {settle}
+    /// it does not pre-read the nonce: Permit2 reverts `InvalidNonce()` for a spent one, which {settleBatch}
+    /// reports as {NonceAlreadyUsed}.
     /// @param payment The item.
     /// @param caller The `msg.sender` of {settleBatch}, checked against `witness.facilitator` for upto.
-    /// @return amount The amount transferred.
-    function settleOne(Payment calldata payment, address caller) external returns (uint256 amount);
+    /// @param balanceBefore The recipient's balance of the item's token when the batch already knows it (the
+    /// balance left by the last settled item with the same token and recipient; nothing can change it in
+    /// between, and a failed item reverts all its state), or `type(uint256).max` to have it read here. The
+    /// balance delta is checked against it per item.
+    /// @return balanceAfter The recipient's balance of the token after this item's transfer.
+    function settleOne(Payment calldata payment, address caller, uint256 balanceBefore)
+        external
+        returns (uint256 balanceAfter);
 
     /// @notice The witness type string handed to Permit2 for `scheme` (the tail from `Witness witness)`).
     function witnessTypeString(Scheme scheme) external pure returns (string memory);

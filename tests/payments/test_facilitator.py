@@ -288,7 +288,7 @@ def test_reentrant_token_cannot_reenter(
     inner = inner_auth.payment_args(inner_sig)
     attacks = {
         "ReentrancyGuardReentrantCall()": facilitator.settle.encode_input(inner),
-        "OnlySelf(address)": facilitator.settleOne.encode_input(inner, relayer.address),
+        "OnlySelf(address)": facilitator.settleOne.encode_input(inner, relayer.address, 2**256 - 1),
     }
     for error, attack in attacks.items():
         outer_auth, outer_sig = sign(payer, token=token.address)
@@ -304,7 +304,7 @@ def test_reentrant_token_cannot_reenter(
 def test_settle_one_is_internal_only(facilitator: Any, sign: Sign, payer: Any, stranger: Any) -> None:
     authorization, signature = sign(payer)
     with ape.reverts(facilitator.OnlySelf, caller=stranger.address):
-        facilitator.settleOne(authorization.payment_args(signature), stranger.address, sender=stranger)
+        facilitator.settleOne(authorization.payment_args(signature), stranger.address, 2**256 - 1, sender=stranger)
 
 
 def test_constructor_rejects_permit2_without_code(project: Any, deployer: Any, stranger: Any) -> None:
