@@ -131,11 +131,13 @@ def start_anvil(port: int, extra_args: tuple[str, ...] = ()) -> tuple[AnvilProce
     ]
     anvil = AnvilProcess(args, log_dir / "anvil.log")
     rpc = JsonRpc(f"http://127.0.0.1:{port}")
+    # Short probes: something else may hold the port and accept without ever answering.
+    probe = JsonRpc(rpc.url, timeout=0.5)
     deadline = time.monotonic() + _STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if anvil.process.poll() is not None:
             break
-        if rpc.is_up():
+        if probe.is_up():
             return anvil, rpc
         time.sleep(0.05)
     anvil.stop()
