@@ -467,6 +467,11 @@ def _gc_paused() -> Iterator[None]:
     try:
         yield
     finally:
+        # Promote what was just built straight to the oldest generation (freeze + unfreeze moves lists, it does
+        # not traverse them), so the next young-generation collection does not walk a million fresh tuples.
+        # Nothing becomes uncollectable: the oldest generation is still swept by full collections.
+        gc.freeze()
+        gc.unfreeze()
         if was_enabled:
             gc.enable()
 
