@@ -34,13 +34,6 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
     /// really holding this much cannot receive a non-zero amount, so the value never stands for a real balance.
     uint256 private constant _UNKNOWN_BALANCE = type(uint256).max;
 
-    /// @dev What {settleBatch} knows about the last settled item's recipient balance.
-    struct BalanceCache {
-        address token;
-        address to;
-        uint256 balance;
-    }
-
     /// @param permit2 The canonical Permit2 on this chain (0x000000000022D473030F116dDEE9F6B43aC78BA3).
     constructor(ISignatureTransfer permit2) {
         if (address(permit2).code.length == 0) revert InvalidPermit2(address(permit2));
@@ -65,31 +58,37 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
         uint256 scratch = _freeMemory();
         // The recipient balance left by the last settled item: a later item with the same token and recipient
         // starts from it instead of reading it again. A failed item reverts all its state, so it leaves this as is.
-        BalanceCache memory cache = BalanceCache(address(0), address(0), _UNKNOWN_BALANCE);
+        (address cachedToken, address cachedTo, uint256 cachedBalance) = (address(0), address(0), _UNKNOWN_BALANCE);
         for (uint256 i; i < count; ++i) {
             Payment calldata payment = payments[i];
             (address token, address to) = _tokenAndRecipient(payment);
-            uint256 balanceBefore = token == cache.token && to == cache.to ? cache.balance : _UNKNOWN_BALANCE;
+            uint256 balanceBefore = token == cachedToken && to == cachedTo ? cachedBalance : _UNKNOWN_BALANCE;
             // An external self-call gives each item its own call frame, so a failure anywhere in it (our
             // checks, Permit2, the token, the balance-delta check) reverts that item and nothing else.
-            (bool ok, bytes memory reason) =
-                address(this).call(_settleOneCalldata(payment, msg.sender, balanceBefore));
+            (bool ok, uint256 balanceAfter) = _trySettleOne(payment, balanceBefore);
             if (ok) {
                 results[i].settled = true;
-                (cache.token, cache.to, cache.balance) = (token, to, abi.decode(reason, (uint256)));
+                (cachedToken, cachedTo, cachedBalance) = (token, to, balanceAfter);
             } else {
-                address owner = payment.owner;
-                uint256 nonce = payment.permit.nonce;
-                // Items skip the nonce pre-read of {settle}; Permit2's InvalidNonce() is reported as ours.
-                if (reason.length == 4 && bytes4(reason) == _PERMIT2_INVALID_NONCE) {
-                    reason = abi.encodeWithSelector(NonceAlreadyUsed.selector, owner, nonce);
-                }
-                if (reason.length >= 4) results[i].reason = bytes4(reason);
-                emit PaymentFailed(i, owner, nonce, reason);
+                results[i].reason = _reportFailure(i, payment);
             }
             // Nothing allocated for this item is used again: reuse its memory for the next one.
             _setFreeMemory(scratch);
         }
+    }
+
+    /// @dev Emits PaymentFailed for item `index` with the revert data of its call and returns the data's
+    /// selector (zero if it has none). Items skip the nonce pre-read of {settle}, so Permit2's `InvalidNonce()`
+    /// is reported as our {NonceAlreadyUsed}.
+    function _reportFailure(uint256 index, Payment calldata payment) private returns (bytes4 selector) {
+        bytes memory reason = _returnData();
+        // Raw loads: a malformed item must not be able to revert the batch here.
+        (address owner, uint256 nonce) = _ownerAndNonce(payment);
+        if (reason.length == 4 && bytes4(reason) == _PERMIT2_INVALID_NONCE) {
+            reason = abi.encodeWithSelector(NonceAlreadyUsed.selector, owner, nonce);
+        }
+        if (reason.length >= 4) selector = bytes4(reason);
+        emit PaymentFailed(index, owner, nonce, reason);
     }
 
     /// @inheritdoc IPaymentFacilitator
@@ -124,7 +123,7 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
     function _check(Payment calldata payment, address caller) private view returns (uint256 amount) {
         Scheme scheme = payment.scheme;
         bool upto = scheme.isUpto();
-        address facilitator = payment.facilitator;
+        (address owner, address token, address to, address facilitator) = payment.parties();
         if ((!upto && facilitator != address(0)) || (!scheme.isBound() && payment.requestHash != 0)) {
             revert FieldNotInWitness(scheme);
         }
@@ -146,14 +145,11 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
         }
 
         // Parties.
-        address owner = payment.owner;
-        address to = payment.to;
         if (owner == address(0)) revert ZeroOwner();
         if (to == address(0) || to == address(this) || to == owner) revert InvalidRecipient(to);
         if (upto && caller != facilitator) revert UnauthorizedFacilitator(caller, facilitator);
 
         // Token and signature shape.
-        address token = payment.permit.permitted.token;
         if (token.code.length == 0) revert TokenHasNoCode(token);
         if (owner.code.length == 0) _checkSignatureShape(payment.signature);
     }
@@ -166,16 +162,29 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
         private
         returns (uint256 balanceAfter)
     {
-        address token = payment.permit.permitted.token;
-        address to = payment.to;
+        (address owner, address token, address to,) = payment.parties();
         if (balanceBefore == _UNKNOWN_BALANCE) balanceBefore = IERC20(token).balanceOf(to);
         _permitWitnessTransferFrom(payment, amount);
         balanceAfter = IERC20(token).balanceOf(to);
         uint256 received = balanceAfter > balanceBefore ? balanceAfter - balanceBefore : 0;
         if (received != amount) revert TransferShortfall(token, to, amount, received);
-        emit PaymentSettled(
-            payment.owner, to, payment.requestHash, token, amount, payment.permit.nonce, payment.scheme
-        );
+        _emitPaymentSettled(payment, owner, to, token, amount);
+    }
+
+    /// @dev `emit PaymentSettled(owner, to, payment.requestHash, token, amount, payment.permit.nonce,
+    /// payment.scheme)`, encoded directly: {_check} already validated the scheme word, so it is not decoded again.
+    function _emitPaymentSettled(Payment calldata payment, address owner, address to, address token, uint256 amount)
+        private
+    {
+        bytes32 topic = PaymentSettled.selector;
+        assembly ("memory-safe") {
+            let data := mload(0x40)
+            mstore(data, token)
+            mstore(add(data, 0x20), amount)
+            mstore(add(data, 0x40), calldataload(add(payment, 0x80))) // permit.nonce
+            mstore(add(data, 0x60), calldataload(payment)) // scheme
+            log4(data, 0x80, topic, owner, to, calldataload(add(payment, 0x120))) // requestHash
+        }
     }
 
     /// @dev `PERMIT2.permitWitnessTransferFrom(payment.permit, (payment.to, amount), payment.owner,
@@ -241,45 +250,67 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
         }
     }
 
-    /// @dev `abi.encodeCall(this.settleOne, (payment, batchCaller, balanceBefore))`, built by copying the item's
-    /// ABI encoding straight from the batch's calldata (a tuple's encoding is position-independent: its offsets
-    /// are relative to its own start) instead of re-encoding it field by field. `settleOne` decodes and
-    /// validates it again.
-    function _settleOneCalldata(Payment calldata payment, address batchCaller, uint256 balanceBefore)
+    /// @dev Calls `this.settleOne(payment, msg.sender, balanceBefore)` and returns whether it succeeded and, if
+    /// so, the balance it returned. The call's input is built in free memory by copying the item's ABI encoding
+    /// straight from the batch's calldata (a tuple's encoding is position-independent: its offsets are relative
+    /// to its own start); `settleOne` decodes and validates it again. If the item's signature offset or length
+    /// points outside the calldata, only the item's head is copied, so that item alone fails to decode.
+    function _trySettleOne(Payment calldata payment, uint256 balanceBefore)
         private
-        pure
-        returns (bytes memory data)
+        returns (bool ok, uint256 balanceAfter)
     {
-        uint256 signatureLength = payment.signature.length; // bounds-checked by the compiler
         bytes4 selector = this.settleOne.selector;
         assembly ("memory-safe") {
             // The item spans from its head to the end of its (padded) signature, and at least its 12-word head.
             let signatureOffset := calldataload(add(payment, 0x160))
+            let signatureLength := calldataload(add(payment, signatureOffset))
             let size := add(add(signatureOffset, 0x20), and(add(signatureLength, 0x1f), not(0x1f)))
-            if lt(size, 0x180) { size := 0x180 }
+            if or(lt(size, 0x180), gt(add(payment, size), calldatasize())) { size := 0x180 }
+            let data := mload(0x40)
+            mstore(data, selector)
+            mstore(add(data, 0x04), 0x60)
+            mstore(add(data, 0x24), caller())
+            mstore(add(data, 0x44), balanceBefore)
+            calldatacopy(add(data, 0x64), payment, size)
+            ok := call(gas(), address(), 0, data, add(size, 0x64), 0x00, 0x20)
+            if ok { balanceAfter := mload(0x00) }
+        }
+    }
+
+    /// @dev The last call's return data, as a new `bytes` in memory.
+    function _returnData() private pure returns (bytes memory data) {
+        assembly ("memory-safe") {
             data := mload(0x40)
-            mstore(data, add(size, 0x64))
-            mstore(add(data, 0x20), selector)
-            mstore(add(data, 0x24), 0x60)
-            mstore(add(data, 0x44), batchCaller)
-            mstore(add(data, 0x64), balanceBefore)
-            calldatacopy(add(data, 0x84), payment, size)
-            mstore(0x40, add(add(data, 0x84), size))
+            mstore(data, returndatasize())
+            returndatacopy(add(data, 0x20), 0, returndatasize())
+            mstore(0x40, add(add(data, 0x20), and(add(returndatasize(), 0x1f), not(0x1f))))
+        }
+    }
+
+    /// @dev The item's owner (its low 20 bytes) and nonce, read without the decoder's checks.
+    function _ownerAndNonce(Payment calldata payment) private pure returns (address owner, uint256 nonce) {
+        assembly ("memory-safe") {
+            owner := and(calldataload(add(payment, 0x20)), 0xffffffffffffffffffffffffffffffffffffffff)
+            nonce := calldataload(add(payment, 0x80))
         }
     }
 
     /// @dev Rejects EOA signatures that Permit2 would accept but that are not canonical: a high `s` (the
     /// malleable twin of a valid signature), a `v` other than 27/28, or a length other than 65 or 64.
     function _checkSignatureShape(bytes calldata signature) private pure {
+        uint256 length = signature.length;
+        if (length != 65 && length != 64) revert MalformedSignature(length);
         bytes32 s;
-        if (signature.length == 65) {
-            s = bytes32(signature[32:64]);
-            uint8 v = uint8(signature[64]);
-            if (v != 27 && v != 28) revert InvalidSignatureV(v);
-        } else if (signature.length == 64) {
-            s = bytes32(signature[32:64]) & _LOWER_255_BITS;
+        uint256 v;
+        assembly ("memory-safe") {
+            // `s` is bytes 32..63 of both forms; `v` (byte 64) is used only for the 65-byte form.
+            s := calldataload(add(signature.offset, 0x20))
+            v := byte(0, calldataload(add(signature.offset, 0x40)))
+        }
+        if (length == 65) {
+            if (v != 27 && v != 28) revert InvalidSignatureV(uint8(v));
         } else {
-            revert MalformedSignature(signature.length);
+            s &= _LOWER_255_BITS; // EIP-2098: the top bit of `vs` is the parity
         }
         if (uint256(s) > _HALF_CURVE_ORDER) revert MalleableSignature(s);
     }

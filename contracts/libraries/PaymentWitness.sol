@@ -53,20 +53,38 @@ library PaymentWitness {
         return UPTO_BOUND_TYPE_STRING;
     }
 
+    /// @notice The payment's four address fields, loaded straight from calldata and checked once to be clean
+    /// 20-byte values: the check the ABI decoder would otherwise repeat on every access of each field. Dirty
+    /// upper bits revert without data, exactly as the decoder does.
+    function parties(IPaymentFacilitator.Payment calldata payment)
+        internal
+        pure
+        returns (address owner, address token, address to, address facilitator)
+    {
+        assembly ("memory-safe") {
+            owner := calldataload(add(payment, 0x20))
+            token := calldataload(add(payment, 0x40))
+            to := calldataload(add(payment, 0xc0))
+            facilitator := calldataload(add(payment, 0xe0))
+            if shr(160, or(or(owner, token), or(to, facilitator))) { revert(0, 0) }
+        }
+    }
+
     /// @notice The EIP-712 struct hash of the payment's witness.
     function hash(IPaymentFacilitator.Payment calldata payment) internal pure returns (bytes32) {
         IPaymentFacilitator.Scheme scheme = payment.scheme;
+        (,, address to, address facilitator) = parties(payment);
         if (scheme == IPaymentFacilitator.Scheme.Exact) {
-            return keccak256(abi.encode(EXACT_TYPEHASH, payment.to, payment.validAfter));
+            return keccak256(abi.encode(EXACT_TYPEHASH, to, payment.validAfter));
         }
         if (scheme == IPaymentFacilitator.Scheme.Upto) {
-            return keccak256(abi.encode(UPTO_TYPEHASH, payment.to, payment.facilitator, payment.validAfter));
+            return keccak256(abi.encode(UPTO_TYPEHASH, to, facilitator, payment.validAfter));
         }
         if (scheme == IPaymentFacilitator.Scheme.ExactBound) {
-            return keccak256(abi.encode(EXACT_BOUND_TYPEHASH, payment.to, payment.validAfter, payment.requestHash));
+            return keccak256(abi.encode(EXACT_BOUND_TYPEHASH, to, payment.validAfter, payment.requestHash));
         }
         return keccak256(
-            abi.encode(UPTO_BOUND_TYPEHASH, payment.to, payment.facilitator, payment.validAfter, payment.requestHash)
+            abi.encode(UPTO_BOUND_TYPEHASH, to, facilitator, payment.validAfter, payment.requestHash)
         );
     }
 
