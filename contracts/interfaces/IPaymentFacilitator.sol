@@ -182,7 +182,10 @@ interface IPaymentFacilitator {
 
     /// @notice Settles many payments in one transaction; each item succeeds or fails on its own.
     /// @dev A failing item emits {PaymentFailed} with the full revert reason and leaves no trace (its nonce
-    /// stays unspent unless it already was); the others settle. For upto items, `msg.sender` must be the
+    /// stays unspent unless it already was); the others settle. Items do not pre-read the nonce as {settle}
+    /// does: a spent nonce makes Permit2 revert `InvalidNonce()`, which is reported as {NonceAlreadyUsed}.
+    /// The recipient's balance is read once per run of consecutive settled items with the same token and
+    /// recipient and carried from item to item; each item's balance delta is still checked on its own. For upto items, `msg.sender` must be the
     /// item's `witness.facilitator`. Reverts only for a bad batch size or reentrancy.
     /// @param payments The payments, at most {MAX_BATCH_SIZE}.
     /// @return results One entry per item, in order.
