@@ -76,6 +76,38 @@ def test_fee_on_transfer_item_fails_alone(
     assert token.balanceOf(payers[1]) == 100 * ONE
 
 
+def test_carried_recipient_balance_stays_exact_across_tokens_and_failures(
+    facilitator: Any, sign: Sign, project: Any, deployer: Any, payers: list[Any], payee: Any, relayer: Any, opg: Any
+) -> None:
+    """The batch carries the recipient's balance from one item to the next only for the same token and recipient;
+    interleaving another token, a fee-on-transfer shortfall and a bad signature leaves every delta exact."""
+    fee_token = project.FeeOnTransferToken.deploy(sender=deployer)
+    fee_token.mint(payers[1], 100 * ONE, sender=deployer)
+    fee_token.approve(PERMIT2_ADDRESS, 2**256 - 1, sender=payers[1])
+    opg_before, fee_before = opg.balanceOf(payee), fee_token.balanceOf(payee)
+    items = [
+        sign(payers[0], amount=1 * ONE),
+        sign(payers[1], token=fee_token.address, amount=5 * ONE),  # shortfall: fails alone
+        sign(payers[0], amount=2 * ONE),
+        sign(payers[2], amount=4 * ONE, key=payers[3].private_key),  # wrong signer: fails alone
+        sign(payers[2], amount=3 * ONE),
+        sign(payers[3], amount=7 * ONE, to=payers[4].address),  # another recipient in between
+        sign(payers[0], amount=5 * ONE),
+    ]
+    tx = facilitator.settleBatch([a.payment_args(s) for a, s in items], sender=relayer)
+    assert [bool(r.settled) for r in tx.return_value] == [True, False, True, False, True, True, True]
+    assert opg.balanceOf(payee) - opg_before == (1 + 2 + 3 + 5) * ONE
+    assert fee_token.balanceOf(payee) == fee_before
+    settled = [(log.payer, log.to, log.amount) for log in tx.decode_logs(facilitator.PaymentSettled)]
+    assert settled == [
+        (payers[0].address, payee.address, 1 * ONE),
+        (payers[0].address, payee.address, 2 * ONE),
+        (payers[2].address, payee.address, 3 * ONE),
+        (payers[3].address, payers[4].address, 7 * ONE),
+        (payers[0].address, payee.address, 5 * ONE),
+    ]
+
+
 def test_batch_size_bounds(facilitator: Any, sign: Sign, payer: Any, relayer: Any) -> None:
     with ape.reverts(facilitator.InvalidBatchSize, size=0):
         facilitator.settleBatch([], sender=relayer)
