@@ -99,7 +99,7 @@ def _register_stand_in_tee(rpc_url: str, deployment: Deployment, admin_key: str,
     if registry.functions.getMeasurement(DEMO_MEASUREMENT).call()[0] == 0:
         admin.send(
             deployment.tee_registry,
-            registry.encode_abi("approveMeasurement", [DEMO_MEASUREMENT, 1, "og-settle demo (stand-in)"]),
+            _calldata(registry, "approveMeasurement", DEMO_MEASUREMENT, 1, "og-settle demo (stand-in)"),
         )
     if not registry.functions.isActive(tee.tee_id).call():
         registration = TeeRegistration(
@@ -112,8 +112,12 @@ def _register_stand_in_tee(rpc_url: str, deployment: Deployment, admin_key: str,
         proof = tee.sign_registration(
             tee_registry_domain(deployment.chain_id, deployment.tee_registry), registration, operator.address
         )
-        operator.send(deployment.tee_registry, registry.encode_abi("registerTee", [registration.as_abi(), proof]))
+        operator.send(deployment.tee_registry, _calldata(registry, "registerTee", registration.as_abi(), proof))
     return tee
+
+
+def _calldata(contract: Any, function: str, *args: Any) -> bytes:
+    return bytes.fromhex(contract.encode_abi(function, list(args)).removeprefix("0x"))
 
 
 def _abi(name: str) -> list[dict[str, Any]]:
