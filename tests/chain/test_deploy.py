@@ -86,3 +86,25 @@ def test_deployment_file_rejects_unknown_format(tmp_path: Path) -> None:
         ).chain_id
         == 1
     )
+
+
+def test_ape_run_deploy_script_lands_at_predicted_addresses(deployer: Any, tmp_path: Path) -> None:
+    """`ape run deploy` itself (the command the README gives for the real network), on a fork of the same upstream."""
+    import os
+    import shutil
+    import subprocess
+
+    ape_cli = shutil.which("ape")
+    assert ape_cli is not None
+    argv = [ape_cli, "run", "deploy", "--network", "base:sepolia-fork:foundry", "--account", "TEST::0"]
+    argv += ["--out-dir", str(tmp_path)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=180, env=dict(os.environ))
+    assert done.returncode == 0, done.stderr[-2000:]
+    written = load_deployment(tmp_path / "84532.json")
+    predicted = {plan.name: plan.address for plan in plan_deployment(deployer.address)}
+    assert written.admin == deployer.address
+    assert (written.tee_registry, written.settlement_registry, written.payment_facilitator) == (
+        predicted["TeeRegistry"],
+        predicted["SettlementRegistry"],
+        predicted["PaymentFacilitator"],
+    )
