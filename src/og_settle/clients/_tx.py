@@ -430,12 +430,14 @@ class TxSender:
         return receipt
 
     def replay_revert(self, call: ContractCall, receipt: Receipt) -> NamedError:
-        """Why a mined transaction reverted: replays it with eth_call on the state before its block."""
-        try:
-            self.simulate(call, block=receipt.block_number - 1)
-        except ContractRevert as revert:
-            return revert.error
-        except Exception as err:
-            if is_connection_error(err):
-                raise
+        """Why a mined transaction reverted: replays it with eth_call on the state before its block, then, for
+        checks that depend on the block itself (a deadline passed in the new block), on its block."""
+        for block in (receipt.block_number - 1, receipt.block_number):
+            try:
+                self.simulate(call, block=block)
+            except ContractRevert as revert:
+                return revert.error
+            except Exception as err:
+                if is_connection_error(err):
+                    raise
         return NamedError(name="unknown")

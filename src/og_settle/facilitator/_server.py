@@ -270,10 +270,6 @@ class Facilitator:
             receipt = self.client.send_settle(self.sender, payment, timeout=self.receipt_timeout)
         except ContractRevert as revert:
             error = revert.error
-            if error.name == "unknown" and not error.data:
-                # A mined revert that the replay on the block before did not reproduce: a time-dependent check
-                # (deadline) failed in the new block. Simulating on the latest state names it.
-                error = self.client.simulate_settle(payment, self.relayer) or error
             notes["revert"] = str(error)
             return SettleResponse(
                 success=False, transaction="", network=self.network, payer=payer, error_reason=x402_reason(error)
