@@ -36,7 +36,7 @@ from og_settle._deploy import Deployment, Web3Sender, deploy
 from og_settle._hashing import input_hash, output_hash
 from og_settle._hex import keccak256, to_hex
 from og_settle._merkle import StandardMerkleTree
-from og_settle._x402 import PaymentRequirements, create_payment_payload
+from og_settle._x402 import PaymentRequirements, Web3ChainReader, create_payment_payload
 
 __all__ = ["DemoReport", "format_report", "run_demo"]
 
@@ -249,8 +249,8 @@ def run_demo(out_dir: Path, count: int = 300, say: Callable[[str], None] = print
         for key in payer_keys:
             _approve_permit2(replica.rpc_url, key)
 
-        opg = w3.eth.contract(address=OPG_ADDRESS, abi=_ERC20_ABI)
-        balances_before = {a: opg.functions.balanceOf(a).call() for a in _holders(payer_keys, operator)}
+        chain_reader = Web3ChainReader(w3)
+        balances_before = {a: chain_reader.balance_of(OPG_ADDRESS, a) for a in _holders(payer_keys, operator)}
         now = int(w3.eth.get_block("latest")["timestamp"])
         records, payments, report.inferences_by_mode, report.payments_by_scheme = timer.step(
             f"create {count} inferences and sign their x402 payments",
@@ -261,9 +261,7 @@ def run_demo(out_dir: Path, count: int = 300, say: Callable[[str], None] = print
 
         store = SqliteStore(out_dir / "queue.sqlite")
         try:
-            from og_settle._x402 import Web3ChainReader
-
-            config = IntakeConfig(deployment=deployment, relayer=relayer.address, chain_reader=Web3ChainReader(w3))
+            config = IntakeConfig(deployment=deployment, relayer=relayer.address, chain_reader=chain_reader)
             intake = timer.step(
                 "relayer intake (off-chain verification)",
                 lambda: Counter(r.status for r in submit_records(store, intake_path.open(), config, name="intake")),
@@ -289,29 +287,11 @@ def run_demo(out_dir: Path, count: int = 300, say: Callable[[str], None] = print
             _collect(store, w3, report)
             registry = SettlementRegistryClient(w3, deployment.settlement_registry)
             timer.step("check inclusions and balances on chain", lambda: _check(store, registry, report))
-            _check_balances(opg, balances_before, store, operator, report)
+            _check_balances(chain_reader, balances_before, store, operator, report)
         finally:
             store.close()
     report.timings["total wall time"] = time.monotonic() - started
     return report
-
-
-_ERC20_ABI: list[dict[str, Any]] = [
-    {
-        "name": "balanceOf",
-        "type": "function",
-        "stateMutability": "view",
-        "inputs": [{"name": "a", "type": "address"}],
-        "outputs": [{"name": "", "type": "uint256"}],
-    },
-    {
-        "name": "approve",
-        "type": "function",
-        "stateMutability": "nonpayable",
-        "inputs": [{"name": "s", "type": "address"}, {"name": "v", "type": "uint256"}],
-        "outputs": [{"name": "", "type": "bool"}],
-    },
-]
 
 
 def _holders(payer_keys: list[str], operator: str) -> list[str]:
@@ -389,12 +369,14 @@ def _check(store: Any, registry: Any, report: DemoReport) -> None:
             )
 
 
-def _check_balances(opg: Any, before: dict[str, int], store: Any, pay_to: str, report: DemoReport) -> None:
+def _check_balances(
+    chain: Web3ChainReader, before: dict[str, int], store: Any, pay_to: str, report: DemoReport
+) -> None:
     from og_settle.relayer import ItemState, Lane
 
     paid = sum(int(item.record()["amount"]) for item in store.items(lane=Lane.PAYMENT, state=ItemState.CONFIRMED))
-    received = opg.functions.balanceOf(pay_to).call() - before[pay_to]
-    spent = sum(before[a] - opg.functions.balanceOf(a).call() for a in before if a != pay_to)
+    received = chain.balance_of(OPG_ADDRESS, pay_to) - before[pay_to]
+    spent = sum(before[a] - chain.balance_of(OPG_ADDRESS, a) for a in before if a != pay_to)
     line = f"OPG conserved: payers spent {spent}, the TEE's payment address received {received}"
     (report.checks if spent == received and received > 0 else report.failures).append(line)
     if paid != received:
