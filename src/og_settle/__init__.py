@@ -1,12 +1,5 @@
 """og-settle: on-chain settlement for paid, TEE-verified LLM inference."""
 
-from og_settle._addresses import (
-    BASE_SEPOLIA_CHAIN_ID,
-    DETERMINISTIC_DEPLOYER,
-    OPG_ADDRESS,
-    OPG_DECIMALS,
-    PERMIT2_ADDRESS,
-)
 from og_settle._attestation import (
     Eip712Domain,
     IndividualSettlement,
@@ -30,6 +23,21 @@ from og_settle._merkle import (
     StandardMerkleTree,
     leaf_hash,
     verify_multiproof,
+)
+from og_settle._networks import (
+    BASE,
+    BASE_CHAIN_ID,
+    BASE_SEPOLIA,
+    BASE_SEPOLIA_CHAIN_ID,
+    DETERMINISTIC_DEPLOYER,
+    NETWORKS,
+    OPG_ADDRESS,
+    OPG_DECIMALS,
+    PERMIT2_ADDRESS,
+    X402_EXACT_PERMIT2_PROXY,
+    X402_UPTO_PERMIT2_PROXY,
+    Network,
+    network,
 )
 from og_settle._permit2 import (
     ApprovalResult,
@@ -62,14 +70,20 @@ from og_settle._x402 import (
 from og_settle.relayer import BatchPolicy, IntakeConfig, Relayer, RelayerConfig, SqliteStore, submit_records
 
 __all__ = [
+    "BASE",
+    "BASE_CHAIN_ID",
+    "BASE_SEPOLIA",
     "BASE_SEPOLIA_CHAIN_ID",
     "DETERMINISTIC_DEPLOYER",
+    "NETWORKS",
     "OG_LEAF_ENCODING",
     "OPG_ADDRESS",
     "OPG_DECIMALS",
     "PERMIT2_ADDRESS",
     "STANDARD_V1",
     "TEE_SIGNATURE_MAX_BYTES",
+    "X402_EXACT_PERMIT2_PROXY",
+    "X402_UPTO_PERMIT2_PROXY",
     "ApprovalResult",
     "BatchPolicy",
     "ChainReader",
@@ -82,6 +96,7 @@ __all__ = [
     "InvariantViolation",
     "MetadataSettlement",
     "MultiProof",
+    "Network",
     "PaymentPayload",
     "PaymentRequired",
     "PaymentRequirements",
@@ -109,6 +124,7 @@ __all__ = [
     "ensure_opg_approval",
     "input_hash",
     "leaf_hash",
+    "network",
     "new_authorization",
     "output_hash",
     "reason_for_revert",
