@@ -13,7 +13,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/toolchain/solc
 export PATH := $(CURDIR)/node_modules/@foundry-rs/anvil-linux-amd64/bin:$(CURDIR)/$(BIN):$(PATH)
 export OG_SETTLE_HOME := $(CURDIR)
 
-.PHONY: setup test demo bench lint typecheck gas-update artifacts clean
+.PHONY: setup test demo bench lint typecheck gas-update artifacts clean sdk-envs
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -35,7 +35,12 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-test: setup lint typecheck
+# The stock SDKs (x402, opengradient, @x402/evm) in their own environments under .cache/sdk-envs/, built up front
+# with progress output whenever the run includes tests/interop (the full suite does); reused while their pins hold.
+sdk-envs: setup
+	$(BIN)/python -m tests.support.sdk_envs
+
+test: setup lint typecheck $(if $(filter tests tests/ tests/interop%,$(TESTS)),sdk-envs)
 	$(BIN)/og-settle chain exec -- $(BIN)/ape test $(TESTS) --network $(NETWORK) -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: setup
