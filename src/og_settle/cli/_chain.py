@@ -1,4 +1,4 @@
-"""``og-settle chain``: run the local Base Sepolia replica, or run a command against it."""
+"""``og-settle chain``: run a local replica of Base Sepolia (default) or Base, or run a command against one."""
 
 from __future__ import annotations
 
@@ -13,22 +13,25 @@ from types import FrameType
 from typing import Any
 
 from og_settle._errors import InvalidInput
+from og_settle.cli._network import NETWORK_ENV, add_network_option, selected_network
 
 
 def register(groups: Any) -> None:
-    chain = groups.add_parser("chain", help="the local Base Sepolia replica")
+    chain = groups.add_parser("chain", help="the local replica of Base Sepolia or Base")
     commands = chain.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
 
     up = commands.add_parser("up", help="start the replica in the foreground; Ctrl-C or SIGTERM stops it")
     up.add_argument("--port", type=int, default=None, help="TCP port (default: a free one)")
     up.add_argument("--json", action="store_true", help="print what is deployed where as one JSON line")
+    add_network_option(up)
     up.set_defaults(handler=_up)
 
     run = commands.add_parser(
         "exec",
         help="run a command with OG_SETTLE_UPSTREAM_RPC pointing at a fresh replica "
-        "(or at BASE_SEPOLIA_RPC_URL when that is set)",
+        "(or at the network's real RPC, BASE_SEPOLIA_RPC_URL / BASE_MAINNET_RPC_URL, when that is set)",
     )
+    add_network_option(run)
     run.add_argument("argv", nargs=argparse.REMAINDER, help="the command, after --")
     run.set_defaults(handler=_exec)
 
@@ -37,8 +40,11 @@ def _describe(info: Any) -> dict[str, Any]:
     return {
         "rpc_url": info.rpc_url,
         "chain_id": info.chain_id,
+        "network": info.network,
         "permit2": info.permit2,
         "opg": info.opg,
+        "x402_exact_proxy": info.x402_exact_proxy,
+        "x402_upto_proxy": info.x402_upto_proxy,
         "dev_accounts": list(info.dev_accounts),
         "startup_seconds": round(info.startup_seconds, 2),
     }
@@ -58,13 +64,16 @@ def _wait_for_stop_signal() -> None:
 def _up(args: argparse.Namespace) -> int:
     from og_settle.replica import running_replica
 
-    with running_replica(port=args.port) as info:
+    network = selected_network(args)
+    with running_replica(port=args.port, network=network) as info:
         if args.json:
             print(json.dumps(_describe(info)), flush=True)
         else:
-            print(f"Base Sepolia replica (chain id {info.chain_id}) at {info.rpc_url}", flush=True)
-            print(f"  Permit2  {info.permit2}  (genuine, CREATE2 at its canonical address)")
-            print(f"  OPG      {info.opg}  (18 decimals, replica stand-in)")
+            print(f"{network.label} replica (chain id {info.chain_id}) at {info.rpc_url}", flush=True)
+            print(f"  Permit2     {info.permit2}  (genuine, CREATE2 at its canonical address)")
+            print(f"  OPG         {info.opg}  (18 decimals, replica stand-in)")
+            print(f"  x402 exact  {info.x402_exact_proxy}  (replica stand-in for the canonical proxy)")
+            print(f"  x402 upto   {info.x402_upto_proxy}  (replica stand-in for the canonical proxy)")
             print(f"  started in {info.startup_seconds:.2f}s; Ctrl-C to stop", flush=True)
         _wait_for_stop_signal()
     print("replica stopped", file=sys.stderr)
@@ -77,12 +86,14 @@ def _exec(args: argparse.Namespace) -> int:
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     if not argv:
         raise InvalidInput("chain exec: no command given (usage: og-settle chain exec -- CMD ...)")
+    network = selected_network(args)
     env = dict(os.environ)
-    if (real := upstream_rpc_override()) is not None:
+    env[NETWORK_ENV] = network.name
+    if (real := upstream_rpc_override(network)) is not None:
         env["OG_SETTLE_UPSTREAM_RPC"] = real
-        print("og-settle: upstream is the real Base Sepolia (BASE_SEPOLIA_RPC_URL)", file=sys.stderr, flush=True)
+        print(f"og-settle: upstream is the real {network.label} ({network.rpc_env})", file=sys.stderr, flush=True)
         return subprocess.call(argv, env=env)
-    with running_replica() as info:
+    with running_replica(network=network) as info:
         env["OG_SETTLE_UPSTREAM_RPC"] = info.rpc_url
         env["OG_SETTLE_REPLICA"] = "1"
         print(

@@ -1,5 +1,6 @@
-"""A local replica of Base Sepolia: anvil with chain id 84532 in OP-stack mode, the genuine Permit2 at its
-canonical address, and an 18-decimal OPG at OPG's real address with balances for the dev accounts."""
+"""A local replica of Base Sepolia (chain id 84532, the default) or Base mainnet (8453): anvil in OP-stack mode,
+the genuine Permit2 at its canonical address, an 18-decimal OPG stand-in at that network's OPG address with
+balances for the dev accounts, and stand-ins for the canonical x402 Permit2 proxies at their addresses."""
 
 from __future__ import annotations
 
@@ -16,17 +17,24 @@ from pathlib import Path
 
 import sha3
 
-from og_settle._addresses import (
-    BASE_SEPOLIA_CHAIN_ID,
+from og_settle._errors import ToolchainError
+from og_settle._networks import (
+    DEFAULT_NETWORK,
     DETERMINISTIC_DEPLOYER,
-    OPG_ADDRESS,
     OPG_DECIMALS,
     PERMIT2_ADDRESS,
     PERMIT2_SALT,
+    X402_EXACT_PERMIT2_PROXY,
+    X402_UPTO_PERMIT2_PROXY,
+    Network,
 )
-from og_settle._errors import ToolchainError
 from og_settle.replica._rpc import JsonRpc
-from og_settle.replica._toolchain import anvil_executable, compile_permit2, compile_replica_opg
+from og_settle.replica._toolchain import (
+    anvil_executable,
+    compile_permit2,
+    compile_replica_contract,
+    compile_replica_opg,
+)
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 DEV_ACCOUNT_COUNT = 10
@@ -35,6 +43,14 @@ _STARTUP_TIMEOUT_S = 30.0
 # OpenZeppelin ERC20 (non-upgradeable) storage layout: _balances at slot 0, _totalSupply at slot 2.
 _ERC20_BALANCES_SLOT = 0
 _ERC20_TOTAL_SUPPLY_SLOT = 2
+# OpenZeppelin 5's ReentrancyGuard keeps its status at this ERC-7201 slot; its constructor writes NOT_ENTERED (1).
+_REENTRANCY_GUARD_SLOT = "0x9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f00"
+_REENTRANCY_NOT_ENTERED = 1
+# The stand-ins for the canonical x402 proxies: (address, source, contract).
+_X402_PROXY_STAND_INS = (
+    (X402_EXACT_PERMIT2_PROXY, "contracts/replica/StandInX402ExactProxy.sol", "StandInX402ExactProxy"),
+    (X402_UPTO_PERMIT2_PROXY, "contracts/replica/StandInX402UptoProxy.sol", "StandInX402UptoProxy"),
+)
 
 
 def _keccak(data: bytes) -> bytes:
@@ -68,11 +84,14 @@ class ReplicaInfo:
 
     Attributes:
         rpc_url: the node's HTTP JSON-RPC endpoint.
-        chain_id: always 84532.
+        chain_id: the network's chain id (84532 for Base Sepolia, 8453 for Base).
         permit2: Permit2's canonical address.
-        opg: OPG's Base Sepolia address.
+        opg: OPG's address on the network (the replica's stand-in token).
         dev_accounts: the unlocked dev accounts, each funded with ETH and OPG.
         startup_seconds: wall time from spawning anvil to a fully installed replica.
+        network: the short name of the network replicated (``"base-sepolia"`` or ``"base"``).
+        x402_exact_proxy: the canonical x402 exact proxy's address (a stand-in on the replica).
+        x402_upto_proxy: the canonical x402 upto proxy's address (a stand-in on the replica).
     """
 
     rpc_url: str
@@ -81,6 +100,9 @@ class ReplicaInfo:
     opg: str
     dev_accounts: tuple[str, ...]
     startup_seconds: float
+    network: str = DEFAULT_NETWORK.name
+    x402_exact_proxy: str = X402_EXACT_PERMIT2_PROXY
+    x402_upto_proxy: str = X402_UPTO_PERMIT2_PROXY
 
 
 class AnvilProcess:
@@ -111,8 +133,10 @@ class AnvilProcess:
         self._log.close()
 
 
-def start_anvil(port: int, extra_args: tuple[str, ...] = ()) -> tuple[AnvilProcess, JsonRpc]:
-    """Start anvil as Base Sepolia (chain id 84532, --optimism) and wait until it answers."""
+def start_anvil(
+    port: int, extra_args: tuple[str, ...] = (), chain_id: int = DEFAULT_NETWORK.chain_id
+) -> tuple[AnvilProcess, JsonRpc]:
+    """Start anvil with ``chain_id`` (Base Sepolia's by default) in OP-stack mode and wait until it answers."""
     log_dir = Path(tempfile.mkdtemp(prefix="og-settle-anvil-"))
     args = [
         str(anvil_executable()),
@@ -121,7 +145,7 @@ def start_anvil(port: int, extra_args: tuple[str, ...] = ()) -> tuple[AnvilProce
         "--port",
         str(port),
         "--chain-id",
-        str(BASE_SEPOLIA_CHAIN_ID),
+        str(chain_id),
         "--optimism",
         "--mnemonic",
         DEV_MNEMONIC,
@@ -177,40 +201,66 @@ def _mapping_slot(key_address: str, slot: int) -> str:
     return "0x" + _keccak(key + slot.to_bytes(32, "big")).hex()
 
 
-def install_opg(rpc: JsonRpc, holders: tuple[str, ...], amount: int) -> str:
-    """Put the OPG stand-in's runtime code at OPG's address and credit ``amount`` to each holder."""
-    if rpc.call("eth_getCode", OPG_ADDRESS, "latest") not in ("0x", "0x0"):
-        return OPG_ADDRESS
-    rpc.call("anvil_setCode", OPG_ADDRESS, "0x" + compile_replica_opg().runtime.hex())
+def install_opg(rpc: JsonRpc, holders: tuple[str, ...], amount: int, address: str = DEFAULT_NETWORK.opg) -> str:
+    """Put the OPG stand-in's runtime code at OPG's ``address`` and credit ``amount`` to each holder."""
+    if rpc.call("eth_getCode", address, "latest") not in ("0x", "0x0"):
+        return address
+    rpc.call("anvil_setCode", address, "0x" + compile_replica_opg().runtime.hex())
     word = "0x" + amount.to_bytes(32, "big").hex()
     for holder in holders:
-        rpc.call("anvil_setStorageAt", OPG_ADDRESS, _mapping_slot(holder, _ERC20_BALANCES_SLOT), word)
+        rpc.call("anvil_setStorageAt", address, _mapping_slot(holder, _ERC20_BALANCES_SLOT), word)
     total = "0x" + (amount * len(holders)).to_bytes(32, "big").hex()
-    rpc.call("anvil_setStorageAt", OPG_ADDRESS, "0x" + _ERC20_TOTAL_SUPPLY_SLOT.to_bytes(32, "big").hex(), total)
-    return OPG_ADDRESS
+    rpc.call("anvil_setStorageAt", address, "0x" + _ERC20_TOTAL_SUPPLY_SLOT.to_bytes(32, "big").hex(), total)
+    return address
+
+
+def install_x402_proxies(rpc: JsonRpc) -> tuple[str, str]:
+    """Put the stand-ins for the canonical x402 exact and upto Permit2 proxies at the canonical addresses.
+
+    The originals are CREATE2-deployed with the x402 project's initcode, which no registry ships, so our initcode
+    cannot land there. Instead each stand-in's constructor runs in an ``eth_call`` (with Permit2's canonical
+    address, as on every chain), and the runtime code it returns, Permit2 immutable included, is set at the
+    canonical address; the reentrancy guard's storage gets the value its constructor writes."""
+    guard = "0x" + _REENTRANCY_NOT_ENTERED.to_bytes(32, "big").hex()
+    for address, source, name in _X402_PROXY_STAND_INS:
+        if rpc.call("eth_getCode", address, "latest") not in ("0x", "0x0"):
+            continue
+        initcode = compile_replica_contract(source, name).initcode + bytes.fromhex(PERMIT2_ADDRESS[2:]).rjust(32, b"\0")
+        runtime = rpc.call("eth_call", {"data": "0x" + initcode.hex(), "gas": hex(5_000_000)}, "latest")
+        if runtime in ("0x", "0x0"):
+            raise ToolchainError(f"{name}: its constructor returned no runtime code")
+        rpc.call("anvil_setCode", address, runtime)
+        rpc.call("anvil_setStorageAt", address, _REENTRANCY_GUARD_SLOT, guard)
+    return X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY
 
 
 @contextmanager
-def running_replica(port: int | None = None) -> Iterator[ReplicaInfo]:
-    """Start a replica, install the canonical contracts, yield what is where, and stop it on exit."""
+def running_replica(port: int | None = None, network: Network = DEFAULT_NETWORK) -> Iterator[ReplicaInfo]:
+    """Start a replica of ``network`` (Base Sepolia by default), install the canonical contracts, yield what is
+    where, and stop it on exit."""
     started = time.monotonic()
-    anvil, rpc = start_anvil(port if port is not None else free_port())
+    anvil, rpc = start_anvil(port if port is not None else free_port(), chain_id=network.chain_id)
     try:
         accounts = tuple(rpc.call("eth_accounts"))
         install_permit2(rpc, accounts[0])
-        install_opg(rpc, accounts, OPG_PER_DEV_ACCOUNT)
+        install_opg(rpc, accounts, OPG_PER_DEV_ACCOUNT, network.opg)
+        exact, upto = install_x402_proxies(rpc)
         yield ReplicaInfo(
             rpc_url=rpc.url,
             chain_id=int(rpc.call("eth_chainId"), 16),
             permit2=PERMIT2_ADDRESS,
-            opg=OPG_ADDRESS,
+            opg=network.opg,
             dev_accounts=accounts,
             startup_seconds=time.monotonic() - started,
+            network=network.name,
+            x402_exact_proxy=exact,
+            x402_upto_proxy=upto,
         )
     finally:
         anvil.stop()
 
 
-def upstream_rpc_override() -> str | None:
-    """A real Base Sepolia RPC URL from ``BASE_SEPOLIA_RPC_URL``, which replaces the replica as upstream."""
-    return os.environ.get("BASE_SEPOLIA_RPC_URL") or None
+def upstream_rpc_override(network: Network = DEFAULT_NETWORK) -> str | None:
+    """A real RPC URL for ``network`` from its environment variable (``BASE_SEPOLIA_RPC_URL`` for Base Sepolia),
+    which replaces the replica as upstream."""
+    return os.environ.get(network.rpc_env) or None

@@ -180,18 +180,30 @@ def compile_permit2() -> CompiledContract:
     return extract_contract(compile_standard_json("0.8.17", standard_input, root), entry, "Permit2")
 
 
-def compile_replica_opg() -> CompiledContract:
-    """Compile the replica's OPG stand-in (``contracts/replica/ReplicaOPG.sol``) with the project compiler."""
+# The project's own remappings, as ape-config.yaml gives them to Ape (OpenZeppelin and Permit2's interfaces).
+_PROJECT_REMAPPINGS = {
+    "@openzeppelin/contracts/": "node_modules/@openzeppelin/contracts/",
+    "permit2/interfaces/": "node_modules/@uniswap/v4-periphery/lib/permit2/src/interfaces/",
+}
+
+
+def compile_replica_contract(source: str, name: str, runs: int = 20_000) -> CompiledContract:
+    """Compile one of the replica's stand-ins (``contracts/replica/…``) with the project compiler and, by
+    default, the settings ``ape-config.yaml`` uses (solc 0.8.30, cancun, 20,000 optimizer runs)."""
     root = project_root()
-    source = "contracts/replica/ReplicaOPG.sol"
     standard_input = {
         "language": "Solidity",
-        "sources": _import_closure(root, source, {"@openzeppelin/contracts/": "node_modules/@openzeppelin/contracts/"}),
+        "sources": _import_closure(root, source, _PROJECT_REMAPPINGS),
         "settings": {
-            "optimizer": {"enabled": True, "runs": 200},
+            "optimizer": {"enabled": True, "runs": runs},
             "evmVersion": "cancun",
-            "remappings": ["@openzeppelin/contracts/=node_modules/@openzeppelin/contracts/"],
-            "outputSelection": {source: {"ReplicaOPG": _OUTPUTS}},
+            "remappings": [f"{k}={v}" for k, v in _PROJECT_REMAPPINGS.items()],
+            "outputSelection": {source: {name: _OUTPUTS}},
         },
     }
-    return extract_contract(compile_standard_json("0.8.30", standard_input, root), source, "ReplicaOPG")
+    return extract_contract(compile_standard_json("0.8.30", standard_input, root), source, name)
+
+
+def compile_replica_opg() -> CompiledContract:
+    """Compile the replica's OPG stand-in (``contracts/replica/ReplicaOPG.sol``)."""
+    return compile_replica_contract("contracts/replica/ReplicaOPG.sol", "ReplicaOPG", runs=200)
