@@ -1,0 +1,88 @@
+"""Where settled inferences go: the relayer's durable queue (``batch``, ``individual``, ``metadata`` modes).
+
+The gateway builds one relayer intake record per inference (see :mod:`og_settle.relayer._intake` for the
+format) and hands it to a :class:`SettlementSink`. :class:`RelayerQueueSink` writes it into the relayer's SQLite
+queue, the same one ``og-settle relayer submit`` fills and ``og-settle relayer run`` drains, through the
+relayer's own intake, so every check the relayer makes at intake is made here, before the client is charged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from og_settle._errors import InvalidInput
+
+if TYPE_CHECKING:
+    from og_settle._deploy import Deployment
+
+__all__ = ["RelayerQueueSink", "SettlementSink", "SinkReceipt"]
+
+
+@dataclass(frozen=True, slots=True)
+class SinkReceipt:
+    """What queuing a record gave back.
+
+    Attributes:
+        item_id: the queue's id for the item.
+        key: its idempotency key (a batch leaf's hash, an individual or metadata record's digest), ``0x`` hex.
+        duplicate: whether the same record was queued before.
+    """
+
+    item_id: int
+    key: str | None
+    duplicate: bool
+
+
+class SettlementSink(Protocol):
+    """Accepts inference records for on-chain settlement."""
+
+    def check(self, record: Mapping[str, Any]) -> None:
+        """Raise InvalidInput if the record would be refused (called before the client is charged)."""
+        ...
+
+    async def submit(self, record: Mapping[str, Any]) -> SinkReceipt:
+        """Queue the record durably; raise InvalidInput if it is refused."""
+        ...
+
+    def close(self) -> None:
+        """Release the queue."""
+        ...
+
+
+class RelayerQueueSink:
+    """Queues records in the relayer's SQLite queue at ``db_path`` for the ``deployment``'s contracts."""
+
+    def __init__(self, db_path: Path, deployment: Deployment) -> None:
+        from og_settle.relayer import IntakeConfig, SqliteStore
+
+        self._store = SqliteStore(Path(db_path))
+        self._config = IntakeConfig(deployment=deployment)
+        self._lock = threading.Lock()
+
+    def check(self, record: Mapping[str, Any]) -> None:
+        from og_settle.relayer import parse_record
+
+        parse_record(dict(record), self._config, source="gateway")
+
+    def _submit(self, line: str) -> SinkReceipt:
+        from og_settle.relayer import submit_records
+
+        with self._lock:
+            (report,) = list(submit_records(self._store, [line], self._config, name="gateway"))
+        if report.status == "rejected":
+            raise InvalidInput(f"relayer intake refused the record: {report.detail}")
+        key = None if report.key is None else "0x" + bytes(report.key).hex()
+        return SinkReceipt(item_id=int(report.item_id), key=key, duplicate=report.status == "duplicate")
+
+    async def submit(self, record: Mapping[str, Any]) -> SinkReceipt:
+        return await asyncio.to_thread(self._submit, json.dumps(dict(record), separators=(",", ":")))
+
+    def close(self) -> None:
+        with self._lock:
+            self._store.close()
