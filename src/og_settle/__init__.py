@@ -68,6 +68,15 @@ from og_settle._x402 import (
     verify_payment,
 )
 from og_settle.relayer import BatchPolicy, IntakeConfig, Relayer, RelayerConfig, SqliteStore, submit_records
+from og_settle.tee import (
+    KeyType,
+    RsaPublicKey,
+    RsaTeeKey,
+    SettlementData,
+    canonical_request,
+    request_hash,
+    verify_response,
+)
 
 __all__ = [
     "BASE",
@@ -94,6 +103,7 @@ __all__ = [
     "IntakeConfig",
     "InvalidInput",
     "InvariantViolation",
+    "KeyType",
     "MetadataSettlement",
     "MultiProof",
     "Network",
@@ -106,7 +116,10 @@ __all__ = [
     "ReasonCode",
     "Relayer",
     "RelayerConfig",
+    "RsaPublicKey",
+    "RsaTeeKey",
     "SettleResponse",
+    "SettlementData",
     "SettlementMode",
     "SqliteStore",
     "StandardMerkleTree",
@@ -115,6 +128,7 @@ __all__ = [
     "ToolchainError",
     "VerifyResult",
     "Web3ChainReader",
+    "canonical_request",
     "create_payment_payload",
     "decode_payment_required_header",
     "decode_payment_response_header",
@@ -129,6 +143,7 @@ __all__ = [
     "output_hash",
     "reason_for_revert",
     "recover_signer",
+    "request_hash",
     "settlement_domain",
     "sign_authorization",
     "submit_records",
@@ -138,4 +153,5 @@ __all__ = [
     "tee_signer_for",
     "verify_multiproof",
     "verify_payment",
+    "verify_response",
 ]

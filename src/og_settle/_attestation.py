@@ -1,10 +1,10 @@
-"""The TEE side of settlement: teeId derivation and the EIP-712 messages the contracts verify.
+"""The EIP-712 messages the contracts verify for secp256k1 TEEs.
+
+TEE keys themselves (secp256k1 and RSA: ids, signing, verification) live in :mod:`og_settle.tee`; ``TeeKey``,
+``tee_id_for``, ``tee_signer_for`` and ``recover_signer`` are re-exported here for existing imports.
 
 What this mirrors (``contracts/interfaces/ITeeRegistry.sol`` and ``ISettlementRegistry.sol``):
 
-- ``teeId = keccak256(publicKey)`` over the 64-byte uncompressed secp256k1 public key (x ‖ y, no ``0x04``), and the
-  TEE's signer address is the last 20 bytes of that same hash. OpenGradient derives its (RSA) teeIds the same way,
-  from the DER-encoded key.
 - The settlement registry's domain is ``{name: "OG Settlement Registry", version: "1", chainId,
   verifyingContract}``; the TEE registry's is ``{name: "OG TEE Registry", version: "1", ...}``.
 - Four typed structs: ``Inference`` (what a TEE signs for a batch leaf), ``IndividualSettlement``,
@@ -12,7 +12,7 @@ What this mirrors (``contracts/interfaces/ITeeRegistry.sol`` and ``ISettlementRe
   ``inputHash = keccak256(input)`` and ``outputHash = keccak256(output)``), and ``TeeRegistration`` (the key's
   proof of possession). The payer is part of the individual and metadata structs.
 
-Hashes are computed by hand with eth-abi and keccak, and signing uses eth-keys (low-s, RFC 6979);
+Hashes are computed by hand with eth-abi and keccak, and signing (``og_settle.tee.TeeKey``) uses eth-keys;
 :meth:`Eip712Domain.typed_data` gives the same message as eth-account typed data, and the tests check both agree and
 that the contracts accept the signatures. Nothing here imports ape or web3.
 """
@@ -23,16 +23,17 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from eth_abi.abi import encode
-from eth_keys.datatypes import PrivateKey, Signature
 
-from og_settle._errors import InvalidInput, InvariantViolation
-from og_settle._hex import (
-    UINT256_MAX,
-    keccak256,
-    parse_address,
-    parse_bytes32,
-    parse_hex_bytes,
-    to_hex,
+from og_settle._errors import InvalidInput
+from og_settle._hex import UINT256_MAX, keccak256, parse_address, parse_bytes32
+
+# The key types live in og_settle.tee; these names stay importable from here.
+from og_settle.tee._secp256k1 import (
+    TeeKey,
+    recover_signer,
+    secp256k1_public_key_bytes,
+    tee_id_for,
+    tee_signer_for,
 )
 
 __all__ = [
@@ -79,8 +80,6 @@ MAX_METADATA_SIZE: Final = 64 * 1024
 # TeeRegistry.MAX_ENDPOINT_LENGTH.
 MAX_ENDPOINT_LENGTH: Final = 256
 
-_SECP256K1_N: Final = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-
 
 def _type_fields(type_string: str) -> list[dict[str, str]]:
     inner = type_string[type_string.index("(") + 1 : -1]
@@ -95,32 +94,6 @@ def _check_timestamp(value: Any) -> int:
     if type(value) is not int or not 0 <= value <= UINT256_MAX:
         raise InvalidInput(f"timestamp: expected an integer in [0, 2**256), got {value!r}")
     return value
-
-
-# teeId derivation
-
-
-def _public_key_bytes(public_key: Any) -> bytes:
-    raw = parse_hex_bytes(public_key, "public_key") if not hasattr(public_key, "to_bytes") else public_key.to_bytes()
-    if len(raw) == 65 and raw[0] == 4:
-        raw = raw[1:]
-    if len(raw) != 64:
-        raise InvalidInput(f"public_key: expected 64 bytes (x || y) or 65 with a 0x04 prefix, got {len(raw)} bytes")
-    return bytes(raw)
-
-
-def tee_id_for(public_key: Any) -> bytes:
-    """The teeId of a secp256k1 TEE key: ``keccak256`` of its 64-byte uncompressed public key.
-
-    ``public_key`` may be 64 bytes (x ‖ y), 65 bytes with the ``0x04`` prefix, either as hex, or an eth-keys
-    ``PublicKey``. This is what ``TeeRegistry.registerTee`` derives on chain.
-    """
-    return keccak256(_public_key_bytes(public_key))
-
-
-def tee_signer_for(public_key: Any) -> str:
-    """The checksummed signer address of a TEE key: the last 20 bytes of its teeId (its Ethereum address)."""
-    return parse_address(to_hex(tee_id_for(public_key)[12:]), "signer")
 
 
 # EIP-712
@@ -394,7 +367,7 @@ class TeeRegistration:
     endpoint: str
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "public_key", _public_key_bytes(self.public_key))
+        object.__setattr__(self, "public_key", secp256k1_public_key_bytes(self.public_key))
         object.__setattr__(self, "measurement", parse_bytes32(self.measurement, "measurement"))
         object.__setattr__(self, "attestation_hash", parse_bytes32(self.attestation_hash, "attestation_hash"))
         object.__setattr__(self, "payment_address", parse_address(self.payment_address, "payment_address"))
@@ -442,75 +415,3 @@ class TeeRegistration:
     def as_abi(self) -> tuple[bytes, bytes, bytes, str, str]:
         """The tuple ``registerTee`` takes, in the struct's field order."""
         return (self.public_key, self.measurement, self.attestation_hash, self.payment_address, self.endpoint)
-
-
-def recover_signer(digest: bytes, signature: bytes) -> str:
-    """The checksummed address that made the 65-byte ``signature`` over ``digest``.
-
-    Raises InvalidInput for a signature the contracts would reject: wrong length, v not 27/28, or high s.
-    """
-    sig = parse_hex_bytes(signature, "signature")
-    if len(sig) != 65:
-        raise InvalidInput(f"signature: expected 65 bytes, got {len(sig)}")
-    if sig[64] not in (27, 28):
-        raise InvalidInput(f"signature: v must be 27 or 28, got {sig[64]}")
-    if int.from_bytes(sig[32:64], "big") > _SECP256K1_N // 2:
-        raise InvalidInput("signature: s is in the upper half of the curve order (malleable form)")
-    canonical = sig[:64] + bytes([sig[64] - 27])
-    public_key = Signature(signature_bytes=canonical).recover_public_key_from_msg_hash(parse_bytes32(digest, "digest"))
-    return tee_signer_for(public_key.to_bytes())
-
-
-@dataclass(frozen=True, slots=True)
-class TeeKey:
-    """A secp256k1 TEE signing key (in production it never leaves the enclave; here it signs test messages).
-
-    Attributes:
-        private_key: The 32-byte private key.
-    """
-
-    private_key: bytes = field(repr=False)
-
-    def __post_init__(self) -> None:
-        key = parse_bytes32(self.private_key, "private_key")
-        if not 0 < int.from_bytes(key, "big") < _SECP256K1_N:
-            raise InvalidInput("private_key: not a valid secp256k1 private key")
-        object.__setattr__(self, "private_key", key)
-
-    @property
-    def public_key(self) -> bytes:
-        """The 64-byte uncompressed public key (x ‖ y)."""
-        public: bytes = PrivateKey(self.private_key).public_key.to_bytes()
-        return public
-
-    @property
-    def tee_id(self) -> bytes:
-        return tee_id_for(self.public_key)
-
-    @property
-    def address(self) -> str:
-        return tee_signer_for(self.public_key)
-
-    def sign_digest(self, digest: bytes) -> bytes:
-        """A 65-byte (r ‖ s ‖ v) low-s signature over ``digest``, verified before it is returned."""
-        signed = PrivateKey(self.private_key).sign_msg_hash(parse_bytes32(digest, "digest"))
-        signature = signed.to_bytes()[:64] + bytes([signed.v + 27])  # eth-keys signs low-s (EIP-2)
-        if recover_signer(digest, signature) != self.address:
-            raise InvariantViolation(f"signature over {to_hex(digest)} does not recover to {self.address}")
-        return signature
-
-    def sign_inference(self, domain: Eip712Domain, inference: InferenceAttestation) -> bytes:
-        """The batch leaf's ``teeSignature``."""
-        return self.sign_digest(domain.digest(inference.struct_hash()))
-
-    def sign_individual(self, domain: Eip712Domain, settlement: IndividualSettlement) -> bytes:
-        return self.sign_digest(domain.digest(settlement.struct_hash()))
-
-    def sign_metadata(self, domain: Eip712Domain, record: MetadataSettlement) -> bytes:
-        return self.sign_digest(domain.digest(record.struct_hash()))
-
-    def sign_registration(self, domain: Eip712Domain, registration: TeeRegistration, operator: str) -> bytes:
-        """The proof of possession ``registerTee`` checks (``domain`` is the TeeRegistry's)."""
-        if registration.public_key != self.public_key:
-            raise InvalidInput("registration.public_key: not this key's public key")
-        return self.sign_digest(domain.digest(registration.struct_hash(operator)))

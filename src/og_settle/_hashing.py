@@ -1,79 +1,18 @@
-"""OpenGradient's hashing conventions for TEE-verified inference, and the settlement modes.
+"""Settlement modes: OpenGradient's names for what goes on chain, mapped to og-settle's four lanes.
 
-* ``input_hash(request) = keccak256(json.dumps(request, sort_keys=True))``. The JSON text is exactly what
-  Python's ``json.dumps`` produces with its defaults apart from ``sort_keys``: separators ``", "`` and
-  ``": "``, ``ensure_ascii=True`` (so non-ASCII characters appear as ``\\uXXXX`` escapes and the text is
-  pure ASCII), and ``NaN``/``Infinity`` written as such. Any other JSON serialiser (JavaScript's
-  ``JSON.stringify``, compact separators) gives a different hash.
-* ``output_hash = keccak256(completion text as UTF-8)``; when the model answered with tool calls it is
-  ``keccak256(json.dumps(tool_calls, sort_keys=True))`` instead, with the same JSON conventions.
-* The TEE signs ``tee_message_hash = keccak256(inputHash ‖ outputHash ‖ uint256 timestamp)``
-  (``abi.encodePacked(bytes32, bytes32, uint256)``, 96 bytes).
+The OpenGradient hashes (``input_hash``, ``output_hash``, ``tee_message_hash``) live in :mod:`og_settle.tee` and are
+re-exported here for existing imports.
 """
 
 from __future__ import annotations
 
 import enum
-import json
-from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Final
 
 from og_settle._errors import InvalidInput
-from og_settle._hex import keccak256, parse_bytes32, parse_uint256
+from og_settle.tee._hashing import input_hash, output_hash, tee_message_hash
 
 __all__ = ["SettlementMode", "input_hash", "output_hash", "tee_message_hash"]
-
-
-def _canonical_json(value: Any, field: str) -> bytes:
-    try:
-        text = json.dumps(value, sort_keys=True)
-    except (TypeError, ValueError) as err:
-        raise InvalidInput(f"{field}: not JSON-serialisable: {err}") from None
-    return text.encode("ascii")  # ensure_ascii=True makes the text pure ASCII
-
-
-def input_hash(request: Mapping[str, Any]) -> bytes:
-    """``keccak256(json.dumps(request, sort_keys=True))``: the hash of the inference request a TEE served."""
-    if not isinstance(request, Mapping):
-        raise InvalidInput(f"request: expected a JSON object (a mapping), got {type(request).__name__}")
-    return keccak256(_canonical_json(dict(request), "request"))
-
-
-def output_hash(completion: str | None = None, *, tool_calls: Sequence[Any] | None = None) -> bytes:
-    """The hash of what the model answered.
-
-    With a non-empty ``tool_calls`` list it is ``keccak256(json.dumps(tool_calls, sort_keys=True))``, and any
-    ``completion`` text is ignored (as in OpenGradient's gateway: tool calls take precedence). Otherwise it is
-    ``keccak256(completion.encode("utf-8"))``; ``completion`` is then required (an empty string is a valid
-    completion). An empty ``tool_calls`` list counts as no tool calls.
-    """
-    if tool_calls is not None:
-        if isinstance(tool_calls, str | bytes | Mapping) or not isinstance(tool_calls, Sequence):
-            raise InvalidInput(f"tool_calls: expected a list of tool calls, got {type(tool_calls).__name__}")
-        if tool_calls:
-            return keccak256(_canonical_json(list(tool_calls), "tool_calls"))
-    if completion is None:
-        raise InvalidInput("completion: required when there are no tool_calls")
-    if not isinstance(completion, str):
-        raise InvalidInput(f"completion: expected text, got {type(completion).__name__}")
-    try:
-        data = completion.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput("completion: not valid Unicode (it contains a lone surrogate)") from None
-    return keccak256(data)
-
-
-def tee_message_hash(input_hash: Any, output_hash: Any, timestamp: Any) -> bytes:
-    """``keccak256(abi.encodePacked(inputHash, outputHash, uint256(timestamp)))``: what the TEE signs.
-
-    Hashes may be ``bytes`` or ``0x`` hex; the timestamp an ``int`` or a decimal/hex string.
-    """
-    packed = (
-        parse_bytes32(input_hash, "input_hash")
-        + parse_bytes32(output_hash, "output_hash")
-        + parse_uint256(timestamp, "timestamp").to_bytes(32, "big")
-    )
-    return keccak256(packed)
 
 
 class SettlementMode(enum.Enum):
@@ -93,14 +32,14 @@ class SettlementMode(enum.Enum):
 
     @classmethod
     def parse(cls, value: str | SettlementMode) -> SettlementMode:
-        """A mode from its wire string or from one of the OpenGradient SDK's enum names (case-insensitive).
+        """A mode from its wire string or from one of OpenGradient's enum names (case-insensitive).
 
-        The SDK names have changed over time; they map as follows:
-        ``SETTLE_BATCH`` and ``BATCH_HASHED`` → batch (only the batch root goes on chain);
-        ``SETTLE``, ``SETTLE_INDIVIDUAL`` → individual (the SDK's plain ``SETTLE`` recorded each inference
-        on its own, before batching existed);
-        ``SETTLE_METADATA``, ``SETTLE_INDIVIDUAL_WITH_METADATA`` and ``INDIVIDUAL_FULL`` → metadata;
-        ``PRIVATE`` → private.
+        The names follow OpenGradient's product documents, and the SDKs' wire strings keep their meaning:
+        ``SETTLE`` and ``PRIVATE`` → private (the payment only: ``SETTLE`` posts no input or output hashes);
+        ``SETTLE_INDIVIDUAL`` and ``INDIVIDUAL_FULL`` → individual (the hashes on chain; older SDKs sent
+        ``individual`` for ``INDIVIDUAL_FULL``, whose full record goes to off-chain storage);
+        ``SETTLE_BATCH`` and ``BATCH_HASHED`` → batch (a Merkle root on chain; the default);
+        ``SETTLE_METADATA`` and ``SETTLE_INDIVIDUAL_WITH_METADATA`` → metadata (model, input, output and metadata).
         """
         if isinstance(value, SettlementMode):
             return value
@@ -121,9 +60,9 @@ _MODE_NAMES: Final[dict[str, SettlementMode]] = {
     "metadata": SettlementMode.METADATA,
     "settle_batch": SettlementMode.BATCH,
     "batch_hashed": SettlementMode.BATCH,
-    "settle": SettlementMode.INDIVIDUAL,
+    "settle": SettlementMode.PRIVATE,
     "settle_individual": SettlementMode.INDIVIDUAL,
     "settle_metadata": SettlementMode.METADATA,
     "settle_individual_with_metadata": SettlementMode.METADATA,
-    "individual_full": SettlementMode.METADATA,
+    "individual_full": SettlementMode.INDIVIDUAL,
 }

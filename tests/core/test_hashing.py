@@ -86,11 +86,12 @@ def test_bad_input_names_the_field(call: object, field: str) -> None:
         ("PRIVATE", SettlementMode.PRIVATE),
         ("SETTLE_BATCH", SettlementMode.BATCH),
         ("BATCH_HASHED", SettlementMode.BATCH),
-        ("SETTLE", SettlementMode.INDIVIDUAL),
+        ("SETTLE", SettlementMode.PRIVATE),  # the product documents: SETTLE posts no input or output hashes
         ("SETTLE_INDIVIDUAL", SettlementMode.INDIVIDUAL),
         ("SETTLE_METADATA", SettlementMode.METADATA),
         ("SETTLE_INDIVIDUAL_WITH_METADATA", SettlementMode.METADATA),
-        ("INDIVIDUAL_FULL", SettlementMode.METADATA),
+        ("INDIVIDUAL_FULL", SettlementMode.INDIVIDUAL),  # older SDKs sent the wire string "individual" for it
+        ("settle_individual", SettlementMode.INDIVIDUAL),
     ],
 )
 def test_settlement_mode_accepts_wire_strings_and_sdk_names(name: str, mode: SettlementMode) -> None:
