@@ -124,6 +124,18 @@ def _model(body: Mapping[str, Any]) -> str:
     return model
 
 
+def _with_shared_options(body: Mapping[str, Any], canonical: dict[str, Any]) -> dict[str, Any]:
+    """The optional fields chat and completion requests share: ``max_tokens`` when not null, ``stop`` when truthy,
+    ``web_search: true`` when truthy (key order is irrelevant: the hash sorts keys)."""
+    if body.get("max_tokens") is not None:
+        canonical["max_tokens"] = body["max_tokens"]
+    if body.get("stop"):
+        canonical["stop"] = body["stop"]
+    if body.get("web_search"):
+        canonical["web_search"] = True
+    return canonical
+
+
 def canonical_chat_request(body: Mapping[str, Any]) -> dict[str, Any]:
     """The reduced chat request OpenGradient hashes (``build_inner_request``'s ``canonical``)."""
     if not isinstance(body, Mapping):
@@ -140,10 +152,6 @@ def canonical_chat_request(body: Mapping[str, Any]) -> dict[str, Any]:
         "messages": [_message(message, i) for i, message in enumerate(messages)],
         "temperature": _temperature(body),
     }
-    if body.get("max_tokens") is not None:
-        canonical["max_tokens"] = body["max_tokens"]
-    if body.get("stop"):
-        canonical["stop"] = body["stop"]
     if body.get("tools"):
         tools = body["tools"]
         if not isinstance(tools, list):
@@ -151,9 +159,7 @@ def canonical_chat_request(body: Mapping[str, Any]) -> dict[str, Any]:
         canonical["tools"] = tools
     if body.get("response_format"):
         canonical["response_format"] = body["response_format"]
-    if body.get("web_search"):
-        canonical["web_search"] = True
-    return canonical
+    return _with_shared_options(body, canonical)
 
 
 def canonical_completion_request(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -167,13 +173,7 @@ def canonical_completion_request(body: Mapping[str, Any]) -> dict[str, Any]:
     }
     if "prompt" not in body:
         raise UnsupportedRequest("prompt: missing")
-    if body.get("max_tokens") is not None:
-        canonical["max_tokens"] = body["max_tokens"]
-    if body.get("stop"):
-        canonical["stop"] = body["stop"]
-    if body.get("web_search"):
-        canonical["web_search"] = True
-    return canonical
+    return _with_shared_options(body, canonical)
 
 
 def canonical_request(body: Mapping[str, Any]) -> dict[str, Any]:
