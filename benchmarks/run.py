@@ -17,6 +17,10 @@ Registered:
   the fairer single-core figure (the header shows the load average). The figure includes checking every
   proof (one hash per internal node, see ``StandardMerkleTree.proofs``). The million new proof tuples are
   promoted to the collector's oldest generation as they are returned, so no young-generation pass walks them.
+* ``facilitator-verify``: 200 concurrent clients send 2,000 ``POST /verify`` calls (distinct stock exact payments
+  signed by the x402 SDK) on loopback to ``og-settle facilitator serve`` and, side by side on the same replica,
+  to a reference facilitator built from the x402 SDK's own facilitator classes; requests/s, p50/p90/p99 latency,
+  valid answers and errors for each (``facilitator_load.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from facilitator_load import add_options as add_facilitator_load_options
 
 from og_settle import OG_LEAF_ENCODING, StandardMerkleTree
 
@@ -119,6 +125,15 @@ def merkle_1m(options: argparse.Namespace) -> list[Row]:
     ]
 
 
+@benchmark("facilitator-verify")
+def facilitator_verify(options: argparse.Namespace) -> list[Row]:
+    """Concurrent /verify on loopback: og-settle's server vs the x402 SDK's reference facilitator (see
+    ``facilitator_load.py``)."""
+    from facilitator_load import verify_load
+
+    return verify_load(options)
+
+
 def _node_version(node: str) -> str:
     return subprocess.run([node, "--version"], capture_output=True, text=True, check=False).stdout.strip()
 
@@ -136,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS), help="run only this benchmark")
     parser.add_argument("--compare-leaves", type=int, default=100_000, help="leaves for merkle-vs-openzeppelin")
     parser.add_argument("--large-leaves", type=int, default=1_000_000, help="leaves for merkle-1m")
+    add_facilitator_load_options(parser)
     options = parser.parse_args(argv)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"og-settle benchmarks (Python {sys.version.split()[0]}, one process; {os.cpu_count()} CPUs, load {load})")
