@@ -23,13 +23,10 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,33 +110,6 @@ def _approve_permit2(rpc_url: str, opg: str) -> None:
     _send(make_web3(rpc_url), PAYER_KEY, opg, selector + encode(["address", "uint256"], [PERMIT2_ADDRESS, 2**256 - 1]))
 
 
-@contextmanager
-def _child(name: str, argv: list[str], env: dict[str, str], log: Path) -> Iterator[dict[str, Any]]:
-    """A server child process that prints one JSON start line; stopped with SIGTERM on exit."""
-    with log.open("w") as err:
-        process = subprocess.Popen(
-            argv,
-            env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-        )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line:
-            tail = " | ".join(log.read_text().strip().splitlines()[-3:])
-            raise RuntimeError(f"{name} did not start: {tail}")
-        yield json.loads(line)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 async def _load(url: str, bodies: list[bytes], clients: int, limit_seconds: float) -> LoadResult:
     import httpx
 
@@ -203,6 +173,7 @@ def _rows(name: str, result: LoadResult, attempted: int) -> list[Row]:
 def verify_load(options: argparse.Namespace) -> list[Row]:
     from og_settle.replica import running_replica
     from tests.support import sdk_envs
+    from tests.support.children import ChildFailed, json_child
 
     clients, total = options.verify_clients, options.verify_requests
     x402 = sdk_envs.python_env("x402", progress=True)
@@ -245,12 +216,12 @@ def verify_load(options: argparse.Namespace) -> list[Row]:
         for index, (name, argv, env) in enumerate(servers):
             mine = bodies[index * (total + WARM_UP) : (index + 1) * (total + WARM_UP)]
             try:
-                with _child(name, argv, env, folder / f"server-{index}.log") as start:
-                    url = start["url"] + "/verify"
+                with json_child(name, argv, folder / f"server-{index}.log", env) as child:
+                    url = child.start["url"] + "/verify"
                     print(f"  {name}: {clients} clients, {total:,} /verify at {url} ...", file=sys.stderr, flush=True)
                     asyncio.run(_load(url, mine[:WARM_UP], min(clients, WARM_UP), options.verify_seconds))
                     result = asyncio.run(_load(url, mine[WARM_UP:], clients, options.verify_seconds))
-            except (RuntimeError, sdk_envs.SdkEnvError) as error:
+            except (ChildFailed, sdk_envs.SdkEnvError) as error:
                 rows.append((f"{name}: not measured", "-", str(error).splitlines()[0][:200]))
                 continue
             rows += _rows(name, result, total)
