@@ -54,6 +54,7 @@ def register(groups: Any) -> None:
         "--tee-key", type=Path, required=True, help="the stand-in TEE's RSA key (PEM; created if absent)"
     )
     serve.add_argument("--model", choices=("stand-in", "openai"), default="stand-in", help="the model backend")
+    serve.add_argument("--stand-in-delay", type=float, default=0.0, help="--model stand-in: seconds between pieces")
     serve.add_argument("--upstream-url", default=None, help="--model openai: the API base URL, e.g. .../v1")
     serve.add_argument("--upstream-key-env", default=None, help="--model openai: env variable with the API key")
     serve.add_argument("--model-map", default=None, help="--model openai: JSON object, gateway model -> upstream model")
@@ -109,7 +110,7 @@ def build_gateway(args: argparse.Namespace) -> Any:
             args.upstream_url, api_key=_secret(args.upstream_key_env, "--upstream-key-env"), model_map=model_map
         )
     else:
-        backend = StandInEchoModel()
+        backend = StandInEchoModel(delay=args.stand_in_delay)
     sink = None
     if args.queue is not None:
         if args.deployment is None:

@@ -14,6 +14,7 @@ a stream of text pieces. Two backends ship:
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -180,6 +181,10 @@ class StandInEchoModel:
 
     name: Final = "stand-in echo model"
 
+    def __init__(self, *, delay: float = 0.0) -> None:
+        # Seconds between streamed pieces: lets a test (or a demo) watch a stream arrive, or leave in the middle.
+        self.delay = delay
+
     def _answer(self, request: InferenceRequest) -> ModelOutput:
         messages = request.messages
         user_texts = [_text_of(m.get("content")) for m in messages if m.get("role") == "user"]
@@ -206,6 +211,8 @@ class StandInEchoModel:
     async def stream(self, request: InferenceRequest) -> AsyncIterator[str | ModelOutput]:
         output = self._answer(request)
         for index, word in enumerate(output.text.split(" ") if output.text else ()):
+            if self.delay:
+                await asyncio.sleep(self.delay)
             yield word if index == 0 else " " + word
         yield output
 

@@ -1,0 +1,283 @@
+"""A whole og-settle stack on a fresh replica, every part a real process: the chain, the facilitator, the gateway.
+
+:func:`running_stack` starts a replica of the named network (``base`` for OpenGradient's SDK, ``base-sepolia``
+for the stock x402 SDK), deploys the contracts, registers the stand-in TEE's RSA key on the TeeRegistry, and runs
+``og-settle facilitator serve`` and ``og-settle gateway serve`` as subprocesses on free loopback ports. The
+relayer runs on demand (:meth:`Stack.run_relayer`). Logs go to files in the work folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from og_settle._deploy import Deployment, Web3Sender, deploy
+from og_settle._networks import network
+from og_settle.gateway import StandInTee
+
+_OG_SETTLE = [sys.executable, "-m", "og_settle.cli"]
+API_KEY = "gateway-test-settle-key"
+
+
+def dev_keys(count: int) -> list[str]:
+    from eth_account import Account
+
+    from og_settle.replica import DEV_MNEMONIC
+
+    Account.enable_unaudited_hdwallet_features()
+    return [
+        "0x" + bytes(Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key).hex()
+        for i in range(count)
+    ]
+
+
+def address_of(key: str) -> str:
+    from eth_account import Account
+
+    return str(Account.from_key(key).address)
+
+
+@dataclass
+class _Process:
+    """A started og-settle server: its first stdout line is the JSON start line."""
+
+    popen: subprocess.Popen[str]
+    start: dict[str, Any]
+    log: Path
+
+    def stop(self) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        return int(self.popen.returncode)
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        lines = []
+        for text in self.log.read_text(errors="replace").splitlines():
+            if text.startswith("{"):
+                try:
+                    lines.append(json.loads(text))
+                except json.JSONDecodeError:
+                    continue
+        return lines
+
+
+def start_process(argv: Sequence[str], log: Path, env: Mapping[str, str], timeout: float = 90.0) -> _Process:
+    """Run ``og-settle ARGV --json`` and wait for its start line (the process's stderr goes to ``log``)."""
+    child_env = {**os.environ, **env}
+    handle: IO[str] = log.open("w")
+    popen = subprocess.Popen(
+        [*_OG_SETTLE, *argv, "--json"], stdout=subprocess.PIPE, stderr=handle, text=True, env=child_env
+    )
+    handle.close()
+    assert popen.stdout is not None
+    deadline = time.monotonic() + timeout
+    line = ""
+    while time.monotonic() < deadline:
+        line = popen.stdout.readline()
+        if line or popen.poll() is not None:
+            break
+    if not line.startswith("{"):
+        popen.kill()
+        popen.wait()
+        raise RuntimeError(f"og-settle {argv[0]} did not start: {line!r}; log:\n{log.read_text()[-3000:]}")
+    return _Process(popen, json.loads(line), log)
+
+
+@dataclass
+class Stack:
+    """What :func:`running_stack` started.
+
+    Attributes:
+        rpc_url: the replica's RPC URL.
+        network: the network name (``base`` or ``base-sepolia``).
+        deployment: the deployed contracts.
+        deployment_path: the deployment file.
+        tee: the stand-in TEE (its key is registered on chain).
+        keys: dev account keys: 0 deployer/admin, 1 relayer, 2 operator (TEE owner, payTo), 3 facilitator, 4+ payers.
+        work: the work folder (queue, blobs, dumps, logs).
+        facilitator: the facilitator process.
+        gateway: the gateway process.
+    """
+
+    rpc_url: str
+    network: str
+    deployment: Deployment
+    deployment_path: Path
+    tee: StandInTee
+    keys: list[str]
+    work: Path
+    facilitator: _Process
+    gateway: _Process
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gateway_url(self) -> str:
+        return str(self.gateway.start["url"])
+
+    @property
+    def facilitator_url(self) -> str:
+        return str(self.facilitator.start["url"])
+
+    @property
+    def pay_to(self) -> str:
+        return address_of(self.keys[2])
+
+    @property
+    def queue(self) -> Path:
+        return self.work / "queue.sqlite"
+
+    def payer_key(self, index: int) -> str:
+        return self.keys[4 + index]
+
+    def run_relayer(self, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
+        """``og-settle relayer run --drain --exit-when-done`` over the gateway's queue."""
+        return subprocess.run(
+            [
+                *_OG_SETTLE,
+                "relayer",
+                "run",
+                "--db",
+                str(self.queue),
+                "--deployment",
+                str(self.deployment_path),
+                "--rpc",
+                self.rpc_url,
+                "--drain",
+                "--exit-when-done",
+                "--poll",
+                "0.1",
+                "--dump-dir",
+                str(self.work / "dumps"),
+            ],
+            env={**os.environ, "OG_SETTLE_RELAYER_KEY": self.keys[1]},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+
+def register_stand_in_tee(
+    rpc_url: str, deployment: Deployment, tee: StandInTee, admin_key: str, operator_key: str
+) -> None:
+    """Register the stand-in TEE's RSA key on the TeeRegistry.
+
+    INTEGRATION POINT: RSA keys in the TeeRegistry are issue 10 items 1-4 (built in parallel); until
+    ``registerRsaTee`` is on main this raises NotImplementedError and the tests that need an on-chain key skip.
+    """
+    from og_settle._artifacts import abi
+
+    names = {entry.get("name") for entry in abi("TeeRegistry")}
+    if "registerRsaTee" not in names:
+        raise NotImplementedError("TeeRegistry.registerRsaTee is not on main yet (issue 10, RSA TEE keys)")
+    raise NotImplementedError("wire og-settle's RSA registration helper here once it lands")
+
+
+@contextmanager
+def running_stack(
+    work: Path, network_name: str, *, register_tee: bool = True, gateway_args: Sequence[str] = ()
+) -> Iterator[Stack]:
+    """Everything, on a fresh replica of ``network_name``; stopped on exit."""
+    from og_settle.replica import running_replica
+
+    keys = dev_keys(8)
+    net = network(network_name)
+    work.mkdir(parents=True, exist_ok=True)
+    with running_replica(network=net) as replica, ExitStack() as stop:
+        relayer, operator, settler = (address_of(k) for k in keys[1:4])
+        deployment = deploy(
+            Web3Sender(replica.rpc_url, keys[0]),
+            relayers=[relayer],
+            operators=[operator],
+            out_dir=work / "deployments",
+            log=lambda line: None,
+        )
+        deployment_path = work / "deployments" / f"{deployment.chain_id}.json"
+        tee = StandInTee.load_or_create(work / "tee.pem")
+        registered: str | None = None
+        if register_tee:
+            try:
+                register_stand_in_tee(replica.rpc_url, deployment, tee, keys[0], keys[2])
+            except NotImplementedError as err:
+                registered = str(err)
+        facilitator = start_process(
+            [
+                "facilitator",
+                "serve",
+                "--deployment",
+                str(deployment_path),
+                "--rpc",
+                replica.rpc_url,
+                "--port",
+                "0",
+                "--key-env",
+                "OG_GW_TEST_SETTLER_KEY",
+                *_facilitator_auth_args(),
+            ],
+            work / "facilitator.log",
+            {"OG_GW_TEST_SETTLER_KEY": keys[3], "OG_GW_TEST_API_KEYS": API_KEY},
+        )
+        stop.callback(facilitator.stop)
+        gateway = start_process(
+            [
+                "gateway",
+                "serve",
+                "--facilitator",
+                str(facilitator.start["url"]),
+                "--facilitator-key-env",
+                "OG_GW_TEST_API_KEY",
+                "--network",
+                net.name,
+                "--pay-to",
+                operator,
+                "--tee-key",
+                str(work / "tee.pem"),
+                "--queue",
+                str(work / "queue.sqlite"),
+                "--deployment",
+                str(deployment_path),
+                "--blobs",
+                str(work / "blobs"),
+                "--port",
+                "0",
+                *gateway_args,
+            ],
+            work / "gateway.log",
+            {"OG_GW_TEST_API_KEY": API_KEY},
+        )
+        stop.callback(gateway.stop)
+        del settler
+        yield Stack(
+            rpc_url=replica.rpc_url,
+            network=net.name,
+            deployment=deployment,
+            deployment_path=deployment_path,
+            tee=tee,
+            keys=keys,
+            work=work,
+            facilitator=facilitator,
+            gateway=gateway,
+            extra={"tee_not_registered": registered},
+        )
+
+
+def _facilitator_auth_args() -> list[str]:
+    """``/settle`` authentication flags, when this checkout's facilitator has them (issue 9 item 8)."""
+    from og_settle.cli import build_parser
+
+    serve = build_parser().parse_known_args(["facilitator", "serve", "--deployment", "x", "--rpc", "y"])[0]
+    return ["--api-keys-env", "OG_GW_TEST_API_KEYS"] if hasattr(serve, "api_keys_env") else []
