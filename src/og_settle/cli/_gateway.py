@@ -169,6 +169,9 @@ def _serve(args: argparse.Namespace) -> int:
         sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((args.host, args.port))
+        # Listening before the start line is printed: a client that read it connects at once and waits in the
+        # backlog until uvicorn (after the app's start-up) accepts.
+        sock.listen(2048)
     except OSError as err:
         raise InvalidInput(f"--host/--port: cannot listen on {args.host}:{args.port} ({err.strerror or err})") from None
     host, port = sock.getsockname()[:2]
