@@ -258,5 +258,5 @@ def test_stand_in_tee_key_file_round_trips(tmp_path: Path) -> None:
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     assert StandInTee.load_or_create(path).tee_id == first.tee_id
     path.write_text("not a key")
-    with pytest.raises(InvalidInput, match="not an unencrypted PEM private key"):
+    with pytest.raises(InvalidInput, match="not a readable PEM private key"):
         StandInTee.load_or_create(path)

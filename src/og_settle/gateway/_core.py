@@ -406,9 +406,7 @@ class Gateway:
             return Recorded(mode)
         blob_id = None
         if mode in (SettlementMode.INDIVIDUAL, SettlementMode.METADATA) and self.blobs is not None:
-            data = self.tee.settlement_data(
-                attestation, request=request, output=output_text_for_hash(output), payer=payer
-            )
+            data = self.tee.settlement_data(attestation, request, output, payer).to_json()
             if mode is SettlementMode.METADATA:
                 data["model"] = request.model
             blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()

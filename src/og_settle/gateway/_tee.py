@@ -28,20 +28,19 @@ from pathlib import Path
 from typing import Any
 
 from og_settle._errors import InvalidInput
-from og_settle._hashing import output_hash, tee_message_hash
 from og_settle._hex import to_hex
 from og_settle.gateway._models import InferenceRequest, ModelOutput
-
-# INTEGRATION POINT: these come from og_settle.tee once it is on main (see _tee_pending's docstring).
-from og_settle.gateway._tee_pending import (
+from og_settle.tee import (
+    RsaTeeKey,
+    SettlementData,
     canonical_chat_request,
     canonical_completion_request,
-    request_hash,
-    rsa_pss_sign,
-    rsa_tee_id,
+    input_hash,
+    output_hash,
+    tee_message_hash,
 )
 
-__all__ = ["StandInTee", "TeeAttestation", "canonical_request"]
+__all__ = ["StandInTee", "TeeAttestation", "canonical_request", "output_text_for_hash"]
 
 
 def canonical_request(request: InferenceRequest) -> dict[str, Any]:
@@ -51,8 +50,14 @@ def canonical_request(request: InferenceRequest) -> dict[str, Any]:
     return canonical_completion_request(request.body)
 
 
-def hashed_output(output: ModelOutput) -> bytes:
-    """The output hash OpenGradient's gateway signs (tool calls take precedence on ``finish_reason == tool_calls``)."""
+def output_text_for_hash(output: ModelOutput) -> str:
+    """The exact text the output hash covers: the answer, or ``json.dumps(tool_calls, sort_keys=True)``."""
+    if output.finish_reason == "tool_calls" and output.tool_calls:
+        return json.dumps([dict(call) for call in output.tool_calls], sort_keys=True)
+    return output.text
+
+
+def _hashed_output(output: ModelOutput) -> bytes:
     if output.finish_reason == "tool_calls" and output.tool_calls:
         return output_hash(tool_calls=[dict(call) for call in output.tool_calls])
     return output_hash(output.text)
@@ -90,94 +95,67 @@ class TeeAttestation:
 class StandInTee:
     """A STAND-IN for an enclave: holds an RSA signing key (no enclave, no attestation; see the module doc)."""
 
-    def __init__(self, private_key: Any, *, clock: Callable[[], float] = time.time) -> None:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import rsa
-
-        if not isinstance(private_key, rsa.RSAPrivateKey):
-            raise InvalidInput("tee key: expected an RSA private key")
-        if private_key.key_size < 2048:
-            raise InvalidInput(f"tee key: {private_key.key_size} bits; the TEE registry needs at least 2048")
-        self._key = private_key
+    def __init__(self, key: RsaTeeKey, *, clock: Callable[[], float] = time.time) -> None:
+        if not isinstance(key, RsaTeeKey):
+            raise InvalidInput(f"tee key: expected an RsaTeeKey, got {type(key).__name__}")
+        self.key = key
         self._clock = clock
-        self.public_key_der: bytes = private_key.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        self.public_key_pem: str = (
-            private_key.public_key()
-            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-            .decode("ascii")
-        )
-        self.tee_id: bytes = rsa_tee_id(self.public_key_der)
+
+    @property
+    def tee_id(self) -> bytes:
+        """``keccak256(DER SubjectPublicKeyInfo)``."""
+        return self.key.tee_id
+
+    @property
+    def public_key_der(self) -> bytes:
+        """The DER SubjectPublicKeyInfo the TEE registry stores."""
+        return self.key.public.der
+
+    @property
+    def public_key_pem(self) -> str:
+        return self.key.public.pem
 
     @classmethod
     def generate(cls, bits: int = 2048) -> StandInTee:
         """A fresh key (for tests and throwaway runs)."""
-        from cryptography.hazmat.primitives.asymmetric import rsa
-
-        return cls(rsa.generate_private_key(public_exponent=65537, key_size=bits))
+        return cls(RsaTeeKey.generate(bits))
 
     @classmethod
     def load_or_create(cls, path: Path, bits: int = 2048) -> StandInTee:
         """The key in the PEM file at ``path``; a new one is generated and written there (mode 0600) if absent."""
-        from cryptography.hazmat.primitives import serialization
-
         path = Path(path)
         if path.exists():
             try:
-                key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-            except (ValueError, TypeError) as err:
-                raise InvalidInput(f"{path}: not an unencrypted PEM private key ({err})") from None
-            return cls(key)
+                return cls(RsaTeeKey.from_pem(path.read_bytes()))
+            except InvalidInput as err:
+                raise InvalidInput(f"{path}: {err}") from None
         tee = cls.generate(bits)
-        pem = tee._key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(tee.key.to_pem())
         return tee
 
     def attest(self, request: InferenceRequest, output: ModelOutput) -> TeeAttestation:
         """Hash the request and the output and sign them at the current time."""
-        in_hash = request_hash(canonical_request(request))
-        out_hash = hashed_output(output)
+        in_hash = input_hash(canonical_request(request))
+        out_hash = _hashed_output(output)
         timestamp = int(self._clock())
-        signature = rsa_pss_sign(self._key, tee_message_hash(in_hash, out_hash, timestamp))
+        signature = self.key.sign_message_hash(tee_message_hash(in_hash, out_hash, timestamp))
         return TeeAttestation(self.tee_id, in_hash, out_hash, timestamp, signature)
 
     def settlement_data(
-        self,
-        attestation: TeeAttestation,
-        *,
-        request: InferenceRequest | None = None,
-        output: str | None = None,
-        payer: str | None = None,
-    ) -> dict[str, Any]:
-        """OpenGradient's settlement data (the ``x-settlement-data`` JSON): snake_case keys, base64 signature.
-
-        With ``request`` and ``output`` it is the individual form (adds ``input``, ``output``, ``timestamp``
-        and ``eth_address``), which is what an individual settlement's DA blob holds.
-        """
-        data: dict[str, Any] = {
-            "tee_id": to_hex(attestation.tee_id),
-            "input_hash": to_hex(attestation.request_hash),
-            "output_hash": to_hex(attestation.output_hash),
-            "tee_signature": base64.b64encode(attestation.signature).decode("ascii"),
-            "tee_timestamp": str(attestation.timestamp),
-        }
-        if request is not None and output is not None:
-            data["input"] = json.dumps(canonical_request(request), sort_keys=True)
-            data["output"] = output
-            data["timestamp"] = str(attestation.timestamp)
-            if payer is not None:
-                data["eth_address"] = payer
-        return data
-
-
-def output_text_for_hash(output: ModelOutput) -> str:
-    """The exact text the output hash covers (the answer, or the sorted tool-call JSON)."""
-    if output.finish_reason == "tool_calls" and output.tool_calls:
-        return json.dumps([dict(call) for call in output.tool_calls], sort_keys=True)
-    return output.text
+        self, attestation: TeeAttestation, request: InferenceRequest, output: ModelOutput, payer: str
+    ) -> SettlementData:
+        """OpenGradient's individual settlement data for this answer (what an individual DA blob holds)."""
+        return SettlementData(
+            mode="individual",
+            tee_id=attestation.tee_id,
+            input_hash=attestation.request_hash,
+            output_hash=attestation.output_hash,
+            tee_signature=attestation.signature,
+            tee_timestamp=attestation.timestamp,
+            input=canonical_request(request),
+            output=output_text_for_hash(output),
+            eth_address=payer,
+        )
