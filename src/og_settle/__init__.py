@@ -1,82 +1,91 @@
-"""og-settle: on-chain settlement for paid, TEE-verified LLM inference."""
+"""og-settle: on-chain settlement for paid, TEE-verified LLM inference.
 
-from og_settle._attestation import (
-    Eip712Domain,
-    IndividualSettlement,
-    InferenceAttestation,
-    MetadataSettlement,
-    TeeKey,
-    TeeRegistration,
-    settlement_domain,
-    tee_id_for,
-    tee_registry_domain,
-    tee_signer_for,
-)
-from og_settle._errors import InvalidInput, InvariantViolation, ToolchainError
-from og_settle._hashing import SettlementMode, input_hash, output_hash, tee_message_hash
-from og_settle._merkle import (
-    OG_LEAF_ENCODING,
-    STANDARD_V1,
-    TEE_SIGNATURE_MAX_BYTES,
-    InferenceLeaf,
-    MultiProof,
-    StandardMerkleTree,
-    leaf_hash,
-    verify_multiproof,
-)
-from og_settle._networks import (
-    BASE,
-    BASE_CHAIN_ID,
-    BASE_SEPOLIA,
-    BASE_SEPOLIA_CHAIN_ID,
-    DETERMINISTIC_DEPLOYER,
-    NETWORKS,
-    OPG_ADDRESS,
-    OPG_DECIMALS,
-    PERMIT2_ADDRESS,
-    X402_EXACT_PERMIT2_PROXY,
-    X402_UPTO_PERMIT2_PROXY,
-    Network,
-    network,
-)
-from og_settle._permit2 import (
-    ApprovalResult,
-    PaymentScheme,
-    Permit2Authorization,
-    domain_separator,
-    ensure_opg_approval,
-    new_authorization,
-    recover_signer,
-    sign_authorization,
-)
-from og_settle._x402 import (
-    ChainReader,
-    PaymentPayload,
-    PaymentRequired,
-    PaymentRequirements,
-    Permit2Payload,
-    ReasonCode,
-    SettleResponse,
-    VerifyResult,
-    Web3ChainReader,
-    create_payment_payload,
-    decode_payment_required_header,
-    decode_payment_response_header,
-    decode_payment_signature_header,
-    encode_header,
-    reason_for_revert,
-    verify_payment,
-)
-from og_settle.relayer import BatchPolicy, IntakeConfig, Relayer, RelayerConfig, SqliteStore, submit_records
-from og_settle.tee import (
-    KeyType,
-    RsaPublicKey,
-    RsaTeeKey,
-    SettlementData,
-    canonical_request,
-    request_hash,
-    verify_response,
-)
+Public names are imported on first use (see ``_lazy``): the ``TYPE_CHECKING`` block below is the one list of
+where each lives, so ``import og_settle`` and the batch tools stay free of eth_abi, eth_account and web3.
+"""
+
+from typing import TYPE_CHECKING
+
+from og_settle._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from og_settle._attestation import (
+        Eip712Domain,
+        IndividualSettlement,
+        InferenceAttestation,
+        MetadataSettlement,
+        TeeKey,
+        TeeRegistration,
+        settlement_domain,
+        tee_id_for,
+        tee_registry_domain,
+        tee_signer_for,
+    )
+    from og_settle._errors import InvalidInput, InvariantViolation, ToolchainError
+    from og_settle._hashing import SettlementMode, input_hash, output_hash, tee_message_hash
+    from og_settle._merkle import (
+        OG_LEAF_ENCODING,
+        STANDARD_V1,
+        TEE_SIGNATURE_MAX_BYTES,
+        InferenceLeaf,
+        MultiProof,
+        StandardMerkleTree,
+        leaf_hash,
+        verify_multiproof,
+    )
+    from og_settle._networks import (
+        BASE,
+        BASE_CHAIN_ID,
+        BASE_SEPOLIA,
+        BASE_SEPOLIA_CHAIN_ID,
+        DETERMINISTIC_DEPLOYER,
+        NETWORKS,
+        OPG_ADDRESS,
+        OPG_DECIMALS,
+        PERMIT2_ADDRESS,
+        X402_EXACT_PERMIT2_PROXY,
+        X402_UPTO_PERMIT2_PROXY,
+        Network,
+        network,
+    )
+    from og_settle._permit2 import (
+        ApprovalResult,
+        PaymentScheme,
+        Permit2Authorization,
+        domain_separator,
+        ensure_opg_approval,
+        new_authorization,
+        recover_signer,
+        sign_authorization,
+    )
+    from og_settle._x402 import (
+        ChainReader,
+        PaymentPayload,
+        PaymentRequired,
+        PaymentRequirements,
+        Permit2Payload,
+        ReasonCode,
+        SettleResponse,
+        VerifyResult,
+        Web3ChainReader,
+        create_payment_payload,
+        decode_payment_required_header,
+        decode_payment_response_header,
+        decode_payment_signature_header,
+        encode_header,
+        reason_for_revert,
+        verify_payment,
+    )
+    from og_settle.relayer import BatchPolicy, IntakeConfig, Relayer, RelayerConfig, SqliteStore, submit_records
+    from og_settle.tee import (
+        KeyType,
+        RsaPublicKey,
+        RsaTeeKey,
+        SettlementData,
+        canonical_request,
+        request_hash,
+        verify_response,
+    )
 
 __all__ = [
     "BASE",
@@ -155,3 +164,5 @@ __all__ = [
     "verify_payment",
     "verify_response",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__, __all__)

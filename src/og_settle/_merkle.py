@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -182,7 +183,12 @@ _Codec: TypeAlias = tuple[Callable[[Any, str], Any], Callable[[Any], Any]]
 def _codec(type_str: str) -> _Codec:
     """(coerce, to_json) for an ABI type: coerce maps a Python or JSON value to its canonical Python form
     (``bytes``, ``int``, ``bool``, ``str``, checksummed address ``str``, tuples), raising InvalidInput naming
-    the path; to_json maps the canonical form to the dump's JSON form."""
+    the path; to_json maps the canonical form to the dump's JSON form. Elementary types in their canonical
+    spelling (``uint256``, ``bytes32``, ``address``...) are read without eth_abi, which the batch tools do not
+    otherwise import; every other type string goes through ``eth_abi.grammar``."""
+    simple = _ELEMENTARY_TYPE.fullmatch(type_str)
+    if simple is not None and simple["size"] in _ELEMENTARY_SIZES[simple["base"]]:
+        return _elementary_codec(type_str, simple["base"], int(simple["size"]) if simple["size"] else None)
     from eth_abi.exceptions import ABITypeError, ParseError
     from eth_abi.grammar import BasicType, TupleType, normalize, parse
 
@@ -216,9 +222,24 @@ def _codec(type_str: str) -> _Codec:
 
         return coerce_tuple, lambda value: [to_json(item) for (_, to_json), item in zip(parts, value, strict=True)]
     assert isinstance(abi_type, BasicType)
-    base, sub = abi_type.base, abi_type.sub
+    return _elementary_codec(type_str, abi_type.base, int(abi_type.sub) if abi_type.sub else None)
+
+
+_ELEMENTARY_SIZES: Final = {
+    "uint": {str(bits) for bits in range(8, 257, 8)},
+    "int": {str(bits) for bits in range(8, 257, 8)},
+    "bytes": {""} | {str(size) for size in range(1, 33)},
+    "address": {""},
+    "bool": {""},
+    "string": {""},
+}
+_ELEMENTARY_TYPE: Final = re.compile("(?P<base>uint|int|bytes|address|bool|string)(?P<size>[0-9]*)")
+
+
+def _elementary_codec(type_str: str, base: str, sub: int | None) -> _Codec:
     if base == "uint":
-        limit = 2 ** int(sub)
+        assert sub is not None
+        limit = 2**sub
 
         def coerce_uint(value: Any, path: str) -> int:
             number = parse_uint256(value, path)
@@ -228,7 +249,8 @@ def _codec(type_str: str) -> _Codec:
 
         return coerce_uint, str
     if base == "int":
-        half = 2 ** (int(sub) - 1)
+        assert sub is not None
+        half = 2 ** (sub - 1)
 
         def coerce_int(value: Any, path: str) -> int:
             if isinstance(value, str) and value.startswith("-"):
@@ -253,7 +275,7 @@ def _codec(type_str: str) -> _Codec:
 
         return coerce_bool, lambda value: value
     if base == "bytes" and sub:
-        length = int(sub)
+        length = sub
         return (lambda value, path: parse_fixed_bytes(value, path, length)), to_hex
     if base == "bytes":
         return parse_hex_bytes, to_hex
@@ -303,33 +325,21 @@ def _coerce_value(encoding: tuple[str, ...], value: Any, path: str) -> LeafValue
     return tuple(_codec(t)[0](item, f"{path}[{i}]") for i, (t, item) in enumerate(zip(encoding, value, strict=True)))
 
 
-def _og_leaf_hashes(values: list[LeafValue]) -> list[bytes]:
-    """Leaf hashes of canonical OpenGradient values: a hand-written ``abi.encode`` of
-    ``(bytes32, bytes32, bytes32, bytes, uint256)``: three words, the offset 160 of the tail, the timestamp,
-    then the tail: the length word and the signature right-padded with zeros to a whole word."""
-    keccak = _keccak
+def og_encodings(values: Iterable[LeafValue]) -> Iterator[bytes]:
+    """``abi.encode`` of canonical OpenGradient values, by hand: three words, the offset 160 of the tail, the
+    timestamp, then the tail: the length word and the signature right-padded with zeros to a whole word."""
     offset = _OG_HEAD_OFFSET
     padding = _ZERO_PADDING
     join = b"".join
-    return [
-        keccak(
-            keccak(
-                join(
-                    (
-                        tee,
-                        inp,
-                        out,
-                        offset,
-                        ts.to_bytes(32, "big"),
-                        len(sig).to_bytes(32, "big"),
-                        sig,
-                        padding[len(sig) & 31],
-                    )
-                )
-            ).digest()
-        ).digest()
-        for tee, inp, out, sig, ts in values
-    ]
+    for tee, inp, out, sig, ts in values:
+        yield join(
+            (tee, inp, out, offset, ts.to_bytes(32, "big"), len(sig).to_bytes(32, "big"), sig, padding[len(sig) & 31])
+        )
+
+
+def _og_leaf_hashes(values: list[LeafValue]) -> list[bytes]:
+    keccak = _keccak
+    return [keccak(keccak(encoded).digest()).digest() for encoded in og_encodings(values)]
 
 
 def _leaf_hashes(encoding: tuple[str, ...], values: list[LeafValue]) -> list[bytes]:

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -98,63 +97,9 @@ class _Progress:
 # -- build
 
 
-def read_leaves(path: Path, progress: _Progress | None = None) -> list[Any]:
-    """Parse a JSON-lines leaves file into InferenceLeaf objects; InvalidInput names ``path:line`` and the field."""
-    from og_settle._merkle import InferenceLeaf
-
-    leaves: list[Any] = []
-    try:
-        handle = path.open("rb")
-    except OSError as err:
-        raise InvalidInput(f"{path}: cannot read: {err.strerror or err}") from None
-    with handle:
-        done = 0
-        for number, raw in enumerate(handle, start=1):
-            done += len(raw)
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise InvalidInput(f"{path}:{number}: not UTF-8 text") from None
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InvalidInput(f"{path}:{number}: not valid JSON: {err.msg} at column {err.colno}") from None
-            try:
-                leaves.append(InferenceLeaf.from_json(obj))
-            except InvalidInput as err:
-                raise InvalidInput(f"{path}:{number}: {err}") from None
-            if progress is not None and number % 4096 == 0:
-                progress.update(done, f"{len(leaves):,} leaves")
-    if not leaves:
-        raise InvalidInput(f"{path}: no leaves (the file is empty or blank)")
-    return leaves
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part."""
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as err:
-        raise InvalidInput(f"{path}: cannot write: {err.strerror or err}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException as err:
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise InvalidInput(f"{path}: cannot write: {err.strerror or err}") from None
-        raise
-
-
 def _build(args: argparse.Namespace) -> int:
     from og_settle._hex import to_hex
-    from og_settle._merkle import StandardMerkleTree
+    from og_settle._merkle_stream import build_dump
 
     path: Path = args.leaves
     try:
@@ -162,106 +107,122 @@ def _build(args: argparse.Namespace) -> int:
     except OSError as err:
         raise InvalidInput(f"{path}: cannot read: {err.strerror or err}") from None
     progress = _Progress("reading leaves", size, sys.stderr)
+
+    def report(stage: str, done: int, total: int) -> None:
+        if stage == "reading":
+            progress.update(done)
+        else:
+            progress.status(f"building the tree and writing the dump of {total:,} leaves...")
+
     try:
-        leaves = read_leaves(path, progress)
-        progress.status(f"building the tree of {len(leaves):,} leaves...")
-        tree = StandardMerkleTree.of(leaves)
-        progress.status("writing the dump...")
-        write_atomically(args.output, tree.dump_json())
+        summary = build_dump(path, args.output, report)
     finally:
         progress.close()
-    root = to_hex(tree.root)
+    root = to_hex(summary.root)
     if args.json:
-        print(json.dumps({"root": root, "count": len(tree)}))
+        print(json.dumps({"root": root, "count": summary.count}))
     else:
-        print(f"wrote {args.output}: {len(tree)} leaves, root {root}")
+        print(f"wrote {args.output}: {summary.count} leaves, root {root}")
     return 0
 
 
 # -- reading dumps
 
 
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as err:
-        raise InvalidInput(f"{path}: cannot read: {err.strerror or err}") from None
-
-
-def _parse_dump(path: Path, text: bytes) -> Any:
-    from og_settle._merkle import StandardMerkleTree
+def _with_dump(path: Path, action: Callable[[Any], Any]) -> Any:
+    """Open the dump at ``path`` (streamed when compact) and run ``action`` on it; InvalidInput names the file."""
+    from og_settle._merkle_stream import with_fallback
 
     try:
-        return StandardMerkleTree.load_json(text)
+        return with_fallback(path, action)
     except InvalidInput as err:
         raise InvalidInput(f"{path}: {err}") from None
 
 
-def load_dump(path: Path) -> Any:
-    """Read and fully validate a standard-v1 dump; InvalidInput names the file and the field."""
-    return _parse_dump(path, _read(path))
+def _unreadable(path: Path, err: OSError) -> InvalidInput:
+    return InvalidInput(f"{path}: cannot read: {err.strerror or err}")
 
 
 def _prove(args: argparse.Namespace) -> int:
     from og_settle._hex import parse_bytes32, to_hex
 
-    tree = load_dump(args.dump)
-    if args.leaf_hash is not None:
-        wanted = parse_bytes32(args.leaf_hash, "--leaf-hash")
-        try:
-            index = tree.index_of(wanted)
-        except InvalidInput:
-            raise InvalidInput(f"--leaf-hash: {to_hex(wanted)} is not a leaf of {args.dump}") from None
-    else:
-        index = args.index
-        if not 0 <= index < len(tree):
-            raise InvalidInput(f"--index: {index} is out of range for a dump of {len(tree)} leaves")
-    proof = tree.proof(index)
-    value = tree.dump()["values"][index]["value"]
-    leaf = tree.leaf_hash(tree.values[index])
+    wanted = None if args.leaf_hash is None else parse_bytes32(args.leaf_hash, "--leaf-hash")
+
+    def prove(dump: Any) -> Any:
+        if wanted is not None:
+            try:
+                index = dump.index_of(wanted)
+            except InvalidInput:
+                raise _NotALeaf from None
+        else:
+            index = args.index
+            if not 0 <= index < len(dump):
+                raise _OutOfRange(len(dump))
+        return dump.prove(index)
+
+    try:
+        found = _with_dump(args.dump, prove)
+    except OSError as err:
+        raise _unreadable(args.dump, err) from None
+    except _NotALeaf:
+        raise InvalidInput(f"--leaf-hash: {args.leaf_hash} is not a leaf of {args.dump}") from None
+    except _OutOfRange as err:
+        raise InvalidInput(f"--index: {args.index} is out of range for a dump of {err.args[0]} leaves") from None
     result = {
-        "root": to_hex(tree.root),
-        "index": index,
-        "tree_index": tree.tree_index(index),
-        "leaf_hash": to_hex(leaf),
-        "value": value,
-        "proof": [to_hex(node) for node in proof],
+        "root": to_hex(found.root),
+        "index": found.index,
+        "tree_index": found.tree_index,
+        "leaf_hash": to_hex(found.leaf_hash),
+        "value": found.value,
+        "proof": [to_hex(node) for node in found.proof],
     }
     if args.json:
         print(json.dumps(result))
     else:
         print(f"root       {result['root']}")
-        print(f"index      {index} (tree slot {result['tree_index']})")
+        print(f"index      {found.index} (tree slot {found.tree_index})")
         print(f"leaf hash  {result['leaf_hash']}")
-        print(f"value      {json.dumps(value)}")
-        print(f"proof      {len(proof)} nodes")
+        print(f"value      {json.dumps(found.value)}")
+        print(f"proof      {len(found.proof)} nodes")
         for node in result["proof"]:
             print(f"  {node}")
     return 0
 
 
-def _summary(tree: Any) -> dict[str, Any]:
+class _NotALeaf(Exception):
+    pass
+
+
+class _OutOfRange(Exception):
+    pass
+
+
+def _summary(dump: Any) -> dict[str, Any]:
     from og_settle._hex import to_hex
     from og_settle._merkle import STANDARD_V1
 
     return {
         "format": STANDARD_V1,
-        "root": to_hex(tree.root),
-        "count": len(tree),
-        "leafEncoding": list(tree.leaf_encoding),
+        "root": to_hex(dump.root),
+        "count": len(dump),
+        "leafEncoding": list(dump.leaf_encoding),
     }
 
 
 def _verify(args: argparse.Namespace) -> int:
-    text = _read(args.dump)  # an unreadable file is bad input (exit 2), not an invalid dump
+    def verify(dump: Any) -> dict[str, Any]:
+        dump.verify()
+        return _summary(dump)
+
     try:
-        tree = _parse_dump(args.dump, text)
+        summary = _with_dump(args.dump, verify)
+    except OSError as err:  # an unreadable file is bad input (exit 2), not an invalid dump
+        raise _unreadable(args.dump, err) from None
     except InvalidInput as err:
         if args.json:
             print(json.dumps({"valid": False, "error": str(err)}))
         print(f"og-settle: invalid dump: {err}", file=sys.stderr)
         return 1
-    summary = _summary(tree)
     if args.json:
         print(json.dumps({"valid": True, **summary}))
     else:
@@ -270,7 +231,14 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    summary = _summary(load_dump(args.dump))
+    def inspect(dump: Any) -> dict[str, Any]:
+        dump.check_count()
+        return _summary(dump)
+
+    try:
+        summary = _with_dump(args.dump, inspect)
+    except OSError as err:
+        raise _unreadable(args.dump, err) from None
     if args.json:
         print(json.dumps(summary))
     else:

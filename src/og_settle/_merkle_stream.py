@@ -1,0 +1,728 @@
+"""Batch files at million-leaf scale, in bounded memory: JSON-lines leaves in, ``standard-v1`` dumps out and back.
+
+``og-settle batch`` works through this module; :class:`~og_settle.StandardMerkleTree` (``_merkle``) is the
+in-memory reference it agrees with byte for byte.
+
+:func:`build_dump` reads a JSON-lines file of OpenGradient leaves in blocks. A block whose lines are all
+well-formed compact objects is decoded by ``msgspec`` in one call and each leaf is checked and ABI-encoded
+from its hex text in one ``unhexlify``; anything else (a blank line, an odd spelling such as ``0X``, an error)
+goes line by line through :meth:`InferenceLeaf.from_json`, which stays the judge of what is valid and reports
+``FILE:LINE: field: problem``. Only each leaf's ABI encoding is kept; the dump is then written in blocks to a
+temporary file that replaces the output only once complete and fsynced.
+
+:func:`open_dump` reads a dump in the compact layout that ``JSON.stringify(tree.dump())`` and this module
+write (``{"format":"standard-v1","leafEncoding":[..],"tree":["0x..",..],"values":[{"value":[..],
+"treeIndex":N},..]}``): the header and the tree (32 bytes per node, in one ``bytes``) are decoded, and the
+values are streamed in blocks cut at entry boundaries, so ``prove`` decodes one block and ``verify`` holds one
+block at a time. A dump in any other layout (pretty-printed, keys in another order) is loaded whole by
+:meth:`StandardMerkleTree.load`, as before. Every block is decoded by a strict JSON decoder, and a JSON array
+cut at element boundaries whose pieces all decode is itself valid JSON with exactly those elements, so the
+streamed reading accepts what the whole-file reading accepts.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import os
+import tempfile
+from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Final, Protocol
+
+import msgspec
+import sha3
+
+from og_settle._errors import InvalidInput, InvariantViolation
+from og_settle._hex import UINT256_MAX, to_hex
+from og_settle._merkle import (
+    OG_LEAF_ENCODING,
+    STANDARD_V1,
+    TEE_SIGNATURE_MAX_BYTES,
+    InferenceLeaf,
+    StandardMerkleTree,
+    _build_tree,
+    _check_encoding,
+    _codec,
+    _coerce_value,
+    _gc_paused,
+    _leaf_hashes,
+    og_encodings,
+)
+
+__all__ = ["BuildSummary", "DumpProof", "build_dump", "open_dump"]
+
+_BLOCK: Final = 1 << 23  # bytes read at a time: 8 MiB
+_WRITE_BLOCK: Final = 8192  # tree nodes or values rendered per write
+_keccak = sha3.keccak_256
+_unhexlify = binascii.unhexlify
+
+# The fixed hex words of an OpenGradient leaf's ABI encoding (see ``_merkle.og_encodings``).
+_OFFSET_HEX: Final = f"{5 * 32:064x}"
+_LENGTH_HEX: Final = tuple(f"{n:064x}" for n in range(TEE_SIGNATURE_MAX_BYTES + 1))
+_PADDING_HEX: Final = tuple("00" * (-n % 32) for n in range(32))
+_SIGNATURE_HEX_MAX: Final = 2 + 2 * TEE_SIGNATURE_MAX_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class BuildSummary:
+    """What :func:`build_dump` wrote.
+
+    Attributes:
+        root: the Merkle root (32 bytes).
+        count: the number of leaves.
+    """
+
+    root: bytes
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class DumpProof:
+    """The inclusion proof of one value of a dump, checked against the dump's root before it is returned.
+
+    Attributes:
+        root: the dump's root (32 bytes).
+        index: the value's position in the dump's ``values`` (input order).
+        tree_index: the value's slot in the tree array.
+        leaf_hash: the value's leaf hash (32 bytes).
+        value: the value in the dump's canonical JSON form.
+        proof: the sibling hashes from the leaf up to the root.
+    """
+
+    root: bytes
+    index: int
+    tree_index: int
+    leaf_hash: bytes
+    value: list[Any]
+    proof: tuple[bytes, ...]
+
+
+# --------------------------------------------------------------------------------------------------------
+# OpenGradient leaves from their JSON text
+
+
+def _og_encoding(tee_id: str, input_hash: str, output_hash: str, signature: str, timestamp: int) -> bytes | None:
+    """The ABI encoding of a leaf given in canonical JSON form (``0x`` + lowercase or uppercase hex, an int), or
+    None when any field is not in that form; the caller then asks :meth:`InferenceLeaf.from_json` (which accepts
+    every spelling it should and names the field that is wrong). One ``unhexlify`` of the whole encoding checks
+    every digit: it rejects non-hex characters, whitespace and odd lengths."""
+    if not (
+        len(tee_id) == 66
+        and len(input_hash) == 66
+        and len(output_hash) == 66
+        and len(signature) <= _SIGNATURE_HEX_MAX
+        and tee_id[:2] == "0x"
+        and input_hash[:2] == "0x"
+        and output_hash[:2] == "0x"
+        and signature[:2] == "0x"
+        and type(timestamp) is int
+        and 0 <= timestamp <= UINT256_MAX
+    ):
+        return None
+    length = (len(signature) - 2) >> 1
+    try:
+        return _unhexlify(
+            tee_id[2:]
+            + input_hash[2:]
+            + output_hash[2:]
+            + _OFFSET_HEX
+            + f"{timestamp:064x}"
+            + _LENGTH_HEX[length]
+            + signature[2:]
+            + _PADDING_HEX[length & 31]
+        )
+    except (ValueError, UnicodeEncodeError):  # binascii.Error is a ValueError
+        return None
+
+
+def _render_og(encoded: bytes) -> str:
+    """The dump's JSON text of the value whose ABI encoding is ``encoded``, without the enclosing brackets."""
+    text = encoded.hex()
+    length = int(text[320:384], 16)
+    return (
+        f'"0x{text[:64]}","0x{text[64:128]}","0x{text[128:192]}","0x{text[384 : 384 + 2 * length]}",'
+        f'"{int(text[256:320], 16)}"'
+    )
+
+
+class _JsonLeaf(msgspec.Struct, forbid_unknown_fields=True):
+    tee_id: str
+    input_hash: str
+    output_hash: str
+    tee_signature: str
+    timestamp: int
+
+
+_leaf_decoder: Final = msgspec.json.Decoder(_JsonLeaf)
+
+
+def _line_blocks(handle: BinaryIO) -> Iterator[bytes]:
+    """The file in blocks of whole lines (each block ends with a newline, except perhaps the last)."""
+    pending: list[bytes] = []
+    while chunk := handle.read(_BLOCK):
+        cut = chunk.rfind(b"\n") + 1
+        if cut == 0:
+            pending.append(chunk)
+            continue
+        pending.append(chunk[:cut])
+        yield b"".join(pending)
+        pending = [chunk[cut:]]
+    if pending and pending[0]:
+        yield b"".join(pending)
+
+
+def _slow_line(path: Path, number: int, raw: bytes) -> bytes | None:
+    """One line the exact way: None for a blank line, else the leaf's encoding; InvalidInput names FILE:LINE."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path}:{number}: not UTF-8 text") from None
+    if not line.strip():
+        return None
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise InvalidInput(f"{path}:{number}: not valid JSON: {err.msg} at column {err.colno}") from None
+    try:
+        leaf = InferenceLeaf.from_json(obj)
+    except InvalidInput as err:
+        raise InvalidInput(f"{path}:{number}: {err}") from None
+    return next(og_encodings([leaf.values()]))
+
+
+def _decode_block(block: bytes) -> list[_JsonLeaf] | None:
+    """All leaves of a block in one call, if every line of it is one compact object (``{...}\\n``, no blank
+    line). ``decode_lines`` reads whitespace-separated values, so the framing is checked too: a block that
+    starts with ``{``, ends with ``}\\n`` and has one ``}\\n{`` per inner line break has one object per line."""
+    if not (block[:1] == b"{" and block[-2:] == b"}\n"):
+        return None
+    try:
+        leaves = _leaf_decoder.decode_lines(block)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    lines = block.count(b"\n")
+    if len(leaves) != lines or block.count(b"}\n{") != lines - 1:
+        return None
+    return leaves
+
+
+def read_leaf_encodings(path: Path, progress: Callable[[int, int], None] | None = None) -> list[bytes]:
+    """The ABI encodings of the leaves of a JSON-lines file, in file order (see the module docstring).
+
+    ``progress(bytes_read, leaves)`` is called after each block. Raises InvalidInput naming ``path:line``.
+    """
+    try:
+        handle = path.open("rb")
+    except OSError as err:
+        raise InvalidInput(f"{path}: cannot read: {err.strerror or err}") from None
+    encodings: list[bytes] = []
+    append = encodings.append
+    fast = _og_encoding
+    line_number = 0  # lines before the current block
+    done = 0
+    with handle:
+        for block in _line_blocks(handle):
+            done += len(block)
+            leaves = _decode_block(block)
+            if leaves is not None:
+                lines: list[bytes] = []
+                for offset, leaf in enumerate(leaves):
+                    encoded = fast(leaf.tee_id, leaf.input_hash, leaf.output_hash, leaf.tee_signature, leaf.timestamp)
+                    if encoded is None:
+                        lines = lines or block.split(b"\n")
+                        encoded = _slow_line(path, line_number + offset + 1, lines[offset])
+                    assert encoded is not None  # a decoded object is never a blank line
+                    append(encoded)
+                line_number += len(leaves)
+            else:
+                for raw in block.split(b"\n")[: block.count(b"\n") + (not block.endswith(b"\n"))]:
+                    line_number += 1
+                    encoded = None
+                    try:
+                        leaf = _leaf_decoder.decode(raw)
+                    except (msgspec.DecodeError, UnicodeDecodeError):
+                        pass
+                    else:
+                        encoded = fast(
+                            leaf.tee_id, leaf.input_hash, leaf.output_hash, leaf.tee_signature, leaf.timestamp
+                        )
+                    if encoded is None:
+                        encoded = _slow_line(path, line_number, raw)
+                    if encoded is not None:
+                        append(encoded)
+            if progress is not None:
+                progress(done, len(encodings))
+    if not encodings:
+        raise InvalidInput(f"{path}: no leaves (the file is empty or blank)")
+    return encodings
+
+
+# --------------------------------------------------------------------------------------------------------
+# Writing a dump
+
+
+def _write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Run ``write`` on a temporary file beside ``path``, fsync it, then rename it over ``path``: readers see
+    the old file or the whole new one, never a part, and nothing is left behind on failure."""
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise InvalidInput(f"{path}: cannot write: {err.strerror or err}") from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            write(out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException as err:
+        Path(temporary).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise InvalidInput(f"{path}: cannot write: {err.strerror or err}") from None
+        raise
+
+
+def _write_og_dump(out: BinaryIO, tree: list[bytes], encodings: list[bytes], tree_index: list[int]) -> None:
+    """The compact JSON of the dump, byte-identical to ``StandardMerkleTree.dump_json()``, written in blocks."""
+    encoding_json = json.dumps(list(OG_LEAF_ENCODING), separators=(",", ":"))
+    out.write(f'{{"format":"{STANDARD_V1}","leafEncoding":{encoding_json},"tree":['.encode())
+    hexed = bytes.hex
+    for start in range(0, len(tree), _WRITE_BLOCK):
+        nodes = '","0x'.join(map(hexed, tree[start : start + _WRITE_BLOCK]))
+        out.write(f'{"," if start else ""}"0x{nodes}"'.encode())
+    out.write(b'],"values":[')
+    render = _render_og
+    for start in range(0, len(encodings), _WRITE_BLOCK):
+        stop = start + _WRITE_BLOCK
+        entries = ",".join(
+            [
+                f'{{"value":[{render(encoded)}],"treeIndex":{index}}}'
+                for encoded, index in zip(encodings[start:stop], tree_index[start:stop], strict=True)
+            ]
+        )
+        out.write(f"{',' if start else ''}{entries}".encode())
+    out.write(b"]}")
+
+
+def build_dump(source: Path, output: Path, progress: Callable[[str, int, int], None] | None = None) -> BuildSummary:
+    """Build the OpenGradient batch tree of the JSON-lines file ``source`` and write its ``standard-v1`` dump to
+    ``output`` atomically. ``progress(stage, done, total)`` reports reading (bytes) and writing (values)."""
+    try:
+        size = source.stat().st_size
+    except OSError as err:
+        raise InvalidInput(f"{source}: cannot read: {err.strerror or err}") from None
+    with _gc_paused():
+        encodings = read_leaf_encodings(
+            source, None if progress is None else (lambda done, _leaves: progress("reading", done, size))
+        )
+        keccak = _keccak
+        hashes = [keccak(keccak(encoded).digest()).digest() for encoded in encodings]
+        n = len(hashes)
+        order = sorted(range(n), key=hashes.__getitem__)
+        tree = _build_tree(list(map(hashes.__getitem__, order)))
+        del hashes
+        tree_index = [0] * n
+        last = 2 * n - 2
+        for position, value_index in enumerate(order):
+            tree_index[value_index] = last - position
+        del order
+        if progress is not None:
+            progress("writing", 0, n)
+        _write_atomically(output, lambda out: _write_og_dump(out, tree, encodings, tree_index))
+    return BuildSummary(root=tree[0], count=n)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Reading a dump
+
+
+class DumpFile(Protocol):
+    """A ``standard-v1`` dump opened by :func:`open_dump`."""
+
+    @property
+    def leaf_encoding(self) -> tuple[str, ...]: ...
+
+    @property
+    def root(self) -> bytes: ...
+
+    def __len__(self) -> int: ...
+
+    def prove(self, index: int) -> DumpProof:
+        """The proof of the value at input position ``index`` (checked against the root)."""
+        ...
+
+    def index_of(self, leaf_hash: bytes) -> int:
+        """The input position of the first value whose leaf hash is ``leaf_hash``; InvalidInput if absent."""
+        ...
+
+    def verify(self) -> None:
+        """Check every field and hash as :meth:`StandardMerkleTree.load` does; InvalidInput names the first fault."""
+        ...
+
+    def check_count(self) -> None:
+        """Check that there is one value per leaf slot, without decoding the values; InvalidInput if not."""
+        ...
+
+
+class _NotCompact(Exception):
+    """The dump is not in the compact layout; it is read whole instead."""
+
+
+class _LoadedDump:
+    """A dump in another layout, loaded and fully checked by :meth:`StandardMerkleTree.load`."""
+
+    def __init__(self, tree: StandardMerkleTree) -> None:
+        self._tree = tree
+
+    @property
+    def leaf_encoding(self) -> tuple[str, ...]:
+        return self._tree.leaf_encoding
+
+    @property
+    def root(self) -> bytes:
+        return self._tree.root
+
+    def __len__(self) -> int:
+        return len(self._tree)
+
+    def prove(self, index: int) -> DumpProof:
+        tree = self._tree
+        renderers = [_codec(t)[1] for t in tree.leaf_encoding]
+        value = tree.values[index]
+        return DumpProof(
+            root=tree.root,
+            index=index,
+            tree_index=tree.tree_index(index),
+            leaf_hash=tree.leaf_hash(value),
+            value=[render(item) for render, item in zip(renderers, value, strict=True)],
+            proof=tree.proof(index),
+        )
+
+    def index_of(self, leaf_hash: bytes) -> int:
+        return self._tree.index_of(leaf_hash)
+
+    def verify(self) -> None:
+        return None  # load() checked everything
+
+    def check_count(self) -> None:
+        return None  # load() checked everything
+
+
+_HEAD: Final = f'{{"format":"{STANDARD_V1}","leafEncoding":'.encode()
+_TREE_KEY: Final = b',"tree":['
+_VALUES_KEY: Final = b'],"values":['
+_BOUNDARY: Final = b'},{"value":'  # in valid JSON these bytes occur only between two entries of "values"
+_NODE: Final = 69  # '"0x' + 64 hex digits + '"' + ','
+_NODES_PER_READ: Final = 1 << 16
+
+
+class _Entry(msgspec.Struct, forbid_unknown_fields=True):
+    value: Any
+    treeIndex: int  # the dump's key, as it is spelt there
+
+
+_entries_decoder: Final = msgspec.json.Decoder(list[_Entry])
+
+
+def _tree_nodes(region: bytes) -> bytes:
+    """``"0x<64 hex>",`` repeated, to the nodes' bytes; raises _NotCompact on any other text."""
+    count, rest = divmod(len(region), _NODE)
+    if rest or not (
+        region[0::_NODE] == b'"' * count
+        and region[1::_NODE] == b"0" * count
+        and region[2::_NODE] == b"x" * count
+        and region[67::_NODE] == b'"' * count
+        and region[68::_NODE] == b"," * count
+    ):
+        raise _NotCompact
+    try:
+        nodes = _unhexlify(region.replace(b'",', b"").replace(b'"0x', b""))
+    except ValueError:
+        raise _NotCompact from None
+    if len(nodes) != 32 * count:
+        raise _NotCompact
+    return nodes
+
+
+class _StreamedDump:
+    """A compact dump: header and tree in memory (32 bytes per node), values streamed from the file."""
+
+    def __init__(self, path: Path, encoding: tuple[str, ...], nodes: bytes, values_start: int, values_end: int):
+        self._path = path
+        self._encoding = encoding
+        self._nodes = nodes
+        self._size = len(nodes) // 32
+        self._count = (self._size + 1) // 2
+        self._values = (values_start, values_end)
+
+    @classmethod
+    def open(cls, path: Path, handle: BinaryIO) -> _StreamedDump:
+        head = handle.read(1 << 16)
+        if not head.startswith(_HEAD):
+            raise _NotCompact
+        key = head.find(_TREE_KEY, len(_HEAD))
+        if key < 0:
+            raise _NotCompact
+        try:
+            raw_encoding = msgspec.json.decode(head[len(_HEAD) : key])
+        except msgspec.DecodeError:
+            raise _NotCompact from None
+        encoding = _check_encoding(raw_encoding)
+        handle.seek(key + len(_TREE_KEY))
+        parts: list[bytes] = []
+        tree_end = -1
+        position = key + len(_TREE_KEY)
+        while tree_end < 0:
+            window = handle.read(_NODE * _NODES_PER_READ)
+            if not window:
+                raise _NotCompact
+            close = window.find(b"]")
+            if close >= 0:
+                tree_end = position + close
+                window = window[:close] + b","
+            parts.append(_tree_nodes(window))
+            position += len(window)
+        nodes = b"".join(parts)
+        if not nodes:
+            raise InvalidInput("tree: expected a non-empty array of 32-byte hex hashes")
+        if len(nodes) // 32 % 2 == 0:
+            raise InvalidInput(f"tree: a complete tree has an odd number of nodes, got {len(nodes) // 32}")
+        handle.seek(tree_end)
+        if handle.read(len(_VALUES_KEY)) != _VALUES_KEY:
+            raise _NotCompact
+        tail_start = max(handle.seek(0, os.SEEK_END) - 64, 0)
+        handle.seek(tail_start)
+        tail = handle.read().rstrip(b" \t\r\n")
+        if not tail.endswith(b"]}"):
+            raise _NotCompact
+        values_end = tail_start + len(tail) - 2
+        values_start = tree_end + len(_VALUES_KEY)
+        if values_end < values_start:
+            raise _NotCompact
+        return cls(path, encoding, nodes, values_start, values_end)
+
+    @property
+    def leaf_encoding(self) -> tuple[str, ...]:
+        return self._encoding
+
+    @property
+    def root(self) -> bytes:
+        return self._nodes[:32]
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _node(self, index: int) -> bytes:
+        return self._nodes[32 * index : 32 * index + 32]
+
+    # -- the values, streamed
+
+    def _blocks(self) -> Iterator[tuple[int, bytes]]:
+        """(index of the first entry, text of whole entries joined by commas) over the values array."""
+        start, end = self._values
+        first = 0
+        with self._path.open("rb") as handle:
+            handle.seek(start)
+            remaining = end - start
+            carry = b""
+            while remaining > 0:
+                window = handle.read(min(_BLOCK, remaining))
+                if not window:
+                    raise InvalidInput("values: the file ended early")
+                remaining -= len(window)
+                text = carry + window
+                cut = text.rfind(_BOUNDARY) if remaining > 0 else len(text) - 1
+                if cut < 0:
+                    carry = text
+                    continue
+                block, carry = text[: cut + 1], text[cut + 2 :]
+                yield first, block
+                first += block.count(_BOUNDARY) + 1
+            if carry:
+                yield first, carry
+
+    def _entries(self, block: bytes) -> list[_Entry]:
+        try:
+            return _entries_decoder.decode(b"[" + block + b"]")
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            raise _NotCompact from None
+
+    def _check_value_count(self, seen: int) -> None:
+        if seen != self._count:
+            raise InvalidInput(f"values: a tree of {self._size} nodes has {self._count} leaves, but there are {seen}")
+
+    def _tree_index(self, i: int, entry: _Entry) -> int:
+        index = entry.treeIndex
+        first_leaf = self._count - 1
+        if not first_leaf <= index < self._size:
+            raise InvalidInput(
+                f"values[{i}].treeIndex: expected a leaf slot in [{first_leaf}, {self._size - 1}], got {index}"
+            )
+        return index
+
+    def _leaf_hashes(self, first: int, entries: list[_Entry]) -> list[bytes]:
+        """The leaf hashes of entries ``first ..``, each value checked as load() checks it."""
+        encoding = self._encoding
+        if encoding == OG_LEAF_ENCODING:
+            encodings: list[bytes] = []
+            for offset, entry in enumerate(entries):
+                value = entry.value
+                encoded = None
+                if type(value) is list and len(value) == 5 and type(value[4]) is str and value[4].isdigit():
+                    t, i, o, s, ts = value
+                    if type(t) is str and type(i) is str and type(o) is str and type(s) is str and ts.isascii():
+                        encoded = _og_encoding(t, i, o, s, int(ts))
+                if encoded is None:
+                    canonical = _coerce_value(encoding, value, f"values[{first + offset}].value")
+                    encoded = next(og_encodings([canonical]))
+                encodings.append(encoded)
+            keccak = _keccak
+            return [keccak(keccak(encoded).digest()).digest() for encoded in encodings]
+        values = [
+            _coerce_value(encoding, entry.value, f"values[{first + offset}].value")
+            for offset, entry in enumerate(entries)
+        ]
+        return _leaf_hashes(encoding, values)
+
+    def _entry(self, index: int) -> _Entry:
+        """The entry at input position ``index``; every entry is counted (the count must match the tree)."""
+        found: _Entry | None = None
+        seen = 0
+        for first, block in self._blocks():
+            count = block.count(_BOUNDARY) + 1
+            if first <= index < first + count:
+                entries = self._entries(block)
+                if len(entries) != count:
+                    raise _NotCompact
+                found = entries[index - first]
+            seen = first + count
+        self._check_value_count(seen)
+        assert found is not None  # index < count == seen
+        return found
+
+    # -- proofs
+
+    def prove(self, index: int) -> DumpProof:
+        if not 0 <= index < self._count:
+            raise InvalidInput(f"index: {index} is out of range for a dump of {self._count} values")
+        entry = self._entry(index)
+        slot = self._tree_index(index, entry)
+        leaf = self._leaf_hashes(index, [entry])[0]
+        if leaf != self._node(slot):
+            raise InvalidInput(f"values[{index}]: the value does not hash to tree[{slot}]")
+        proof: list[bytes] = []
+        node, digest = slot, leaf
+        while node > 0:
+            sibling = self._node(node - 1 if node % 2 == 0 else node + 1)
+            proof.append(sibling)
+            node = (node - 1) // 2
+            digest = _keccak(digest + sibling if digest < sibling else sibling + digest).digest()
+            if digest != self._node(node):
+                left, right = 2 * node + 1, 2 * node + 2
+                raise InvalidInput(f"tree[{node}]: is not the hash of its children tree[{left}] and tree[{right}]")
+        result = tuple(proof)
+        if StandardMerkleTree.verify(self.root, self._encoding, entry.value, result) is not True:
+            raise InvariantViolation(f"the proof for value {index} does not verify against the root")
+        renderers = [_codec(t)[1] for t in self._encoding]
+        canonical = _coerce_value(self._encoding, entry.value, f"values[{index}].value")
+        return DumpProof(
+            root=self.root,
+            index=index,
+            tree_index=slot,
+            leaf_hash=leaf,
+            value=[render(item) for render, item in zip(renderers, canonical, strict=True)],
+            proof=result,
+        )
+
+    def index_of(self, leaf_hash: bytes) -> int:
+        nodes, first_leaf = self._nodes, self._count - 1
+        slots: set[int] = set()
+        at = nodes.find(leaf_hash, 32 * first_leaf)
+        while at >= 0:
+            if at % 32 == 0:
+                slots.add(at // 32)
+            at = nodes.find(leaf_hash, at + 1)
+        if slots:
+            for first, block in self._blocks():
+                for offset, entry in enumerate(self._entries(block)):
+                    if entry.treeIndex in slots:
+                        return first + offset
+        raise InvalidInput(f"leaf_hash: {to_hex(leaf_hash)} is not a leaf of this tree")
+
+    # -- verification
+
+    def check_count(self) -> None:
+        seen = 0
+        for first, block in self._blocks():
+            seen = first + block.count(_BOUNDARY) + 1
+        self._check_value_count(seen)
+
+    def verify(self) -> None:
+        first_leaf = self._count - 1
+        used_by = array("q", [-1]) * self._count  # the value on each leaf slot, by slot - first_leaf
+        seen = 0
+        for first, block in self._blocks():
+            entries = self._entries(block)
+            slots = []
+            for offset, entry in enumerate(entries):
+                i = first + offset
+                slot = self._tree_index(i, entry)
+                if used_by[slot - first_leaf] >= 0:
+                    previous = used_by[slot - first_leaf]
+                    raise InvalidInput(f"values[{i}].treeIndex: leaf slot {slot} is already used by values[{previous}]")
+                used_by[slot - first_leaf] = i
+                slots.append(slot)
+            if first + len(entries) > self._count:
+                self._check_value_count(first + len(entries))
+            nodes = self._nodes
+            for offset, (digest, slot) in enumerate(zip(self._leaf_hashes(first, entries), slots, strict=True)):
+                if nodes[32 * slot : 32 * slot + 32] != digest:
+                    raise InvalidInput(f"values[{first + offset}]: the value does not hash to tree[{slot}]")
+            seen = first + len(entries)
+        self._check_value_count(seen)
+        self._check_internal_nodes()
+
+    def _check_internal_nodes(self) -> None:
+        nodes, keccak = self._nodes, _keccak
+        internal = self._size // 2
+        for start in range(0, internal, _NODES_PER_READ):
+            stop = min(start + _NODES_PER_READ, internal)
+            children = nodes[32 * (2 * start + 1) : 32 * (2 * stop + 1)]
+            pairs = [(children[k : k + 32], children[k + 32 : k + 64]) for k in range(0, len(children), 64)]
+            parents = b"".join([keccak(a + b if a < b else b + a).digest() for a, b in pairs])
+            if parents != nodes[32 * start : 32 * stop]:
+                bad = next(
+                    k for k in range(start, stop) if parents[32 * (k - start) : 32 * (k - start + 1)] != self._node(k)
+                )
+                raise InvalidInput(
+                    f"tree[{bad}]: is not the hash of its children tree[{2 * bad + 1}] and tree[{2 * bad + 2}]"
+                )
+
+
+def _load_whole(path: Path, handle: BinaryIO) -> _LoadedDump:
+    handle.seek(0)
+    return _LoadedDump(StandardMerkleTree.load_json(handle.read()))
+
+
+def open_dump(path: Path) -> DumpFile:
+    """Open a ``standard-v1`` dump: streamed when it is in the compact layout, else loaded whole (and then
+    already checked). InvalidInput names the field (the caller adds the file name)."""
+    with path.open("rb") as handle:
+        try:
+            return _StreamedDump.open(path, handle)
+        except _NotCompact:
+            return _load_whole(path, handle)
+
+
+def with_fallback(path: Path, action: Callable[[DumpFile], Any]) -> Any:
+    """Run ``action`` on the opened dump; when a streamed dump turns out not to be compact after all (a block
+    that does not decode), run it again on the dump loaded whole, which names the fault exactly."""
+    dump = open_dump(path)
+    try:
+        return action(dump)
+    except _NotCompact:
+        with path.open("rb") as handle:
+            return action(_load_whole(path, handle))

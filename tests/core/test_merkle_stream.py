@@ -1,0 +1,194 @@
+"""The streamed batch files (``_merkle_stream``) agree with the in-memory StandardMerkleTree they stand for.
+
+Dumps in the compact layout are read in blocks; these tests make the blocks tiny so that entries and lines
+straddle block boundaries, and compare every answer with the whole-file reading.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from og_settle import OG_LEAF_ENCODING, InferenceLeaf, InvalidInput, StandardMerkleTree
+from og_settle import _merkle_stream as stream
+from tests.core.strategies import batches, og_batches
+
+SLOW_OK = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stream, "_BLOCK", 700)
+    monkeypatch.setattr(stream, "_NODES_PER_READ", 3)
+    monkeypatch.setattr(stream, "_WRITE_BLOCK", 5)
+
+
+def write_dump(folder: Path, tree: StandardMerkleTree, name: str = "dump.json") -> Path:
+    path = folder / name
+    path.write_text(tree.dump_json())
+    return path
+
+
+@SLOW_OK
+@given(batch=batches(), sort_leaves=st.booleans())
+def test_streamed_dump_answers_as_the_loaded_tree(
+    tmp_path: Path, small_blocks: None, batch: tuple[tuple[str, ...], list[Any]], sort_leaves: bool
+) -> None:
+    """For any values, the streamed reader gives the loaded tree's root, proofs, values and leaf positions."""
+    encoding, values = batch
+    tree = StandardMerkleTree.of(values, encoding, sort_leaves=sort_leaves)
+    path = write_dump(tmp_path, tree)
+    dump = stream.open_dump(path)
+    assert isinstance(dump, stream._StreamedDump)
+    assert dump.root == tree.root and len(dump) == len(tree) and dump.leaf_encoding == tree.leaf_encoding
+    dump.verify()
+    dump.check_count()
+    rendered = tree.dump()["values"]
+    for i in range(len(tree)):
+        proof = dump.prove(i)
+        assert proof.proof == tree.proof(i)
+        assert proof.tree_index == tree.tree_index(i)
+        assert proof.value == rendered[i]["value"]
+        assert dump.index_of(proof.leaf_hash) == tree.index_of(proof.leaf_hash)
+
+
+def test_strings_that_look_like_entry_boundaries(tmp_path: Path, small_blocks: None) -> None:
+    """Strings holding the bytes the reader cuts at are JSON-escaped, so they never split an entry."""
+    tricky = ['},{"value":["x"],"treeIndex":1}', '"],"values":[', "]}", "\\", "},{", '"tree":["0x']
+    tree = StandardMerkleTree.of([(text, i) for i, text in enumerate(tricky)], ("string", "uint256"))
+    dump = stream.open_dump(write_dump(tmp_path, tree))
+    assert isinstance(dump, stream._StreamedDump)
+    dump.verify()
+    assert [dump.prove(i).value for i in range(len(tricky))] == [[text, str(i)] for i, text in enumerate(tricky)]
+
+
+def og_tree(count: int) -> StandardMerkleTree:
+    return StandardMerkleTree.of(
+        [
+            (b"\xaa" * 32, i.to_bytes(32, "big"), b"\x01" * 32, bytes([i]) * (i % 70), 1_700_000_000 + i)
+            for i in range(count)
+        ]
+    )
+
+
+def tampered(tree: StandardMerkleTree, change: Any) -> str:
+    dump = tree.dump()
+    change(dump)
+    return json.dumps(dump, separators=(",", ":"))
+
+
+def set_value(i: int, field: int, text: str) -> Any:
+    return lambda dump: dump["values"][i]["value"].__setitem__(field, text)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        set_value(7, 4, "1"),
+        set_value(3, 3, "0x00"),
+        set_value(5, 0, "0x" + "AA" * 32),  # another spelling of the same bytes: valid
+        lambda dump: dump["values"][2].__setitem__("treeIndex", dump["values"][1]["treeIndex"]),
+        lambda dump: dump["values"][2].__setitem__("treeIndex", 3),
+        lambda dump: dump["tree"].__setitem__(4, "0x" + "00" * 32),
+        lambda dump: dump["tree"].__setitem__(0, "0x" + "11" * 32),
+        lambda dump: dump["values"].pop(),
+        lambda dump: dump["values"][6]["value"].append("0x"),
+        lambda dump: dump["values"][6].__setitem__("extra", 1),
+    ],
+)
+def test_streamed_verify_finds_what_load_finds(tmp_path: Path, small_blocks: None, change: Any) -> None:
+    """A changed compact dump is rejected by the streamed verify exactly when load rejects it, naming the field."""
+    path = tmp_path / "dump.json"
+    path.write_text(tampered(og_tree(20), change))
+    try:
+        StandardMerkleTree.load_json(path.read_bytes())
+    except InvalidInput as err:
+        expected: str | None = str(err).split(":")[0]
+    else:
+        expected = None
+    try:
+        stream.with_fallback(path, lambda dump: dump.verify())
+    except InvalidInput as err:
+        assert expected is not None and str(err).startswith(expected), (str(err), expected)
+    else:
+        assert expected is None
+
+
+def test_prove_checks_what_the_proof_rests_on(tmp_path: Path, small_blocks: None) -> None:
+    """prove refuses a value that does not hash to its slot and a path whose nodes do not hash up to the root."""
+    tree = og_tree(16)
+    path = tmp_path / "dump.json"
+    path.write_text(tampered(tree, set_value(5, 4, "1")))
+    with pytest.raises(InvalidInput, match=r"values\[5\]: the value does not hash to tree\["):
+        stream.open_dump(path).prove(5)
+    stream.open_dump(path).prove(6)  # the rest of the dump is untouched
+    parent = (tree.tree_index(9) - 1) // 2
+    path.write_text(tampered(tree, lambda dump: dump["tree"].__setitem__(parent, "0x" + "00" * 32)))
+    with pytest.raises(InvalidInput, match=rf"tree\[{parent}\]: is not the hash of its children"):
+        stream.open_dump(path).prove(9)
+
+
+def test_other_layouts_are_loaded_whole(tmp_path: Path) -> None:
+    tree = og_tree(5)
+    path = tmp_path / "pretty.json"
+    path.write_text(json.dumps(tree.dump(), indent=2))
+    dump = stream.open_dump(path)
+    assert isinstance(dump, stream._LoadedDump)
+    assert dump.prove(3).proof == tree.proof(3)
+
+
+@SLOW_OK
+@given(values=og_batches)
+def test_build_in_blocks_matches_the_tree(tmp_path: Path, small_blocks: None, values: list[Any]) -> None:
+    """Reading JSON lines in small blocks (lines straddling them) builds the tree StandardMerkleTree.of builds."""
+    leaves = [InferenceLeaf(*value) for value in values]
+    lines = [json.dumps(leaf.to_json(), separators=(",", ":")) for leaf in leaves]
+    source = tmp_path / "leaves.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    output = tmp_path / "dump.json"
+    summary = stream.build_dump(source, output)
+    expected = StandardMerkleTree.of(leaves)
+    assert summary == stream.BuildSummary(expected.root, len(leaves))
+    assert output.read_text() == expected.dump_json()
+
+
+def test_odd_spellings_take_the_exact_path(tmp_path: Path, small_blocks: None) -> None:
+    """Upper-case hex, 0X, spaces, reordered keys, CRLF and blank lines build the same tree as canonical lines."""
+    leaves = [InferenceLeaf(b"\xab" * 32, bytes([i]) * 32, b"\xcd" * 32, b"\xef" * i, 1_000 + i) for i in range(12)]
+    lines = []
+    for i, leaf in enumerate(leaves):
+        obj = leaf.to_json()
+        if i % 3 == 0:
+            obj["tee_id"] = obj["tee_id"].upper().replace("0X", "0X")
+        if i % 4 == 1:
+            obj = dict(reversed(obj.items()))
+        text = json.dumps(obj) if i % 2 else json.dumps(obj, separators=(",", ":"))
+        lines.append(text + ("\r" if i % 5 == 2 else ""))
+        if i % 6 == 5:
+            lines.append("   ")
+    source = tmp_path / "leaves.jsonl"
+    source.write_text("\n".join(lines))  # and no newline at the end
+    output = tmp_path / "dump.json"
+    stream.build_dump(source, output)
+    assert output.read_text() == StandardMerkleTree.of(leaves).dump_json()
+
+
+def test_errors_in_later_blocks_name_their_line(tmp_path: Path, small_blocks: None) -> None:
+    leaf = InferenceLeaf(b"\xab" * 32, b"\x01" * 32, b"\xcd" * 32, b"\xef" * 40, 7).to_json()
+    lines = [json.dumps(leaf, separators=(",", ":"))] * 30
+    lines[23] = json.dumps({**leaf, "tee_signature": "0x" + "zz" * 3}, separators=(",", ":"))
+    source = tmp_path / "leaves.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InvalidInput, match=rf"^{source}:24: tee_signature: not a hex string"):
+        stream.build_dump(source, tmp_path / "dump.json")
+    lines[23] = '{"tee_id": "0x' + "ab" * 32 + '",\n"input_hash": 1}'
+    source.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InvalidInput, match=rf"^{source}:24: not valid JSON"):
+        stream.build_dump(source, tmp_path / "dump.json")
+    assert not (tmp_path / "dump.json").exists()
+    assert StandardMerkleTree.of([InferenceLeaf.from_json(leaf)]).leaf_encoding == OG_LEAF_ENCODING
