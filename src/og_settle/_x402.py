@@ -6,10 +6,11 @@ and from their camelCase JSON with ``to_json`` / ``from_json`` and travel in HTT
 facilitator does and answers with x402 reason codes; the chain reads it needs sit behind the small
 :class:`ChainReader` protocol, so the pure checks run offline and :class:`Web3ChainReader` plugs in a node.
 
-og-settle extensions, all optional: ``witness.facilitator`` (upto, as in x402's upto scheme),
-``witness.requestHash`` (the request-bound variants), and in ``PaymentRequirements.extra`` the keys
-``spender`` (the PaymentFacilitator contract), ``facilitator`` (who settles upto payments) and ``requestHash``
-(asks the client to bind its payment to that request).
+The Permit2 spender is the canonical x402 proxy of the scheme, as every stock client signs, unless the
+requirements name og-settle's PaymentFacilitator. og-settle extensions, all optional: ``witness.requestHash``
+(the request-bound variants, PaymentFacilitator only), and in ``PaymentRequirements.extra`` the keys
+``spender`` (the PaymentFacilitator contract), ``facilitator`` (who settles upto payments through it; x402's
+own key ``facilitatorAddress`` is read too) and ``requestHash`` (asks the client to bind its payment).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from typing import Any, Final, Protocol
 
 from eth_abi.abi import encode
 
-from og_settle._addresses import PERMIT2_ADDRESS
 from og_settle._errors import InvalidInput
 from og_settle._hex import keccak256, parse_address, parse_bytes32, parse_hex_bytes, parse_uint256, to_hex
+from og_settle._networks import PERMIT2_ADDRESS, X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY
 from og_settle._permit2 import (
     Permit2Authorization,
     is_canonical_signature,
@@ -86,9 +87,15 @@ class ReasonCode(enum.StrEnum):
     PERMIT2_INVALID_NONCE = "permit2_invalid_nonce"
     PERMIT2_INSUFFICIENT_BALANCE = "permit2_insufficient_balance"
     PERMIT2_SIMULATION_FAILED = "permit2_simulation_failed"
-    # og-settle additions for fields standard x402 exact payloads do not carry.
-    INVALID_PERMIT2_FACILITATOR = "invalid_permit2_facilitator"
+    INVALID_PAYLOAD = "invalid_payload"
+    UPTO_FACILITATOR_MISMATCH = "upto_facilitator_mismatch"
+    UPTO_SETTLEMENT_EXCEEDS_AMOUNT = "invalid_upto_evm_payload_settlement_exceeds_amount"
+    SETTLEMENT_PENDING = "settlement_pending"
+    TRANSACTION_FAILED = "transaction_failed"
+    # og-settle additions: the bound request hash (a field standard payloads do not carry), a payTo outside the
+    # facilitator's allow-list, and a settlement whose permit already settled for a different amount.
     INVALID_PERMIT2_REQUEST_HASH = "invalid_permit2_request_hash"
+    PAY_TO_NOT_ALLOWED = "pay_to_not_allowed"
 
 
 def _require(data: Mapping[str, Any], key: str, where: str) -> Any:
@@ -149,6 +156,23 @@ class PaymentRequirements:
     def chain_id(self) -> int:
         """The EIP-155 chain id of ``network``."""
         return _chain_id_of(self.network)
+
+    @property
+    def spender(self) -> str:
+        """The Permit2 spender a payment for these requirements names: og-settle's ``extra.spender`` when set
+        (the PaymentFacilitator), else the canonical x402 proxy of the scheme, which stock clients hard-code."""
+        named = self.extra.get("spender")
+        if named is not None:
+            return parse_address(named, "extra.spender")
+        if self.scheme == "upto":
+            return X402_UPTO_PERMIT2_PROXY
+        return X402_EXACT_PERMIT2_PROXY
+
+    @property
+    def settler(self) -> str | None:
+        """upto: the account that settles (``extra.facilitator``, else x402's ``extra.facilitatorAddress``)."""
+        named = self.extra.get("facilitator", self.extra.get("facilitatorAddress"))
+        return None if named is None else parse_address(named, "extra.facilitatorAddress")
 
     def to_json(self) -> dict[str, Any]:
         """The camelCase JSON object (amounts as decimal strings)."""
@@ -332,7 +356,9 @@ class SettleResponse:
         network: CAIP-2 network.
         payer: The payer's address, when known.
         error_reason: An x402 reason code when ``success`` is false.
-        amount: The settled amount in atomic units, when known.
+        amount: The settled amount in atomic units (upto; an exact success carries none).
+        error_message: A human-readable explanation of ``error_reason``.
+        extensions: Protocol extensions, passed through as is.
     """
 
     success: bool
@@ -341,18 +367,24 @@ class SettleResponse:
     payer: str | None = None
     error_reason: str | None = None
     amount: int | None = None
+    error_message: str | None = None
+    extensions: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The camelCase JSON object."""
+        """The camelCase JSON object (``transaction`` and ``network`` always present)."""
         body: dict[str, Any] = {"success": self.success}
         if self.error_reason is not None:
             body["errorReason"] = self.error_reason
+        if self.error_message is not None:
+            body["errorMessage"] = self.error_message
         if self.payer is not None:
             body["payer"] = self.payer
         body["transaction"] = self.transaction
         body["network"] = self.network
         if self.amount is not None:
             body["amount"] = str(self.amount)
+        if self.extensions is not None:
+            body["extensions"] = dict(self.extensions)
         return body
 
     @classmethod
@@ -363,6 +395,7 @@ class SettleResponse:
             raise InvalidInput("settleResponse.success: expected a boolean")
         amount = data.get("amount")
         payer = data.get("payer")
+        extensions = data.get("extensions")
         return cls(
             success=success,
             transaction=_string(_require(data, "transaction", "settleResponse"), "settleResponse.transaction"),
@@ -370,6 +403,8 @@ class SettleResponse:
             payer=None if payer is None else parse_address(payer, "settleResponse.payer"),
             error_reason=data.get("errorReason"),
             amount=None if amount is None else parse_uint256(amount, "settleResponse.amount"),
+            error_message=data.get("errorMessage"),
+            extensions=extensions if isinstance(extensions, Mapping) else None,
         )
 
 
@@ -381,19 +416,27 @@ class VerifyResult:
         is_valid: Whether the payload would settle.
         invalid_reason: The x402 reason code when not valid.
         payer: The payer's address (``permit2Authorization.from``).
+        invalid_message: A human-readable explanation of ``invalid_reason``.
+        extensions: Protocol extensions, passed through as is.
     """
 
     is_valid: bool
     invalid_reason: ReasonCode | None = None
     payer: str | None = None
+    invalid_message: str | None = None
+    extensions: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """``{isValid, invalidReason?, payer?}``."""
+        """``{isValid, invalidReason?, invalidMessage?, payer?, extensions?}``."""
         body: dict[str, Any] = {"isValid": self.is_valid}
         if self.invalid_reason is not None:
             body["invalidReason"] = str(self.invalid_reason)
+        if self.invalid_message is not None:
+            body["invalidMessage"] = self.invalid_message
         if self.payer is not None:
             body["payer"] = self.payer
+        if self.extensions is not None:
+            body["extensions"] = dict(self.extensions)
         return body
 
 
@@ -443,17 +486,16 @@ def create_payment_payload(
 ) -> PaymentPayload:
     """Sign a Permit2 payment for ``requirements`` as an x402 client does.
 
-    ``spender`` (the PaymentFacilitator), ``facilitator`` (upto only) and ``request_hash`` (bound variants)
-    default to ``requirements.extra``'s ``spender``, ``facilitator`` and ``requestHash``.
+    ``spender`` defaults to :attr:`PaymentRequirements.spender` (``extra.spender``, else the canonical x402
+    proxy, as stock clients sign), ``facilitator`` (upto only) to :attr:`PaymentRequirements.settler` and
+    ``request_hash`` (bound variants) to ``extra.requestHash``.
     """
     from eth_account import Account
 
     extra = requirements.extra
-    spender = spender if spender is not None else extra.get("spender")
-    if spender is None:
-        raise InvalidInput("spender: pass the PaymentFacilitator address or set extra.spender")
+    spender = spender if spender is not None else requirements.spender
     if requirements.scheme == "upto":
-        facilitator = facilitator if facilitator is not None else extra.get("facilitator")
+        facilitator = facilitator if facilitator is not None else requirements.settler
         if facilitator is None:
             raise InvalidInput("facilitator: the upto scheme needs the settling facilitator's address")
     elif requirements.scheme == "exact":
@@ -551,47 +593,69 @@ def verify_payment(
     auth = payload.payload.authorization
     payer = auth.owner
 
-    def invalid(reason: ReasonCode) -> VerifyResult:
-        return VerifyResult(is_valid=False, invalid_reason=reason, payer=payer)
+    def invalid(reason: ReasonCode, message: str) -> VerifyResult:
+        return VerifyResult(is_valid=False, invalid_reason=reason, payer=payer, invalid_message=message)
 
     accepted = payload.accepted
     if accepted.scheme != requirements.scheme or auth.scheme.x402_scheme != requirements.scheme:
-        return invalid(ReasonCode.UNSUPPORTED_SCHEME)
+        return invalid(
+            ReasonCode.UNSUPPORTED_SCHEME,
+            f"scheme: accepted {accepted.scheme!r}, signed {auth.scheme.x402_scheme!r}, "
+            f"required {requirements.scheme!r}",
+        )
     if accepted.network != requirements.network:
-        return invalid(ReasonCode.INVALID_NETWORK)
+        return invalid(
+            ReasonCode.INVALID_NETWORK, f"network: accepted {accepted.network}, required {requirements.network}"
+        )
     if auth.spender != parse_address(spender, "spender"):
-        return invalid(ReasonCode.INVALID_PERMIT2_SPENDER)
+        return invalid(ReasonCode.INVALID_PERMIT2_SPENDER, f"spender: signed {auth.spender}, expected {spender}")
     if auth.to != requirements.pay_to:
-        return invalid(ReasonCode.INVALID_PERMIT2_RECIPIENT_MISMATCH)
+        return invalid(
+            ReasonCode.INVALID_PERMIT2_RECIPIENT_MISMATCH,
+            f"witness.to: signed {auth.to}, payTo is {requirements.pay_to}",
+        )
     if auth.token != requirements.asset:
-        return invalid(ReasonCode.PERMIT2_TOKEN_MISMATCH)
+        return invalid(
+            ReasonCode.PERMIT2_TOKEN_MISMATCH, f"permitted.token: signed {auth.token}, asset is {requirements.asset}"
+        )
     if auth.amount == 0:
-        return invalid(ReasonCode.PERMIT2_INVALID_AMOUNT)
+        return invalid(ReasonCode.PERMIT2_INVALID_AMOUNT, "permitted.amount: zero")
     if auth.amount != requirements.amount:
-        return invalid(ReasonCode.PERMIT2_AMOUNT_MISMATCH)
+        return invalid(
+            ReasonCode.PERMIT2_AMOUNT_MISMATCH,
+            f"permitted.amount: signed {auth.amount}, required {requirements.amount}",
+        )
     if now > auth.deadline:
-        return invalid(ReasonCode.PERMIT2_DEADLINE_EXPIRED)
+        return invalid(ReasonCode.PERMIT2_DEADLINE_EXPIRED, f"deadline: {auth.deadline} is before {now}")
     if now < auth.valid_after:
-        return invalid(ReasonCode.PERMIT2_NOT_YET_VALID)
+        return invalid(ReasonCode.PERMIT2_NOT_YET_VALID, f"witness.validAfter: {auth.valid_after} is after {now}")
     if auth.scheme.is_upto and settler is not None and auth.facilitator != parse_address(settler, "settler"):
-        return invalid(ReasonCode.INVALID_PERMIT2_FACILITATOR)
+        return invalid(
+            ReasonCode.UPTO_FACILITATOR_MISMATCH,
+            f"witness.facilitator: signed {auth.facilitator}, settler is {settler}",
+        )
     expected_hash = request_hash if request_hash is not None else requirements.extra.get("requestHash")
     if expected_hash is not None and auth.request_hash != parse_bytes32(expected_hash, "request_hash"):
-        return invalid(ReasonCode.INVALID_PERMIT2_REQUEST_HASH)
+        return invalid(ReasonCode.INVALID_PERMIT2_REQUEST_HASH, "witness.requestHash: not the request's hash")
     signature = payload.payload.signature
     if (
         not is_canonical_signature(signature)
         or recover_signer(auth, signature, requirements.chain_id, permit2) != payer
     ):
-        return invalid(ReasonCode.INVALID_PERMIT2_SIGNATURE)
+        return invalid(
+            ReasonCode.INVALID_PERMIT2_SIGNATURE,
+            f"signature: not a canonical signature by {payer} on chain {requirements.chain_id}",
+        )
     if reader is not None:
         word, bit = nonce_position(auth.nonce)
         if (reader.nonce_bitmap(payer, word) >> bit) & 1:
-            return invalid(ReasonCode.PERMIT2_INVALID_NONCE)
+            return invalid(ReasonCode.PERMIT2_INVALID_NONCE, f"nonce: {auth.nonce} is already used")
         if reader.allowance(auth.token, payer, permit2) < auth.amount:
-            return invalid(ReasonCode.PERMIT2_ALLOWANCE_REQUIRED)
+            return invalid(
+                ReasonCode.PERMIT2_ALLOWANCE_REQUIRED, f"allowance: {payer} has not approved Permit2 for {auth.amount}"
+            )
         if reader.balance_of(auth.token, payer) < auth.amount:
-            return invalid(ReasonCode.PERMIT2_INSUFFICIENT_BALANCE)
+            return invalid(ReasonCode.PERMIT2_INSUFFICIENT_BALANCE, f"balance: {payer} holds less than {auth.amount}")
     return VerifyResult(is_valid=True, payer=payer)
 
 
@@ -609,7 +673,7 @@ _REVERT_REASONS: Final[dict[bytes, ReasonCode]] = {
     _selector("AmountExceedsPermitted(uint256,uint256)"): ReasonCode.PERMIT2_AMOUNT_MISMATCH,
     _selector("InvalidAmount(uint256)"): ReasonCode.PERMIT2_AMOUNT_MISMATCH,
     _selector("InvalidRecipient(address)"): ReasonCode.INVALID_PERMIT2_RECIPIENT_MISMATCH,
-    _selector("UnauthorizedFacilitator(address,address)"): ReasonCode.INVALID_PERMIT2_FACILITATOR,
+    _selector("UnauthorizedFacilitator(address,address)"): ReasonCode.UPTO_FACILITATOR_MISMATCH,
     _selector("NonceAlreadyUsed(address,uint256)"): ReasonCode.PERMIT2_INVALID_NONCE,
     _selector("InvalidNonce()"): ReasonCode.PERMIT2_INVALID_NONCE,
     _selector("MalleableSignature(bytes32)"): ReasonCode.INVALID_PERMIT2_SIGNATURE,

@@ -1,19 +1,15 @@
-"""The x402 facilitator HTTP server on the fork: real HTTP over loopback, the genuine Permit2, real settlements.
+"""The x402 facilitator's ASGI app on the fork: httpx (Starlette's TestClient) against the app, the genuine
+Permit2, real settlements. Uvicorn runs (load, slow clients, SIGTERM, restarts) are in test_facilitator_server.py.
 
-Each test starts a server on port 0 in a thread, pointed at the fork's RPC, with the contracts deployed through
-``og_settle._deploy.deploy`` and the ``relayer`` account's key taken from the environment as the CLI does.
+Each test builds its own Facilitator (a fresh TxSender, so its local nonce matches the test's snapshot) with the
+``relayer`` account's key taken from the environment as the CLI does.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
-import urllib.error
-import urllib.request
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,13 +20,18 @@ from og_settle._deploy import Deployment, deploy
 from og_settle._x402 import PaymentPayload, PaymentRequirements, create_payment_payload
 from og_settle.cli._facilitator import _account
 from og_settle.clients import make_web3
-from og_settle.facilitator import Facilitator, FacilitatorServer, RequestLog
+from og_settle.facilitator import ApiKeys, Facilitator, RequestLog, SqliteSettlementStore, create_app
 from scripts.deploy import ApeSender
 
-KEY_ENV = "OG_SETTLE_TEST_FACILITATOR_KEY"
-ONE = 10**18
+with warnings.catch_warnings():
+    # Starlette 1.x would rather have httpx2; the brief (and the SDK) use httpx, which it still supports.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient` is deprecated")
+    from starlette.testclient import TestClient
 
-Post = Callable[..., tuple[int, Any]]
+KEY_ENV = "OG_SETTLE_TEST_FACILITATOR_KEY"
+API_KEY = "test-settle-key-0123456789"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+ONE = 10**18
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,7 @@ def deployment_file(
     stranger: Any,
     relayer: Any,
     opg: Any,
+    permit2: Any,
     chain_id: int,
 ) -> Path:
     """Deployed once per module; it also pulls in every wider-scoped fixture the tests use, so that they all
@@ -62,42 +64,49 @@ def rpc_url(chain: Any) -> str:
     return str(chain.provider.http_uri)
 
 
+MakeFacilitator = Callable[..., Facilitator]
+
+
 @pytest.fixture
-def server(
+def make_facilitator(
     deployment: Deployment, rpc_url: str, relayer: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[FacilitatorServer]:
-    """A facilitator for this test (a fresh TxSender, so its local nonce matches the test's snapshot)."""
+) -> MakeFacilitator:
     monkeypatch.setenv(KEY_ENV, relayer.private_key)
-    facilitator = Facilitator(deployment, make_web3(rpc_url), _account(KEY_ENV), receipt_timeout=20)
-    facilitator.check_node()
-    log_path = tmp_path / "requests.log"
-    with log_path.open("w") as log:
-        httpd = FacilitatorServer(facilitator, "127.0.0.1", 0, log=RequestLog(log))
-        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield httpd
-        finally:
-            httpd.shutdown()
-            httpd.server_close()
-            thread.join(timeout=10)
+
+    def make(**options: Any) -> Facilitator:
+        options.setdefault("store", SqliteSettlementStore(tmp_path / "settlements.sqlite3"))
+        options.setdefault("receipt_timeout", 20)
+        facilitator = Facilitator(deployment, make_web3(rpc_url), _account(KEY_ENV), **options)
+        facilitator.check_node()
+        return facilitator
+
+    return make
 
 
-def request(url: str, *, data: bytes | None = None, method: str | None = None) -> tuple[int, Any]:
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+Client = Callable[..., TestClient]
 
 
 @pytest.fixture
-def post(server: FacilitatorServer) -> Post:
-    def send(path: str, body: Any = None, *, raw: bytes | None = None) -> tuple[int, Any]:
-        return request(server.url + path, data=raw if raw is not None else json.dumps(body).encode(), method="POST")
+def serve(make_facilitator: MakeFacilitator, tmp_path: Path) -> Iterator[Client]:
+    """``serve(**facilitator_options) -> TestClient`` with the app's lifespan running; logs to requests.log."""
+    stack: list[Any] = []
 
-    return send
+    def start(*, api_keys: ApiKeys | None = None, **options: Any) -> TestClient:
+        log = (tmp_path / "requests.log").open("a")
+        stack.append(log)
+        keys = api_keys if api_keys is not None else ApiKeys([API_KEY])
+        app = create_app(make_facilitator(**options), api_keys=keys, log=RequestLog(log))
+        client = TestClient(app, raise_server_exceptions=False)
+        client.__enter__()
+        stack.append(client)
+        return client
+
+    yield start
+    for item in reversed(stack):
+        if isinstance(item, TestClient):
+            item.__exit__(None, None, None)
+        else:
+            item.close()
 
 
 @pytest.fixture
@@ -125,179 +134,297 @@ def funded(permit2_approved: None) -> None:
     """Payers hold OPG and approved Permit2 (the conftest's idempotent set-up)."""
 
 
-def test_supported_lists_exact_and_upto_on_the_deployment_chain(
-    server: FacilitatorServer, deployment: Deployment, relayer: Any, chain_id: int
-) -> None:
-    status, answer = request(server.url + "/supported")
-    assert status == 200
-    extra = {
-        "assetTransferMethod": "permit2",
-        "spender": deployment.payment_facilitator,
-        "facilitator": relayer.address,
+def test_supported_and_health_are_open(serve: Client, deployment: Deployment, relayer: Any, chain_id: int) -> None:
+    client = serve()
+    answer = client.get("/supported")
+    assert answer.status_code == 200
+    network = f"eip155:{chain_id}"
+    exact, upto = answer.json()["kinds"]
+    assert exact == {
+        "x402Version": 2,
+        "scheme": "exact",
+        "network": network,
+        "extra": {"assetTransferMethod": "permit2", "paymentFacilitator": deployment.payment_facilitator},
     }
-    assert answer["kinds"] == [
-        {"x402Version": 2, "scheme": "exact", "network": f"eip155:{chain_id}", "extra": extra},
-        {"x402Version": 2, "scheme": "upto", "network": f"eip155:{chain_id}", "extra": extra},
-    ]
+    assert upto["scheme"] == "upto" and upto["network"] == network
+    # Without a StockPaymentBatcher, the upto settler is this server's account.
+    assert upto["extra"]["facilitatorAddress"] == relayer.address
+    assert answer.json()["extensions"] == [] and answer.json()["signers"] == {"eip155:*": [relayer.address]}
+    assert client.get("/health").json() == {"status": "ok", "network": network}
 
 
-def test_verify_valid_then_settle_moves_opg_exactly_once(
-    post: Post, requirements: Any, payer: Any, payee: Any, opg: Any, now: int, funded: None
-) -> None:
-    """A valid payment settles once (payee +amount, payer -amount); replaying it fails on the spent nonce."""
-    reqs = requirements(amount=2 * ONE)
-    payload = create_payment_payload(reqs, payer.private_key, now=now)
-    status, answer = post("/verify", body(payload, reqs))
-    assert (status, answer) == (200, {"isValid": True, "payer": payer.address})
-
-    payee_before, payer_before = opg.balanceOf(payee), opg.balanceOf(payer)
-    status, answer = post("/settle", body(payload, reqs))
-    assert status == 200 and answer["success"] is True, answer
-    assert answer["payer"] == payer.address and answer["amount"] == str(2 * ONE)
-    assert answer["network"] == reqs.network and answer["transaction"].startswith("0x")
-    assert len(answer["transaction"]) == 66
-    assert opg.balanceOf(payee) - payee_before == 2 * ONE
-    assert payer_before - opg.balanceOf(payer) == 2 * ONE
-
-    status, again = post("/settle", body(payload, reqs))
-    assert status == 200
-    assert again == {
-        "success": False,
-        "errorReason": "permit2_invalid_nonce",
-        "payer": payer.address,
-        "transaction": "",
-        "network": reqs.network,
-    }
-    assert opg.balanceOf(payee) - payee_before == 2 * ONE
-    status, answer = post("/verify", body(payload, reqs))
-    assert answer == {"isValid": False, "invalidReason": "permit2_invalid_nonce", "payer": payer.address}
-
-
-def test_verify_rejects_expired_and_wrong_spender(
-    post: Post, requirements: Any, payer: Any, stranger: Any, now: int, funded: None
-) -> None:
-    reqs = requirements()
-    expired = create_payment_payload(reqs, payer.private_key, now=now - 7200)  # deadline = now - 3600
-    status, answer = post("/verify", body(expired, reqs))
-    assert (status, answer) == (
-        200,
-        {"isValid": False, "invalidReason": "permit2_deadline_expired", "payer": payer.address},
-    )
-
-    elsewhere = create_payment_payload(reqs, payer.private_key, spender=stranger.address, now=now)
-    status, answer = post("/verify", body(elsewhere, reqs))
-    assert answer == {"isValid": False, "invalidReason": "invalid_permit2_spender", "payer": payer.address}
-    status, answer = post("/settle", body(elsewhere, reqs))
-    assert answer["success"] is False and answer["errorReason"] == "invalid_permit2_spender"
-
-
-def test_settlement_revert_maps_to_its_reason_code(
-    post: Post,
+def test_verify_then_settle_once_and_replay_answers_the_original_transaction(
+    serve: Client,
     requirements: Any,
-    payers: list[Any],
-    payee: Any,
-    opg: Any,
-    chain: Any,
-    funded: None,
-    tmp_path: Path,
-) -> None:
-    """A payment valid at the latest block but expired by the next one: /verify accepts it, the chain's revert
-    (Permit2 SignatureExpired / PaymentExpired) comes back as permit2_deadline_expired and nothing moves."""
-    latest = int(chain.blocks.head.timestamp)
-    reqs = requirements()
-    payload = create_payment_payload(reqs, payers[3].private_key, now=latest - 3600)  # deadline == latest
-    status, answer = post("/verify", body(payload, reqs))
-    assert (status, answer["isValid"]) == (200, True)
-    chain.pending_timestamp = latest + 60
-    before = opg.balanceOf(payee)
-    status, answer = post("/settle", body(payload, reqs))
-    assert (status, answer["success"], answer["errorReason"]) == (200, False, "permit2_deadline_expired")
-    assert opg.balanceOf(payee) == before
-    chain.mine()
-    logged = [json.loads(line) for line in (tmp_path / "requests.log").read_text().splitlines()]
-    assert logged[-1]["path"] == "/settle" and logged[-1]["revert"].startswith(("PaymentExpired", "SignatureExpired"))
-
-
-def test_upto_settles_the_requested_amount_and_only_for_this_relayer(
-    post: Post,
-    requirements: Any,
-    payers: list[Any],
     payer: Any,
     payee: Any,
     relayer: Any,
-    stranger: Any,
+    opg: Any,
+    now: int,
+    chain: Any,
+    funded: None,
+) -> None:
+    """A valid payment settles once; the same /settle again answers the first transaction and sends nothing."""
+    client = serve()
+    reqs = requirements(amount=2 * ONE)
+    payload = create_payment_payload(reqs, payer.private_key, now=now)
+    answer = client.post("/verify", json=body(payload, reqs))
+    assert (answer.status_code, answer.json()) == (200, {"isValid": True, "payer": payer.address})
+
+    payee_before, payer_before = opg.balanceOf(payee), opg.balanceOf(payer)
+    first = client.post("/settle", json=body(payload, reqs), headers=AUTH).json()
+    assert first["success"] is True, first
+    assert first["payer"] == payer.address and "amount" not in first  # an exact success carries no amount
+    assert first["network"] == reqs.network and len(first["transaction"]) == 66
+    assert opg.balanceOf(payee) - payee_before == 2 * ONE
+    assert payer_before - opg.balanceOf(payer) == 2 * ONE
+
+    sent_before = chain.provider.web3.eth.get_transaction_count(relayer.address)
+    again = client.post("/settle", json=body(payload, reqs), headers=AUTH).json()
+    assert again == first
+    assert chain.provider.web3.eth.get_transaction_count(relayer.address) == sent_before
+    assert opg.balanceOf(payee) - payee_before == 2 * ONE
+    answer = client.post("/verify", json=body(payload, reqs)).json()
+    assert answer["isValid"] is False and answer["invalidReason"] == "permit2_invalid_nonce"
+    assert "already used" in answer["invalidMessage"]
+
+    status = client.get(f"/settle/status/{first['transaction']}", headers=AUTH).json()
+    assert status["settlements"] == [first]
+
+
+def test_settle_requires_a_bearer_key(
+    serve: Client,
+    requirements: Any,
+    payer: Any,
+    payee: Any,
+    relayer: Any,
+    opg: Any,
+    now: int,
+    chain: Any,
+    funded: None,
+) -> None:
+    """M-1: /settle is not open. Without a valid key nothing is verified, sent or paid; /verify stays open."""
+    client = serve()
+    reqs = requirements()
+    payload = create_payment_payload(reqs, payer.private_key, now=now)
+    sent_before = chain.provider.web3.eth.get_transaction_count(relayer.address)
+    before = opg.balanceOf(payee)
+    for headers in ({}, {"Authorization": "Bearer wrong-key-0123456789"}, {"Authorization": API_KEY}):
+        answer = client.post("/settle", json=body(payload, reqs), headers=headers)
+        assert answer.status_code == 401 and answer.headers["www-authenticate"].startswith("Bearer")
+        assert "Bearer" in answer.json()["error"]
+    assert client.get("/settle/status/0x" + "00" * 32).status_code == 401
+    assert chain.provider.web3.eth.get_transaction_count(relayer.address) == sent_before
+    assert opg.balanceOf(payee) == before
+    assert client.post("/verify", json=body(payload, reqs)).json()["isValid"] is True
+    assert client.post("/settle", json=body(payload, reqs), headers=AUTH).json()["success"] is True
+
+
+def test_upto_charges_the_settle_time_requirements_amount(
+    serve: Client,
+    requirements: Any,
+    payers: list[Any],
+    payee: Any,
+    relayer: Any,
     opg: Any,
     now: int,
     funded: None,
 ) -> None:
-    """upto: the top-level amount (<= permitted) is what moves; a payment naming another settler is refused."""
-    reqs = requirements("upto", 3 * ONE, facilitator=relayer.address)
-    payload = create_payment_payload(reqs, payers[1].private_key, now=now)
-    status, answer = post("/settle", body(payload, reqs, amount=str(4 * ONE)))
-    assert answer["success"] is False and answer["errorReason"] == "permit2_amount_mismatch"
+    """upto as the SDK does it: /verify with the maximum, /settle with paymentRequirements.amount = the charge."""
+    client = serve()
+    maximum = requirements("upto", 3 * ONE, facilitator=relayer.address)
+    payload = create_payment_payload(maximum, payers[1].private_key, now=now)
+    assert client.post("/verify", json=body(payload, maximum)).json()["isValid"] is True
+
+    over = client.post("/settle", json=body(payload, requirements("upto", 4 * ONE)), headers=AUTH).json()
+    assert over["success"] is False and over["transaction"] == ""
+    assert over["errorReason"] == "invalid_upto_evm_payload_settlement_exceeds_amount" and over["errorMessage"]
 
     before = opg.balanceOf(payee)
-    status, answer = post("/settle", body(payload, reqs, amount=str(ONE)))
-    assert answer["success"] is True and answer["amount"] == str(ONE), answer
+    charged = client.post("/settle", json=body(payload, requirements("upto", ONE)), headers=AUTH).json()
+    assert charged["success"] is True and charged["amount"] == str(ONE), charged
+    assert opg.balanceOf(payee) - before == ONE
+    # The same permit cannot be charged again for another amount.
+    other = client.post("/settle", json=body(payload, requirements("upto", 2 * ONE)), headers=AUTH).json()
+    assert other["success"] is False and other["errorReason"] == "permit2_invalid_nonce"
     assert opg.balanceOf(payee) - before == ONE
 
-    other = create_payment_payload(reqs, payers[2].private_key, facilitator=stranger.address, now=now)
-    status, answer = post("/verify", body(other, reqs))
-    assert status == 200 and answer["isValid"] is False and answer["invalidReason"] == "invalid_permit2_facilitator"
 
-
-def test_bad_requests_name_the_problem(
-    server: FacilitatorServer, post: Post, requirements: Any, payer: Any, now: int
+def test_zero_upto_is_a_success_that_sends_nothing(
+    serve: Client,
+    requirements: Any,
+    payers: list[Any],
+    relayer: Any,
+    now: int,
+    chain: Any,
+    permit2: Any,
+    funded: None,
 ) -> None:
+    client = serve()
+    maximum = requirements("upto", 3 * ONE, facilitator=relayer.address)
+    payload = create_payment_payload(maximum, payers[2].private_key, now=now)
+    sent_before = chain.provider.web3.eth.get_transaction_count(relayer.address)
+    answer = client.post("/settle", json=body(payload, requirements("upto", 0)), headers=AUTH).json()
+    assert answer == {
+        "success": True,
+        "payer": payers[2].address,
+        "transaction": "",
+        "network": maximum.network,
+        "amount": "0",
+    }
+    assert chain.provider.web3.eth.get_transaction_count(relayer.address) == sent_before
+    auth = payload.payload.authorization
+    assert (permit2.nonceBitmap(auth.owner, auth.nonce >> 8) >> (auth.nonce & 0xFF)) & 1 == 0
+
+
+def test_upto_naming_another_settler_is_refused(
+    serve: Client, requirements: Any, payers: list[Any], stranger: Any, now: int, funded: None
+) -> None:
+    client = serve()
+    reqs = requirements("upto", ONE)
+    other = create_payment_payload(reqs, payers[2].private_key, facilitator=stranger.address, now=now)
+    answer = client.post("/verify", json=body(other, reqs)).json()
+    assert answer["isValid"] is False and answer["invalidReason"] == "upto_facilitator_mismatch"
+    answer = client.post("/settle", json=body(other, reqs), headers=AUTH).json()
+    assert answer["success"] is False and answer["errorReason"] == "upto_facilitator_mismatch"
+
+
+def test_rejections_are_x402_answers_and_only_non_json_is_http_400(
+    serve: Client, requirements: Any, payer: Any, stranger: Any, now: int, funded: None
+) -> None:
+    client = serve()
     reqs = requirements()
     payload = create_payment_payload(reqs, payer.private_key, now=now)
     good = body(payload, reqs)
 
-    status, answer = post("/verify", raw=b'{"x402Version": 2, ')
-    assert status == 400 and answer["error"].startswith("body: not valid JSON")
-    status, answer = post("/verify", [1, 2])
-    assert status == 400 and "expected a JSON object" in answer["error"]
-    status, answer = post("/settle", {k: v for k, v in good.items() if k != "paymentRequirements"})
-    assert (status, answer) == (400, {"error": "paymentRequirements: missing"})
+    def verify(data: Any) -> dict[str, Any]:
+        answer = client.post("/verify", json=data)
+        assert answer.status_code == 200, answer.text
+        result: dict[str, Any] = answer.json()
+        return result
+
     broken = json.loads(json.dumps(good))
     del broken["paymentRequirements"]["payTo"]
-    status, answer = post("/verify", broken)
-    assert (status, answer) == (400, {"error": "paymentRequirements.payTo: missing"})
+    assert verify(broken) == {
+        "isValid": False,
+        "invalidReason": "invalid_payload",
+        "invalidMessage": "paymentRequirements.payTo: missing",
+    }
     broken = json.loads(json.dumps(good))
     broken["paymentPayload"]["payload"]["permit2Authorization"]["nonce"] = "many"
-    status, answer = post("/verify", broken)
-    assert status == 400 and "nonce" in answer["error"]
-    status, answer = post("/settle", {**good, "amount": "-1"})
-    assert status == 400 and answer["error"].startswith("amount")
+    answer = verify(broken)
+    assert answer["invalidReason"] == "invalid_payload" and "nonce" in answer["invalidMessage"]
+    assert verify([1, 2])["invalidReason"] == "invalid_payload"
+    assert verify({k: v for k, v in good.items() if k != "paymentPayload"})["invalidMessage"] == (
+        "paymentPayload: missing"
+    )
+    assert verify({**good, "x402Version": 1})["invalidReason"] == "invalid_x402_version"
+    wrong_network = body(payload, PaymentRequirements.from_json({**reqs.to_json(), "network": "eip155:1"}))
+    assert verify(wrong_network)["invalidReason"] == "invalid_network"
+    elsewhere = create_payment_payload(reqs, payer.private_key, spender=stranger.address, now=now)
+    answer = verify(body(elsewhere, reqs))
+    assert answer["invalidReason"] == "invalid_permit2_spender" and stranger.address in answer["invalidMessage"]
 
-    status, answer = post("/verify", raw=b" " * (64 * 1024 + 1))
-    assert status == 413 and "limit" in answer["error"]
-    status, answer = post("/nowhere", good)
-    assert status == 404 and "/nowhere" in answer["error"]
-    status, answer = request(server.url + "/verify")
-    assert status == 405
-    status, answer = post("/verify", {**good, "x402Version": 1})
-    assert (status, answer) == (200, {"isValid": False, "invalidReason": "invalid_x402_version"})
+    settle = client.post("/settle", json=broken, headers=AUTH)
+    assert settle.status_code == 200
+    assert settle.json() == {
+        "success": False,
+        "errorReason": "invalid_payload",
+        "errorMessage": "paymentPayload.payload.permit2Authorization.nonce: expected an unsigned integer, got 'many'",
+        "transaction": "",
+        "network": reqs.network,
+    } or (settle.json()["errorReason"] == "invalid_payload" and settle.json()["transaction"] == "")
+
+    answer = client.post("/verify", content=b'{"x402Version": 2, ')
+    assert answer.status_code == 400 and answer.json()["error"].startswith("body: not valid JSON")
+    answer = client.post("/verify", content=b" " * (64 * 1024 + 1))
+    assert answer.status_code == 413 and "limit" in answer.json()["error"]
+    answer = client.post("/nowhere", json=good)
+    assert answer.status_code == 404 and "/nowhere" in answer.json()["error"]
+    assert client.get("/verify").status_code == 405
 
 
-def test_cli_serves_until_sigterm(deployment_file: Path, rpc_url: str, relayer: Any) -> None:
-    """``og-settle facilitator serve --json`` prints its URL, answers, and exits 0 on SIGTERM."""
-    env = {**os.environ, "OG_SETTLE_RELAYER_KEY": relayer.private_key}
-    argv = [sys.executable, "-m", "og_settle.cli", "facilitator", "serve", "--json"]
-    argv += ["--deployment", str(deployment_file), "--rpc", rpc_url]
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def test_pay_to_allow_list(
+    serve: Client, requirements: Any, payer: Any, payee: Any, stranger: Any, now: int, funded: None
+) -> None:
+    client = serve(pay_to_allowlist=[stranger.address])
+    reqs = requirements()
+    payload = create_payment_payload(reqs, payer.private_key, now=now)
+    answer = client.post("/verify", json=body(payload, reqs)).json()
+    assert answer["isValid"] is False and answer["invalidReason"] == "pay_to_not_allowed"
+    assert payee.address in answer["invalidMessage"]
+
+
+def test_late_receipt_answers_settlement_pending_then_resolves(
+    serve: Client,
+    requirements: Any,
+    payers: list[Any],
+    payee: Any,
+    opg: Any,
+    now: int,
+    chain: Any,
+    funded: None,
+) -> None:
+    """With mining paused, /settle answers settlement_pending with the hash; after a block, the identical call
+    and the status route answer the same transaction as settled, and the payment moved once."""
+    client = serve(receipt_timeout=1.0)
+    reqs = requirements()
+    payload = create_payment_payload(reqs, payers[3].private_key, now=now)
+    web3 = chain.provider.web3
+    before = opg.balanceOf(payee)
+    web3.provider.make_request("evm_setAutomine", [False])
     try:
-        assert process.stdout is not None
-        start = json.loads(process.stdout.readline())
-        assert start["url"].startswith("http://127.0.0.1:") and start["facilitator"] == relayer.address
-        status, answer = request(start["url"] + "/supported")
-        assert status == 200 and len(answer["kinds"]) == 2
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=15) == 0
-        log = [json.loads(line) for line in process.communicate(timeout=5)[1].splitlines()]
-        assert {"event": "http.request", "method": "GET", "path": "/supported", "status": 200}.items() <= log[0].items()
-        assert log[-1]["event"] == "facilitator.stop"
+        pending = client.post("/settle", json=body(payload, reqs), headers=AUTH).json()
+        assert pending["success"] is False and pending["errorReason"] == "settlement_pending", pending
+        assert len(pending["transaction"]) == 66
+        status = client.get(f"/settle/status/{pending['transaction']}", headers=AUTH).json()
+        assert status["settlements"][0]["errorReason"] == "settlement_pending"
+        web3.provider.make_request("evm_mine", [])
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        web3.provider.make_request("evm_setAutomine", [True])
+    settled = client.post("/settle", json=body(payload, reqs), headers=AUTH).json()
+    assert settled["success"] is True and settled["transaction"] == pending["transaction"], settled
+    assert opg.balanceOf(payee) - before == ONE
+    status = client.get(f"/settle/status/{pending['transaction']}", headers=AUTH).json()
+    assert status["settlements"] == [settled]
+
+
+def test_batch_window_gathers_concurrent_settlements_into_one_transaction(
+    serve: Client, requirements: Any, payers: list[Any], payee: Any, opg: Any, now: int, funded: None
+) -> None:
+    """Four concurrent /settle calls within the window share one settleBatch transaction; each gets its own
+    answer, and a bad item (a spent nonce) fails alone."""
+    client = serve(batch_window=0.5)
+    reqs = requirements()
+    payloads = [create_payment_payload(reqs, p.private_key, now=now) for p in payers[:4]]
+    before = opg.balanceOf(payee)
+    answers: dict[int, dict[str, Any]] = {}
+
+    def settle(i: int) -> None:
+        answers[i] = client.post("/settle", json=body(payloads[i], reqs), headers=AUTH).json()
+
+    threads = [threading.Thread(target=settle, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert all(answers[i]["success"] for i in range(4)), answers
+    assert len({answers[i]["transaction"] for i in range(4)}) == 1
+    assert {answers[i]["payer"] for i in range(4)} == {p.address for p in payers[:4]}
+    assert opg.balanceOf(payee) - before == 4 * ONE
+
+
+def test_request_log_is_one_json_line_per_request_with_iso_time(
+    serve: Client, requirements: Any, payer: Any, now: int, tmp_path: Path, funded: None
+) -> None:
+    client = serve()
+    reqs = requirements()
+    client.post("/verify", json=body(create_payment_payload(reqs, payer.private_key, now=now), reqs))
+    client.get("/health")
+    lines = [json.loads(line) for line in (tmp_path / "requests.log").read_text().splitlines()]
+    requests = [line for line in lines if line["event"] == "http.request"]
+    assert [(r["method"], r["path"], r["status"]) for r in requests] == [
+        ("POST", "/verify", 200),
+        ("GET", "/health", 200),
+    ]
+    assert requests[0]["isValid"] is True and requests[0]["time"].endswith("Z") and "T" in requests[0]["time"]

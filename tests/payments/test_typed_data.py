@@ -193,7 +193,7 @@ def test_verify_offline_reason_codes(
     assert verify_payment(upto, upto_reqs, spender=facilitator.address, now=now, settler=payers[2].address).is_valid
     assert verify_payment(
         upto, upto_reqs, spender=facilitator.address, now=now, settler=payers[3].address
-    ).invalid_reason == (ReasonCode.INVALID_PERMIT2_FACILITATOR)
+    ).invalid_reason == (ReasonCode.UPTO_FACILITATOR_MISMATCH)
 
 
 def test_verify_with_chain_reader_and_settle(

@@ -1,14 +1,22 @@
-"""``og-settle facilitator serve``: an x402 facilitator HTTP server for one deployment.
+"""``og-settle facilitator serve``: the x402 facilitator for one deployment, served by uvicorn.
 
 Endpoints (JSON): ``POST /verify`` and ``POST /settle`` take ``{x402Version, paymentPayload, paymentRequirements}``
-(``/settle`` also an optional ``amount`` for upto payments) and answer ``{isValid, invalidReason?, payer?}`` and
-``{success, errorReason?, payer?, transaction, network, amount?}``; ``GET /supported`` lists the exact and upto
-Permit2 kinds. Settlements are sent from the account whose private key is in the environment variable named by
-``--key-env`` (never on the command line); that account is also the only settler an upto payment may name.
+and answer ``{isValid, invalidReason?, invalidMessage?, payer?}`` and ``{success, errorReason?, errorMessage?,
+payer?, transaction, network, amount?}``; ``GET /supported`` lists the exact and upto Permit2 kinds (upto with
+``extra.facilitatorAddress``); ``GET /health``; ``GET /settle/status/<payment id or tx hash>``.
+
+``/settle`` requires ``Authorization: Bearer <key>``; keys come from ``--api-keys-file`` (one per line) and/or
+the environment variable named by ``--api-keys-env``. ``--no-auth`` serves it open (tests, private networks).
+Settlements are sent from the account whose private key is in the environment variable named by
+``--key-env`` (never on the command line). The server holds that signer's lease (``og_settle._lease``) and
+refuses to start when another og-settle process (a relayer, another facilitator) signs with the same key.
+
+Settlements are stored in ``--store`` (SQLite), so a replayed ``/settle`` answers its first transaction, even
+after a restart. ``--batch-window-ms`` gathers concurrent stock-client settlements into one transaction.
 
 Prints one line with the bound URL (or a JSON object with ``--json``) once listening, then one JSON log line per
 request on stderr. SIGTERM or SIGINT stops it after the requests in flight finish. Exit codes: 0 stopped by a
-signal; 2 bad input (deployment file, key, unreachable node or wrong chain, address in use).
+signal; 2 bad input (deployment file, key, keys file, unreachable node or wrong chain, address in use, lease).
 """
 
 from __future__ import annotations
@@ -16,10 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import threading
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from og_settle._errors import InvalidInput
@@ -33,7 +38,7 @@ def register(groups: Any) -> None:
 
     serve = commands.add_parser(
         "serve",
-        help="serve POST /verify, POST /settle and GET /supported; SIGTERM/SIGINT stop it cleanly",
+        help="serve POST /verify, POST /settle, GET /supported and GET /health; SIGTERM/SIGINT stop it cleanly",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     serve.add_argument(
@@ -45,8 +50,28 @@ def register(groups: Any) -> None:
     serve.add_argument(
         "--key-env", default=_KEY_ENV_DEFAULT, help="environment variable holding the settling account's private key"
     )
+    serve.add_argument("--api-keys-file", type=Path, default=None, help="file of /settle bearer keys, one per line")
+    serve.add_argument("--api-keys-env", default=None, help="environment variable of /settle bearer keys (a,b,...)")
+    serve.add_argument("--no-auth", action="store_true", help="serve /settle without authentication (tests only)")
+    serve.add_argument(
+        "--pay-to", action="append", default=None, metavar="ADDRESS", help="allow only this payTo (repeatable)"
+    )
+    serve.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        help="SQLite file of settlements (default: facilitator-<chain id>.sqlite3 beside the deployment file)",
+    )
+    serve.add_argument(
+        "--batch-window-ms", type=int, default=0, help="gather stock settlements this long into one tx (0: off)"
+    )
+    serve.add_argument("--max-batch", type=int, default=50, help="most payments in one batch transaction")
     serve.add_argument("--max-body", type=int, default=65_536, help="largest request body accepted (bytes)")
-    serve.add_argument("--receipt-timeout", type=float, default=60.0, help="seconds to wait for a settlement receipt")
+    serve.add_argument("--receipt-timeout", type=float, default=20.0, help="seconds to wait for a receipt")
+    serve.add_argument(
+        "--request-timeout", type=float, default=None, help="whole-request deadline (default: receipt timeout + 10)"
+    )
+    serve.add_argument("--threads", type=int, default=64, help="worker threads for chain calls")
     serve.add_argument("--json", action="store_true", help="print the start line as a JSON object")
     serve.set_defaults(handler=_serve)
 
@@ -64,62 +89,111 @@ def _account(variable: str) -> Any:
         raise InvalidInput(f"--key-env: {variable} does not hold a valid private key") from None
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from og_settle._deploy import load_deployment
-    from og_settle.clients import make_web3
-    from og_settle.facilitator import Facilitator, FacilitatorServer
+def _stock_route(deployment: Any, w3: Any) -> Any:
+    """The canonical-proxy route, when the deployment has a StockPaymentBatcher (None otherwise)."""
+    # Filled in once the StockPaymentBatcher client (clients/_stock.py) and its deployment entry exist.
+    return None
 
+
+def _check_args(args: argparse.Namespace) -> float:
     if not 0 <= args.port <= 65_535:
         raise InvalidInput(f"--port: expected 0..65535, got {args.port}")
     if args.max_body < 1:
         raise InvalidInput(f"--max-body: must be positive, got {args.max_body}")
+    if args.batch_window_ms < 0:
+        raise InvalidInput(f"--batch-window-ms: must be 0 or more, got {args.batch_window_ms}")
+    if args.max_batch < 1:
+        raise InvalidInput(f"--max-batch: must be positive, got {args.max_batch}")
+    if args.receipt_timeout <= 0:
+        raise InvalidInput(f"--receipt-timeout: must be positive, got {args.receipt_timeout}")
+    if args.threads < 1:
+        raise InvalidInput(f"--threads: must be positive, got {args.threads}")
+    timeout = args.request_timeout if args.request_timeout is not None else args.receipt_timeout + 10.0
+    if timeout <= args.receipt_timeout:
+        raise InvalidInput(f"--request-timeout: must exceed --receipt-timeout ({args.receipt_timeout:g}s)")
+    if args.no_auth and (args.api_keys_file is not None or args.api_keys_env is not None):
+        raise InvalidInput("--no-auth: cannot be combined with --api-keys-file/--api-keys-env")
+    if not args.no_auth and args.api_keys_file is None and args.api_keys_env is None:
+        raise InvalidInput("--api-keys-file/--api-keys-env: /settle needs bearer keys (or --no-auth, for tests)")
+    return float(timeout)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from og_settle._deploy import load_deployment
+    from og_settle._lease import SignerLease
+    from og_settle.clients import make_web3
+    from og_settle.facilitator import (
+        ApiKeys,
+        Facilitator,
+        FacilitatorServer,
+        NodeError,
+        RequestLog,
+        SqliteSettlementStore,
+        bind,
+        create_app,
+    )
+
+    request_timeout = _check_args(args)
+    api_keys = None if args.no_auth else ApiKeys.load(file=args.api_keys_file, env=args.api_keys_env)
     deployment = load_deployment(args.deployment)
     account = _account(args.key_env)
     try:
         w3 = make_web3(args.rpc)
     except InvalidInput as err:
         raise InvalidInput(f"--{str(err).replace('rpc_url', 'rpc', 1)}") from None
-    facilitator = Facilitator(deployment, w3, account, receipt_timeout=args.receipt_timeout)
+    lease = SignerLease.acquire(deployment.chain_id, account.address, role="facilitator")
     try:
-        facilitator.check_node()
-    except InvalidInput:
-        raise
-    except Exception as err:
-        raise InvalidInput(f"--rpc: cannot use the node at {args.rpc} ({err})") from None
-    try:
-        server = FacilitatorServer(facilitator, args.host, args.port, max_body_bytes=args.max_body)
-    except OSError as err:
-        raise InvalidInput(f"--host/--port: cannot listen on {args.host}:{args.port} ({err.strerror or err})") from None
-    stop = threading.Event()
+        store_path = args.store or args.deployment.parent / f"facilitator-{deployment.chain_id}.sqlite3"
+        facilitator = Facilitator(
+            deployment,
+            w3,
+            account,
+            rpc_url=args.rpc,
+            store=SqliteSettlementStore(store_path),
+            stock=_stock_route(deployment, w3),
+            receipt_timeout=args.receipt_timeout,
+            batch_window=args.batch_window_ms / 1000.0,
+            max_batch=args.max_batch,
+            pay_to_allowlist=args.pay_to,
+        )
+        try:
+            facilitator.check_node()
+        except NodeError as err:
+            raise InvalidInput(f"--rpc: cannot use the node at {args.rpc} ({err})") from None
+        sock = bind(args.host, args.port)
+        log = RequestLog()
+        app = create_app(
+            facilitator,
+            api_keys=api_keys,
+            request_timeout=request_timeout,
+            max_body_bytes=args.max_body,
+            log=log,
+            threads=args.threads,
+        )
+        server: FacilitatorServer
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
-    loop = threading.Thread(target=server.serve_forever, name="facilitator-http", daemon=True)
-    loop.start()
-    try:
-        if args.json:
+        def announce() -> None:
             start = {
                 "url": server.url,
                 "network": facilitator.network,
                 "spender": facilitator.spender,
                 "facilitator": facilitator.relayer,
+                "uptoFacilitator": facilitator.upto_facilitator,
+                "store": str(store_path),
+                "auth": api_keys is not None,
             }
-            print(json.dumps(start), flush=True)
-        else:
-            print(
-                f"og-settle facilitator listening on {server.url} ({facilitator.network}, "
-                f"spender {facilitator.spender}, settling from {facilitator.relayer})",
-                flush=True,
-            )
-        while not stop.wait(0.5):
-            pass
-        server.log.write("facilitator.stop", reason="signal")
+            if args.json:
+                print(json.dumps(start), flush=True)
+            else:
+                print(
+                    f"og-settle facilitator listening on {server.url} ({facilitator.network}, settling from "
+                    f"{facilitator.relayer}, upto facilitatorAddress {facilitator.upto_facilitator})",
+                    flush=True,
+                )
+
+        server = FacilitatorServer(app, sock, log=log, graceful_timeout=request_timeout + 5.0, on_started=announce)
+        if not server.run():
+            raise InvalidInput("facilitator: the server failed to start (see the log)")
     finally:
-        server.shutdown()
-        server.server_close()  # waits for the requests in flight
-        loop.join()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        lease.release()
     return 0

@@ -46,11 +46,25 @@ def register(groups: Any) -> None:
     requirements.add_argument("--scheme", choices=("exact", "upto"), required=True, help="exact price or maximum")
     requirements.add_argument("--amount", required=True, help="atomic units (18 decimals for OPG): price or maximum")
     requirements.add_argument("--pay-to", required=True, help="the recipient's address (x402 payTo)")
-    requirements.add_argument("--asset", default=None, help="the ERC-20 address (default: OPG)")
-    requirements.add_argument("--network", default=_DEFAULT_NETWORK, help="CAIP-2 network")
+    requirements.add_argument(
+        "--asset", default=None, help="the ERC-20 address (default: the network's OPG; Base Sepolia's elsewhere)"
+    )
+    requirements.add_argument(
+        "--network", default=_DEFAULT_NETWORK, help="network name (base-sepolia, base) or CAIP-2 id (eip155:<chain id>)"
+    )
     requirements.add_argument("--max-timeout", default="300", help="seconds a signed payment stays valid")
-    requirements.add_argument("--spender", default=None, help="extra.spender: the PaymentFacilitator contract")
-    requirements.add_argument("--facilitator", default=None, help="extra.facilitator: who settles (upto only)")
+    requirements.add_argument(
+        "--spender",
+        default=None,
+        help="extra.spender: og-settle's PaymentFacilitator (default: none, so clients sign for the canonical "
+        "x402 proxy, as every stock client does)",
+    )
+    requirements.add_argument(
+        "--facilitator",
+        default=None,
+        help="upto: who settles, written as extra.facilitatorAddress (the /supported upto facilitatorAddress), "
+        "and as extra.facilitator with --spender",
+    )
     requirements.add_argument("--request-hash", default=None, help="extra.requestHash: bind payments to a request")
     requirements.add_argument("--token-name", default=None, help="extra.name (default for OPG: OpenGradient)")
     requirements.add_argument("--token-version", default=None, help="extra.version (default for OPG: 1)")
@@ -64,8 +78,14 @@ def register(groups: Any) -> None:
     sign.add_argument("requirements", help="file or - (stdin): PaymentRequirements/PaymentRequired JSON or header")
     sign.add_argument("--key-env", required=True, help="environment variable holding the payer's private key")
     sign.add_argument("--accept", type=int, default=None, help="which PaymentRequired.accepts entry to pay")
-    sign.add_argument("--spender", default=None, help="the PaymentFacilitator contract (default: extra.spender)")
-    sign.add_argument("--facilitator", default=None, help="upto: who may settle (default: extra.facilitator)")
+    sign.add_argument(
+        "--spender", default=None, help="the Permit2 spender (default: extra.spender, else the canonical x402 proxy)"
+    )
+    sign.add_argument(
+        "--facilitator",
+        default=None,
+        help="upto: who may settle (default: extra.facilitator, else extra.facilitatorAddress)",
+    )
     sign.add_argument("--request-hash", default=None, help="bind the payment to this request (0x + 64 hex digits)")
     sign.add_argument("--header", action="store_true", help="print the PAYMENT-SIGNATURE header value")
     sign.set_defaults(handler=_sign)
@@ -83,9 +103,13 @@ def register(groups: Any) -> None:
         "--facilitator-address",
         dest="spender",
         default=None,
-        help="the PaymentFacilitator contract, the expected Permit2 spender (default: extra.spender)",
+        help="the expected Permit2 spender (default: extra.spender, else the canonical x402 proxy)",
     )
-    verify.add_argument("--facilitator", default=None, help="upto: the expected settler (default: extra.facilitator)")
+    verify.add_argument(
+        "--facilitator",
+        default=None,
+        help="upto: the expected settler (default: extra.facilitator, else extra.facilitatorAddress)",
+    )
     verify.add_argument("--request-hash", default=None, help="the request the payment must be bound to")
     verify.add_argument(
         "--now", default=None, help="unix time to check the window at (default: latest block with --rpc-url, else now)"
@@ -213,10 +237,29 @@ def _matching(payload: PaymentPayload, source: str) -> PaymentRequirements:
 # -- requirements
 
 
+def _network(value: str) -> tuple[str, str | None]:
+    """``(CAIP-2 id, its OPG address or None)`` for a network name or CAIP-2 id; other eip155 ids are allowed."""
+    from og_settle._networks import network
+
+    try:
+        known = network(value)
+    except InvalidInput:
+        namespace, _, reference = value.partition(":")
+        if namespace != "eip155" or not reference.isdigit():
+            raise InvalidInput(
+                f"--network: expected a network name (base-sepolia, base) or a CAIP-2 id like 'eip155:84532', "
+                f"got {value!r}"
+            ) from None
+        return value, None
+    return known.caip2, known.opg
+
+
 def _requirements(args: argparse.Namespace) -> int:
-    from og_settle._addresses import OPG_ADDRESS
     from og_settle._hex import parse_address, parse_bytes32, parse_uint256, to_hex
+    from og_settle._networks import NETWORKS, OPG_ADDRESS
     from og_settle._x402 import PaymentRequired, PaymentRequirements, encode_header
+
+    caip2, opg = _network(args.network)
 
     amount = parse_uint256(args.amount, "--amount")
     if amount == 0:
@@ -224,10 +267,11 @@ def _requirements(args: argparse.Namespace) -> int:
     timeout = parse_uint256(args.max_timeout, "--max-timeout")
     if timeout == 0:
         raise InvalidInput("--max-timeout: must be positive")
-    asset = OPG_ADDRESS if args.asset is None else parse_address(args.asset, "--asset")
+    asset = parse_address(args.asset if args.asset is not None else (opg or OPG_ADDRESS), "--asset")
     extra: dict[str, Any] = {"assetTransferMethod": "permit2"}
-    name = args.token_name if args.token_name is not None else ("OpenGradient" if asset == OPG_ADDRESS else None)
-    version = args.token_version if args.token_version is not None else ("1" if asset == OPG_ADDRESS else None)
+    is_opg = asset in {known.opg for known in NETWORKS}
+    name = args.token_name if args.token_name is not None else ("OpenGradient" if is_opg else None)
+    version = args.token_version if args.token_version is not None else ("1" if is_opg else None)
     if name is not None:
         extra["name"] = name
     if version is not None:
@@ -237,13 +281,16 @@ def _requirements(args: argparse.Namespace) -> int:
     if args.facilitator is not None:
         if args.scheme != "upto":
             raise InvalidInput("--facilitator: only the upto scheme names a settling facilitator")
-        extra["facilitator"] = parse_address(args.facilitator, "--facilitator")
+        settler = parse_address(args.facilitator, "--facilitator")
+        extra["facilitatorAddress"] = settler
+        if args.spender is not None:
+            extra["facilitator"] = settler
     if args.request_hash is not None:
         extra["requestHash"] = to_hex(parse_bytes32(args.request_hash, "--request-hash"))
     try:
         requirements = PaymentRequirements(
             scheme=args.scheme,
-            network=args.network,
+            network=caip2,
             amount=amount,
             asset=asset,
             pay_to=parse_address(args.pay_to, "--pay-to"),
@@ -294,13 +341,10 @@ def _sign(args: argparse.Namespace) -> int:
         Account.from_key(key)
     except (ValueError, TypeError):
         raise InvalidInput(f"--key-env: {args.key_env} does not hold a valid secp256k1 private key") from None
-    extra = requirements.extra
-    spender = parse_address(args.spender, "--spender") if args.spender is not None else extra.get("spender")
-    if spender is None:
-        raise InvalidInput("--spender: give the PaymentFacilitator address (the requirements have no extra.spender)")
+    spender = parse_address(args.spender, "--spender") if args.spender is not None else requirements.spender
     facilitator = None
     if requirements.scheme == "upto":
-        facilitator = args.facilitator if args.facilitator is not None else extra.get("facilitator")
+        facilitator = args.facilitator if args.facilitator is not None else requirements.settler
         if facilitator is None:
             raise InvalidInput("--facilitator: the upto scheme needs the settling facilitator's address")
         facilitator = parse_address(facilitator, "--facilitator")
@@ -350,11 +394,8 @@ def _verify(args: argparse.Namespace) -> int:
 
     payload = _load_payload(args.payload)
     requirements = payload.accepted if args.requirements is None else _matching(payload, args.requirements)
-    extra = requirements.extra
-    spender = parse_address(args.spender, "--spender") if args.spender is not None else extra.get("spender")
-    if spender is None:
-        raise InvalidInput("--spender: give the PaymentFacilitator address (the requirements have no extra.spender)")
-    settler = args.facilitator if args.facilitator is not None else extra.get("facilitator")
+    spender = parse_address(args.spender, "--spender") if args.spender is not None else requirements.spender
+    settler = args.facilitator if args.facilitator is not None else requirements.settler
     settler = None if settler is None else parse_address(settler, "--facilitator")
     request_hash = None if args.request_hash is None else parse_bytes32(args.request_hash, "--request-hash")
     reader, now = None, int(time.time())

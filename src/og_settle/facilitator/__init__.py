@@ -1,22 +1,38 @@
-"""og-settle's x402 facilitator HTTP server: ``POST /verify``, ``POST /settle``, ``GET /supported``.
+"""og-settle's x402 facilitator: protocol logic (:class:`Facilitator`), its ASGI app and a uvicorn server.
 
-Importing this package does not import web3; constructing a :class:`Facilitator` does.
+- :class:`Facilitator` answers ``/verify``, ``/settle`` and ``/supported`` bodies and knows no HTTP;
+- :func:`create_app` is the Starlette app around it (auth, deadlines, request log);
+- :class:`FacilitatorServer` serves the app with uvicorn on a socket from :func:`bind`;
+- :class:`SettlementStore` / :class:`SqliteSettlementStore` keep settlements for idempotent ``/settle``.
+
+Importing this package imports Starlette and uvicorn but not web3; constructing a :class:`Facilitator` does.
 """
 
-from og_settle.facilitator._server import (
-    DEFAULT_MAX_BODY_BYTES,
-    Facilitator,
-    FacilitatorServer,
-    HttpError,
-    NodeError,
-    RequestLog,
-)
+from og_settle.facilitator._app import DEFAULT_MAX_BODY_BYTES, HttpError, create_app
+from og_settle.facilitator._auth import ApiKeys
+from og_settle.facilitator._engine import Outcome, SettlementEngine, SettlementJob
+from og_settle.facilitator._log import RequestLog
+from og_settle.facilitator._protocol import Facilitator, NodeError, StockRoute
+from og_settle.facilitator._serve import DEFAULT_BACKLOG, FacilitatorServer, bind
+from og_settle.facilitator._store import SettlementRecord, SettlementState, SettlementStore, SqliteSettlementStore
 
 __all__ = [
+    "DEFAULT_BACKLOG",
     "DEFAULT_MAX_BODY_BYTES",
+    "ApiKeys",
     "Facilitator",
     "FacilitatorServer",
     "HttpError",
     "NodeError",
+    "Outcome",
     "RequestLog",
+    "SettlementEngine",
+    "SettlementJob",
+    "SettlementRecord",
+    "SettlementState",
+    "SettlementStore",
+    "SqliteSettlementStore",
+    "StockRoute",
+    "bind",
+    "create_app",
 ]

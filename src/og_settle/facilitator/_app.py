@@ -1,0 +1,262 @@
+"""The facilitator's ASGI application (Starlette): routing, body limits, auth, deadlines and the request log.
+
+:func:`create_app` wraps a :class:`~og_settle.facilitator.Facilitator`, which holds the protocol logic. Routes:
+
+- ``POST /verify`` (open), ``POST /settle`` (``Authorization: Bearer <key>`` when keys are configured);
+- ``GET /supported`` and ``GET /health`` (open);
+- ``GET /settle/status/{id}`` (authenticated): a payment id (its Permit2 digest) or a transaction hash.
+
+x402 rejections are HTTP 200 bodies; HTTP errors are reserved for what is not an x402 request: a body that is
+not JSON (400), too large (413), a wrong path or method (404/405), a missing key (401), the node down (503).
+Every request has a whole-request deadline: a client too slow to send its body gets 408. Blocking work (chain
+reads, signature recovery, settlement) runs in worker threads, never on the event loop. Each request is one
+JSON log line; a client that disconnects is logged (status 499), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+import anyio
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from og_settle.facilitator._auth import ApiKeys
+from og_settle.facilitator._log import RequestLog
+from og_settle.facilitator._protocol import Facilitator, NodeError
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "HttpError", "create_app"]
+
+# A verify/settle request is one payload plus one requirements object: a few kilobytes.
+DEFAULT_MAX_BODY_BYTES: Final = 65_536
+_CLIENT_CLOSED: Final = 499  # nginx's code for "the client went away"; only ever logged
+
+
+class HttpError(Exception):
+    """A request answered with ``status`` and ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def _fields(request: Request) -> dict[str, Any]:
+    fields: dict[str, Any] = request.scope.setdefault("og_settle.log", {})
+    return fields
+
+
+class _Guard:
+    """Outermost middleware: the whole-request deadline and the one log line per request."""
+
+    def __init__(self, app: ASGIApp, *, log: RequestLog, timeout: float) -> None:
+        self.app = app
+        self.log = log
+        self.timeout = timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        fields: dict[str, Any] = scope.setdefault("og_settle.log", {})
+        status: list[int] = []
+
+        async def tracked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(int(message["status"]))
+            await send(message)
+
+        try:
+            with anyio.fail_after(self.timeout):
+                await self.app(scope, receive, tracked)
+        except TimeoutError:
+            fields["error"] = f"request deadline: not done within {self.timeout:g}s"
+            if not status:
+                try:
+                    await _send_json(send, 408, {"error": fields["error"]}, close=True)
+                    status.append(408)
+                except OSError:
+                    status.append(_CLIENT_CLOSED)
+        except (ClientDisconnect, OSError):
+            fields["error"] = "client disconnected"
+            status.append(_CLIENT_CLOSED)
+        finally:
+            client = scope.get("client")
+            self.log.write(
+                "http.request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status[0] if status else _CLIENT_CLOSED,
+                ms=round((time.monotonic() - started) * 1000, 1),
+                client=client[0] if client else None,
+                **fields,
+            )
+
+
+async def _send_json(send: Send, status: int, body: Any, *, close: bool = False) -> None:
+    data = json.dumps(body, separators=(",", ":")).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def _json_body(request: Request, limit: int) -> Any:
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise HttpError(400, f"Content-Length: not an integer: {length!r}")
+        if int(length) > limit:
+            raise HttpError(413, f"body: {length} bytes is over the {limit}-byte limit", {"Connection": "close"})
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > limit:
+            raise HttpError(413, f"body: over the {limit}-byte limit", {"Connection": "close"})
+    try:
+        return json.loads(chunks.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise HttpError(400, "body: not UTF-8 text") from None
+    except json.JSONDecodeError as err:
+        raise HttpError(400, f"body: not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+
+
+Handler = Callable[[Request], Awaitable[Any]]
+
+
+def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """Turns a handler's value into a JSON 200 and its errors into JSON error answers (never a traceback)."""
+
+    async def run(request: Request) -> Response:
+        fields = _fields(request)
+        try:
+            return JSONResponse(await handler(request))
+        except HttpError as err:
+            fields["error"] = err.message
+            return JSONResponse({"error": err.message}, status_code=err.status, headers=err.headers)
+        except NodeError as err:
+            fields["error"] = str(err)
+            return JSONResponse({"error": str(err)}, status_code=503)
+        except (ClientDisconnect, TimeoutError, anyio.get_cancelled_exc_class()):
+            raise
+        except Exception as err:  # answer and keep serving; the log line says what broke
+            fields["error"] = f"{type(err).__name__}: {err}"
+            return JSONResponse({"error": "internal error"}, status_code=500)
+
+    return run
+
+
+def create_app(
+    facilitator: Facilitator,
+    *,
+    api_keys: ApiKeys | None = None,
+    request_timeout: float = 60.0,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    log: RequestLog | None = None,
+    threads: int = 64,
+    manage_facilitator: bool = True,
+) -> Starlette:
+    """The ASGI app serving ``facilitator``. With ``manage_facilitator`` the lifespan starts its settlement
+    engine and closes it (after settlements in flight) at shutdown. ``api_keys=None`` leaves ``/settle`` open:
+    only for tests and private networks."""
+    log = log or RequestLog()
+
+    def authorize(request: Request) -> None:
+        if api_keys is not None and not api_keys.accepts(request.headers.get("authorization")):
+            raise HttpError(
+                401, "Authorization: a valid 'Bearer <key>' is required", {"WWW-Authenticate": 'Bearer realm="x402"'}
+            )
+
+    async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+        # Abandoned on the deadline: the thread finishes (a settlement is stored), the client gets 408.
+        return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
+
+    async def supported(request: Request) -> Any:
+        return facilitator.supported()
+
+    async def health(request: Request) -> Any:
+        return {"status": "ok", "network": facilitator.network}
+
+    async def verify(request: Request) -> Any:
+        body = await _json_body(request, max_body_bytes)
+        result = await in_thread(facilitator.verify, body)
+        fields = _fields(request)
+        fields.update(isValid=result.is_valid, payer=result.payer)
+        if result.invalid_reason is not None:
+            fields["reason"] = str(result.invalid_reason)
+        return result.to_json()
+
+    async def settle(request: Request) -> Any:
+        authorize(request)
+        body = await _json_body(request, max_body_bytes)
+        notes: dict[str, Any] = {}
+        response = await in_thread(facilitator.settle, body, notes)
+        fields = _fields(request)
+        fields.update(success=response.success, payer=response.payer, **notes)
+        if response.error_reason is not None:
+            fields["reason"] = response.error_reason
+        if response.transaction:
+            fields["transaction"] = response.transaction
+        return response.to_json()
+
+    async def status(request: Request) -> Any:
+        authorize(request)
+        ident = str(request.path_params["ident"])
+        digits = ident.removeprefix("0x")
+        if len(digits) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+            raise HttpError(400, f"id: expected a payment id or transaction hash (0x + 64 hex digits), got {ident!r}")
+        answers = await in_thread(facilitator.status, "0x" + digits)
+        if not answers:
+            raise HttpError(404, f"id: no settlement known for {ident}")
+        return {"settlements": [a.to_json() for a in answers]}
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        if manage_facilitator:
+            facilitator.start()
+        log.write("facilitator.start", network=facilitator.network, settler=facilitator.relayer)
+        try:
+            yield
+        finally:
+            if manage_facilitator:
+                await anyio.to_thread.run_sync(facilitator.close)
+            log.write("facilitator.stop", reason="shutdown")
+
+    routes = [
+        Route("/verify", _endpoint(verify), methods=["POST"]),
+        Route("/settle", _endpoint(settle), methods=["POST"]),
+        Route("/settle/status/{ident}", _endpoint(status), methods=["GET"]),
+        Route("/supported", _endpoint(supported), methods=["GET"]),
+        Route("/health", _endpoint(health), methods=["GET"]),
+    ]
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        message = f"path: no endpoint {request.url.path!r} (try /verify, /settle, /supported, /health)"
+        _fields(request)["error"] = message
+        return JSONResponse({"error": message}, status_code=404)
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        message = f"method: {request.method} is not allowed on {request.url.path}"
+        _fields(request)["error"] = message
+        allow = getattr(exc, "headers", None) or {}
+        return JSONResponse({"error": message}, status_code=405, headers=dict(allow))
+
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(_Guard, log=log, timeout=request_timeout)],
+        exception_handlers={404: not_found, 405: not_allowed},
+        lifespan=lifespan,
+    )

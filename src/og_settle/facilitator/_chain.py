@@ -1,0 +1,154 @@
+"""The facilitator's chain reads for ``/verify``: one JSON-RPC batch request per verification.
+
+A verification needs the latest block's timestamp, the payer's Permit2 nonce word, the payer's Permit2
+allowance and its token balance. web3.py would make about ten round trips for these (six of them
+``eth_chainId`` from its validation middleware); here they go out as one JSON-RPC batch over a pooled
+HTTP/1.1 connection. Nothing that cannot change is read per request: the chain id is checked once at start-up.
+Multicall3 is not assumed (the replica has none); JSON-RPC batches work on every node we target.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+from eth_abi.abi import encode
+
+from og_settle._hex import keccak256
+
+__all__ = ["ChainSnapshot", "RpcBatchReader", "RpcError"]
+
+_NONCE_BITMAP: Final = keccak256(b"nonceBitmap(address,uint256)")[:4]
+_ALLOWANCE: Final = keccak256(b"allowance(address,address)")[:4]
+_BALANCE_OF: Final = keccak256(b"balanceOf(address)")[:4]
+
+
+class RpcError(ConnectionError):
+    """The node did not answer, or answered a batch with an error for one of its calls."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainSnapshot:
+    """What :func:`og_settle._x402.verify_payment` reads, fetched at once (a ``ChainReader`` over the values).
+
+    Attributes:
+        timestamp: the latest block's timestamp.
+        owner: the payer the values are for.
+        token: the token the values are for.
+        word_position: the Permit2 nonce word read.
+        bitmap: that word.
+        permit2_allowance: the payer's token allowance to Permit2.
+        balance: the payer's token balance.
+    """
+
+    timestamp: int
+    owner: str
+    token: str
+    word_position: int
+    bitmap: int
+    permit2_allowance: int
+    balance: int
+
+    def nonce_bitmap(self, owner: str, word_position: int) -> int:
+        self._check(owner, word_position=word_position)
+        return self.bitmap
+
+    def balance_of(self, token: str, owner: str) -> int:
+        self._check(owner, token=token)
+        return self.balance
+
+    def allowance(self, token: str, owner: str, spender: str) -> int:
+        self._check(owner, token=token)
+        return self.permit2_allowance
+
+    def _check(self, owner: str, *, token: str | None = None, word_position: int | None = None) -> None:
+        if (
+            owner != self.owner
+            or (token is not None and token != self.token)
+            or (word_position is not None and word_position != self.word_position)
+        ):
+            raise LookupError(f"snapshot for {self.owner}/{self.token}/{self.word_position} asked about another read")
+
+
+def _uint(result: Any) -> int:
+    """An eth_call result as a uint256; an empty result (no code at the address) reads as 0."""
+    text = str(result).removeprefix("0x")
+    return int(text[:64], 16) if text else 0
+
+
+class RpcBatchReader:
+    """Sends JSON-RPC batches to one node over a pooled, thread-safe ``httpx.Client``."""
+
+    def __init__(self, rpc_url: str, permit2: str, *, timeout: float = 10.0, max_connections: int = 64) -> None:
+        self.rpc_url = rpc_url
+        self.permit2 = permit2
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._http = httpx.Client(timeout=timeout, limits=limits)
+        self._ids = itertools.count(1)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
+        """The results of ``(method, params)`` calls, in order; RpcError if the node fails or any call errs."""
+        ids = [next(self._ids) for _ in calls]
+        body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in zip(ids, calls, strict=True)]
+        try:
+            response = self._http.post(self.rpc_url, json=body)
+            response.raise_for_status()
+            answers = response.json()
+        except (httpx.HTTPError, ValueError) as err:
+            raise RpcError(f"node {self.rpc_url}: {type(err).__name__}: {err}") from err
+        if not isinstance(answers, list):
+            raise RpcError(f"node {self.rpc_url}: a batch was answered with {type(answers).__name__}")
+        by_id = {a.get("id"): a for a in answers if isinstance(a, dict)}
+        results = []
+        for i, (method, _) in zip(ids, calls, strict=True):
+            answer = by_id.get(i)
+            if answer is None or "error" in answer:
+                error = None if answer is None else answer["error"]
+                raise RpcError(f"node {self.rpc_url}: {method} failed: {error}")
+            results.append(answer.get("result"))
+        return results
+
+    def snapshot(self, owner: str, token: str, nonce: int) -> ChainSnapshot:
+        """The latest timestamp and the payer's nonce word, Permit2 allowance and balance, in one round trip."""
+        word = nonce >> 8
+
+        def call(to: str, data: bytes) -> tuple[str, list[Any]]:
+            return "eth_call", [{"to": to, "data": "0x" + data.hex()}, "latest"]
+
+        block, bitmap, allowance, balance = self.batch(
+            [
+                ("eth_getBlockByNumber", ["latest", False]),
+                call(self.permit2, _NONCE_BITMAP + encode(["address", "uint256"], [owner, word])),
+                call(token, _ALLOWANCE + encode(["address", "address"], [owner, self.permit2])),
+                call(token, _BALANCE_OF + encode(["address"], [owner])),
+            ]
+        )
+        if not isinstance(block, dict) or "timestamp" not in block:
+            raise RpcError(f"node {self.rpc_url}: eth_getBlockByNumber returned no block")
+        return ChainSnapshot(
+            timestamp=int(str(block["timestamp"]), 16),
+            owner=owner,
+            token=token,
+            word_position=word,
+            bitmap=_uint(bitmap),
+            permit2_allowance=_uint(allowance),
+            balance=_uint(balance),
+        )
+
+    def latest_timestamp(self) -> int:
+        (block,) = self.batch([("eth_getBlockByNumber", ["latest", False])])
+        return int(str(block["timestamp"]), 16)
+
+    def chain_id(self) -> int:
+        (value,) = self.batch([("eth_chainId", [])])
+        return int(str(value), 16)
+
+    def code_size(self, address: str) -> int:
+        (code,) = self.batch([("eth_getCode", [address, "latest"])])
+        return len(str(code).removeprefix("0x")) // 2

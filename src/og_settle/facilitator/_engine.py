@@ -1,0 +1,326 @@
+"""The facilitator's settlement engine: one sending thread, one nonce manager, an optional batching window.
+
+Callers hand :class:`SettlementJob` s to :meth:`SettlementEngine.submit` and wait on the returned future. One
+thread owns the :class:`~og_settle.clients.TxSender` (so account nonces never race) and, for each transaction:
+
+1. builds the call (one job, or every batchable job gathered within ``batch_window`` seconds);
+2. estimates gas (a revert here fails the jobs with its x402 reason, or splits a batch into single sends);
+3. signs, **writes the intent to the store** (transaction hash and raw bytes), then broadcasts;
+4. hands the hash to a waiter thread, which resolves each job from the receipt.
+
+A job's payment counts as settled when the receipt holds the token's ``Transfer(payer, payTo, amount)``: the
+check names the whole payment (payer, recipient, token, amount), not just the Permit2 nonce, so another
+transaction spending the same nonce never passes for it. No receipt within ``receipt_timeout`` answers
+``pending``; the store keeps the row ``submitted`` and :meth:`SettlementEngine.resolve` finishes it later.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from og_settle._hex import keccak256
+from og_settle.facilitator._store import SettlementRecord, SettlementState, SettlementStore
+
+if TYPE_CHECKING:
+    from og_settle._x402 import PaymentPayload
+    from og_settle.clients import ContractCall, Receipt, TxSender
+
+__all__ = ["Outcome", "SettlementEngine", "SettlementJob"]
+
+_TRANSFER_TOPIC: Final = keccak256(b"Transfer(address,address,uint256)")
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementJob:
+    """One payment to settle.
+
+    Attributes:
+        key: the payment's Permit2 digest (the store key).
+        payload: the client's payment.
+        amount: what to charge (atomic units, at most the permitted amount).
+        route: which call settles it: ``"facilitator"`` (PaymentFacilitator) or ``"stock"`` (canonical proxies).
+        network: CAIP-2 network.
+    """
+
+    key: str
+    payload: PaymentPayload
+    amount: int
+    route: str
+    network: str
+
+    def record(self, transaction: str, raw: bytes) -> SettlementRecord:
+        auth = self.payload.payload.authorization
+        return SettlementRecord(
+            key=self.key,
+            payer=auth.owner,
+            pay_to=auth.to,
+            token=auth.token,
+            network=self.network,
+            scheme=auth.scheme.x402_scheme,
+            amount=self.amount,
+            state=SettlementState.SUBMITTED,
+            transaction=transaction,
+            raw_tx=raw,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a settlement ended (so far).
+
+    Attributes:
+        state: ``"settled"``, ``"failed"`` or ``"pending"``.
+        transaction: the transaction hash, ``""`` when nothing was sent.
+        reason: the x402 reason code when not settled.
+        message: a human-readable explanation when not settled.
+        revert: the named revert, for the log.
+    """
+
+    state: str
+    transaction: str = ""
+    reason: str | None = None
+    message: str | None = None
+    revert: str | None = None
+
+
+PENDING: Final = "pending"
+CallBuilder = Callable[[Sequence[SettlementJob]], "ContractCall"]
+
+
+def _hex(tx_hash: bytes) -> str:
+    return "0x" + tx_hash.hex()
+
+
+def _transfers(receipt: Receipt) -> dict[tuple[str, str, str, int], int]:
+    """How many ERC-20 ``Transfer(from, to, value)`` logs of each (token, from, to, value) the receipt holds."""
+    counts: dict[tuple[str, str, str, int], int] = {}
+    for log in receipt.logs:
+        topics = [bytes(t) for t in log["topics"]]
+        if len(topics) != 3 or topics[0] != _TRANSFER_TOPIC:
+            continue
+        data = bytes(log["data"])
+        key = (
+            str(log["address"]).lower(),
+            "0x" + topics[1][-20:].hex(),
+            "0x" + topics[2][-20:].hex(),
+            int.from_bytes(data[:32], "big") if len(data) >= 32 else -1,
+        )
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _paid(record: SettlementRecord) -> tuple[str, str, str, int]:
+    return (record.token.lower(), record.payer.lower(), record.pay_to.lower(), record.amount)
+
+
+class SettlementEngine:
+    """Sends settlements from one account. ``builders`` maps a job's route to the call that settles its jobs;
+    routes in ``batchable`` are gathered for ``batch_window`` seconds (at most ``max_batch`` per transaction)."""
+
+    def __init__(
+        self,
+        sender: TxSender,
+        store: SettlementStore,
+        builders: Mapping[str, CallBuilder],
+        *,
+        batchable: frozenset[str] = frozenset(),
+        batch_window: float = 0.0,
+        max_batch: int = 50,
+        receipt_timeout: float = 20.0,
+        describe_revert: Callable[[Any], tuple[str, str]] | None = None,
+    ) -> None:
+        self.sender = sender
+        self.store = store
+        self.builders = dict(builders)
+        self.batchable = batchable
+        self.batch_window = batch_window
+        self.max_batch = max(1, max_batch)
+        self.receipt_timeout = receipt_timeout
+        self._describe = describe_revert
+        self._queue: queue.Queue[tuple[SettlementJob, Future[Outcome]] | None] = queue.Queue()
+        self._waiters = ThreadPoolExecutor(max_workers=8, thread_name_prefix="settle-wait")
+        self._thread = threading.Thread(target=self._run, name="settle-send", daemon=True)
+        self._resync = False
+        self._started = False
+        self.batches_sent = 0
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the queued jobs and the receipts being waited for, then stop."""
+        if self._started:
+            self._queue.put(None)
+            self._thread.join(timeout)
+        self._waiters.shutdown(wait=True, cancel_futures=False)
+
+    def submit(self, job: SettlementJob) -> Future[Outcome]:
+        future: Future[Outcome] = Future()
+        self._queue.put((job, future))
+        return future
+
+    # -- the sending thread ------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            item = self._queue.get()
+            if item is None:
+                break
+            gathered = [item]
+            if item[0].route in self.batchable and self.batch_window > 0:
+                deadline = time.monotonic() + self.batch_window
+                while len(gathered) < self.max_batch:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    try:
+                        more = self._queue.get(timeout=left)
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stopping = True
+                        break
+                    gathered.append(more)
+            groups: dict[str, list[tuple[SettlementJob, Future[Outcome]]]] = {}
+            singles: list[list[tuple[SettlementJob, Future[Outcome]]]] = []
+            for job, future in gathered:
+                if job.route in self.batchable:
+                    groups.setdefault(job.route, []).append((job, future))
+                else:
+                    singles.append([(job, future)])
+            for group in [*groups.values(), *singles]:
+                self._send(group)
+
+    def _fail_all(self, group: Sequence[tuple[SettlementJob, Future[Outcome]]], outcome: Outcome) -> None:
+        for _, future in group:
+            if not future.done():
+                future.set_result(outcome)
+
+    def _send(self, group: list[tuple[SettlementJob, Future[Outcome]]]) -> None:
+        from og_settle.clients import BroadcastOutcome, ContractRevert
+
+        jobs = [job for job, _ in group]
+        try:
+            call = self.builders[jobs[0].route](jobs)
+            if self._resync:
+                self.sender.resync_nonce()
+                self._resync = False
+            try:
+                gas = self.sender.estimate_gas(call)
+            except ContractRevert as revert:
+                if len(group) > 1:  # one bad item must not sink the batch: settle each on its own
+                    for single in group:
+                        self._send([single])
+                    return
+                reason, message = self._explain(revert.error)
+                self._fail_all(group, Outcome("failed", reason=reason, message=message, revert=str(revert.error)))
+                return
+            signed = self.sender.sign(call, nonce=self.sender.next_nonce(), gas=gas)
+            self.store.put_submitted([job.record(_hex(signed.tx_hash), signed.raw) for job in jobs])
+            outcome = self.sender.broadcast(signed.raw)
+            if outcome == BroadcastOutcome.NONCE_USED:
+                for job in jobs:
+                    self.store.mark(job.key, SettlementState.FAILED, "nonce_conflict")
+                self.sender.resync_nonce()
+                signed = self.sender.sign(call, nonce=self.sender.next_nonce(), gas=gas)
+                self.store.put_submitted([job.record(_hex(signed.tx_hash), signed.raw) for job in jobs])
+                self.sender.broadcast(signed.raw)
+            self.sender.nonce_used(signed.nonce)
+            self.batches_sent += 1
+        except Exception as err:
+            # The account's next nonce is unknown after a failed send: take the chain's count next time.
+            self._resync = True
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(err)
+            return
+        self._waiters.submit(self._finish, group, call, signed.tx_hash)
+
+    def _explain(self, error: Any) -> tuple[str, str]:
+        from og_settle.clients import x402_reason
+
+        if self._describe is not None:
+            return self._describe(error)
+        return x402_reason(error), f"the settlement would revert: {error}"
+
+    # -- receipts ----------------------------------------------------------------------------------------------
+
+    def _finish(self, group: list[tuple[SettlementJob, Future[Outcome]]], call: ContractCall, tx_hash: bytes) -> None:
+        try:
+            receipt = self.sender.wait(tx_hash, timeout=self.receipt_timeout)
+            records = [job.record(_hex(tx_hash), b"") for job, _ in group]
+            outcomes = self._judge(records, receipt, call)
+            for (_, future), outcome in zip(group, outcomes, strict=True):
+                future.set_result(outcome)
+        except Exception as err:
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(err)
+
+    def _judge(
+        self, records: Sequence[SettlementRecord], receipt: Receipt | None, call: ContractCall | None
+    ) -> list[Outcome]:
+        """Each record's outcome from its transaction's receipt (None: not mined yet); stores final states."""
+        if not records:
+            return []
+        transaction = records[0].transaction
+        if receipt is None:
+            return [
+                Outcome(PENDING, transaction, "settlement_pending", f"no receipt for {transaction} yet")
+                for _ in records
+            ]
+        if not receipt.succeeded:
+            reason, message, revert = "transaction_failed", f"transaction {transaction} reverted", None
+            if call is not None and len(records) == 1:
+                error = self.sender.replay_revert(call, receipt)
+                reason, message = self._explain(error)
+                revert = str(error)
+            for record in records:
+                self.store.mark(record.key, SettlementState.FAILED, reason)
+            return [Outcome("failed", transaction, reason, message, revert) for _ in records]
+        available = _transfers(receipt)
+        outcomes = []
+        for record in records:
+            paid = _paid(record)
+            if available.get(paid, 0) > 0:
+                available[paid] -= 1
+                self.store.mark(record.key, SettlementState.SETTLED)
+                outcomes.append(Outcome("settled", transaction))
+            else:
+                reason = "permit2_simulation_failed"
+                self.store.mark(record.key, SettlementState.FAILED, reason)
+                message = f"transaction {transaction} mined without transferring {record.amount} to {record.pay_to}"
+                outcomes.append(Outcome("failed", transaction, reason, message))
+        return outcomes
+
+    def resolve(self, record: SettlementRecord, *, wait: float) -> Outcome:
+        """The outcome of a stored ``submitted`` record: its receipt if mined (waiting up to ``wait`` seconds),
+        else the raw transaction is sent again (harmless if the node has it) and the answer is ``pending``.
+        A transaction that can no longer be mined (its account nonce went to another) fails, so that the
+        payment can be settled anew."""
+        from og_settle.clients import BroadcastOutcome
+
+        tx_hash = bytes.fromhex(record.transaction.removeprefix("0x"))
+        receipt = self.sender.receipt(tx_hash)
+        if receipt is None and record.raw_tx and self.sender.broadcast(record.raw_tx) == BroadcastOutcome.NONCE_USED:
+            receipt = self.sender.receipt(tx_hash)
+            if receipt is None:
+                self.store.mark(record.key, SettlementState.FAILED, "transaction_dropped")
+                return Outcome("failed", record.transaction, "transaction_dropped", "the transaction was dropped")
+        if receipt is None and wait > 0:
+            receipt = self.sender.wait(tx_hash, timeout=wait)
+        siblings = [r for r in self.store.by_transaction(record.transaction) if r.state != SettlementState.FAILED]
+        if receipt is not None and len(siblings) > 1:
+            # Judge the whole transaction's records together, so identical transfers are counted once each.
+            outcomes = self._judge(siblings, receipt, None)
+            return next(o for r, o in zip(siblings, outcomes, strict=True) if r.key == record.key)
+        return self._judge([record], receipt, None)[0]

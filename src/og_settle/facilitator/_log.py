@@ -1,0 +1,54 @@
+"""One JSON object per line on stderr: the facilitator's request log and the server's own messages."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+__all__ = ["JsonLogHandler", "RequestLog"]
+
+
+class RequestLog:
+    """Writes one JSON object per line to ``stream`` (stderr by default), safely from many threads.
+
+    Every line carries ``time`` (ISO 8601, UTC, milliseconds) and ``event``."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def write(self, event: str, **fields: Any) -> None:
+        stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        record = {"time": stamp, "event": event, **fields}
+        line = json.dumps(record, separators=(",", ":"), default=str)
+        with self._lock:
+            stream = self._stream if self._stream is not None else sys.stderr
+            try:
+                stream.write(line + "\n")
+                stream.flush()
+            except (OSError, ValueError):  # stderr closed under us (shutdown): nothing left to tell
+                pass
+
+
+class JsonLogHandler(logging.Handler):
+    """Routes a library's ``logging`` records (uvicorn's) into the request log as ``server.log`` lines, with the
+    exception's type and message but no traceback."""
+
+    def __init__(self, log: RequestLog) -> None:
+        super().__init__()
+        self.log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields: dict[str, Any] = {"level": record.levelname.lower(), "logger": record.name}
+        if record.exc_info and record.exc_info[1] is not None:
+            err = record.exc_info[1]
+            fields["error"] = f"{type(err).__name__}: {err}"
+        try:
+            message = record.getMessage()
+        except Exception:  # a library's bad format string must not take the server down
+            message = str(record.msg)
+        self.log.write("server.log", message=message, **fields)

@@ -1,0 +1,472 @@
+"""The x402 v2 facilitator's protocol logic: ``/verify``, ``/settle`` and ``/supported`` answers, no HTTP.
+
+:class:`Facilitator` turns a parsed JSON request body into the x402 answer, the way the reference SDK
+(``x402==2.25.0``) expects it: every rejection is an answer (``isValid: false`` / ``success: false`` with an
+x402 reason code and a message), never an exception; a malformed payload is ``invalid_payload``.
+
+Two spenders are accepted:
+
+- **the canonical x402 Permit2 proxies** (exact ``0x4020…0001``, upto ``0x4020…0002``), which every stock client
+  hard-codes. These settle through og-settle's StockPaymentBatcher (``route="stock"``); for upto,
+  ``witness.facilitator`` must be the batcher, the ``facilitatorAddress`` that ``/supported`` announces;
+- **og-settle's PaymentFacilitator** (``route="facilitator"``): bound payments and rich events. Its upto settler
+  is this server's account.
+
+Amounts: ``exact`` charges the permitted amount. ``upto`` charges ``paymentRequirements.amount`` at settle time
+(at most the permitted amount; ``paymentPayload.accepted.amount`` stays the maximum); ``"0"`` is a success with
+``transaction: ""`` and ``amount: "0"`` and sends nothing. A top-level ``amount`` in the ``/settle`` body, the
+older og-settle extension, is still read as an alias for the charge and takes precedence when present.
+
+``/settle`` is idempotent: each payment is keyed by its Permit2 digest in a durable
+:class:`~og_settle.facilitator.SettlementStore`; a payment already settled answers its original transaction
+without sending anything, one whose receipt is late answers ``settlement_pending`` with the transaction hash
+until a later call (or :meth:`Facilitator.status`) finds the receipt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from og_settle._errors import InvalidInput
+from og_settle._networks import X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY
+from og_settle._x402 import (
+    X402_VERSION,
+    PaymentPayload,
+    PaymentRequirements,
+    ReasonCode,
+    SettleResponse,
+    VerifyResult,
+    verify_payment,
+)
+from og_settle.facilitator._chain import RpcBatchReader, RpcError
+from og_settle.facilitator._engine import CallBuilder, Outcome, SettlementEngine, SettlementJob
+from og_settle.facilitator._store import SettlementState, SettlementStore, SqliteSettlementStore
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from og_settle._deploy import Deployment
+
+__all__ = ["Facilitator", "NodeError", "StockRoute"]
+
+_SCHEMES: Final = ("exact", "upto")
+
+
+class NodeError(RuntimeError):
+    """The chain node could not be reached; the HTTP layer answers 503."""
+
+
+@dataclass(frozen=True, slots=True)
+class StockRoute:
+    """How payloads signed for the canonical x402 proxies settle.
+
+    Attributes:
+        batcher: the StockPaymentBatcher contract: it calls the proxies, and it is the upto
+            ``facilitatorAddress`` (the only ``witness.facilitator`` accepted for upto).
+        build: builds the batcher call settling a list of jobs.
+    """
+
+    batcher: str
+    build: CallBuilder
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    payload: PaymentPayload
+    requirements: PaymentRequirements
+    amount: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    name: str
+    spender: str
+    settler: str | None
+
+
+class _Malformed(Exception):
+    def __init__(self, reason: ReasonCode, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class _KeyLocks:
+    """One lock per payment key, created on demand and dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+
+def _where(message: str, root: str) -> str:
+    return message if message.startswith(("paymentPayload", "paymentRequirements")) else f"{root}.{message}"
+
+
+def parse_request(body: Any, *, settling: bool) -> _Request:
+    """A ``/verify`` or ``/settle`` body, validated; raises _Malformed with the reason code and a message."""
+    from og_settle._hex import parse_uint256
+
+    if not isinstance(body, Mapping):
+        raise _Malformed(ReasonCode.INVALID_PAYLOAD, f"body: expected a JSON object, got {type(body).__name__}")
+    version = body.get("x402Version")
+    if "x402Version" not in body or not isinstance(version, int) or isinstance(version, bool):
+        raise _Malformed(ReasonCode.INVALID_PAYLOAD, f"x402Version: expected the integer 2, got {version!r}")
+    payload = body.get("paymentPayload")
+    payload_version = payload.get("x402Version", X402_VERSION) if isinstance(payload, Mapping) else X402_VERSION
+    if version != X402_VERSION or payload_version != X402_VERSION:
+        raise _Malformed(ReasonCode.INVALID_X402_VERSION, f"x402Version: only {X402_VERSION} is served")
+    for name in ("paymentPayload", "paymentRequirements"):
+        if not isinstance(body.get(name), Mapping):
+            got = "missing" if name not in body else f"expected a JSON object, got {type(body[name]).__name__}"
+            raise _Malformed(ReasonCode.INVALID_PAYLOAD, f"{name}: {got}")
+    try:
+        parsed_payload = PaymentPayload.from_json(body["paymentPayload"])
+    except InvalidInput as err:
+        raise _Malformed(ReasonCode.INVALID_PAYLOAD, _where(str(err), "paymentPayload")) from None
+    try:
+        requirements = PaymentRequirements.from_json(body["paymentRequirements"])
+    except InvalidInput as err:
+        raise _Malformed(ReasonCode.INVALID_PAYLOAD, _where(str(err), "paymentRequirements")) from None
+    amount = None
+    if settling and body.get("amount") is not None:
+        try:
+            amount = parse_uint256(body["amount"], "amount")
+        except InvalidInput as err:
+            raise _Malformed(ReasonCode.INVALID_PAYLOAD, str(err)) from None
+    return _Request(payload=parsed_payload, requirements=requirements, amount=amount)
+
+
+class Facilitator:
+    """The x402 facilitator for one deployment, one node and one settling account.
+
+    ``w3`` is a connected ``Web3`` (for sending); verification reads go through one JSON-RPC batch per request
+    to ``rpc_url`` (default: ``w3``'s endpoint). ``store`` keeps settlements (default: an in-memory SQLite
+    store, which does not survive a restart: pass a file-backed one in production). ``stock`` enables the
+    canonical-proxy spenders. ``batch_window`` (seconds, 0 = off) gathers concurrent settlements into one
+    transaction per route (StockPaymentBatcher for stock payloads, ``settleBatch`` for PaymentFacilitator ones).
+    ``pay_to_allowlist``, when given, is the only recipients this facilitator verifies and settles.
+    """
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        w3: Any,
+        account: LocalAccount,
+        *,
+        rpc_url: str | None = None,
+        store: SettlementStore | None = None,
+        stock: StockRoute | None = None,
+        receipt_timeout: float = 20.0,
+        batch_window: float = 0.0,
+        max_batch: int = 50,
+        pay_to_allowlist: Collection[str] | None = None,
+    ) -> None:
+        from og_settle._hex import parse_address
+        from og_settle.clients import PaymentFacilitatorClient, RetryPolicy, TxSender, x402_reason
+
+        retry = RetryPolicy(max_elapsed=5.0)  # requests fail fast when the node is down
+        self.deployment = deployment
+        self.w3 = w3
+        self.chain_id = deployment.chain_id
+        self.network = f"eip155:{deployment.chain_id}"
+        self.permit2 = deployment.permit2
+        self.spender = deployment.payment_facilitator
+        self.relayer = str(account.address)
+        self.stock = stock
+        self.receipt_timeout = receipt_timeout
+        self.pay_to_allowlist = (
+            None if pay_to_allowlist is None else frozenset(parse_address(a, "payTo") for a in pay_to_allowlist)
+        )
+        url = rpc_url if rpc_url is not None else str(w3.provider.endpoint_uri)
+        self.reader = RpcBatchReader(url, deployment.permit2)
+        self.client = PaymentFacilitatorClient(w3, deployment.payment_facilitator, retry=retry)
+        self.store: SettlementStore = store if store is not None else SqliteSettlementStore(":memory:")
+        sender = TxSender(w3, account, chain_id=deployment.chain_id, retry=retry)
+        builders: dict[str, CallBuilder] = {"facilitator": self._facilitator_call}
+        if stock is not None:
+            builders["stock"] = stock.build
+
+        def describe(error: Any) -> tuple[str, str]:
+            return x402_reason(error), f"the settlement reverted: {error}"
+
+        self.engine = SettlementEngine(
+            sender,
+            self.store,
+            builders,
+            batchable=frozenset({"stock", "facilitator"}),
+            batch_window=batch_window,
+            max_batch=max_batch,
+            receipt_timeout=receipt_timeout,
+            describe_revert=describe,
+        )
+        self._routes: dict[tuple[str, str], _Route] = {
+            ("exact", self.spender): _Route("facilitator", self.spender, None),
+            ("upto", self.spender): _Route("facilitator", self.spender, self.relayer),
+        }
+        if stock is not None:
+            batcher = parse_address(stock.batcher, "batcher")
+            self._routes[("exact", X402_EXACT_PERMIT2_PROXY)] = _Route("stock", X402_EXACT_PERMIT2_PROXY, None)
+            self._routes[("upto", X402_UPTO_PERMIT2_PROXY)] = _Route("stock", X402_UPTO_PERMIT2_PROXY, batcher)
+        self._keys = _KeyLocks()
+
+    @property
+    def upto_facilitator(self) -> str:
+        """The ``facilitatorAddress`` announced for upto: the batcher when stock payloads are served."""
+        return self.stock.batcher if self.stock is not None else self.relayer
+
+    # -- life cycle --------------------------------------------------------------------------------------------
+
+    def check_node(self) -> None:
+        """Raise InvalidInput unless the node serves the deployment's chain and our contracts have code there."""
+        try:
+            node_chain = self.reader.chain_id()
+            contracts = {"PaymentFacilitator": self.spender}
+            if self.stock is not None:
+                contracts["StockPaymentBatcher"] = self.stock.batcher
+                contracts["x402 exact proxy"] = X402_EXACT_PERMIT2_PROXY
+                contracts["x402 upto proxy"] = X402_UPTO_PERMIT2_PROXY
+            missing = [
+                f"{name} ({address})" for name, address in contracts.items() if not self.reader.code_size(address)
+            ]
+        except RpcError as err:
+            raise NodeError(f"chain node unavailable: {err}") from err
+        if node_chain != self.chain_id:
+            raise InvalidInput(f"--rpc: the node is chain {node_chain}, the deployment is for {self.chain_id}")
+        if missing:
+            raise InvalidInput(f"--deployment: no code on chain {node_chain} for {', '.join(missing)}")
+
+    def start(self) -> None:
+        self.engine.start()
+
+    def close(self) -> None:
+        """Finish settlements in flight, then release the node connection and the store."""
+        self.engine.stop()
+        self.reader.close()
+        self.store.close()
+
+    # -- endpoints ---------------------------------------------------------------------------------------------
+
+    def supported(self) -> dict[str, Any]:
+        """The ``GET /supported`` body: exact and upto over Permit2 on this deployment's network."""
+        kinds = []
+        for scheme in _SCHEMES:
+            extra: dict[str, Any] = {"assetTransferMethod": "permit2", "paymentFacilitator": self.spender}
+            if scheme == "upto":
+                extra["facilitatorAddress"] = self.upto_facilitator
+                extra["paymentFacilitatorSettler"] = self.relayer
+            kinds.append({"x402Version": X402_VERSION, "scheme": scheme, "network": self.network, "extra": extra})
+        return {"kinds": kinds, "extensions": [], "signers": {"eip155:*": [self.relayer]}}
+
+    def verify(self, body: Any) -> VerifyResult:
+        """The ``POST /verify`` answer. Raises NodeError only when the node cannot be reached."""
+        try:
+            request = parse_request(body, settling=False)
+        except _Malformed as err:
+            return VerifyResult(is_valid=False, invalid_reason=err.reason, invalid_message=err.message)
+        return self._check(request, request.requirements)
+
+    def settle(self, body: Any, notes: dict[str, Any] | None = None) -> SettleResponse:
+        """The ``POST /settle`` answer: verify, then settle on chain once. ``notes`` receives log details."""
+        notes = notes if notes is not None else {}
+        try:
+            request = parse_request(body, settling=True)
+        except _Malformed as err:
+            return SettleResponse(
+                success=False, transaction="", network=self.network, error_reason=err.reason, error_message=err.message
+            )
+        auth = request.payload.payload.authorization
+        payer = auth.owner
+
+        def failed(reason: str, message: str | None, transaction: str = "") -> SettleResponse:
+            return SettleResponse(
+                success=False,
+                transaction=transaction,
+                network=self.network,
+                payer=payer,
+                error_reason=str(reason),
+                error_message=message,
+            )
+
+        requirements = request.requirements
+        if requirements.network != self.network:
+            return failed(ReasonCode.INVALID_NETWORK, f"network: {requirements.network} is not {self.network}")
+        charge = request.amount if request.amount is not None else requirements.amount
+        if auth.scheme.is_upto:
+            if charge > auth.amount:
+                return failed(
+                    ReasonCode.UPTO_SETTLEMENT_EXCEEDS_AMOUNT, f"amount: {charge} exceeds the permitted {auth.amount}"
+                )
+            # Verification compares the signed maximum with the requirements' amount: the maximum stays that.
+            requirements = dataclasses.replace(requirements, amount=auth.amount)
+        elif charge != auth.amount:
+            return failed(
+                ReasonCode.PERMIT2_AMOUNT_MISMATCH, f"amount: exact charges the permitted {auth.amount}, not {charge}"
+            )
+        key = "0x" + auth.digest(self.chain_id, self.permit2).hex()
+        notes["id"] = key
+        with self._keys.hold(key):
+            record = self.store.get(key)
+            if record is not None and record.state != SettlementState.FAILED:
+                if record.amount != charge:
+                    return failed(
+                        ReasonCode.PERMIT2_INVALID_NONCE,
+                        f"this permit already settled for {record.amount} in {record.transaction}",
+                        record.transaction,
+                    )
+                outcome = self._outcome_of(record, wait=self.receipt_timeout)
+                if outcome.state != "failed":
+                    notes["replayed"] = True
+                    return self._answer(outcome, payer, charge, auth.scheme.is_upto, notes)
+            result = self._check(request, requirements)
+            if not result.is_valid:
+                return failed(str(result.invalid_reason), result.invalid_message)
+            if charge == 0:
+                return SettleResponse(success=True, transaction="", network=self.network, payer=payer, amount=0)
+            route = self._route(request)
+            assert isinstance(route, _Route)  # _check passed, so the spender has a route
+            job = SettlementJob(key=key, payload=request.payload, amount=charge, route=route.name, network=self.network)
+            future = self.engine.submit(job)
+            try:
+                outcome = future.result(timeout=self.receipt_timeout + 30.0)
+            except FutureTimeout:
+                outcome = Outcome("pending", "", str(ReasonCode.SETTLEMENT_PENDING), "the settlement is queued")
+            except Exception as err:
+                self._raise_if_node_down(err)
+                raise
+            return self._answer(outcome, payer, charge, auth.scheme.is_upto, notes)
+
+    def status(self, ident: str) -> list[SettleResponse]:
+        """The settlements stored under a payment id (its Permit2 digest) or a transaction hash, refreshed
+        from the chain without waiting. Empty when nothing is known."""
+        ident = ident.lower()
+        record = self.store.get(ident)
+        records = [record] if record is not None else self.store.by_transaction(ident)
+        answers = []
+        for record in records:
+            outcome = self._outcome_of(record, wait=0.0)
+            answers.append(
+                self._answer(outcome, record.payer, record.amount, record.scheme == "upto", {"id": record.key})
+            )
+        return answers
+
+    # -- internals ---------------------------------------------------------------------------------------------
+
+    def _route(self, request: _Request) -> _Route | VerifyResult:
+        auth = request.payload.payload.authorization
+        route = self._routes.get((auth.scheme.x402_scheme, auth.spender))
+        if route is None:
+            accepted = sorted({spender for (scheme, spender) in self._routes if scheme == auth.scheme.x402_scheme})
+            return VerifyResult(
+                is_valid=False,
+                invalid_reason=ReasonCode.INVALID_PERMIT2_SPENDER,
+                payer=auth.owner,
+                invalid_message=f"spender: {auth.spender} is not one this facilitator settles through "
+                f"({', '.join(accepted)})",
+            )
+        if route.name == "stock" and auth.scheme.is_bound:
+            return VerifyResult(
+                is_valid=False,
+                invalid_reason=ReasonCode.INVALID_PAYLOAD,
+                payer=auth.owner,
+                invalid_message="witness.requestHash: the canonical x402 proxies take no request hash",
+            )
+        return route
+
+    def _check(self, request: _Request, requirements: PaymentRequirements) -> VerifyResult:
+        auth = request.payload.payload.authorization
+        if requirements.network != self.network:
+            return VerifyResult(
+                is_valid=False,
+                invalid_reason=ReasonCode.INVALID_NETWORK,
+                payer=auth.owner,
+                invalid_message=f"network: {requirements.network} is not served here ({self.network})",
+            )
+        if self.pay_to_allowlist is not None and requirements.pay_to not in self.pay_to_allowlist:
+            return VerifyResult(
+                is_valid=False,
+                invalid_reason=ReasonCode.PAY_TO_NOT_ALLOWED,
+                payer=auth.owner,
+                invalid_message=f"payTo: {requirements.pay_to} is not on this facilitator's allow-list",
+            )
+        route = self._route(request)
+        if isinstance(route, VerifyResult):
+            return route
+        try:
+            snapshot = self.reader.snapshot(auth.owner, auth.token, auth.nonce)
+        except RpcError as err:
+            raise NodeError(f"chain node unavailable: {err}") from err
+        return verify_payment(
+            request.payload,
+            requirements,
+            spender=route.spender,
+            now=snapshot.timestamp,
+            reader=snapshot,
+            settler=route.settler,
+            permit2=self.permit2,
+        )
+
+    def _outcome_of(self, record: Any, *, wait: float) -> Outcome:
+        if record.state == SettlementState.SETTLED:
+            return Outcome("settled", record.transaction)
+        if record.state == SettlementState.FAILED:
+            return Outcome("failed", record.transaction, record.error_reason, "the settlement failed")
+        try:
+            return self.engine.resolve(record, wait=wait)
+        except Exception as err:
+            self._raise_if_node_down(err)
+            raise
+
+    def _answer(self, outcome: Outcome, payer: str, charge: int, upto: bool, notes: dict[str, Any]) -> SettleResponse:
+        if outcome.revert is not None:
+            notes["revert"] = outcome.revert
+        if outcome.state == "settled":
+            return SettleResponse(
+                success=True,
+                transaction=outcome.transaction,
+                network=self.network,
+                payer=payer,
+                amount=charge if upto else None,
+            )
+        return SettleResponse(
+            success=False,
+            transaction=outcome.transaction,
+            network=self.network,
+            payer=payer,
+            error_reason=outcome.reason or str(ReasonCode.TRANSACTION_FAILED),
+            error_message=outcome.message,
+        )
+
+    def _facilitator_call(self, jobs: Sequence[SettlementJob]) -> Any:
+        """``settle`` for one job, ``settleBatch`` (each item isolated) for several."""
+        payments = [j.payload.payload.authorization.payment_args(j.payload.payload.signature, j.amount) for j in jobs]
+        return self.client.settle_call(payments[0]) if len(payments) == 1 else self.client.settle_batch_call(payments)
+
+    @staticmethod
+    def _raise_if_node_down(err: BaseException) -> None:
+        from og_settle.clients import NodeUnavailable, is_connection_error
+
+        if isinstance(err, NodeUnavailable | RpcError) or is_connection_error(err):
+            raise NodeError(f"chain node unavailable ({type(err).__name__})") from err
