@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from og_settle import PERMIT2_ADDRESS
+from og_settle._deploy import Deployment, deploy
 from og_settle._permit2 import Permit2Authorization, sign_authorization
 
 Sign = Callable[..., tuple[Permit2Authorization, bytes]]
@@ -63,3 +65,37 @@ def sign(facilitator: Any, opg: Any, payee: Any, chain_id: int, now: int, permit
         return authorization, signature
 
     return make
+
+
+@pytest.fixture(scope="module")
+def deployment_file(
+    deployer: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+    payers: list[Any],
+    payer: Any,
+    payee: Any,
+    stranger: Any,
+    relayer: Any,
+    opg: Any,
+    permit2: Any,
+    chain_id: int,
+) -> Path:
+    """og-settle deployed once per module (``deploy``, as the CLI does). It also pulls in every wider-scoped
+    fixture the facilitator tests use, so that they set up before the first test's snapshot (Ape's isolation
+    wants wider scopes first)."""
+    from scripts.deploy import ApeSender
+
+    out_dir = tmp_path_factory.mktemp("deployments")
+    deployed = deploy(ApeSender(deployer), out_dir=out_dir)
+    return out_dir / f"{deployed.chain_id}.json"
+
+
+@pytest.fixture
+def deployment(deployment_file: Path) -> Deployment:
+    return Deployment.from_json(deployment_file.read_text())
+
+
+@pytest.fixture
+def rpc_url(chain: Any) -> str:
+    """The fork's JSON-RPC URL, for servers and CLIs under test."""
+    return str(chain.provider.http_uri)

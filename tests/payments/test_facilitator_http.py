@@ -16,12 +16,11 @@ from typing import Any
 
 import pytest
 
-from og_settle._deploy import Deployment, deploy
+from og_settle._deploy import Deployment
 from og_settle._x402 import PaymentPayload, PaymentRequirements, create_payment_payload
 from og_settle.cli._facilitator import _account
 from og_settle.clients import make_web3
 from og_settle.facilitator import ApiKeys, Facilitator, RequestLog, SqliteSettlementStore, create_app
-from scripts.deploy import ApeSender
 
 with warnings.catch_warnings():
     # Starlette 1.x would rather have httpx2; the brief (and the SDK) use httpx, which it still supports.
@@ -32,36 +31,6 @@ KEY_ENV = "OG_SETTLE_TEST_FACILITATOR_KEY"
 API_KEY = "test-settle-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 ONE = 10**18
-
-
-@pytest.fixture(scope="module")
-def deployment_file(
-    deployer: Any,
-    tmp_path_factory: pytest.TempPathFactory,
-    payers: list[Any],
-    payer: Any,
-    payee: Any,
-    stranger: Any,
-    relayer: Any,
-    opg: Any,
-    permit2: Any,
-    chain_id: int,
-) -> Path:
-    """Deployed once per module; it also pulls in every wider-scoped fixture the tests use, so that they all
-    set up before the first test's snapshot (Ape's isolation wants wider scopes first)."""
-    out_dir = tmp_path_factory.mktemp("deployments")
-    deployed = deploy(ApeSender(deployer), out_dir=out_dir)
-    return out_dir / f"{deployed.chain_id}.json"
-
-
-@pytest.fixture
-def deployment(deployment_file: Path) -> Deployment:
-    return Deployment.from_json(deployment_file.read_text())
-
-
-@pytest.fixture
-def rpc_url(chain: Any) -> str:
-    return str(chain.provider.http_uri)
 
 
 MakeFacilitator = Callable[..., Facilitator]

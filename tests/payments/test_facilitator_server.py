@@ -21,40 +21,14 @@ from typing import Any
 import httpx
 import pytest
 
-from og_settle._deploy import Deployment, deploy
+from og_settle._deploy import Deployment
 from og_settle._lease import LEASE_DIR_ENV, SignerLease
 from og_settle._x402 import PaymentRequirements, create_payment_payload
 from og_settle.clients import make_web3
 from og_settle.facilitator import Facilitator, FacilitatorServer, RequestLog, bind, create_app
-from scripts.deploy import ApeSender
 
 API_KEY = "server-test-key-0123456789"
 ONE = 10**18
-
-
-@pytest.fixture(scope="module")
-def deployment_file(
-    deployer: Any,
-    tmp_path_factory: pytest.TempPathFactory,
-    payers: list[Any],
-    payee: Any,
-    relayer: Any,
-    opg: Any,
-    chain_id: int,
-) -> Path:
-    out_dir = tmp_path_factory.mktemp("deployments")
-    deployed = deploy(ApeSender(deployer), out_dir=out_dir)
-    return out_dir / f"{deployed.chain_id}.json"
-
-
-@pytest.fixture
-def deployment(deployment_file: Path) -> Deployment:
-    return Deployment.from_json(deployment_file.read_text())
-
-
-@pytest.fixture
-def rpc_url(chain: Any) -> str:
-    return str(chain.provider.http_uri)
 
 
 @pytest.fixture

@@ -34,11 +34,6 @@ def run(capsys: pytest.CaptureFixture[str]) -> Run:
 
 
 @pytest.fixture
-def rpc_url(chain: Any) -> str:
-    return str(chain.provider.http_uri)
-
-
-@pytest.fixture
 def pay(
     run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, facilitator: Any, payee: Any, chain_id: int
 ) -> Callable[..., tuple[str, str]]:
