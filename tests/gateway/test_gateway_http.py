@@ -24,7 +24,7 @@ from og_settle._networks import network
 from og_settle._permit2 import nonce_position
 from og_settle._x402 import Web3ChainReader, decode_payment_required_header, decode_payment_response_header
 from og_settle.clients import make_web3
-from og_settle.gateway import parse_inference_request
+from og_settle.gateway import LocalBlobStore, parse_inference_request
 from og_settle.gateway._tee import canonical_request
 from tests.gateway.stack import Stack, address_of, running_stack
 from tests.support.stock import stock_payment
@@ -285,8 +285,13 @@ def test_batch_leaf_lands_in_a_recorded_root(stack: Stack, client: httpx.Client,
     finally:
         store.close()
     registry = SettlementRegistryClient(make_web3(stack.rpc_url), stack.deployment.settlement_registry)
+    pointers = {event["root"]: event["da_pointer"] for event in registry.batch_recorded_events()}
+    blobs = LocalBlobStore(stack.work / "blobs")
     for batch in batches:
-        tree = StandardMerkleTree.load(json.loads(Path(batch.dump_path).read_text()))
+        # The dump is a blob in the DA store, and the pointer on chain names it.
+        blob_id = LocalBlobStore.blob_id_from_pointer(pointers[batch.root])
+        tree = StandardMerkleTree.load(json.loads(blobs.get(blob_id)))
+        assert tree.root == batch.root
         for index, leaf in enumerate(tree.values):
             if bytes(leaf[1]).hex() == answer["tee_request_hash"] and bytes(leaf[2]).hex() == answer["tee_output_hash"]:
                 assert registry.get_batch(batch.root) is not None
@@ -294,3 +299,40 @@ def test_batch_leaf_lands_in_a_recorded_root(stack: Stack, client: httpx.Client,
                 assert base64.b64encode(bytes(leaf[3])).decode() == answer["tee_signature"]
                 return
     raise AssertionError("the inference's leaf is in no recorded batch")
+
+
+def test_batch_dumps_go_to_the_da_store_and_their_pointer_on_chain(stack: Stack) -> None:
+    """Without a payment in the way: the gateway's queue sink takes a TEE-signed leaf, the relayer (``--blobs``)
+    stores the dump as a content-addressed blob, and the root's on-chain pointer names that blob."""
+    import asyncio
+
+    from og_settle import StandardMerkleTree
+    from og_settle._hashing import SettlementMode
+    from og_settle.clients import SettlementRegistryClient
+    from og_settle.gateway import RelayerQueueSink, StandInEchoModel
+    from og_settle.gateway._core import Gateway, GatewayConfig
+
+    request = parse_inference_request("chat", chat("a leaf for the store"))
+    output = asyncio.run(StandInEchoModel().generate(request))
+    attestation = stack.tee.attest(request, output)
+    sink = RelayerQueueSink(stack.queue, stack.deployment)
+    gateway = Gateway(GatewayConfig(network(stack.network), stack.pay_to, {}), stack.tee, None, None, sink=sink)  # type: ignore[arg-type]
+    record = gateway.inference_record(SettlementMode.BATCH, request, output, attestation, stack.pay_to)
+    try:
+        receipt = asyncio.run(sink.submit(record or {}))
+    finally:
+        sink.close()
+    assert not receipt.duplicate and receipt.key
+    ran = stack.run_relayer()
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    registry = SettlementRegistryClient(make_web3(stack.rpc_url), stack.deployment.settlement_registry)
+    blobs = LocalBlobStore(stack.work / "blobs")
+    for event in registry.batch_recorded_events():
+        tree = StandardMerkleTree.load(json.loads(blobs.get(LocalBlobStore.blob_id_from_pointer(event["da_pointer"]))))
+        assert tree.root == event["root"]
+        for index, leaf in enumerate(tree.values):
+            if bytes(leaf[1]) == attestation.request_hash:
+                assert bytes(leaf[3]) == attestation.signature  # the RSA signature bytes, as OpenGradient's leaves
+                assert registry.verify_inclusion(event["root"], leaf, tree.proof(index))
+                return
+    raise AssertionError("the leaf is in no recorded batch")

@@ -103,6 +103,7 @@ def test_batch_leaves_are_in_a_recorded_root_with_proofs_that_verify_on_chain(
 ) -> None:
     from og_settle import StandardMerkleTree
     from og_settle.clients import SettlementRegistryClient
+    from og_settle.gateway import LocalBlobStore
     from og_settle.relayer import SqliteStore
 
     ran = stack.run_relayer()
@@ -113,10 +114,12 @@ def test_batch_leaves_are_in_a_recorded_root_with_proofs_that_verify_on_chain(
         batches = [b for b in store.batches() if b.root is not None]
     finally:
         store.close()
+    pointers = {event["root"]: event["da_pointer"] for event in registry.batch_recorded_events()}
+    blobs = LocalBlobStore(stack.work / "blobs")
     proven = 0
     for batch in batches:
         assert registry.get_batch(batch.root) is not None
-        tree = StandardMerkleTree.load(json.loads(Path(batch.dump_path).read_text()))
+        tree = StandardMerkleTree.load(json.loads(blobs.get(LocalBlobStore.blob_id_from_pointer(pointers[batch.root]))))
         for index, leaf in enumerate(tree.values):
             assert registry.verify_inclusion(batch.root, leaf, tree.proof(index))
             proven += 1

@@ -48,6 +48,12 @@ def register(groups: Any) -> None:
     run.add_argument("--poll", type=float, default=0.5, help="seconds between rounds when idle")
     run.add_argument("--dump-dir", type=Path, default=None, help="where Merkle dumps go (default: next to --db)")
     run.add_argument("--da-prefix", default="og-settle:", help="on-chain DA pointer = this prefix + the root")
+    run.add_argument(
+        "--blobs",
+        type=Path,
+        default=None,
+        help="content-addressed DA store for dumps (its pointer goes on chain)",
+    )
     run.add_argument("--drain", action="store_true", help="cut batches from whatever waits, without the triggers")
     run.add_argument("--exit-when-done", action="store_true", help="exit once nothing is in flight")
     run.add_argument("--verbose", action="store_true", help="also log debug events")
@@ -126,6 +132,7 @@ def _run(args: argparse.Namespace) -> int:
         poll_interval=args.poll,
         dump_dir=args.dump_dir if args.dump_dir is not None else args.db.parent / (args.db.stem + "-dumps"),
         da_prefix=args.da_prefix,
+        blob_store=_blob_store(args.blobs),
         gas_margin=args.gas_margin,
         drain=args.drain,
         exit_when_done=args.exit_when_done,
@@ -242,3 +249,9 @@ def _items(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def _blob_store(path: Path | None) -> Any:
+    from og_settle._blobs import LocalBlobStore
+
+    return None if path is None else LocalBlobStore(path)

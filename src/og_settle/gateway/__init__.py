@@ -8,8 +8,8 @@ enclaves do; no enclave, no attestation), the model backends (:class:`StandInEch
 Importing this package does not import web3 or Ape.
 """
 
+from og_settle._blobs import BlobStore, LocalBlobStore, blob_id_for
 from og_settle.gateway._app import DEFAULT_MAX_BODY_BYTES, create_app
-from og_settle.gateway._blobs import BlobStore, LocalBlobStore, blob_id_for
 from og_settle.gateway._core import Authorized, Gateway, GatewayConfig, GatewayError, PaymentRejected, Recorded
 from og_settle.gateway._facilitator_client import FacilitatorClient, FacilitatorUnavailable, Verification
 from og_settle.gateway._models import (

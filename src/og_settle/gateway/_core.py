@@ -40,8 +40,8 @@ from og_settle.gateway._pricing import ModelPrice
 from og_settle.gateway._tee import StandInTee, TeeAttestation, canonical_request, output_text_for_hash
 
 if TYPE_CHECKING:
+    from og_settle._blobs import BlobStore
     from og_settle._networks import Network
-    from og_settle.gateway._blobs import BlobStore
     from og_settle.gateway._sink import SettlementSink
 
 __all__ = ["Authorized", "Gateway", "GatewayConfig", "GatewayError", "PaymentRejected", "Recorded"]

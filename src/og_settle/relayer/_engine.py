@@ -37,6 +37,7 @@ from typing import Any, Final
 from eth_account.signers.local import LocalAccount
 
 from og_settle._attestation import IndividualSettlement, MetadataSettlement
+from og_settle._blobs import BlobStore
 from og_settle._deploy import Deployment
 from og_settle._errors import InvalidInput, InvariantViolation
 from og_settle._hex import parse_bytes32, parse_hex_bytes, to_hex
@@ -76,6 +77,9 @@ class RelayerConfig:
         dump_dir: where Merkle tree dumps (standard-v1 JSON, named ``<root>.json``) are written; None keeps
             them in the queue database.
         da_prefix: the on-chain data-availability pointer of a batch is this prefix followed by the root in hex.
+        blob_store: a content-addressed DA store (:class:`og_settle._blobs.BlobStore`); when set, each dump is
+            stored there before its batch exists, and the batch's on-chain pointer is the store's pointer to it
+            (``dump_dir`` and ``da_prefix`` are then unused).
         gas_margin: the node's gas estimate is multiplied by this.
         drain: cut batches from whatever waits instead of waiting for the triggers (for catching up, tests).
         exit_when_done: stop once nothing is in flight (with ``drain``: once everything is settled).
@@ -88,6 +92,7 @@ class RelayerConfig:
     poll_interval: float = 0.5
     dump_dir: Path | None = None
     da_prefix: str = "og-settle:"
+    blob_store: BlobStore | None = None
     gas_margin: float = 1.25
     drain: bool = False
     exit_when_done: bool = False
@@ -304,7 +309,11 @@ class Relayer:
         dump_json = tree.dump_json()
         dump_path: str | None = None
         inline: str | None = dump_json
-        if self.config.dump_dir is not None:
+        if self.config.blob_store is not None:
+            # Durable before the batch exists, as below; the file's name is its blob id.
+            blob_id = self.config.blob_store.put(dump_json.encode("utf-8"))
+            dump_path, inline = self.config.blob_store.location(blob_id), None
+        elif self.config.dump_dir is not None:
             # The dump is durable before the batch exists: a root is never recorded without its tree on disk.
             target = self.config.dump_dir / f"{to_hex(tree.root)}.json"
             _write_durably(target, dump_json)
@@ -332,6 +341,8 @@ class Relayer:
             if batch.root is None:
                 raise InvariantViolation(f"batch {batch.id} has no root")
             pointer = (self.config.da_prefix + to_hex(batch.root)).encode()
+            if self.config.blob_store is not None and batch.dump_path is not None:
+                pointer = self.config.blob_store.pointer(batch.dump_path.rsplit("/", 1)[-1])
             return chain.registry.record_batch_call(batch.root, batch.size, pointer)
         if batch.lane is Lane.INDIVIDUAL:
             record = items[0].record()

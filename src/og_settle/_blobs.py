@@ -1,5 +1,8 @@
 """Data-availability blobs: batch dumps and individual payloads, stored by content, pointed to from the chain.
 
+It sits below the relayer (which stores batch dumps here) and the gateway (which stores individual payloads),
+so both use one store without importing each other.
+
 A :class:`BlobStore` keeps bytes under an id derived from the bytes themselves, so a pointer recorded on chain
 names exactly one content and anyone holding the content can check it. :class:`LocalBlobStore` is the durable
 local store og-settle ships; a Walrus publisher can sit behind the same protocol later (its ``put`` would upload
@@ -45,6 +48,10 @@ class BlobStore(Protocol):
         """The DA pointer recorded on chain for ``blob_id``."""
         ...
 
+    def location(self, blob_id: str) -> str:
+        """Where a reader fetches the blob (a file path, or a URL); it ends with ``/<blob id>``."""
+        ...
+
 
 def blob_id_for(data: bytes) -> str:
     """``base64url(sha256(data))`` without padding: the local store's id of ``data``."""
@@ -73,6 +80,10 @@ class LocalBlobStore:
         """Where the blob with ``blob_id`` lives (whether or not it exists)."""
         blob_id = _check_id(blob_id)
         return self.root / blob_id[:2] / blob_id
+
+    def location(self, blob_id: str) -> str:
+        """The blob's file path, as text."""
+        return str(self.path(blob_id))
 
     def put(self, data: bytes) -> str:
         """Store ``data`` and return its id; storing the same bytes again does nothing."""
