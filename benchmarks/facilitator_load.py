@@ -204,7 +204,7 @@ def verify_load(options: argparse.Namespace) -> list[Row]:
             for p in payloads
         ]
         keys = folder / "api-keys"
-        keys.write_text("bench-key\n")
+        keys.write_text("bench-settle-key-0123456789\n")  # og-settle wants 16+ characters
         serve = [*og_settle, "facilitator", "serve", "--json", "--deployment", str(folder / f"{replica.chain_id}.json")]
         serve += ["--rpc", replica.rpc_url, "--api-keys-file", str(keys), "--store", str(folder / "store.sqlite3")]
         reference = [str(x402.python), str(Path(__file__).with_name("x402_reference_facilitator.py"))]

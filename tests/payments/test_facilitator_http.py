@@ -7,6 +7,7 @@ Each test builds its own Facilitator (a fresh TxSender, so its local nonce match
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import warnings
@@ -397,3 +398,57 @@ def test_request_log_is_one_json_line_per_request_with_iso_time(
         ("GET", "/health", 200),
     ]
     assert requests[0]["isValid"] is True and requests[0]["time"].endswith("Z") and "T" in requests[0]["time"]
+
+
+def test_stock_payloads_settle_through_the_canonical_proxies(
+    serve: Client,
+    opg: Any,
+    payee: Any,
+    payers: list[Any],
+    relayer: Any,
+    chain_id: int,
+    now: int,
+    funded: None,
+) -> None:
+    """Payloads signed as every stock client signs them (spender = the canonical x402 proxy) verify and settle:
+    exact for the permitted amount, upto for the settle-time paymentRequirements.amount; /supported's upto
+    facilitatorAddress is the account the upto proxy accepts as witness.facilitator."""
+    from og_settle._networks import X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY
+
+    client = serve()
+    settler = client.get("/supported").json()["kinds"][1]["extra"]["facilitatorAddress"]
+
+    def stock(scheme: str, amount: int) -> PaymentRequirements:
+        extra = {"assetTransferMethod": "permit2", "name": "OpenGradient", "version": "1"}
+        if scheme == "upto":
+            extra["facilitatorAddress"] = settler
+        return PaymentRequirements(
+            scheme=scheme,
+            network=f"eip155:{chain_id}",
+            amount=amount,
+            asset=opg.address,
+            pay_to=payee.address,
+            max_timeout_seconds=600,
+            extra=extra,
+        )
+
+    exact = stock("exact", ONE)
+    payload = create_payment_payload(exact, payers[0].private_key, now=now)
+    assert payload.payload.authorization.spender == X402_EXACT_PERMIT2_PROXY
+    assert client.post("/verify", json=body(payload, exact)).json()["isValid"] is True
+    before = opg.balanceOf(payee)
+    answer = client.post("/settle", json=body(payload, exact), headers=AUTH).json()
+    assert answer["success"] is True and "amount" not in answer, answer
+    assert opg.balanceOf(payee) - before == ONE
+
+    maximum = stock("upto", 5 * ONE)
+    payload = create_payment_payload(maximum, payers[1].private_key, now=now)
+    assert payload.payload.authorization.spender == X402_UPTO_PERMIT2_PROXY
+    assert payload.payload.authorization.facilitator == relayer.address
+    assert client.post("/verify", json=body(payload, maximum)).json()["isValid"] is True
+    charge = dataclasses.replace(maximum, amount=2 * ONE)
+    answer = client.post("/settle", json=body(payload, charge), headers=AUTH).json()
+    assert answer["success"] is True and answer["amount"] == str(2 * ONE), answer
+    assert opg.balanceOf(payee) - before == 3 * ONE
+    again = client.post("/settle", json=body(payload, charge), headers=AUTH).json()
+    assert again == answer and opg.balanceOf(payee) - before == 3 * ONE

@@ -46,6 +46,7 @@ from og_settle._x402 import (
 )
 from og_settle.facilitator._chain import RpcBatchReader, RpcError
 from og_settle.facilitator._engine import CallBuilder, Outcome, SettlementEngine, SettlementJob
+from og_settle.facilitator._proxy import proxy_settle_call
 from og_settle.facilitator._store import SettlementState, SettlementStore, SqliteSettlementStore
 
 if TYPE_CHECKING:
@@ -205,7 +206,7 @@ class Facilitator:
         self.client = PaymentFacilitatorClient(w3, deployment.payment_facilitator, retry=retry)
         self.store: SettlementStore = store if store is not None else SqliteSettlementStore(":memory:")
         sender = TxSender(w3, account, chain_id=deployment.chain_id, retry=retry)
-        builders: dict[str, CallBuilder] = {"facilitator": self._facilitator_call}
+        builders: dict[str, CallBuilder] = {"facilitator": self._facilitator_call, "proxy": proxy_settle_call}
         if stock is not None:
             builders["stock"] = stock.build
 
@@ -216,7 +217,7 @@ class Facilitator:
             sender,
             self.store,
             builders,
-            batchable=frozenset({"stock", "facilitator"}),
+            batchable=frozenset({"stock", "facilitator"}),  # "proxy" settles one payment per call
             batch_window=batch_window,
             max_batch=max_batch,
             receipt_timeout=receipt_timeout,
@@ -226,15 +227,17 @@ class Facilitator:
             ("exact", self.spender): _Route("facilitator", self.spender, None),
             ("upto", self.spender): _Route("facilitator", self.spender, self.relayer),
         }
-        if stock is not None:
-            batcher = parse_address(stock.batcher, "batcher")
-            self._routes[("exact", X402_EXACT_PERMIT2_PROXY)] = _Route("stock", X402_EXACT_PERMIT2_PROXY, None)
-            self._routes[("upto", X402_UPTO_PERMIT2_PROXY)] = _Route("stock", X402_UPTO_PERMIT2_PROXY, batcher)
+        # Stock payloads: through the StockPaymentBatcher when there is one (the batcher is the upto settler),
+        # else straight to the proxies from this account (then the upto settler).
+        stock_name = "proxy" if stock is None else "stock"
+        upto_settler = self.relayer if stock is None else parse_address(stock.batcher, "batcher")
+        self._routes[("exact", X402_EXACT_PERMIT2_PROXY)] = _Route(stock_name, X402_EXACT_PERMIT2_PROXY, None)
+        self._routes[("upto", X402_UPTO_PERMIT2_PROXY)] = _Route(stock_name, X402_UPTO_PERMIT2_PROXY, upto_settler)
         self._keys = _KeyLocks()
 
     @property
     def upto_facilitator(self) -> str:
-        """The ``facilitatorAddress`` announced for upto: the batcher when stock payloads are served."""
+        """The ``facilitatorAddress`` announced for upto: the batcher when there is one, else this account."""
         return self.stock.batcher if self.stock is not None else self.relayer
 
     # -- life cycle --------------------------------------------------------------------------------------------
@@ -251,12 +254,18 @@ class Facilitator:
             missing = [
                 f"{name} ({address})" for name, address in contracts.items() if not self.reader.code_size(address)
             ]
+            without_code = {
+                p for p in (X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY) if not self.reader.code_size(p)
+            }
         except RpcError as err:
             raise NodeError(f"chain node unavailable: {err}") from err
         if node_chain != self.chain_id:
             raise InvalidInput(f"--rpc: the node is chain {node_chain}, the deployment is for {self.chain_id}")
         if missing:
             raise InvalidInput(f"--deployment: no code on chain {node_chain} for {', '.join(missing)}")
+        # A chain without the canonical proxies (a bare dev node) serves PaymentFacilitator payloads only.
+        for key in [key for key in self._routes if key[1] in without_code]:
+            del self._routes[key]
 
     def start(self) -> None:
         self.engine.start()
