@@ -26,7 +26,7 @@ from og_settle._x402 import Web3ChainReader, decode_payment_required_header, dec
 from og_settle.clients import make_web3
 from og_settle.gateway import LocalBlobStore, parse_inference_request
 from og_settle.gateway._tee import canonical_request
-from tests.gateway.stack import Stack, address_of, running_stack
+from tests.gateway.stack import Stack, address_of, running_stack, settles_stock_payloads
 from tests.support.stock import stock_payment
 
 MODEL = "stand-in-echo"
@@ -52,9 +52,7 @@ def client(stack: Stack) -> Iterator[httpx.Client]:
 
 
 def _supports_canonical(stack: Stack) -> None:
-    supported = httpx.get(stack.facilitator_url + "/supported", timeout=10).json()
-    upto = [k for k in supported["kinds"] if k["scheme"] == "upto"]
-    if not upto or "facilitatorAddress" not in (upto[0].get("extra") or {}):
+    if not settles_stock_payloads(stack):
         pytest.skip("the facilitator on main does not settle canonical-proxy (stock) payloads yet (issue 9 items 1-3)")
 
 

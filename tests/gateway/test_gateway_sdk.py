@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from og_settle.clients import make_web3
-from tests.gateway.stack import Stack, address_of, running_stack
+from tests.gateway.stack import Stack, address_of, running_stack, settles_stock_payloads
 from tests.support.sdk_envs import python_env, run_python
 
 SDK_CLIENT = Path(__file__).with_name("sdk_client.py")
@@ -34,9 +34,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def sdk_run(stack: Stack) -> dict[str, Any]:
-    supported = httpx.get(stack.facilitator_url + "/supported", timeout=10).json()
-    upto = [k for k in supported["kinds"] if k["scheme"] == "upto" and k["network"] == "eip155:8453"]
-    if not upto or "facilitatorAddress" not in (upto[0].get("extra") or {}):
+    if not settles_stock_payloads(stack):
         pytest.skip("the facilitator on main does not settle canonical-proxy (stock) payloads yet (issue 9 items 1-3)")
     pem = httpx.get(stack.gateway_url + "/signing-key", timeout=10).json()["public_key"]
     result: dict[str, Any] = run_python(
