@@ -9,12 +9,15 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from og_settle import ToolchainError
 from og_settle.replica._node import start_anvil
+from og_settle.replica._toolchain import anvil_executable
 
 
 def _chain_id(url: str) -> int:
@@ -48,6 +51,40 @@ def test_chain_up_serves_base_sepolia_and_stops_cleanly(stop_signal: signal.Sign
     # The node went down with it.
     with pytest.raises(OSError):
         _chain_id(info["rpc_url"])
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_chain_up_stops_cleanly_when_the_signal_lands_during_start_up(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
+    """A stop signal before start-up is announced (here: while anvil is still starting, made slow on purpose)
+    is a clean stop too: exit 0, no traceback, no announcement, no node left behind. (Issue #12: a SIGINT right
+    at the announcement once ended `chain up` with 130, because its handlers were installed after it.)"""
+    started = tmp_path / "anvil-starting"
+    slow_anvil = tmp_path / "slow-anvil"
+    slow_anvil.write_text(f'#!/bin/sh\ntouch "{started}"\nsleep 2\nexec "{anvil_executable()}" "$@"\n')
+    slow_anvil.chmod(0o755)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "og_settle.cli", "chain", "up", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OG_SETTLE_ANVIL": str(slow_anvil)},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "anvil was never started"
+            time.sleep(0.01)
+        proc.send_signal(stop_signal)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert out == ""
 
 
 def test_anvil_start_failure_shows_its_output() -> None:
