@@ -26,6 +26,22 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
     /// @inheritdoc IPaymentFacilitator
     uint256 public constant MAX_BATCH_SIZE = 256;
 
+    /// @dev The most gas one {settleBatch} item's call may use (see the gas-griefing assumption in the interface).
+    /// Not exposed as a getter: every external function lengthens the selector dispatch each item's self-call
+    /// goes through.
+    uint256 private constant ITEM_GAS_LIMIT = 200_000;
+
+    /// @dev The most bytes of an item's revert data that {settleBatch} copies and emits in {PaymentFailed}.
+    uint256 private constant MAX_REVERT_DATA = 256;
+
+    /// @dev What the batch must hold before an item's call for the call to get its whole cap: the EVM forwards at
+    /// most 63/64 of what is left (EIP-150), so the cap plus its 64th, plus the call's own cost with margin.
+    /// (ITEM_GAS_LIMIT * 64 / 63 + 2_000, written out for inline assembly.)
+    uint256 private constant _ITEM_GAS_REQUIRED = 205_174;
+    /// @dev An item whose call failed without revert data after using more than this (15/16 of the cap: each
+    /// nested frame that runs out hands back up to 1/64 of its gas) is reported as {ItemGasLimitExceeded}.
+    uint256 private constant _ITEM_GAS_EXHAUSTED = 187_500;
+
     /// @dev The selector of Permit2's single `permitWitnessTransferFrom` (the function is overloaded).
     bytes4 private constant _PERMIT_WITNESS_TRANSFER_FROM = 0x137c29fe;
     /// @dev Permit2's `InvalidNonce()` (PermitErrors.sol), which {settleBatch} reports as {NonceAlreadyUsed}.
@@ -65,23 +81,27 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
             uint256 balanceBefore = token == cachedToken && to == cachedTo ? cachedBalance : _UNKNOWN_BALANCE;
             // An external self-call gives each item its own call frame, so a failure anywhere in it (our
             // checks, Permit2, the token, the balance-delta check) reverts that item and nothing else.
-            (bool ok, uint256 balanceAfter) = _trySettleOne(payment, balanceBefore);
+            // The caller's gas must not decide which items fail: unless the item's call can get its whole cap,
+            // the batch reverts (so a gas estimate that passes settles every item that can settle).
+            (bool ok, uint256 outcome) = _trySettleOne(i, payment, balanceBefore);
             if (ok) {
                 results[i].settled = true;
-                (cachedToken, cachedTo, cachedBalance) = (token, to, balanceAfter);
+                (cachedToken, cachedTo, cachedBalance) = (token, to, outcome);
             } else {
-                results[i].reason = _reportFailure(i, payment);
+                results[i].reason = _reportFailure(i, payment, outcome != 0);
             }
             // Nothing allocated for this item is used again: reuse its memory for the next one.
             _setFreeMemory(scratch);
         }
     }
 
-    /// @dev Emits PaymentFailed for item `index` with the revert data of its call and returns the data's
-    /// selector (zero if it has none). Items skip the nonce pre-read of {settle}, so Permit2's `InvalidNonce()`
-    /// is reported as our {NonceAlreadyUsed}.
-    function _reportFailure(uint256 index, Payment calldata payment) private returns (bytes4 selector) {
-        bytes memory reason = _returnData();
+    /// @dev Emits PaymentFailed for item `index` with (at most {MAX_REVERT_DATA} bytes of) the revert data of its
+    /// call and returns the data's selector (zero if it has none). Items skip the nonce pre-read of {settle}, so
+    /// Permit2's `InvalidNonce()` is reported as our {NonceAlreadyUsed}; an item that used up its gas cap is
+    /// reported as {ItemGasLimitExceeded}.
+    function _reportFailure(uint256 index, Payment calldata payment, bool exhausted) private returns (bytes4 selector) {
+        bytes memory reason =
+            exhausted ? abi.encodeWithSelector(ItemGasLimitExceeded.selector, ITEM_GAS_LIMIT) : _returnData();
         // Raw loads: a malformed item must not be able to revert the batch here.
         (address owner, uint256 nonce) = _ownerAndNonce(payment);
         if (reason.length == 4 && bytes4(reason) == _PERMIT2_INVALID_NONCE) {
@@ -250,17 +270,29 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
         }
     }
 
-    /// @dev Calls `this.settleOne(payment, msg.sender, balanceBefore)` and returns whether it succeeded and, if
-    /// so, the balance it returned. The call's input is built in free memory by copying the item's ABI encoding
-    /// straight from the batch's calldata (a tuple's encoding is position-independent: its offsets are relative
-    /// to its own start); `settleOne` decodes and validates it again. If the item's signature offset or length
-    /// points outside the calldata, only the item's head is copied, so that item alone fails to decode.
-    function _trySettleOne(Payment calldata payment, uint256 balanceBefore)
+    /// @dev Reverts {InsufficientGasForItem} unless the call below can get its whole {ITEM_GAS_LIMIT}; then calls
+    /// `this.settleOne(payment, msg.sender, balanceBefore)` with that much gas and returns whether it succeeded and
+    /// an outcome word: the balance it returned if it succeeded, else 1 if it used up its gas (no revert data,
+    /// more than {_ITEM_GAS_EXHAUSTED} spent) and 0 otherwise. The call's input is built in free memory by copying the item's ABI
+    /// encoding straight from the batch's calldata (a tuple's encoding is position-independent: its offsets are
+    /// relative to its own start); `settleOne` decodes and validates it again. If the item's signature offset or
+    /// length points outside the calldata, only the item's head is copied, so that item alone fails to decode.
+    function _trySettleOne(uint256 index, Payment calldata payment, uint256 balanceBefore)
         private
-        returns (bool ok, uint256 balanceAfter)
+        returns (bool ok, uint256 outcome)
     {
         bytes4 selector = this.settleOne.selector;
+        bytes4 insufficientGas = InsufficientGasForItem.selector;
         assembly ("memory-safe") {
+            let before := gas()
+            if lt(before, _ITEM_GAS_REQUIRED) {
+                // revert InsufficientGasForItem(index, before)
+                let err := mload(0x40)
+                mstore(err, insufficientGas)
+                mstore(add(err, 0x04), index)
+                mstore(add(err, 0x24), before)
+                revert(err, 0x44)
+            }
             // The item spans from its head to the end of its (padded) signature, and at least its 12-word head.
             let signatureOffset := calldataload(add(payment, 0x160))
             let signatureLength := calldataload(add(payment, signatureOffset))
@@ -272,18 +304,23 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
             mstore(add(data, 0x24), caller())
             mstore(add(data, 0x44), balanceBefore)
             calldatacopy(add(data, 0x64), payment, size)
-            ok := call(gas(), address(), 0, data, add(size, 0x64), 0x00, 0x20)
-            if ok { balanceAfter := mload(0x00) }
+            ok := call(ITEM_GAS_LIMIT, address(), 0, data, add(size, 0x64), 0x00, 0x20)
+            switch ok
+            case 0 { outcome := and(iszero(returndatasize()), gt(sub(before, gas()), _ITEM_GAS_EXHAUSTED)) }
+            default { outcome := mload(0x00) }
         }
     }
 
-    /// @dev The last call's return data, as a new `bytes` in memory.
+    /// @dev The first {MAX_REVERT_DATA} bytes of the last call's return data, as a new `bytes` in memory: an
+    /// item's callee may return megabytes, which the batch would pay to copy and to log.
     function _returnData() private pure returns (bytes memory data) {
         assembly ("memory-safe") {
+            let size := returndatasize()
+            if gt(size, MAX_REVERT_DATA) { size := MAX_REVERT_DATA }
             data := mload(0x40)
-            mstore(data, returndatasize())
-            returndatacopy(add(data, 0x20), 0, returndatasize())
-            mstore(0x40, add(add(data, 0x20), and(add(returndatasize(), 0x1f), not(0x1f))))
+            mstore(data, size)
+            returndatacopy(add(data, 0x20), 0, size)
+            mstore(0x40, add(add(data, 0x20), and(add(size, 0x1f), not(0x1f))))
         }
     }
 

@@ -55,6 +55,15 @@ import {ISignatureTransfer} from "permit2/interfaces/ISignatureTransfer.sol";
 /// - Reentrancy: {settle} and {settleBatch} are guarded; a token that calls back into the facilitator
 ///   during a transfer makes that payment revert.
 /// - Admin: there is none. No one can move users' funds, pause, or upgrade the contract.
+/// - Gas griefing: a payer with code (an ERC-1271 wallet, or an EOA that delegates by EIP-7702 and still signs
+///   x402 payloads with its ordinary key) is asked `isValidSignature` by Permit2, and that code may burn all the
+///   gas it gets or revert with megabytes of data. In {settleBatch} each item's call gets at most
+///   200,000 gas (`ITEM_GAS_LIMIT`); before each item the batch checks that it holds enough for that cap to apply despite
+///   the 63/64 rule (else it reverts {InsufficientGasForItem}, so the caller's gas limit never decides which
+///   items fail), and it copies and logs at most 256 bytes of an item's revert data. A griefing
+///   item therefore costs the batch at most about one cap and fails with {ItemGasLimitExceeded}. {settle} has no
+///   cap: its caller pays for the one payment it chose. Relayers should still simulate or isolate payers with
+///   code off chain, so that the cap is rarely paid.
 /// - Calldata: a batch is bounded by the block gas limit only; each item is processed in O(1), and
 ///   {MAX_BATCH_SIZE} bounds the batch length so a caller cannot build a result array that cannot be returned.
 interface IPaymentFacilitator {
@@ -121,8 +130,8 @@ interface IPaymentFacilitator {
     /// @param index The item's position in the batch.
     /// @param payer The item's owner.
     /// @param nonce The item's Permit2 nonce (still unspent unless it was already spent before).
-    /// @param reason The full revert data of the failure (a custom error of this contract or of Permit2, or
-    /// empty when the item ran out of gas).
+    /// @param reason The revert data of the failure, cut to its first 256 bytes (a custom error of
+    /// this contract or of Permit2, or {ItemGasLimitExceeded} when the item used up its gas cap).
     event PaymentFailed(uint256 indexed index, address indexed payer, uint256 nonce, bytes reason);
 
     /// @notice The amount to settle is zero.
@@ -161,6 +170,11 @@ interface IPaymentFacilitator {
     error OnlySelf(address caller);
     /// @notice A batch was empty or longer than {MAX_BATCH_SIZE}.
     error InvalidBatchSize(uint256 size);
+    /// @notice {settleBatch} holds too little gas (`gasLeft`) for item `index` to get its whole gas cap.
+    error InsufficientGasForItem(uint256 index, uint256 gasLeft);
+    /// @notice A batch item used up its gas cap `gasLimit` without returning or reverting with data (reported in
+    /// {PaymentFailed} and {Result}; never thrown by the batch itself).
+    error ItemGasLimitExceeded(uint256 gasLimit);
     /// @notice The Permit2 address given at deployment has no code.
     error InvalidPermit2(address permit2);
 
@@ -181,12 +195,14 @@ interface IPaymentFacilitator {
     function settle(Payment calldata payment) external returns (uint256 amount);
 
     /// @notice Settles many payments in one transaction; each item succeeds or fails on its own.
-    /// @dev A failing item emits {PaymentFailed} with the full revert reason and leaves no trace (its nonce
+    /// @dev A failing item emits {PaymentFailed} with its revert reason (bounded) and leaves no trace (its nonce
     /// stays unspent unless it already was); the others settle. Items do not pre-read the nonce as {settle}
     /// does: a spent nonce makes Permit2 revert `InvalidNonce()`, which is reported as {NonceAlreadyUsed}.
     /// The recipient's balance is read once per run of consecutive settled items with the same token and
-    /// recipient and carried from item to item; each item's balance delta is still checked on its own. For upto items, `msg.sender` must be the
-    /// item's `witness.facilitator`. Reverts only for a bad batch size or reentrancy.
+    /// recipient and carried from item to item; each item's balance delta is still checked on its own. For upto
+    /// items, `msg.sender` must be the item's `witness.facilitator`. Each item's call gets at most 200,000 gas.
+    /// Reverts only for a bad batch size, reentrancy, or too little gas left for the next item's cap
+    /// ({InsufficientGasForItem}).
     /// @param payments The payments, at most {MAX_BATCH_SIZE}.
     /// @return results One entry per item, in order.
     function settleBatch(Payment[] calldata payments) external returns (Result[] memory results);
