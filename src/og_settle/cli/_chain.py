@@ -50,7 +50,8 @@ def _describe(info: Any) -> dict[str, Any]:
     }
 
 
-def _wait_for_stop_signal() -> None:
+def _stop_on_signals() -> threading.Event:
+    """An event that SIGINT and SIGTERM set from now on (instead of raising KeyboardInterrupt or killing us)."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -58,24 +59,28 @@ def _wait_for_stop_signal() -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, on_signal)
-    stop.wait()
+    return stop
 
 
 def _up(args: argparse.Namespace) -> int:
     from og_settle.replica import running_replica
 
+    # The handlers are in place before anything starts: a stop signal at any instant (during start-up, at the
+    # announcement, later) is a clean stop. During start-up it takes effect once the node is up.
+    stop = _stop_on_signals()
     network = selected_network(args)
     with running_replica(port=args.port, network=network) as info:
-        if args.json:
-            print(json.dumps(_describe(info)), flush=True)
-        else:
-            print(f"{network.label} replica (chain id {info.chain_id}) at {info.rpc_url}", flush=True)
-            print(f"  Permit2     {info.permit2}  (genuine, CREATE2 at its canonical address)")
-            print(f"  OPG         {info.opg}  (18 decimals, replica stand-in)")
-            print(f"  x402 exact  {info.x402_exact_proxy}  (replica stand-in for the canonical proxy)")
-            print(f"  x402 upto   {info.x402_upto_proxy}  (replica stand-in for the canonical proxy)")
-            print(f"  started in {info.startup_seconds:.2f}s; Ctrl-C to stop", flush=True)
-        _wait_for_stop_signal()
+        if not stop.is_set():
+            if args.json:
+                print(json.dumps(_describe(info)), flush=True)
+            else:
+                print(f"{network.label} replica (chain id {info.chain_id}) at {info.rpc_url}", flush=True)
+                print(f"  Permit2     {info.permit2}  (genuine, CREATE2 at its canonical address)")
+                print(f"  OPG         {info.opg}  (18 decimals, replica stand-in)")
+                print(f"  x402 exact  {info.x402_exact_proxy}  (replica stand-in for the canonical proxy)")
+                print(f"  x402 upto   {info.x402_upto_proxy}  (replica stand-in for the canonical proxy)")
+                print(f"  started in {info.startup_seconds:.2f}s; Ctrl-C to stop", flush=True)
+            stop.wait()
     print("replica stopped", file=sys.stderr)
     return 0
 
@@ -101,8 +106,19 @@ def _exec(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-        child = subprocess.Popen(argv, env=env)
-        forward = lambda signum, frame: child.send_signal(signum)  # noqa: E731 - tiny relay
+        # Relay stop signals to the command from before it starts (one arriving first stops it at once).
+        children: list[subprocess.Popen[bytes]] = []
+        relayed: list[int] = []
+
+        def forward(signum: int, frame: FrameType | None) -> None:
+            if children:
+                children[0].send_signal(signum)
+            else:
+                relayed.append(signum)
+
         signal.signal(signal.SIGTERM, forward)
         signal.signal(signal.SIGINT, forward)
-        return child.wait()
+        children.append(subprocess.Popen(argv, env=env))
+        if relayed:
+            children[0].send_signal(relayed[0])
+        return children[0].wait()
