@@ -12,8 +12,13 @@ PY_SOURCES = src tests $(wildcard scripts benchmarks)
 export SOLCX_BINARY_PATH := $(CURDIR)/toolchain/solc
 export PATH := $(CURDIR)/node_modules/@foundry-rs/anvil-linux-amd64/bin:$(CURDIR)/$(BIN):$(PATH)
 export OG_SETTLE_HOME := $(CURDIR)
+# Ape compiles in an isolated copy of the project under the temporary directory, unless the checkout itself lies
+# there (a fresh CI clone in /tmp): then it unpacks OpenZeppelin (500+ files) into contracts/.cache, and its source
+# scan, which stops at 500 files, loses our own contracts on the next run. A temporary directory of Ape's own keeps
+# it isolating wherever the checkout is; the compile happens before `ape test`, which then finds it up to date.
+APE_TMP := $(CURDIR)/.cache/ape-tmp
 
-.PHONY: setup test demo bench lint typecheck gas-update artifacts clean sdk-envs
+.PHONY: setup test demo bench lint typecheck compile gas-update artifacts clean sdk-envs
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -40,7 +45,13 @@ typecheck: setup
 sdk-envs: setup
 	$(BIN)/python -m tests.support.sdk_envs
 
-test: setup lint typecheck $(if $(filter tests tests/ tests/interop%,$(TESTS)),sdk-envs)
+# contracts/.cache is only ever Ape's unpacked copy of the dependencies (left by an older checkout's runs).
+compile: setup
+	@rm -rf contracts/.cache
+	@mkdir -p $(APE_TMP)
+	TMPDIR=$(APE_TMP) $(BIN)/ape compile
+
+test: setup lint typecheck compile $(if $(filter tests tests/ tests/interop%,$(TESTS)),sdk-envs)
 	$(BIN)/og-settle chain exec -- $(BIN)/ape test $(TESTS) --network $(NETWORK) -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: setup
@@ -49,11 +60,11 @@ demo: setup
 bench: setup
 	$(BIN)/python benchmarks/run.py
 
-gas-update: setup
+gas-update: setup compile
 	OG_SETTLE_GAS_SNAPSHOT=update $(BIN)/og-settle chain exec -- $(BIN)/ape test tests --network $(NETWORK) -p no:cacheprovider -m gas
 
 clean:
 	rm -rf $(VENV) node_modules .cache .build contracts/.cache
 
-artifacts: setup
-	$(BIN)/ape compile && $(BIN)/ape run export_artifacts
+artifacts: compile
+	$(BIN)/ape run export_artifacts
