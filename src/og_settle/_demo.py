@@ -211,7 +211,14 @@ def run_demo(out_dir: Path, count: int = 300, say: Callable[[str], None] = print
     from eth_account import Account
 
     from og_settle.clients import SettlementRegistryClient, make_web3
-    from og_settle.relayer import IntakeConfig, Relayer, RelayerConfig, SqliteStore, submit_records
+    from og_settle.relayer import (
+        IntakeConfig,
+        RegistryTeeDirectory,
+        Relayer,
+        RelayerConfig,
+        SqliteStore,
+        submit_records,
+    )
     from og_settle.relayer._policy import BatchPolicy
     from og_settle.replica import running_replica
 
@@ -261,7 +268,12 @@ def run_demo(out_dir: Path, count: int = 300, say: Callable[[str], None] = print
 
         store = SqliteStore(out_dir / "queue.sqlite")
         try:
-            config = IntakeConfig(deployment=deployment, relayer=relayer.address, chain_reader=chain_reader)
+            config = IntakeConfig(
+                deployment=deployment,
+                relayer=relayer.address,
+                chain_reader=chain_reader,
+                tee_directory=RegistryTeeDirectory(w3, deployment.tee_registry),
+            )
             intake = timer.step(
                 "relayer intake (off-chain verification)",
                 lambda: Counter(r.status for r in submit_records(store, intake_path.open(), config, name="intake")),

@@ -313,7 +313,7 @@ def test_batch_dumps_go_to_the_da_store_and_their_pointer_on_chain(stack: Stack)
     request = parse_inference_request("chat", chat("a leaf for the store"))
     output = asyncio.run(StandInEchoModel().generate(request))
     attestation = stack.tee.attest(request, output)
-    sink = RelayerQueueSink(stack.queue, stack.deployment)
+    sink = RelayerQueueSink(stack.queue, stack.deployment, tee_keys=[stack.tee.key.public])
     gateway = Gateway(GatewayConfig(network(stack.network), stack.pay_to, {}), stack.tee, None, None, sink=sink)  # type: ignore[arg-type]
     record = gateway.inference_record(SettlementMode.BATCH, request, output, attestation, stack.pay_to)
     try:

@@ -111,6 +111,7 @@ def build_gateway(args: argparse.Namespace) -> Any:
         )
     else:
         backend = StandInEchoModel(delay=args.stand_in_delay)
+    tee = StandInTee.load_or_create(args.tee_key)
     sink = None
     if args.queue is not None:
         if args.deployment is None:
@@ -122,7 +123,7 @@ def build_gateway(args: argparse.Namespace) -> Any:
             raise InvalidInput(
                 f"--deployment: chain {deployment.chain_id}, but --network is {net.name} ({net.chain_id})"
             )
-        sink = RelayerQueueSink(args.queue, deployment)
+        sink = RelayerQueueSink(args.queue, deployment, tee_keys=[tee.key.public])
     config = GatewayConfig(
         network=net,
         pay_to=parse_address(args.pay_to, "--pay-to"),
@@ -134,7 +135,7 @@ def build_gateway(args: argparse.Namespace) -> Any:
     )
     return Gateway(
         config,
-        StandInTee.load_or_create(args.tee_key),
+        tee,
         backend,
         facilitator,
         sink=sink,

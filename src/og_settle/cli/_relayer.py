@@ -64,7 +64,16 @@ def register(groups: Any) -> None:
     )
     _db_and_deployment(submit)
     submit.add_argument("files", nargs="*", default=["-"], help="JSONL files; - or nothing for stdin")
-    submit.add_argument("--rpc", default=None, help="also check payments on chain (nonce, allowance, balance)")
+    submit.add_argument(
+        "--rpc",
+        default=None,
+        help="check on chain: payments (nonce, allowance, balance) and each leaf's signer against the TEE registry",
+    )
+    submit.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="without --rpc, queue batch leaves marked unverified instead of refusing them (tee_unverifiable)",
+    )
     submit.add_argument("--relayer-address", default=None, help="the relayer account (checked for upto payments)")
     submit.add_argument("--quiet", action="store_true", help="print only the summary")
     submit.set_defaults(handler=_submit)
@@ -173,13 +182,23 @@ def _submit(args: argparse.Namespace) -> int:
 
     store, deployment = _open(args)
     reader = None
+    directory = None
     if args.rpc is not None:
         from og_settle._x402 import Web3ChainReader
         from og_settle.clients import make_web3
+        from og_settle.relayer import RegistryTeeDirectory
 
-        reader = Web3ChainReader(make_web3(args.rpc), deployment.permit2)
+        w3 = make_web3(args.rpc)
+        reader = Web3ChainReader(w3, deployment.permit2)
+        directory = RegistryTeeDirectory(w3, deployment.tee_registry)
     relayer_address = args.relayer_address or store.get_meta("relayer_address")
-    config = IntakeConfig(deployment=deployment, relayer=relayer_address, chain_reader=reader)
+    config = IntakeConfig(
+        deployment=deployment,
+        relayer=relayer_address,
+        chain_reader=reader,
+        tee_directory=directory,
+        allow_unverified=args.allow_unverified,
+    )
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     try:
         for name in args.files:

@@ -93,7 +93,7 @@ def _batch(args: argparse.Namespace) -> int:
 def _inference(args: argparse.Namespace) -> int:
     from og_settle._hex import parse_bytes32, to_hex
     from og_settle._merkle import OG_LEAF_ENCODING, InferenceLeaf, StandardMerkleTree, leaf_hash
-    from og_settle.clients import SettlementRegistryClient
+    from og_settle.clients import ContractRevert, SettlementRegistryClient
 
     if (args.digest is None) == (args.leaf is None):
         raise InvalidInput("give either a digest (individual or metadata) or --leaf with --dump (batch)")
@@ -128,20 +128,25 @@ def _inference(args: argparse.Namespace) -> int:
     hashed = leaf_hash(OG_LEAF_ENCODING, leaf.values())
     proof = tree.proof(tree.index_of(hashed))
     recorded = registry.get_batch(tree.root)
-    included = registry.verify_inclusion(tree.root, leaf, proof)
+    # verifyInferenceSignature: the root is recorded, the proof holds, AND the leaf's TEE is active and signed it.
+    try:
+        batch_id, signer = registry.verify_inference_signature(tree.root, leaf, proof)
+        failed = None
+    except ContractRevert as err:
+        failed = err.error.name
     body = {
         "leaf_hash": to_hex(hashed),
         "root": to_hex(tree.root),
-        "settled": bool(included),
+        "settled": failed is None,
         "batch_id": None if recorded is None else recorded.batch_id,
         "proof": [to_hex(p) for p in proof],
     }
-    if included and recorded is not None:
-        text = f"inference {to_hex(hashed)}: settled in batch {recorded.batch_id} (root {to_hex(tree.root)})"
-    elif recorded is None:
-        text = f"inference {to_hex(hashed)}: its batch root {to_hex(tree.root)} is not recorded on chain"
+    if failed is None:
+        body["signer"] = signer
+        text = f"inference {to_hex(hashed)}: settled in batch {batch_id} (root {to_hex(tree.root)}), signed by {signer}"
     else:
-        text = f"inference {to_hex(hashed)}: the proof does not verify against root {to_hex(tree.root)}"
+        body["reason"] = failed
+        text = f"inference {to_hex(hashed)}: not settled ({failed}; root {to_hex(tree.root)})"
     return _emit(args, body, text)
 
 

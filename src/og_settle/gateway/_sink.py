@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,6 +20,7 @@ from og_settle._errors import InvalidInput
 
 if TYPE_CHECKING:
     from og_settle._deploy import Deployment
+    from og_settle.tee import TeePublicKey
 
 __all__ = ["RelayerQueueSink", "SettlementSink", "SinkReceipt"]
 
@@ -58,11 +59,13 @@ class SettlementSink(Protocol):
 class RelayerQueueSink:
     """Queues records in the relayer's SQLite queue at ``db_path`` for the ``deployment``'s contracts."""
 
-    def __init__(self, db_path: Path, deployment: Deployment) -> None:
-        from og_settle.relayer import IntakeConfig, SqliteStore
+    def __init__(self, db_path: Path, deployment: Deployment, *, tee_keys: Iterable[TeePublicKey] = ()) -> None:
+        from og_settle.relayer import IntakeConfig, SqliteStore, StaticTeeDirectory
 
         self._store = SqliteStore(Path(db_path))
-        self._config = IntakeConfig(deployment=deployment)
+        # Intake checks each leaf's signer; the gateway vouches for its own TEE's key (``tee_keys``). A leaf whose key
+        # is not among them is refused.
+        self._config = IntakeConfig(deployment=deployment, tee_directory=StaticTeeDirectory(tee_keys))
         self._lock = threading.Lock()
 
     def check(self, record: Mapping[str, Any]) -> None:

@@ -14,6 +14,7 @@ from og_settle.relayer._intake import (
     Rejected,
     parse_jsonl,
     parse_record,
+    parse_settlement_data,
     payment_key,
     submit_records,
 )
@@ -32,6 +33,7 @@ from og_settle.relayer._store import (
     SqliteStore,
     TxRecord,
 )
+from og_settle.relayer._tee_directory import RegistryTeeDirectory, StaticTeeDirectory, TeeDirectory
 
 __all__ = [
     "BULK_BATCH_SIZE",
@@ -52,17 +54,21 @@ __all__ = [
     "ParsedLine",
     "QueueStatus",
     "QueueStore",
+    "RegistryTeeDirectory",
     "Rejected",
     "Relayer",
     "RelayerConfig",
     "RelayerHalted",
     "SqliteStore",
+    "StaticTeeDirectory",
+    "TeeDirectory",
     "Trigger",
     "TxRecord",
     "bind_deployment",
     "format_status",
     "parse_jsonl",
     "parse_record",
+    "parse_settlement_data",
     "payment_key",
     "status_json",
     "submit_records",

@@ -13,12 +13,26 @@ One record is one JSON object (one line of JSONL) with a ``kind``:
     An x402 v2 ``PaymentPayload`` and the ``PaymentRequirements`` it pays; ``amount`` (decimal string) is what
     to settle for the upto scheme (default: the permitted maximum). Optional ``ref``.
 
-Verification before acceptance: field shapes and sizes; for inference records, an ECDSA ``tee_signature`` must
-recover to the TEE's signer (the last 20 bytes of ``tee_id``) under the registry's EIP-712 domain - required for
-individual and metadata, and for 65-byte batch signatures (other lengths, such as OpenGradient's RSA-PSS, are
-carried unchecked as the registry does); the timestamp must lie in the registry's window. For payments,
-``og_settle._x402.verify_payment`` (spender, recipient, token, amounts, time window, signature, and with a chain
-reader also nonce, allowance and balance), whose x402 reason code becomes the rejection reason.
+``{"kind": "settlement_data", "settlement_type": "batch"|"individual"|"private", "data": "<base64 JSON>"}``
+    OpenGradient's settlement data as a gateway sends it to ``POST /settle_data`` (the ``x-settlement-type`` and
+    ``x-settlement-data`` headers; see :class:`og_settle.tee.SettlementData`): snake_case keys, a base64 signature
+    (RSA-PSS for OpenGradient's enclaves), a decimal-string timestamp. A batch record becomes a batch leaf carrying
+    the raw signature bytes; ``private`` carries nothing to settle. Optional ``ref``.
+
+Verification before acceptance: field shapes and sizes; the timestamp must lie in the registry's window; and the
+TEE's signature, against the key the TEE registry holds for ``tee_id`` (:class:`TeeDirectory`):
+
+- a batch or private leaf's signer must be the registry's *active* key: a 65-byte ECDSA signature over the EIP-712
+  ``Inference`` struct for a secp256k1 TEE, RSASSA-PSS over ``keccak256(inputHash ‖ outputHash ‖ uint256
+  timestamp)`` for an RSA TEE. A leaf whose TEE is not active is refused (``tee_not_active``), one whose signature
+  does not verify is refused (``invalid_tee_signature``). Without a directory the registry cannot be asked (a
+  65-byte signature must still recover to the teeId's own signer): the leaf is refused (``tee_unverifiable``), or,
+  only when ``allow_unverified`` is set, queued marked ``"tee_verified": false`` and reported ``unverified``;
+- individual and metadata records carry an EIP-712 signature that must recover to the TEE's signer (the last 20
+  bytes of ``tee_id``), and with a directory the TEE must be active as well.
+
+For payments, ``og_settle._x402.verify_payment`` (spender, recipient, token, amounts, time window, signature, and
+with a chain reader also nonce, allowance and balance), whose x402 reason code becomes the rejection reason.
 
 Idempotency keys: a batch or private record's leaf hash, an individual or metadata record's EIP-712 digest (the
 key the registry records it under), and a payment's ``keccak256(abi.encode(payer, nonce))``.
@@ -35,6 +49,7 @@ from typing import Any, Final
 from eth_abi.abi import encode
 
 from og_settle._attestation import (
+    Eip712Domain,
     IndividualSettlement,
     InferenceAttestation,
     MetadataSettlement,
@@ -43,20 +58,27 @@ from og_settle._attestation import (
 )
 from og_settle._deploy import Deployment
 from og_settle._errors import InvalidInput
+from og_settle._hashing import SettlementMode
 from og_settle._hex import keccak256, parse_address, parse_bytes32, parse_hex_bytes, parse_uint256, to_hex
 from og_settle._merkle import OG_LEAF_ENCODING, TEE_SIGNATURE_MAX_BYTES, InferenceLeaf, leaf_hash
 from og_settle._x402 import ChainReader, PaymentPayload, PaymentRequirements, verify_payment
 from og_settle.relayer._states import ItemKind, Lane
 from og_settle.relayer._store import NewItem, QueueStore
+from og_settle.relayer._tee_directory import RegistryTeeDirectory, StaticTeeDirectory, TeeDirectory
+from og_settle.tee import KeyType, RegisteredTeeKey, SettlementData, tee_message_hash
 
 __all__ = [
     "DEFAULT_MAX_RECORD_BYTES",
     "IntakeConfig",
     "IntakeReport",
     "ParsedLine",
+    "RegistryTeeDirectory",
     "Rejected",
+    "StaticTeeDirectory",
+    "TeeDirectory",
     "parse_jsonl",
     "parse_record",
+    "parse_settlement_data",
     "payment_key",
     "submit_records",
 ]
@@ -85,13 +107,7 @@ _INFERENCE_FIELDS: Final = frozenset(
     }
 )
 _PAYMENT_FIELDS: Final = frozenset({"kind", "ref", "paymentPayload", "paymentRequirements", "amount"})
-# The settlement modes' wire strings (FORMATS.md); og_settle._hashing.SettlementMode.parse adds the SDK aliases.
-_MODE_ALIASES: Final[Mapping[str, Lane]] = {
-    "private": Lane.PRIVATE,
-    "batch": Lane.BATCH,
-    "individual": Lane.INDIVIDUAL,
-    "metadata": Lane.METADATA,
-}
+_SETTLEMENT_DATA_FIELDS: Final = frozenset({"kind", "ref", "settlement_type", "data"})
 
 
 class Rejected(InvalidInput):
@@ -99,7 +115,8 @@ class Rejected(InvalidInput):
 
     Attributes:
         reason: ``malformed``, ``oversized``, ``unknown_kind``, ``invalid_record``, ``invalid_tee_signature``,
-            ``timestamp_too_old``, ``timestamp_in_future``, or an x402 reason code for payments.
+            ``tee_not_active``, ``tee_unverifiable``, ``timestamp_too_old``, ``timestamp_in_future``, or an x402
+            reason code for payments.
         kind: what the record claimed to be.
     """
 
@@ -121,6 +138,9 @@ class IntakeConfig:
         max_future_drift_seconds: latest accepted inference timestamp, relative to now.
         chain_reader: chain reads for payment verification (nonce, allowance, balance); None checks offline only.
         verify_tee_signatures: check ECDSA TEE signatures (individual and metadata always need them).
+        tee_directory: where each leaf's TEE key is looked up (the TEE registry); None: leaves cannot be checked.
+        allow_unverified: queue leaves that cannot be checked (no directory), marked unverified, instead of
+            refusing them.
     """
 
     deployment: Deployment
@@ -130,24 +150,17 @@ class IntakeConfig:
     max_future_drift_seconds: int = 300
     chain_reader: ChainReader | None = None
     verify_tee_signatures: bool = True
+    tee_directory: TeeDirectory | None = None
+    allow_unverified: bool = False
 
 
 def _lane(value: Any) -> Lane:
     if not isinstance(value, str):
         raise Rejected("invalid_record", f"mode: expected a string, got {type(value).__name__}")
     try:
-        # The hashing module is another helper's and may land after this one.
-        from og_settle._hashing import SettlementMode  # type: ignore[import-not-found,unused-ignore]
-
         return Lane(SettlementMode.parse(value).value)
-    except ImportError:  # the hashing module ships with og_settle; this only covers partial checkouts
-        pass
-    except (InvalidInput, ValueError) as err:
+    except InvalidInput as err:
         raise Rejected("invalid_record", f"mode: {err}") from None
-    lane = _MODE_ALIASES.get(value.strip().lower())
-    if lane is None:
-        raise Rejected("invalid_record", f"mode: unknown settlement mode {value!r}")
-    return lane
 
 
 def _text_or_hex(obj: Mapping[str, Any], name: str, *, required: bool, max_len: int) -> bytes:
@@ -177,7 +190,10 @@ def _timestamp(obj: Mapping[str, Any], config: IntakeConfig, now: float) -> int:
         raise InvalidInput("timestamp: missing")
     if type(value) is not int:
         raise InvalidInput(f"timestamp: expected a JSON integer, got {value!r}")
-    timestamp = parse_uint256(value, "timestamp")
+    return _in_window(parse_uint256(value, "timestamp"), config, now)
+
+
+def _in_window(timestamp: int, config: IntakeConfig, now: float) -> int:
     if timestamp > now + config.max_future_drift_seconds:
         raise Rejected(
             "timestamp_in_future",
@@ -190,6 +206,45 @@ def _timestamp(obj: Mapping[str, Any], config: IntakeConfig, now: float) -> int:
             f"now ({int(now)}); the registry would refuse it",
         )
     return timestamp
+
+
+def _active_key(config: IntakeConfig, tee_id: bytes) -> RegisteredTeeKey:
+    assert config.tee_directory is not None
+    key = config.tee_directory.active_key(tee_id)
+    if key is None:
+        raise Rejected("tee_not_active", f"tee_id {to_hex(tee_id)} is not an active TEE in the registry")
+    return key
+
+
+def _check_leaf_signer(
+    leaf: InferenceLeaf, config: IntakeConfig, domain: Eip712Domain, payload: dict[str, Any]
+) -> None:
+    """A batch (or private) leaf's signature against the registry's active key for its TEE."""
+    if config.tee_directory is None:
+        if len(leaf.tee_signature) == 65:  # offline, an ECDSA signer can still be checked against the teeId itself
+            attestation = InferenceAttestation(leaf.tee_id, leaf.input_hash, leaf.output_hash, leaf.timestamp)
+            _check_tee_signature(leaf.tee_id, domain.digest(attestation.struct_hash()), leaf.tee_signature)
+        if not config.allow_unverified:
+            raise Rejected(
+                "tee_unverifiable",
+                "no TEE registry to check the leaf's signer against (give the node's RPC URL, or queue it explicitly "
+                "unverified)",
+            )
+        payload["tee_verified"] = False
+        return
+    key = _active_key(config, leaf.tee_id)
+    if key.key_type is KeyType.RSA:
+        message = tee_message_hash(leaf.input_hash, leaf.output_hash, leaf.timestamp)
+        kind = "RSA-PSS signature over keccak256(inputHash || outputHash || timestamp)"
+    else:
+        attestation = InferenceAttestation(leaf.tee_id, leaf.input_hash, leaf.output_hash, leaf.timestamp)
+        message = domain.digest(attestation.struct_hash())
+        kind = "ECDSA signature over the EIP-712 Inference struct"
+    if not key.verify(message, leaf.tee_signature):
+        raise Rejected(
+            "invalid_tee_signature",
+            f"tee_signature ({len(leaf.tee_signature)} bytes) is not the registered {key.key_type.name} key's {kind}",
+        )
 
 
 def _check_tee_signature(tee_id: bytes, digest: bytes, signature: bytes) -> None:
@@ -241,6 +296,8 @@ def _inference(obj: Mapping[str, Any], config: IntakeConfig, source: str, now: f
         )
         digest = domain.digest(record.struct_hash())
         _check_tee_signature(tee_id, digest, signature)
+        if config.tee_directory is not None:
+            _active_key(config, tee_id)
         payload.update(
             payer=record.payer,
             model=record.model_id,
@@ -272,6 +329,8 @@ def _inference(obj: Mapping[str, Any], config: IntakeConfig, source: str, now: f
         )
         digest = domain.digest(settlement.struct_hash())
         _check_tee_signature(tee_id, digest, signature)
+        if config.tee_directory is not None:
+            _active_key(config, tee_id)
         payload.update(payer=settlement.payer, digest=to_hex(digest))
         return NewItem(kind=ItemKind.INFERENCE, lane=lane, key=digest, payload=payload, source=source)
 
@@ -281,14 +340,86 @@ def _inference(obj: Mapping[str, Any], config: IntakeConfig, source: str, now: f
     leaf = InferenceLeaf(
         tee_id=tee_id, input_hash=input_hash, output_hash=output_hash, tee_signature=signature, timestamp=timestamp
     )
-    if config.verify_tee_signatures and len(signature) == 65:
-        attestation = InferenceAttestation(
-            tee_id=tee_id, input_hash=input_hash, output_hash=output_hash, timestamp=timestamp
-        )
-        _check_tee_signature(tee_id, domain.digest(attestation.struct_hash()), signature)
+    return _leaf_item(leaf, lane, config, domain, payload, source)
+
+
+def _leaf_item(
+    leaf: InferenceLeaf, lane: Lane, config: IntakeConfig, domain: Eip712Domain, payload: dict[str, Any], source: str
+) -> NewItem:
+    if config.verify_tee_signatures:
+        _check_leaf_signer(leaf, config, domain, payload)
     key = leaf_hash(OG_LEAF_ENCODING, leaf.values())
     payload["leaf_hash"] = to_hex(key)
     return NewItem(kind=ItemKind.INFERENCE, lane=lane, key=key, payload=payload, source=source)
+
+
+def parse_settlement_data(
+    settlement_type: str,
+    data: str | bytes | Mapping[str, Any] | None,
+    config: IntakeConfig,
+    *,
+    source: str,
+    ref: str | int | None = None,
+    now: float | None = None,
+) -> NewItem | None:
+    """Verify one OpenGradient settlement-data record (``x-settlement-type`` and ``x-settlement-data``).
+
+    Returns the queue item, or None for ``private`` (nothing about the inference goes on chain). ``data`` is the
+    header's base64 text, or the decoded JSON object. Raises ``Rejected`` as :func:`parse_record` does.
+    """
+    current = time.time() if now is None else now
+    try:
+        mode = SettlementMode.parse(settlement_type)
+    except InvalidInput as err:
+        raise Rejected("invalid_record", f"x-settlement-type: {err}") from None
+    if mode is SettlementMode.PRIVATE:
+        return None
+    if mode is SettlementMode.METADATA:
+        raise Rejected("invalid_record", "x-settlement-type: metadata is not carried by x-settlement-data")
+    if data is None:
+        raise Rejected("invalid_record", f"x-settlement-data: missing (required for {mode.value})")
+    try:
+        record = (
+            SettlementData.from_json(mode.value, data)
+            if isinstance(data, Mapping)
+            else SettlementData.from_header(mode.value, data)
+        )
+    except InvalidInput as err:
+        raise Rejected("invalid_record", str(err)) from None
+    if mode is SettlementMode.INDIVIDUAL:
+        raise Rejected(
+            "unsupported_settlement_type",
+            "individual OpenGradient settlement data is not settled by this relayer yet; send it as batch",
+        )
+    timestamp = _in_window(record.tee_timestamp, config, current)
+    payload: dict[str, Any] = {
+        "ref": ref,
+        "format": "opengradient",
+        "tee_id": to_hex(record.tee_id),
+        "timestamp": timestamp,
+        "tee_signature": to_hex(record.tee_signature),
+        "input_hash": to_hex(record.input_hash),
+        "output_hash": to_hex(record.output_hash),
+    }
+    leaf = InferenceLeaf(record.tee_id, record.input_hash, record.output_hash, record.tee_signature, timestamp)
+    domain = settlement_domain(config.deployment.chain_id, config.deployment.settlement_registry)
+    return _leaf_item(leaf, Lane.BATCH, config, domain, payload, source)
+
+
+def _settlement_data(obj: Mapping[str, Any], config: IntakeConfig, source: str, now: float) -> NewItem:
+    unknown = sorted(set(obj) - _SETTLEMENT_DATA_FIELDS)
+    if unknown:
+        raise InvalidInput(f"{unknown[0]}: unknown field for a settlement_data record")
+    settlement_type = obj.get("settlement_type")
+    if not isinstance(settlement_type, str):
+        raise InvalidInput("settlement_type: expected private, batch or individual")
+    ref = obj.get("ref")
+    if ref is not None and not isinstance(ref, str | int):
+        raise InvalidInput(f"ref: expected a string, got {type(ref).__name__}")
+    item = parse_settlement_data(settlement_type, obj.get("data"), config, source=source, ref=ref, now=now)
+    if item is None:
+        raise Rejected("nothing_to_settle", "settlement_type private: nothing about the inference goes on chain")
+    return item
 
 
 def _missing(name: str) -> Any:
@@ -381,12 +512,16 @@ def parse_record(obj: Any, config: IntakeConfig, *, source: str, now: float | No
             return _inference(obj, config, source, current)
         if kind == "payment":
             return _payment(obj, config, source, current)
+        if kind == "settlement_data":
+            return _settlement_data(obj, config, source, current)
     except Rejected:
         raise
     except InvalidInput as err:
         item_kind = ItemKind.PAYMENT if kind == "payment" else ItemKind.INFERENCE
         raise Rejected("invalid_payload" if kind == "payment" else "invalid_record", str(err), item_kind) from None
-    raise Rejected("unknown_kind", f"kind: expected 'inference' or 'payment', got {kind!r}", ItemKind.UNKNOWN)
+    raise Rejected(
+        "unknown_kind", f"kind: expected 'inference', 'payment' or 'settlement_data', got {kind!r}", ItemKind.UNKNOWN
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,6 +581,7 @@ class IntakeReport:
         reason: the rejection reason code, for rejected records.
         detail: the rejection's explanation, naming the field.
         key: the idempotency key, for accepted and duplicate records.
+        unverified: an accepted leaf whose TEE signature could not be checked (queued explicitly unverified).
     """
 
     source: str
@@ -454,11 +590,14 @@ class IntakeReport:
     reason: str | None = None
     detail: str | None = None
     key: bytes | None = None
+    unverified: bool = False
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"source": self.source, "status": self.status, "item": self.item_id}
         if self.key is not None:
             body["key"] = to_hex(self.key)
+        if self.unverified:
+            body["unverified"] = True
         if self.reason is not None:
             body["reason"] = self.reason
             body["detail"] = self.detail
@@ -491,6 +630,7 @@ def submit_records(
                 status="duplicate" if outcome.duplicate else "accepted",
                 item_id=outcome.item_id,
                 key=parsed.item.key,
+                unverified=parsed.item.payload.get("tee_verified") is False,
             )
         pending.clear()
 

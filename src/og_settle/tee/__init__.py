@@ -24,6 +24,7 @@ from og_settle.tee._canonical import (
 from og_settle.tee._hashing import canonical_json, input_hash, output_hash, tee_message_hash
 from og_settle.tee._keys import (
     KeyType,
+    RegisteredTeeKey,
     TeePublicKey,
     TeeSigningKey,
     load_signing_key,
@@ -59,6 +60,7 @@ __all__ = [
     "RSA_MIN_EXPONENT",
     "SETTLEMENT_DATA_MODES",
     "KeyType",
+    "RegisteredTeeKey",
     "ResponseVerificationError",
     "RsaPublicKey",
     "RsaTeeKey",

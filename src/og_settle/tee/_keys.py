@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import enum
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from og_settle._errors import InvalidInput
 from og_settle._hex import parse_bytes32, parse_hex_bytes
 from og_settle.tee._rsa import RsaPublicKey, RsaTeeKey
-from og_settle.tee._secp256k1 import Secp256k1PublicKey, TeeKey
+from og_settle.tee._secp256k1 import Secp256k1PublicKey, TeeKey, recover_signer
 
 __all__ = [
     "KeyType",
+    "RegisteredTeeKey",
     "TeePublicKey",
     "TeeSigningKey",
     "load_signing_key",
@@ -47,6 +49,40 @@ class KeyType(enum.IntEnum):
         if isinstance(key, Secp256k1PublicKey | TeeKey):
             return cls.SECP256K1
         return cls.RSA
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredTeeKey:
+    """A TEE's active key as the TEE registry reports it: the signer address of a secp256k1 TEE, the public key of an
+    RSA TEE (or both).
+
+    Attributes:
+        tee_id: The TEE's id.
+        key_type: The kind of key.
+        signer: The registered signer address (secp256k1 TEEs).
+        public_key: The registered public key (RSA TEEs; secp256k1 when the registry returns it).
+    """
+
+    tee_id: bytes
+    key_type: KeyType
+    signer: str | None = None
+    public_key: TeePublicKey | None = None
+
+    def __post_init__(self) -> None:
+        if self.signer is None and self.public_key is None:
+            raise InvalidInput("registered key: needs a signer address or a public key")
+        if self.public_key is not None and KeyType.of(self.public_key) is not self.key_type:
+            kind = KeyType.of(self.public_key).name
+            raise InvalidInput(f"registered key: a {kind} key for a {self.key_type.name} TEE")
+
+    def verify(self, message_hash: bytes, signature: bytes) -> bool:
+        """True when ``signature`` over ``message_hash`` was made by this registered key (never raises on bad bytes)."""
+        if self.public_key is not None:
+            return self.public_key.verify(message_hash, signature)
+        try:
+            return recover_signer(message_hash, signature) == self.signer
+        except InvalidInput:
+            return False
 
 
 def parse_public_key(value: Any, key_type: KeyType | None = None) -> TeePublicKey:
