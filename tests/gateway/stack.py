@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from og_settle._deploy import Deployment, Web3Sender, deploy
 from og_settle._networks import network
+from og_settle._permit2 import ensure_opg_approval
 from og_settle.gateway import StandInTee
 
 _OG_SETTLE = [sys.executable, "-m", "og_settle.cli"]
@@ -107,7 +108,8 @@ class Stack:
         deployment: the deployed contracts.
         deployment_path: the deployment file.
         tee: the stand-in TEE (its key is registered on chain).
-        keys: dev account keys: 0 deployer/admin, 1 relayer, 2 operator (TEE owner, payTo), 3 facilitator, 4+ payers.
+        keys: dev account keys: 0 deployer/admin, 1 relayer, 2 operator (TEE owner, payTo), 3 facilitator, 4+ payers
+            (payer 0 has not approved Permit2, as a new SDK user; payers 1-5 have).
         work: the work folder (queue, blobs, dumps, logs).
         facilitator: the facilitator process.
         gateway: the gateway process.
@@ -194,7 +196,7 @@ def running_stack(
     """Everything, on a fresh replica of ``network_name``; stopped on exit."""
     from og_settle.replica import running_replica
 
-    keys = dev_keys(8)
+    keys = dev_keys(10)
     net = network(network_name)
     work.mkdir(parents=True, exist_ok=True)
     with running_replica(network=net) as replica, ExitStack() as stop:
@@ -207,6 +209,8 @@ def running_stack(
             log=lambda line: None,
         )
         deployment_path = work / "deployments" / f"{deployment.chain_id}.json"
+        for key in keys[5:]:
+            ensure_opg_approval(10**24, private_key=key, rpc_url=replica.rpc_url, token=net.opg)
         tee = StandInTee.load_or_create(work / "tee.pem")
         registered: str | None = None
         if register_tee:

@@ -66,7 +66,7 @@ def required(client: httpx.Client, body: dict[str, Any], path: str = "/v1/chat/c
     return {r.scheme: r for r in decode_payment_required_header(response.headers["PAYMENT-REQUIRED"]).accepts}
 
 
-def pay(stack: Stack, requirement: Any, payer: int = 0, **overrides: Any) -> str:
+def pay(stack: Stack, requirement: Any, payer: int = 1, **overrides: Any) -> str:
     """A ``PAYMENT-SIGNATURE`` header value, signed as the stock SDK signs."""
     w3 = make_web3(stack.rpc_url)
     now = int(w3.eth.get_block("latest")["timestamp"])
@@ -197,7 +197,9 @@ def test_private_exact_pays_once_and_a_replay_is_refused(stack: Stack, client: h
     )
     assert answer["tee_output_hash"] == output_hash(answer["choices"][0]["message"]["content"]).hex()
     assert answer["tee_id"] == "0x" + stack.tee.tee_id.hex()
-    message = tee_message_hash(answer["tee_request_hash"], answer["tee_output_hash"], answer["tee_timestamp"])
+    message = tee_message_hash(
+        "0x" + answer["tee_request_hash"], "0x" + answer["tee_output_hash"], answer["tee_timestamp"]
+    )
     public_key = serialization.load_pem_public_key(stack.tee.public_key_pem.encode())
     pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
     public_key.verify(base64.b64decode(answer["tee_signature"]), message, pss, hashes.SHA256())  # type: ignore[union-attr]
@@ -215,7 +217,7 @@ def test_upto_charges_the_metered_output(stack: Stack, client: httpx.Client) -> 
     _supports_canonical(stack)
     body = chat("one two three four", max_tokens=100)
     upto = required(client, body)["upto"]
-    header = pay(stack, upto, payer=1)
+    header = pay(stack, upto, payer=2)
     ledger = Ledger(stack, header)
     response = client.post(
         "/v1/chat/completions", json=body, headers={"PAYMENT-SIGNATURE": header, "X-SETTLEMENT-TYPE": "private"}
@@ -230,7 +232,7 @@ def test_a_client_that_leaves_mid_stream_pays_for_what_it_was_sent(stack: Stack,
     _supports_canonical(stack)
     words = " ".join(f"w{i}" for i in range(300))
     body = chat(words, max_tokens=400, stream=True)
-    header = pay(stack, required(client, body)["upto"], payer=2)
+    header = pay(stack, required(client, body)["upto"], payer=3)
     ledger = Ledger(stack, header)
     received = 0
     with client.stream(
@@ -242,7 +244,7 @@ def test_a_client_that_leaves_mid_stream_pays_for_what_it_was_sent(stack: Stack,
                 received += 1
                 if received == 5:
                     break
-    stream_log = _wait_for_log(stack, "http.stream", address_of(stack.payer_key(2)))
+    stream_log = _wait_for_log(stack, "http.stream", address_of(stack.payer_key(3)))
     assert stream_log["disconnected"] is True
     pieces = stream_log["charged_pieces"]
     assert 5 <= pieces < 302
@@ -269,7 +271,7 @@ def test_batch_leaf_lands_in_a_recorded_root(stack: Stack, client: httpx.Client,
     from og_settle.relayer import SqliteStore
 
     body = chat("remember this answer")
-    header = pay(stack, required(client, body)["exact"], payer=3)
+    header = pay(stack, required(client, body)["exact"], payer=4)
     response = client.post(
         "/v1/chat/completions", json=body, headers={"PAYMENT-SIGNATURE": header, "X-SETTLEMENT-TYPE": "batch"}
     )

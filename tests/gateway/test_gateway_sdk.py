@@ -63,7 +63,7 @@ def test_every_answer_verifies_with_the_sdks_own_verifier(sdk_run: dict[str, Any
         assert result["verify"]["tee_id"] == "0x" + stack.tee.tee_id.hex()
     chat = [r for r in results if r["call"].startswith("chat")]
     assert {r["content"] for r in chat} == {"You said: What is the capital of France?"}
-    assert all(r["chunks"] == 7 for r in results if r["call"] == "chat-stream")
+    assert all(r["chunks"] == 8 for r in results if r["call"] == "chat-stream")
     assert {r["content"] for r in results if r["call"] == "completion"} == {"Translate to French: good morning"}
 
 

@@ -245,7 +245,9 @@ class _PaidStream(Response):
         auth: Authorized,
         fields: dict[str, Any],
     ) -> None:
-        super().__init__(status_code=200, headers={"Cache-Control": "no-cache"}, media_type=self.media_type)
+        super().__init__(status_code=200)
+        # No Content-Length: the body is a stream of events whose length is not known in advance.
+        self.raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
         self.handler, self.request, self.mode, self.auth, self.fields = handler, request, mode, auth, fields
 
     def _frame(self, data: Any) -> bytes:
@@ -312,7 +314,7 @@ class _PaidStream(Response):
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-            self.handler.log.write("http.stream", model=self.request.model, pieces=pieces, **self.fields)
+            self.handler.log.write("http.stream", pieces=pieces, **self.fields)
 
     async def _unfinished(self, send: Send, disconnected: bool, pieces: int, failure: str | None) -> None:
         """The answer never completed: no TEE signature exists, so nothing is recorded; see the README for charges."""
