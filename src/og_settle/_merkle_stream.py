@@ -3,10 +3,10 @@
 ``og-settle batch`` works through this module; :class:`~og_settle.StandardMerkleTree` (``_merkle``) is the
 in-memory reference it agrees with byte for byte.
 
-:func:`build_dump` reads a JSON-lines file of OpenGradient leaves in blocks. A block whose lines are all
-well-formed compact objects is decoded by ``msgspec`` in one call and each leaf is checked and ABI-encoded
-from its hex text in one ``unhexlify``; anything else (a blank line, an odd spelling such as ``0X``, an error)
-goes line by line through :meth:`InferenceLeaf.from_json`, which stays the judge of what is valid and reports
+:func:`build_dump` reads a JSON-lines file of OpenGradient leaves in 8 MiB blocks of whole lines. Each line
+is decoded by ``msgspec`` into a strict struct, and a leaf in canonical form is checked and ABI-encoded from
+its hex text in one ``unhexlify``; anything else (a blank line, an odd spelling such as ``0X``, an error)
+goes through :meth:`InferenceLeaf.from_json`, which stays the judge of what is valid and reports
 ``FILE:LINE: field: problem``. Only each leaf's ABI encoding is kept; the dump is then written in blocks to a
 temporary file that replaces the output only once complete and fsynced.
 
@@ -193,22 +193,6 @@ def _slow_line(path: Path, number: int, raw: bytes) -> bytes | None:
     return next(og_encodings([leaf.values()]))
 
 
-def _decode_block(block: bytes) -> list[_JsonLeaf] | None:
-    """All leaves of a block in one call, if every line of it is one compact object (``{...}\\n``, no blank
-    line). ``decode_lines`` reads whitespace-separated values, so the framing is checked too: a block that
-    starts with ``{``, ends with ``}\\n`` and has one ``}\\n{`` per inner line break has one object per line."""
-    if not (block[:1] == b"{" and block[-2:] == b"}\n"):
-        return None
-    try:
-        leaves = _leaf_decoder.decode_lines(block)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return None
-    lines = block.count(b"\n")
-    if len(leaves) != lines or block.count(b"}\n{") != lines - 1:
-        return None
-    return leaves
-
-
 def read_leaf_encodings(path: Path, progress: Callable[[int, int], None] | None = None) -> list[bytes]:
     """The ABI encodings of the leaves of a JSON-lines file, in file order (see the module docstring).
 
@@ -220,39 +204,29 @@ def read_leaf_encodings(path: Path, progress: Callable[[int, int], None] | None 
         raise InvalidInput(f"{path}: cannot read: {err.strerror or err}") from None
     encodings: list[bytes] = []
     append = encodings.append
+    decode = _leaf_decoder.decode
     fast = _og_encoding
-    line_number = 0  # lines before the current block
+    number = 0
     done = 0
     with handle:
         for block in _line_blocks(handle):
             done += len(block)
-            leaves = _decode_block(block)
-            if leaves is not None:
-                lines: list[bytes] = []
-                for offset, leaf in enumerate(leaves):
-                    encoded = fast(leaf.tee_id, leaf.input_hash, leaf.output_hash, leaf.tee_signature, leaf.timestamp)
-                    if encoded is None:
-                        lines = lines or block.split(b"\n")
-                        encoded = _slow_line(path, line_number + offset + 1, lines[offset])
-                    assert encoded is not None  # a decoded object is never a blank line
-                    append(encoded)
-                line_number += len(leaves)
-            else:
-                for raw in block.split(b"\n")[: block.count(b"\n") + (not block.endswith(b"\n"))]:
-                    line_number += 1
+            lines = block.split(b"\n")
+            if block.endswith(b"\n"):
+                lines.pop()
+            for raw in lines:
+                number += 1
+                try:
+                    leaf = decode(raw)
+                except (msgspec.DecodeError, UnicodeDecodeError):
                     encoded = None
-                    try:
-                        leaf = _leaf_decoder.decode(raw)
-                    except (msgspec.DecodeError, UnicodeDecodeError):
-                        pass
-                    else:
-                        encoded = fast(
-                            leaf.tee_id, leaf.input_hash, leaf.output_hash, leaf.tee_signature, leaf.timestamp
-                        )
-                    if encoded is None:
-                        encoded = _slow_line(path, line_number, raw)
-                    if encoded is not None:
-                        append(encoded)
+                else:
+                    encoded = fast(leaf.tee_id, leaf.input_hash, leaf.output_hash, leaf.tee_signature, leaf.timestamp)
+                if encoded is None:
+                    encoded = _slow_line(path, number, raw)
+                    if encoded is None:  # a blank line
+                        continue
+                append(encoded)
             if progress is not None:
                 progress(done, len(encodings))
     if not encodings:
@@ -273,6 +247,9 @@ def _write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
     except OSError as err:
         raise InvalidInput(f"{path}: cannot write: {err.strerror or err}") from None
     try:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # as open() would create it; mkstemp makes it private (0600)
         with os.fdopen(fd, "wb") as out:
             write(out)
             out.flush()
@@ -427,34 +404,29 @@ class _Entry(msgspec.Struct, forbid_unknown_fields=True):
 _entries_decoder: Final = msgspec.json.Decoder(list[_Entry])
 
 
-def _tree_nodes(region: bytes) -> bytes:
-    """``"0x<64 hex>",`` repeated, to the nodes' bytes; raises _NotCompact on any other text."""
-    count, rest = divmod(len(region), _NODE)
+def _check_tree_text(text: bytearray) -> None:
+    """Check that ``text`` is ``"0x<64 characters>",`` repeated (the digits are checked where decoded)."""
+    count, rest = divmod(len(text), _NODE)
     if rest or not (
-        region[0::_NODE] == b'"' * count
-        and region[1::_NODE] == b"0" * count
-        and region[2::_NODE] == b"x" * count
-        and region[67::_NODE] == b'"' * count
-        and region[68::_NODE] == b"," * count
+        text[0::_NODE] == b'"' * count
+        and text[1::_NODE] == b"0" * count
+        and text[2::_NODE] == b"x" * count
+        and text[67::_NODE] == b'"' * count
+        and text[68::_NODE] == b"," * count
     ):
         raise _NotCompact
-    try:
-        nodes = _unhexlify(region.replace(b'",', b"").replace(b'"0x', b""))
-    except ValueError:
-        raise _NotCompact from None
-    if len(nodes) != 32 * count:
-        raise _NotCompact
-    return nodes
 
 
 class _StreamedDump:
-    """A compact dump: header and tree in memory (32 bytes per node), values streamed from the file."""
+    """A compact dump: the header and the tree's text in memory (nodes decoded where used), values streamed."""
 
-    def __init__(self, path: Path, encoding: tuple[str, ...], nodes: bytes, values_start: int, values_end: int):
+    def __init__(
+        self, path: Path, encoding: tuple[str, ...], tree_text: bytearray, values_start: int, values_end: int
+    ) -> None:
         self._path = path
         self._encoding = encoding
-        self._nodes = nodes
-        self._size = len(nodes) // 32
+        self._tree_text = tree_text  # '"0x<64 hex>",' per node
+        self._size = len(tree_text) // _NODE
         self._count = (self._size + 1) // 2
         self._values = (values_start, values_end)
 
@@ -471,25 +443,21 @@ class _StreamedDump:
         except msgspec.DecodeError:
             raise _NotCompact from None
         encoding = _check_encoding(raw_encoding)
-        handle.seek(key + len(_TREE_KEY))
-        parts: list[bytes] = []
-        tree_end = -1
-        position = key + len(_TREE_KEY)
-        while tree_end < 0:
-            window = handle.read(_NODE * _NODES_PER_READ)
+        tree_start = key + len(_TREE_KEY)
+        handle.seek(tree_start)
+        tree_text = bytearray()
+        while (close := tree_text.find(b"]", max(len(tree_text) - _BLOCK, 0))) < 0:
+            window = handle.read(_BLOCK)
             if not window:
                 raise _NotCompact
-            close = window.find(b"]")
-            if close >= 0:
-                tree_end = position + close
-                window = window[:close] + b","
-            parts.append(_tree_nodes(window))
-            position += len(window)
-        nodes = b"".join(parts)
-        if not nodes:
-            raise InvalidInput("tree: expected a non-empty array of 32-byte hex hashes")
-        if len(nodes) // 32 % 2 == 0:
-            raise InvalidInput(f"tree: a complete tree has an odd number of nodes, got {len(nodes) // 32}")
+            tree_text += window
+        del tree_text[close:]
+        tree_end = tree_start + close
+        tree_text += b","
+        _check_tree_text(tree_text)
+        size = len(tree_text) // _NODE
+        if size == 0 or size % 2 == 0:
+            raise _NotCompact  # load() names the fault
         handle.seek(tree_end)
         if handle.read(len(_VALUES_KEY)) != _VALUES_KEY:
             raise _NotCompact
@@ -502,7 +470,7 @@ class _StreamedDump:
         values_start = tree_end + len(_VALUES_KEY)
         if values_end < values_start:
             raise _NotCompact
-        return cls(path, encoding, nodes, values_start, values_end)
+        return cls(path, encoding, tree_text, values_start, values_end)
 
     @property
     def leaf_encoding(self) -> tuple[str, ...]:
@@ -510,18 +478,38 @@ class _StreamedDump:
 
     @property
     def root(self) -> bytes:
-        return self._nodes[:32]
+        return self._node(0)
 
     def __len__(self) -> int:
         return self._count
 
     def _node(self, index: int) -> bytes:
-        return self._nodes[32 * index : 32 * index + 32]
+        start = _NODE * index + 3
+        try:
+            node = _unhexlify(self._tree_text[start : start + 64])
+        except ValueError:
+            raise _NotCompact from None  # load() names the fault
+        return node
+
+    def _nodes(self) -> bytes:
+        """Every node's 32 bytes, in tree order."""
+        text, parts = self._tree_text, []
+        step = _NODE * _NODES_PER_READ
+        for start in range(0, len(text), step):
+            window = bytes(text[start : start + step])
+            try:
+                parts.append(_unhexlify(window.replace(b'",', b"").replace(b'"0x', b"")))
+            except ValueError:
+                raise _NotCompact from None
+            if len(parts[-1]) * 69 != len(window) * 32:
+                raise _NotCompact
+        return b"".join(parts)
 
     # -- the values, streamed
 
-    def _blocks(self) -> Iterator[tuple[int, bytes]]:
-        """(index of the first entry, text of whole entries joined by commas) over the values array."""
+    def _scan(self) -> Iterator[tuple[int, bytes, int, int]]:
+        """Over the values array: ``(first, text, stop, count)``, where ``text[:stop]`` holds the ``count``
+        whole entries from index ``first`` on, joined by commas."""
         start, end = self._values
         first = 0
         with self._path.open("rb") as handle:
@@ -533,22 +521,24 @@ class _StreamedDump:
                 if not window:
                     raise InvalidInput("values: the file ended early")
                 remaining -= len(window)
-                text = carry + window
-                cut = text.rfind(_BOUNDARY) if remaining > 0 else len(text) - 1
-                if cut < 0:
+                text = carry + window if carry else window
+                stop = text.rfind(_BOUNDARY) + 1 if remaining > 0 else len(text)
+                if stop == 0:
                     carry = text
                     continue
-                block, carry = text[: cut + 1], text[cut + 2 :]
-                yield first, block
-                first += block.count(_BOUNDARY) + 1
-            if carry:
-                yield first, carry
+                count = text.count(_BOUNDARY, 0, stop) + 1
+                yield first, text, stop, count
+                first += count
+                carry = text[stop + 1 :]
 
-    def _entries(self, block: bytes) -> list[_Entry]:
+    def _entries(self, text: bytes, stop: int, count: int) -> list[_Entry]:
         try:
-            return _entries_decoder.decode(b"[" + block + b"]")
+            entries = _entries_decoder.decode(b"[" + text[:stop] + b"]")
         except (msgspec.DecodeError, UnicodeDecodeError):
             raise _NotCompact from None
+        if len(entries) != count:
+            raise _NotCompact
+        return entries
 
     def _check_value_count(self, seen: int) -> None:
         if seen != self._count:
@@ -588,20 +578,11 @@ class _StreamedDump:
         return _leaf_hashes(encoding, values)
 
     def _entry(self, index: int) -> _Entry:
-        """The entry at input position ``index``; every entry is counted (the count must match the tree)."""
-        found: _Entry | None = None
-        seen = 0
-        for first, block in self._blocks():
-            count = block.count(_BOUNDARY) + 1
-            if first <= index < first + count:
-                entries = self._entries(block)
-                if len(entries) != count:
-                    raise _NotCompact
-                found = entries[index - first]
-            seen = first + count
-        self._check_value_count(seen)
-        assert found is not None  # index < count == seen
-        return found
+        """The entry at input position ``index`` (the scan stops there: a proof rests on its entry and the tree)."""
+        for first, text, stop, count in self._scan():
+            if index < first + count:
+                return self._entries(text, stop, count)[index - first]
+        raise InvalidInput(f"values: there is no values[{index}] in a dump whose tree has {self._count} leaves")
 
     # -- proofs
 
@@ -637,17 +618,36 @@ class _StreamedDump:
             proof=result,
         )
 
-    def index_of(self, leaf_hash: bytes) -> int:
-        nodes, first_leaf = self._nodes, self._count - 1
-        slots: set[int] = set()
-        at = nodes.find(leaf_hash, 32 * first_leaf)
+    def _leaf_slots(self, leaf_hash: bytes) -> list[int]:
+        """The leaf slots holding ``leaf_hash``: found in the tree's text, or in the decoded nodes when the text
+        spells hashes in upper case."""
+        text, first_leaf = self._tree_text, self._count - 1
+        slots = []
+        needle = f'"0x{leaf_hash.hex()}"'.encode()
+        at = text.find(needle, _NODE * first_leaf)
         while at >= 0:
-            if at % 32 == 0:
-                slots.add(at // 32)
-            at = nodes.find(leaf_hash, at + 1)
+            if at % _NODE == 0:
+                slots.append(at // _NODE)
+            at = text.find(needle, at + 1)
+        if not slots and any(65 <= byte <= 70 for byte in memoryview(text)[3::_NODE]):
+            nodes = self._nodes()
+            at = nodes.find(leaf_hash, 32 * first_leaf)
+            while at >= 0:
+                if at % 32 == 0:
+                    slots.append(at // 32)
+                at = nodes.find(leaf_hash, at + 1)
+        return slots
+
+    def index_of(self, leaf_hash: bytes) -> int:
+        slots = self._leaf_slots(leaf_hash)
         if slots:
-            for first, block in self._blocks():
-                for offset, entry in enumerate(self._entries(block)):
+            needles = [f'"treeIndex":{slot}}}'.encode() for slot in slots]
+            for first, text, stop, _ in self._scan():
+                found = [at for at in (text.find(needle, 0, stop) for needle in needles) if at >= 0]
+                if found:  # the compact spelling; an entry's "treeIndex" is its last key
+                    return first + text.count(_BOUNDARY, 0, min(found))
+            for first, text, stop, count in self._scan():  # any other spelling inside the entries
+                for offset, entry in enumerate(self._entries(text, stop, count)):
                     if entry.treeIndex in slots:
                         return first + offset
         raise InvalidInput(f"leaf_hash: {to_hex(leaf_hash)} is not a leaf of this tree")
@@ -656,50 +656,52 @@ class _StreamedDump:
 
     def check_count(self) -> None:
         seen = 0
-        for first, block in self._blocks():
-            seen = first + block.count(_BOUNDARY) + 1
+        for first, _, _, count in self._scan():
+            seen = first + count
         self._check_value_count(seen)
 
     def verify(self) -> None:
+        nodes = self._nodes()
         first_leaf = self._count - 1
         used_by = array("q", [-1]) * self._count  # the value on each leaf slot, by slot - first_leaf
         seen = 0
-        for first, block in self._blocks():
-            entries = self._entries(block)
+        for first, text, stop, count in self._scan():
+            entries = self._entries(text, stop, count)
             slots = []
             for offset, entry in enumerate(entries):
                 i = first + offset
                 slot = self._tree_index(i, entry)
-                if used_by[slot - first_leaf] >= 0:
-                    previous = used_by[slot - first_leaf]
+                previous = used_by[slot - first_leaf]
+                if previous >= 0:
                     raise InvalidInput(f"values[{i}].treeIndex: leaf slot {slot} is already used by values[{previous}]")
                 used_by[slot - first_leaf] = i
                 slots.append(slot)
-            if first + len(entries) > self._count:
-                self._check_value_count(first + len(entries))
-            nodes = self._nodes
             for offset, (digest, slot) in enumerate(zip(self._leaf_hashes(first, entries), slots, strict=True)):
                 if nodes[32 * slot : 32 * slot + 32] != digest:
                     raise InvalidInput(f"values[{first + offset}]: the value does not hash to tree[{slot}]")
-            seen = first + len(entries)
+            seen = first + count
         self._check_value_count(seen)
-        self._check_internal_nodes()
+        _check_internal_nodes(nodes)
 
-    def _check_internal_nodes(self) -> None:
-        nodes, keccak = self._nodes, _keccak
-        internal = self._size // 2
-        for start in range(0, internal, _NODES_PER_READ):
-            stop = min(start + _NODES_PER_READ, internal)
-            children = nodes[32 * (2 * start + 1) : 32 * (2 * stop + 1)]
-            pairs = [(children[k : k + 32], children[k + 32 : k + 64]) for k in range(0, len(children), 64)]
-            parents = b"".join([keccak(a + b if a < b else b + a).digest() for a, b in pairs])
-            if parents != nodes[32 * start : 32 * stop]:
-                bad = next(
-                    k for k in range(start, stop) if parents[32 * (k - start) : 32 * (k - start + 1)] != self._node(k)
-                )
-                raise InvalidInput(
-                    f"tree[{bad}]: is not the hash of its children tree[{2 * bad + 1}] and tree[{2 * bad + 2}]"
-                )
+
+def _check_internal_nodes(nodes: bytes) -> None:
+    """Raise InvalidInput naming the first internal node (of the 32-byte ``nodes``) that does not hash its children."""
+    keccak = _keccak
+    internal = len(nodes) // 64
+    for start in range(0, internal, _NODES_PER_READ):
+        stop = min(start + _NODES_PER_READ, internal)
+        children = nodes[32 * (2 * start + 1) : 32 * (2 * stop + 1)]
+        pairs = [(children[k : k + 32], children[k + 32 : k + 64]) for k in range(0, len(children), 64)]
+        parents = b"".join([keccak(a + b if a < b else b + a).digest() for a, b in pairs])
+        if parents != nodes[32 * start : 32 * stop]:
+            at = 32 * start
+            bad = (
+                start
+                + next(k for k in range(0, len(parents), 32) if parents[k : k + 32] != nodes[at + k : at + k + 32])
+                // 32
+            )
+            children_text = f"tree[{2 * bad + 1}] and tree[{2 * bad + 2}]"
+            raise InvalidInput(f"tree[{bad}]: is not the hash of its children {children_text}")
 
 
 def _load_whole(path: Path, handle: BinaryIO) -> _LoadedDump:

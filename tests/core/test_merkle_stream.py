@@ -7,6 +7,7 @@ straddle block boundaries, and compare every answer with the whole-file reading.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -192,3 +193,13 @@ def test_errors_in_later_blocks_name_their_line(tmp_path: Path, small_blocks: No
         stream.build_dump(source, tmp_path / "dump.json")
     assert not (tmp_path / "dump.json").exists()
     assert StandardMerkleTree.of([InferenceLeaf.from_json(leaf)]).leaf_encoding == OG_LEAF_ENCODING
+
+
+def test_the_dump_gets_the_usual_file_mode(tmp_path: Path) -> None:
+    """The temporary file is private while written; the dump that replaces the output is not."""
+    source = tmp_path / "leaves.jsonl"
+    source.write_text(json.dumps(InferenceLeaf(b"\x01" * 32, b"\x02" * 32, b"\x03" * 32, b"", 1).to_json()) + "\n")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    stream.build_dump(source, tmp_path / "dump.json")
+    assert (tmp_path / "dump.json").stat().st_mode & 0o777 == 0o666 & ~umask
