@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,19 +292,25 @@ def _run(
 
 
 def build_all(names: Sequence[str] = (), *, progress: bool = True) -> dict[str, SdkEnv]:
-    """Build every named environment (all when ``names`` is empty); returns them by name."""
+    """Build every named environment (all when ``names`` is empty) in parallel; returns them by name.
+
+    The installs mostly wait on the registry and the disk, so running them side by side roughly halves a cold
+    build; each still holds its own lock."""
     wanted = list(names) or [*PYTHON_SDKS, *NODE_SDKS]
     unknown = [n for n in wanted if n not in PYTHON_SDKS and n not in NODE_SDKS]
     if unknown:
         raise SdkEnvError(
             f"sdk envs: unknown name(s) {', '.join(unknown)}; known: {', '.join([*PYTHON_SDKS, *NODE_SDKS])}"
         )
-    built: dict[str, SdkEnv] = {}
-    for name in wanted:
-        built[name] = python_env(name, progress=progress) if name in PYTHON_SDKS else node_env(name, progress=progress)
-        if built[name].built_seconds is None:
-            _say(progress, f"sdk-envs: {name} up to date ({_shown(built[name].path)})")
-    return built
+
+    def one(name: str) -> SdkEnv:
+        env = python_env(name, progress=progress) if name in PYTHON_SDKS else node_env(name, progress=progress)
+        if env.built_seconds is None:
+            _say(progress, f"sdk-envs: {name} up to date ({_shown(env.path)})")
+        return env
+
+    with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+        return dict(zip(wanted, pool.map(one, wanted), strict=True))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
