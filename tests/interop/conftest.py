@@ -1,0 +1,104 @@
+"""Interop fixtures: og-settle's facilitator as a real subprocess on loopback, and the stock SDKs' environments.
+
+``og-settle facilitator serve`` is started the way an operator starts it: a child process pointed at the fork's
+RPC, with the settling key in ``OG_SETTLE_RELAYER_KEY``, bearer keys in a file, a SQLite store in the test's
+temporary folder, and port 0. Each test gets its own server: Ape reverts the chain after every test, so a
+server (and its local nonce) must not outlive one. The stock SDKs run in their own environments
+(:mod:`tests.support.sdk_envs`) and talk to it over HTTP only.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from og_settle._deploy import deploy
+from scripts.deploy import ApeSender
+from tests.support import sdk_envs
+from tests.support.children import json_child
+
+KEY_ENV = "OG_SETTLE_RELAYER_KEY"
+
+
+@dataclass(frozen=True, slots=True)
+class RunningFacilitator:
+    """A started ``og-settle facilitator serve``: its URL, its /settle bearer key and its JSON start line."""
+
+    url: str
+    api_key: str
+    start: dict[str, Any]
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=30) as response:
+            return json.loads(response.read())
+
+
+@contextmanager
+def running_facilitator(
+    deployment_file: Path, rpc_url: str, settler_key: str, folder: Path, extra: Sequence[str] = ()
+) -> Iterator[RunningFacilitator]:
+    """``og-settle facilitator serve`` as a child process, with a fresh bearer key and SQLite store in ``folder``."""
+    api_key = secrets.token_urlsafe(24)
+    keys = folder / "api-keys"
+    keys.write_text(api_key + "\n")
+    argv = [sys.executable, "-m", "og_settle.cli", "facilitator", "serve", "--json"]
+    argv += ["--deployment", str(deployment_file), "--rpc", rpc_url, "--api-keys-file", str(keys)]
+    argv += ["--store", str(folder / "settlements.sqlite3"), *extra]
+    log = folder / "facilitator.log"
+    with json_child("og-settle facilitator serve", argv, log, {KEY_ENV: settler_key}) as child:
+        yield RunningFacilitator(child.start["url"], api_key, child.start)
+
+
+@pytest.fixture(scope="session")
+def x402_env() -> sdk_envs.SdkEnv:
+    return sdk_envs.python_env("x402", progress=True)
+
+
+@pytest.fixture(scope="session")
+def x402_npm_env() -> sdk_envs.SdkEnv:
+    return sdk_envs.node_env("x402-npm", progress=True)
+
+
+@pytest.fixture(scope="session")
+def opengradient_env() -> sdk_envs.SdkEnv:
+    return sdk_envs.python_env("opengradient", progress=True)
+
+
+@pytest.fixture(scope="module")
+def payee(accounts: Any) -> Any:
+    """The x402 ``payTo``: the resource server's address."""
+    return accounts[8]
+
+
+@pytest.fixture(scope="module")
+def deployment_file(
+    deployer: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+    payers: list[Any],
+    payee: Any,
+    relayer: Any,
+    opg: Any,
+    permit2: Any,
+    chain_id: int,
+) -> Path:
+    """og-settle deployed once per module; wider-scoped fixtures are pulled in first (Ape's isolation wants it)."""
+    out_dir = tmp_path_factory.mktemp("deployments")
+    deployed = deploy(ApeSender(deployer), out_dir=out_dir)
+    return out_dir / f"{deployed.chain_id}.json"
+
+
+@pytest.fixture
+def facilitator(
+    deployment_file: Path, chain: Any, relayer: Any, permit2_approved: None, tmp_path: Path
+) -> Iterator[RunningFacilitator]:
+    with running_facilitator(deployment_file, str(chain.provider.http_uri), relayer.private_key, tmp_path) as running:
+        yield running

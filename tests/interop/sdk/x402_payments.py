@@ -1,0 +1,100 @@
+"""Pay through a facilitator with the unmodified PyPI ``x402==2.25.0`` SDK, as its documentation shows.
+
+Runs inside the SDK's own virtualenv (``tests/support/sdk_envs.py``), never the project's: it imports only the
+SDK and its dependencies. Reads one JSON object on standard input and prints one JSON object on standard output.
+
+Input::
+
+    {"facilitator": URL, "apiKey": KEY or null, "network": "eip155:N", "asset": TOKEN, "payTo": ADDRESS,
+     "payerKey": HEX, "maxTimeoutSeconds": N,
+     "payments": [{"scheme": "exact" | "upto", "price": ATOMIC, "charge": ATOMIC or null, "settles": N}]}
+
+For each payment the resource server (``x402ResourceServerSync`` over ``HTTPFacilitatorClientSync``, with
+``create_headers`` sending ``Authorization: Bearer <apiKey>``) builds the requirements from the facilitator's
+``/supported``; the client (``x402ClientSync`` with the EVM exact and upto schemes, OPG allowed through
+``set_spend_controls``) signs them; the resource server verifies, then settles ``settles`` times. An upto
+``charge`` is applied as the SDK's ``settlement_overrides`` does: the settle-time requirements carry the charged
+amount. Output: ``{"kinds": [exact, upto], "payments": [{"requirements", "payload", "verify", "settles"}]}`` with the
+SDK's own models dumped by alias, or ``{"error": ...}`` for a step the SDK raised on.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from eth_account import Account
+from x402 import ResourceConfig, x402ClientSync, x402ResourceServerSync
+from x402.http import HTTPFacilitatorClientSync
+from x402.mechanisms.evm.exact import ExactEvmClientScheme, ExactEvmServerScheme
+from x402.mechanisms.evm.upto import UptoEvmClientScheme, UptoEvmServerScheme
+from x402.schemas import ResourceInfo
+
+
+def dump(model: Any) -> Any:
+    return json.loads(model.model_dump_json(by_alias=True, exclude_none=True))
+
+
+def facilitator_client(url: str, api_key: str | None) -> HTTPFacilitatorClientSync:
+    if api_key is None:
+        return HTTPFacilitatorClientSync({"url": url})
+
+    def create_headers() -> dict[str, dict[str, str]]:
+        bearer = {"Authorization": f"Bearer {api_key}"}
+        return {"verify": bearer, "settle": bearer, "supported": {}}
+
+    return HTTPFacilitatorClientSync({"url": url, "create_headers": create_headers})
+
+
+def attempt(step: Any) -> Any:
+    try:
+        return dump(step())
+    except Exception as error:  # the SDK's own exception, reported to the test as data
+        return {"error": f"{type(error).__name__}: {error}"}
+
+
+def main() -> None:
+    job = json.load(sys.stdin)
+    network = job["network"]
+    server = x402ResourceServerSync(facilitator_client(job["facilitator"], job.get("apiKey")))
+    server.register(network, ExactEvmServerScheme())
+    server.register(network, UptoEvmServerScheme())
+    server.initialize()  # fetches /supported; refuses to start unless it lists both schemes on this network
+
+    payer = Account.from_key(job["payerKey"])
+    client = x402ClientSync()
+    client.register(network, ExactEvmClientScheme(payer))
+    client.register(network, UptoEvmClientScheme(payer))
+    client.set_spend_controls({"allowed_assets": [{"network": network, "asset": job["asset"]}]})
+
+    kinds = [server.get_supported_kind(2, network, scheme) for scheme in ("exact", "upto")]
+    out: dict[str, Any] = {"kinds": [None if kind is None else dump(kind) for kind in kinds], "payments": []}
+    for payment in job["payments"]:
+        config = ResourceConfig(
+            scheme=payment["scheme"],
+            pay_to=job["payTo"],
+            price={"amount": str(payment["price"]), "asset": job["asset"], "extra": {"assetTransferMethod": "permit2"}},
+            network=network,
+            max_timeout_seconds=job.get("maxTimeoutSeconds", 300),
+        )
+        requirements = server.build_payment_requirements(config)
+        required = server.create_payment_required_response(
+            requirements, ResourceInfo(url="http://127.0.0.1/paid", description="og-settle interop")
+        )
+        payload = client.create_payment_payload(required)
+        accepted = payload.accepted
+        verify = attempt(lambda: server.verify_payment(payload, accepted).verify)  # noqa: B023
+        at_settle = accepted
+        if payment.get("charge") is not None:
+            at_settle = accepted.model_copy(update={"amount": str(payment["charge"])})
+        count = payment.get("settles", 1)
+        settles = [attempt(lambda: server.settle_payment(payload, at_settle)) for _ in range(count)]  # noqa: B023
+        out["payments"].append(
+            {"requirements": dump(requirements[0]), "payload": dump(payload), "verify": verify, "settles": settles}
+        )
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
