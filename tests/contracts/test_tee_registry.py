@@ -244,3 +244,31 @@ def test_active_tee_ids_pages_and_filters(d: Deployment) -> None:
     assert list(d.registry.activeTeeIds(5, 2)) == []
     assert list(d.registry.activeTeeIds(99, 2**256 - 1)) == []
     assert list(d.registry.activeTeeIds(1, 2**256 - 1)) == active[1:]
+
+
+# --- M-3: an admin's disable sticks ---------------------------------------------------------------------------------
+
+
+def test_m3_operator_cannot_undo_an_admins_disable(d: Deployment) -> None:
+    """Audit M-3: after an admin disables a TEE, its operator cannot re-enable it; only an admin can."""
+    tee_id = d.tee.tee_id
+    d.registry.disableTee(tee_id, sender=d.admin)
+    with ape.reverts(d.registry.TeeDisabledByAdmin, teeId=tee_id):
+        d.registry.enableTee(tee_id, sender=d.operator)
+    assert not d.registry.isActive(tee_id)
+    d.registry.enableTee(tee_id, sender=d.admin)
+    assert d.registry.isActive(tee_id)
+
+
+def test_m3_operator_without_the_role_cannot_enable(d: Deployment) -> None:
+    """Audit M-3: an operator that lost OPERATOR_ROLE cannot re-enable even a TEE it disabled itself."""
+    tee_id = d.tee.tee_id
+    d.registry.disableTee(tee_id, sender=d.operator)
+    d.registry.revokeRole(d.registry.OPERATOR_ROLE(), d.operator, sender=d.admin)
+    with ape.reverts(d.registry.OperatorRoleRequired, teeId=tee_id, operator=d.operator.address):
+        d.registry.enableTee(tee_id, sender=d.operator)
+    assert not d.registry.isActive(tee_id)
+    # It may still disable what it operates (fail-safe), and an admin may still enable.
+    d.registry.enableTee(tee_id, sender=d.admin)
+    d.registry.disableTee(tee_id, sender=d.operator)
+    assert not d.registry.isActive(tee_id)
