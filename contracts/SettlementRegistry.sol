@@ -9,6 +9,7 @@ import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ISettlementRegistry} from "./interfaces/ISettlementRegistry.sol";
 import {ITeeRegistry} from "./interfaces/ITeeRegistry.sol";
 import {InferenceHash} from "./libraries/InferenceHash.sol";
+import {RsaPss} from "./libraries/RsaPss.sol";
 
 /// @title SettlementRegistry
 /// @notice Individual, batch-Merkle and metadata settlement of TEE inferences. See ISettlementRegistry.
@@ -46,6 +47,7 @@ contract SettlementRegistry is ISettlementRegistry, AccessControl, Pausable, EIP
     /// overridden to use this flag, and Pausable's modifiers, events and errors are kept.)
     struct State {
         bool paused;
+        uint32 maxHeartbeatAge;
         uint32 maxAge;
         uint32 maxFutureDrift;
         uint32 batches;
@@ -119,6 +121,38 @@ contract SettlementRegistry is ISettlementRegistry, AccessControl, Pausable, EIP
     }
 
     /// @inheritdoc ISettlementRegistry
+    function settleOpenGradient(OpenGradientSettlement calldata settlement, bytes calldata signature)
+        external
+        whenNotPaused
+        onlyRole(RELAYER_ROLE)
+        returns (bytes32 digest)
+    {
+        if (settlement.payer == address(0)) revert InvalidPayer(settlement.payer);
+        if (settlement.daPointer.length > MAX_DA_POINTER_LENGTH) {
+            revert InvalidDaPointerLength(settlement.daPointer.length, MAX_DA_POINTER_LENGTH);
+        }
+        State memory state = _state;
+        _checkTimestamp(settlement.timestamp, state);
+        bytes32 message = InferenceHash.openGradientMessage(settlement.inputHash, settlement.outputHash, settlement.timestamp);
+        digest = InferenceHash.openGradientDigest(settlement.teeId, message);
+        if (_settlements[digest].kind != SettlementKind.None) revert SettlementAlreadyRecorded(digest);
+        _checkRsaSignature(settlement.teeId, message, signature, state.maxHeartbeatAge);
+
+        _settlements[digest] =
+            Settlement({kind: SettlementKind.OpenGradient, recordedAt: uint64(block.timestamp), relayer: msg.sender});
+        emit OpenGradientSettled(
+            digest,
+            settlement.teeId,
+            settlement.payer,
+            settlement.inputHash,
+            settlement.outputHash,
+            settlement.timestamp,
+            msg.sender,
+            settlement.daPointer
+        );
+    }
+
+    /// @inheritdoc ISettlementRegistry
     function settleMetadata(MetadataSettlement calldata record, bytes calldata signature)
         external
         whenNotPaused
@@ -144,6 +178,18 @@ contract SettlementRegistry is ISettlementRegistry, AccessControl, Pausable, EIP
     /// @inheritdoc ISettlementRegistry
     function setTimestampWindow(uint256 maxAge, uint256 maxFutureDrift) external onlyRole(ADMIN_ROLE) {
         _setTimestampWindow(maxAge, maxFutureDrift, msg.sender);
+    }
+
+    /// @inheritdoc ISettlementRegistry
+    function setMaxHeartbeatAge(uint256 maxAge) external onlyRole(ADMIN_ROLE) {
+        if (maxAge > MAX_WINDOW) revert InvalidMaxHeartbeatAge(maxAge, MAX_WINDOW);
+        _state.maxHeartbeatAge = uint32(maxAge);
+        emit LivenessRequirementUpdated(maxAge, msg.sender);
+    }
+
+    /// @inheritdoc ISettlementRegistry
+    function maxHeartbeatAge() external view returns (uint256) {
+        return _state.maxHeartbeatAge;
     }
 
     /// @inheritdoc ISettlementRegistry
@@ -213,6 +259,24 @@ contract SettlementRegistry is ISettlementRegistry, AccessControl, Pausable, EIP
     }
 
     /// @inheritdoc ISettlementRegistry
+    function openGradientMessage(bytes32 inputHash, bytes32 outputHash, uint256 timestamp)
+        external
+        pure
+        returns (bytes32)
+    {
+        return InferenceHash.openGradientMessage(inputHash, outputHash, timestamp);
+    }
+
+    /// @inheritdoc ISettlementRegistry
+    function openGradientDigest(bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp)
+        external
+        pure
+        returns (bytes32)
+    {
+        return InferenceHash.openGradientDigest(teeId, InferenceHash.openGradientMessage(inputHash, outputHash, timestamp));
+    }
+
+    /// @inheritdoc ISettlementRegistry
     function verifyInclusion(bytes32 root, InferenceLeaf calldata leaf, bytes32[] calldata proof)
         external
         view
@@ -248,6 +312,11 @@ contract SettlementRegistry is ISettlementRegistry, AccessControl, Pausable, EIP
         if (batchId == 0) revert UnknownBatchRoot(root);
         bytes32 hashed = leaf.leafHash();
         if (!MerkleProof.verifyCalldata(proof, root, hashed)) revert InvalidInclusionProof(root, hashed);
+        if (teeRegistry.keyTypeOf(leaf.teeId) == ITeeRegistry.KeyType.Rsa) {
+            bytes32 message = InferenceHash.openGradientMessage(leaf.inputHash, leaf.outputHash, leaf.timestamp);
+            _checkRsaSignature(leaf.teeId, message, leaf.teeSignature, 0);
+            return (batchId, address(0));
+        }
         bytes32 digest = _hashTypedDataV4(
             InferenceHash.inferenceStructHash(leaf.teeId, leaf.inputHash, leaf.outputHash, leaf.timestamp)
         );
@@ -273,6 +342,22 @@ contract SettlementRegistry is ISettlementRegistry, AccessControl, Pausable, EIP
         if (signer == address(0)) revert TeeNotActive(teeId);
         (address recovered,,) = ECDSA.tryRecoverCalldata(digest, signature);
         if (recovered != signer) revert InvalidTeeSignature(teeId, recovered);
+    }
+
+    /// @dev Reverts unless `teeId` is an active RSA TEE (with a heartbeat at most `heartbeatAge` old, unless 0) whose
+    /// RSA-PSS signature over `message` is `signature`. The registry call is a view (STATICCALL) to an immutable,
+    /// trusted contract.
+    function _checkRsaSignature(bytes32 teeId, bytes32 message, bytes calldata signature, uint256 heartbeatAge)
+        private
+        view
+    {
+        (ITeeRegistry.RsaCheck check, RsaPss.PssError reason, uint256 lastHeartbeat) =
+            teeRegistry.checkRsaSignature(teeId, message, signature, heartbeatAge);
+        if (check == ITeeRegistry.RsaCheck.Valid) return;
+        if (check == ITeeRegistry.RsaCheck.TeeNotActive) revert TeeNotActive(teeId);
+        if (check == ITeeRegistry.RsaCheck.NotRsaKey) revert NotRsaTee(teeId);
+        if (check == ITeeRegistry.RsaCheck.TeeNotLive) revert TeeNotLive(teeId, lastHeartbeat);
+        revert InvalidRsaTeeSignature(teeId, reason);
     }
 
     function _pause() internal override whenNotPaused {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {RsaPss} from "../libraries/RsaPss.sol";
 import {ITeeRegistry} from "./ITeeRegistry.sol";
 
 /// @title ISettlementRegistry
@@ -28,6 +29,17 @@ import {ITeeRegistry} from "./ITeeRegistry.sol";
 ///  - Pausing (ADMIN_ROLE) stops every state change of settlement; views keep working.
 ///  - No tokens are held or moved, so there are no reentrancy, fee-on-transfer or token-code concerns here; the only
 ///    external call is a view call to the immutable TeeRegistry.
+///  - OpenGradient's individual settlement (`settleOpenGradient`) takes OpenGradient's own signed message: an RSA TEE's
+///    RSASSA-PSS signature (SHA-256, MGF1-SHA-256, 32-byte salt) over the 32 bytes
+///    `keccak256(inputHash ‖ outputHash ‖ uint256 timestamp)`, checked on chain through the TEE registry
+///    (`checkRsaSignature`, over the modexp and sha256 precompiles). What that signature does NOT cover, and what
+///    follows: the payer (OpenGradient's `ethAddress`) and the DA pointer are asserted by RELAYER_ROLE, not by the TEE;
+///    the chain and this contract (OpenGradient's format has no domain), so the same signed inference can also be
+///    recorded on another chain or deployment, where it states the same fact. Replay protection here is the digest
+///    `keccak256(teeId ‖ message)`, recorded once: it covers exactly what was signed (and by which TEE), never the
+///    unsigned payer or pointer, so a relayer cannot settle one signed inference twice under two payers. PSS
+///    signatures are randomised, so the digest never includes the signature. When `maxHeartbeatAge` is non-zero
+///    (OpenGradient: 1,800 s), the TEE must also be live: its last accepted heartbeat at most that many seconds old.
 ///  - Unbounded calldata is capped: batch data-availability pointers at MAX_DA_POINTER_LENGTH bytes, metadata
 ///    records at MAX_METADATA_SIZE bytes in total.
 ///
@@ -44,15 +56,16 @@ import {ITeeRegistry} from "./ITeeRegistry.sol";
 ///
 ///  Leaf format (OpenGradient's batch format): an OpenZeppelin StandardMerkleTree over
 ///  [bytes32 teeId, bytes32 inputHash, bytes32 outputHash, bytes teeSignature, uint256 timestamp] with double-hashed
-///  leaves and sorted-pair internal nodes.
+///  leaves and sorted-pair internal nodes. For an RSA TEE, teeSignature is the raw RSA-PSS signature bytes (base64
+///  decoded) over OpenGradient's message; for a secp256k1 TEE, the 65-byte EIP-712 `Inference` signature.
 interface ISettlementRegistry {
     /// @notice One inference as it appears in a batch leaf.
     /// @param teeId The TEE that produced it.
     /// @param inputHash keccak256 of the request (OpenGradient: UTF-8 of json.dumps(request, sort_keys=True)).
     /// @param outputHash keccak256 of the completion text (or of json.dumps(tool_calls, sort_keys=True)).
-    /// @param teeSignature The TEE's signature; for registered ECDSA TEEs, a 65-byte signature over the EIP-712
-    ///        `Inference` struct (see INFERENCE_TYPEHASH). OpenGradient's RSA TEEs put an RSA-PSS signature here,
-    ///        which is included in the leaf but not checked on chain.
+    /// @param teeSignature The TEE's signature; for secp256k1 TEEs, a 65-byte signature over the EIP-712
+    ///        `Inference` struct (see INFERENCE_TYPEHASH); for RSA TEEs (OpenGradient's), the RSA-PSS signature over
+    ///        keccak256(inputHash ‖ outputHash ‖ uint256 timestamp). `verifyInferenceSignature` checks either.
     /// @param timestamp The TEE's timestamp (seconds).
     struct InferenceLeaf {
         bytes32 teeId;
@@ -92,6 +105,24 @@ interface ISettlementRegistry {
         bytes metadata;
     }
 
+    /// @notice OpenGradient's individual settlement, as its TEE gateway produces it. Only inputHash, outputHash and
+    /// timestamp are covered by the TEE's RSA-PSS signature (with the TEE implied by its key); see the contract notes.
+    /// @param teeId The RSA TEE (keccak256 of its DER public key).
+    /// @param inputHash keccak256 of the canonical request.
+    /// @param outputHash keccak256 of the output text (or of the tool calls' JSON).
+    /// @param timestamp The TEE's timestamp (seconds).
+    /// @param payer Who paid (OpenGradient's `ethAddress`), asserted by the relayer.
+    /// @param daPointer Where the full record is stored (for example a Walrus blob id), 0..MAX_DA_POINTER_LENGTH bytes;
+    ///        asserted by the relayer.
+    struct OpenGradientSettlement {
+        bytes32 teeId;
+        bytes32 inputHash;
+        bytes32 outputHash;
+        uint256 timestamp;
+        address payer;
+        bytes daPointer;
+    }
+
     /// @notice What is stored per batch root, packed in one storage slot.
     /// @param relayer Who recorded it.
     /// @param batchId Sequential id, starting at 1 (0 = not recorded).
@@ -108,11 +139,12 @@ interface ISettlementRegistry {
     enum SettlementKind {
         None,
         Individual,
-        Metadata
+        Metadata,
+        OpenGradient
     }
 
     /// @notice What is stored per settlement digest, packed in one slot.
-    /// @param kind Individual or Metadata (None = not recorded).
+    /// @param kind Individual, Metadata or OpenGradient (None = not recorded).
     /// @param recordedAt Block timestamp of recording.
     /// @param relayer Who recorded it (the TEE, payer and hashes are in the event).
     struct Settlement {
@@ -159,6 +191,19 @@ interface ISettlementRegistry {
         bytes output,
         bytes metadata
     );
+    /// @notice An OpenGradient individual settlement (RSA TEE) was recorded.
+    event OpenGradientSettled(
+        bytes32 indexed digest,
+        bytes32 indexed teeId,
+        address indexed payer,
+        bytes32 inputHash,
+        bytes32 outputHash,
+        uint256 timestamp,
+        address relayer,
+        bytes daPointer
+    );
+    /// @notice The heartbeat age OpenGradient settlements require changed (0: liveness not required).
+    event LivenessRequirementUpdated(uint256 maxHeartbeatAge, address indexed admin);
     /// @notice The timestamp window changed.
     event TimestampWindowUpdated(uint256 maxAge, uint256 maxFutureDrift, address indexed admin);
 
@@ -181,6 +226,14 @@ interface ISettlementRegistry {
     /// @notice The signature does not recover to the TEE's registered signer (address(0) if unrecoverable:
     /// wrong length, high s, bad v).
     error InvalidTeeSignature(bytes32 teeId, address recovered);
+    /// @notice The TEE's RSA-PSS signature does not verify (`reason`: why, see RsaPss.PssError).
+    error InvalidRsaTeeSignature(bytes32 teeId, RsaPss.PssError reason);
+    /// @notice The TEE is not an RSA TEE (OpenGradient's message needs one).
+    error NotRsaTee(bytes32 teeId);
+    /// @notice Liveness is required and the TEE's last heartbeat is older than maxHeartbeatAge.
+    error TeeNotLive(bytes32 teeId, uint256 lastHeartbeat);
+    /// @notice The required heartbeat age is longer than MAX_WINDOW.
+    error InvalidMaxHeartbeatAge(uint256 maxHeartbeatAge, uint256 max);
     /// @notice This settlement digest was already recorded.
     error SettlementAlreadyRecorded(bytes32 digest);
     /// @notice The timestamp is older than block.timestamp - maxAge (`oldest`).
@@ -204,6 +257,9 @@ interface ISettlementRegistry {
     function MAX_METADATA_SIZE() external view returns (uint256);
     /// @notice Largest accepted maxAge or maxFutureDrift, in seconds.
     function MAX_WINDOW() external view returns (uint256);
+    /// @notice How old, at most, an RSA TEE's last heartbeat may be for `settleOpenGradient` (seconds; 0 = liveness
+    /// not required). Kept here, in the slot every settlement reads anyway, rather than read from the TEE registry.
+    function maxHeartbeatAge() external view returns (uint256);
     /// @notice `Inference(bytes32 teeId,bytes32 inputHash,bytes32 outputHash,uint256 timestamp)`: what an ECDSA TEE
     /// signs for a batch leaf's `teeSignature`.
     function INFERENCE_TYPEHASH() external view returns (bytes32);
@@ -234,6 +290,19 @@ interface ISettlementRegistry {
         external
         returns (bytes32 digest);
 
+    /// @notice Records one inference signed by an active RSA TEE in OpenGradient's format. Only RELAYER_ROLE, when
+    /// not paused.
+    /// @param settlement The inference, payer and DA pointer.
+    /// @param signature The TEE's RSA-PSS signature over keccak256(inputHash ‖ outputHash ‖ uint256 timestamp).
+    /// @return digest keccak256(teeId ‖ message), now recorded (see `openGradientDigest`).
+    /// @dev Reverts InvalidPayer, InvalidDaPointerLength, TimestampTooOld, TimestampInFuture,
+    /// SettlementAlreadyRecorded, TeeNotActive, NotRsaTee, TeeNotLive (when maxHeartbeatAge != 0),
+    /// InvalidRsaTeeSignature. Emits
+    /// OpenGradientSettled.
+    function settleOpenGradient(OpenGradientSettlement calldata settlement, bytes calldata signature)
+        external
+        returns (bytes32 digest);
+
     /// @notice Records a full record signed by an active TEE; the data is emitted, only the digest is stored.
     /// Only RELAYER_ROLE, when not paused.
     /// @return digest The EIP-712 digest, now recorded.
@@ -246,6 +315,11 @@ interface ISettlementRegistry {
     /// @notice Sets the accepted timestamp window. Only ADMIN_ROLE.
     /// @dev Reverts InvalidTimestampWindow. Emits TimestampWindowUpdated.
     function setTimestampWindow(uint256 maxAge, uint256 maxFutureDrift) external;
+
+    /// @notice Sets how old, at most, an RSA TEE's last heartbeat may be for `settleOpenGradient` (0 = not required;
+    /// OpenGradient's window is 1,800 s). Only ADMIN_ROLE.
+    /// @dev Reverts InvalidMaxHeartbeatAge. Emits LivenessRequirementUpdated.
+    function setMaxHeartbeatAge(uint256 maxAge) external;
 
     /// @notice Stops all settlement. Only ADMIN_ROLE.
     function pause() external;
@@ -280,6 +354,16 @@ interface ISettlementRegistry {
     function individualDigest(IndividualSettlement calldata settlement) external view returns (bytes32);
     /// @notice EIP-712 digest of a metadata settlement (the key it is recorded under).
     function metadataDigest(MetadataSettlement calldata record) external view returns (bytes32);
+    /// @notice OpenGradient's signed message: keccak256(inputHash ‖ outputHash ‖ uint256 timestamp).
+    function openGradientMessage(bytes32 inputHash, bytes32 outputHash, uint256 timestamp)
+        external
+        pure
+        returns (bytes32);
+    /// @notice The key an OpenGradient settlement is recorded under: keccak256(teeId ‖ openGradientMessage(...)).
+    function openGradientDigest(bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp)
+        external
+        pure
+        returns (bytes32);
 
     /// @notice True when `root` was recorded and `proof` proves `leaf` in it. False otherwise (never reverts).
     function verifyInclusion(bytes32 root, InferenceLeaf calldata leaf, bytes32[] calldata proof)
@@ -299,11 +383,14 @@ interface ISettlementRegistry {
 
     /// @notice The complete on-chain proof that "TEE X produced output Y for input Z, and it was settled in batch B":
     /// `root` was recorded, `proof` proves `leaf` in it, the leaf's TEE is active in the registry, and
-    /// `leaf.teeSignature` is that TEE's EIP-712 `Inference` signature over the leaf's fields.
+    /// `leaf.teeSignature` is that TEE's signature over the leaf's fields: for a secp256k1 TEE its EIP-712 `Inference`
+    /// signature, for an RSA TEE (OpenGradient's) its RSA-PSS signature over
+    /// keccak256(inputHash ‖ outputHash ‖ uint256 timestamp), the raw signature bytes OpenGradient's leaves carry.
+    /// Liveness is not required: the inference lies in the past.
     /// @return batchId The batch the inference was settled in.
-    /// @return signer The TEE's signer address.
-    /// @dev Reverts UnknownBatchRoot, InvalidInclusionProof, TeeNotActive, InvalidTeeSignature. Fails closed: a TEE
-    /// disabled or revoked later no longer verifies.
+    /// @return signer The TEE's signer address for a secp256k1 TEE; address(0) for an RSA TEE.
+    /// @dev Reverts UnknownBatchRoot, InvalidInclusionProof, TeeNotActive, InvalidTeeSignature (secp256k1),
+    /// InvalidRsaTeeSignature (RSA). Fails closed: a TEE disabled or revoked later no longer verifies.
     function verifyInferenceSignature(bytes32 root, InferenceLeaf calldata leaf, bytes32[] calldata proof)
         external
         view

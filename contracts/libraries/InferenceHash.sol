@@ -26,6 +26,21 @@ library InferenceHash {
         );
     }
 
+    /// @notice OpenGradient's signed message: keccak256(inputHash ‖ outputHash ‖ uint256 timestamp), packed.
+    function openGradientMessage(bytes32 inputHash, bytes32 outputHash, uint256 timestamp)
+        internal
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encodePacked(inputHash, outputHash, timestamp));
+    }
+
+    /// @notice The once-only key of an OpenGradient settlement: keccak256(teeId ‖ message) (64 bytes, so it never
+    /// collides with an EIP-712 digest, whose preimage is 66 bytes, short of a keccak256 collision).
+    function openGradientDigest(bytes32 teeId, bytes32 message) internal pure returns (bytes32) {
+        return keccak256(abi.encodePacked(teeId, message));
+    }
+
     /// @notice EIP-712 struct hash of `Inference`, what an ECDSA TEE signs for a batch leaf.
     function inferenceStructHash(bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp)
         internal

@@ -25,7 +25,7 @@ from typing import Any, Final
 from eth_abi.abi import encode
 
 from og_settle._errors import InvalidInput
-from og_settle._hex import UINT256_MAX, keccak256, parse_address, parse_bytes32
+from og_settle._hex import UINT256_MAX, keccak256, parse_address, parse_bytes32, parse_hex_bytes
 
 # The key types live in og_settle.tee; these names stay importable from here.
 from og_settle.tee._secp256k1 import (
@@ -42,6 +42,7 @@ __all__ = [
     "INFERENCE_TYPE",
     "MAX_METADATA_SIZE",
     "METADATA_SETTLEMENT_TYPE",
+    "RSA_TEE_REGISTRATION_TYPE",
     "SETTLEMENT_DOMAIN_NAME",
     "TEE_REGISTRATION_TYPE",
     "TEE_REGISTRY_DOMAIN_NAME",
@@ -49,6 +50,7 @@ __all__ = [
     "IndividualSettlement",
     "InferenceAttestation",
     "MetadataSettlement",
+    "RsaTeeRegistration",
     "TeeKey",
     "TeeRegistration",
     "recover_signer",
@@ -74,6 +76,10 @@ METADATA_SETTLEMENT_TYPE: Final = (
 TEE_REGISTRATION_TYPE: Final = (
     "TeeRegistration(bytes32 teeId,address operator,bytes32 measurement,bytes32 attestationHash,"
     "address paymentAddress,string endpoint)"
+)
+RSA_TEE_REGISTRATION_TYPE: Final = (
+    "RsaTeeRegistration(bytes32 teeId,address operator,bytes32 measurement,bytes32 attestationHash,"
+    "bytes32 tlsCertificateHash,address paymentAddress,string endpoint)"
 )
 # SettlementRegistry.MAX_METADATA_SIZE: bytes of modelId + input + output + metadata together.
 MAX_METADATA_SIZE: Final = 64 * 1024
@@ -415,3 +421,75 @@ class TeeRegistration:
     def as_abi(self) -> tuple[bytes, bytes, bytes, str, str]:
         """The tuple ``registerTee`` takes, in the struct's field order."""
         return (self.public_key, self.measurement, self.attestation_hash, self.payment_address, self.endpoint)
+
+
+@dataclass(frozen=True, slots=True)
+class RsaTeeRegistration:
+    """What an operator submits to ``TeeRegistry.registerRsaTee`` (an OpenGradient RSA enclave).
+
+    The TEE proves possession by signing ``domain.digest(struct_hash(operator))`` (32 bytes) with RSASSA-PSS
+    (SHA-256, MGF1-SHA-256, 32-byte salt), the TeeRegistry's EIP-712 domain binding chain id and registry address.
+
+    Attributes:
+        public_key: The TEE's RSA public key, DER SubjectPublicKeyInfo (teeId = keccak256 of these bytes).
+        measurement: The approved enclave measurement (for AWS Nitro: keccak256(pcr0 ‖ pcr1 ‖ pcr2)).
+        attestation_hash: keccak256 of the attestation report verified off-chain (32 bytes).
+        tls_certificate_hash: keccak256 of the TEE's TLS certificate, or 32 zero bytes when not pinned.
+        payment_address: The checksummed address paid for this TEE's inferences.
+        endpoint: The TEE's public endpoint (1..256 bytes of UTF-8).
+    """
+
+    public_key: bytes
+    measurement: bytes
+    attestation_hash: bytes
+    tls_certificate_hash: bytes
+    payment_address: str
+    endpoint: str
+
+    def __post_init__(self) -> None:
+        key = parse_hex_bytes(self.public_key, "public_key")
+        if not key or key[0] != 0x30:
+            raise InvalidInput("public_key: expected a DER SubjectPublicKeyInfo (starting 0x30)")
+        object.__setattr__(self, "public_key", bytes(key))
+        object.__setattr__(self, "measurement", parse_bytes32(self.measurement, "measurement"))
+        object.__setattr__(self, "attestation_hash", parse_bytes32(self.attestation_hash, "attestation_hash"))
+        object.__setattr__(
+            self, "tls_certificate_hash", parse_bytes32(self.tls_certificate_hash, "tls_certificate_hash")
+        )
+        object.__setattr__(self, "payment_address", parse_address(self.payment_address, "payment_address"))
+        if not isinstance(self.endpoint, str) or not 0 < len(self.endpoint.encode()) <= MAX_ENDPOINT_LENGTH:
+            raise InvalidInput(f"endpoint: expected 1..{MAX_ENDPOINT_LENGTH} bytes of text, got {self.endpoint!r}")
+
+    @property
+    def tee_id(self) -> bytes:
+        """keccak256(DER), OpenGradient's teeId."""
+        return keccak256(self.public_key)
+
+    def struct_hash(self, operator: str) -> bytes:
+        """The proof-of-possession struct hash for registration by ``operator``."""
+        return keccak256(
+            encode(
+                ["bytes32", "bytes32", "address", "bytes32", "bytes32", "bytes32", "address", "bytes32"],
+                [
+                    keccak256(RSA_TEE_REGISTRATION_TYPE.encode()),
+                    self.tee_id,
+                    parse_address(operator, "operator"),
+                    self.measurement,
+                    self.attestation_hash,
+                    self.tls_certificate_hash,
+                    self.payment_address,
+                    keccak256(self.endpoint.encode()),
+                ],
+            )
+        )
+
+    def as_abi(self) -> tuple[bytes, bytes, bytes, bytes, str, str]:
+        """The tuple ``registerRsaTee`` takes, in the struct's field order."""
+        return (
+            self.public_key,
+            self.measurement,
+            self.attestation_hash,
+            self.tls_certificate_hash,
+            self.payment_address,
+            self.endpoint,
+        )

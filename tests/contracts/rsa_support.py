@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -121,3 +122,23 @@ def encode_pss(
 def og_message(input_hash: bytes, output_hash: bytes, timestamp: int) -> bytes:
     """OpenGradient's signed 32-byte message: keccak256(inputHash ‖ outputHash ‖ uint256 timestamp)."""
     return keccak256(input_hash + output_hash + timestamp.to_bytes(32, "big"))
+
+
+def registration_for(key: RsaTeeKey, measurement: bytes, payment_address: str, *, tls: bytes = b"\x00" * 32) -> Any:
+    from og_settle._attestation import RsaTeeRegistration
+
+    return RsaTeeRegistration(
+        key.der, measurement, keccak256(b"nitro attestation document"), tls, payment_address, "https://og-tee.test"
+    )
+
+
+def register_rsa(d: Any, key: RsaTeeKey, measurement: bytes, *, tls: bytes = b"\x00" * 32) -> Any:
+    """Registers ``key`` as an RSA TEE by ``d.operator``, with a proof of possession over the EIP-712 digest."""
+    registration = registration_for(key, measurement, d.operator.address, tls=tls)
+    proof = key.sign(d.registry_domain.digest(registration.struct_hash(d.operator.address)))
+    return d.registry.registerRsaTee(registration.as_abi(), proof, sender=d.operator)
+
+
+def heartbeat_message(tee_id: bytes, timestamp: int) -> bytes:
+    """OpenGradient's heartbeat message: keccak256(teeId ‖ uint256 timestamp)."""
+    return keccak256(tee_id + timestamp.to_bytes(32, "big"))

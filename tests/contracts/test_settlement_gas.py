@@ -98,3 +98,56 @@ def test_settle_metadata_gas(d_gas: Deployment, gas_snapshot: Any, chain: Any, p
     pre_prague = "n/a, floor-bound" if floor_bound else overhead_eip2028
     print(f"  overhead above calldata/log/digest/ecrecover: {overhead} (EIP-2028 accounting: {pre_prague})")
     assert overhead <= METADATA_OVERHEAD_TARGET
+
+
+# --- RSA (OpenGradient) ---------------------------------------------------------------------------------------------
+
+RSA_INDIVIDUAL_TARGET = 90_000
+HEARTBEAT_TARGET = 65_000
+
+
+@pytest.mark.parametrize("bits", [2048, 3072, 4096])
+def test_rsa_pss_verification_gas(project: Any, deployer: Any, gas_snapshot: Any, bits: int) -> None:
+    """The PSS verification's own cost (inputs in memory, from the library call to its return)."""
+    from tests.contracts.rsa_support import og_message, rsa_key
+
+    harness = project.RsaPssHarness.deploy(sender=deployer)
+    key = rsa_key(bits)
+    message = og_message(b"\x01" * 32, b"\x02" * 32, 1_700_000_000)
+    import hashlib
+
+    reason, gas = harness.verifyGas(hashlib.sha256(message).digest(), key.sign(message), key.e, key.n)
+    assert reason == 0
+    gas_snapshot.record(f"RsaPss.verify(RSA-{bits})", gas)
+
+
+def test_rsa_tee_gas(d_gas: Deployment, gas_snapshot: Any, chain: Any, payer: Any) -> None:
+    """RSA-2048 registration, a heartbeat updating an existing TEE, and OpenGradient's individual settlement (with
+    and without the liveness requirement)."""
+    from tests.contracts.rsa_support import heartbeat_message, og_message, register_rsa, rsa_key
+
+    d = d_gas
+    key = rsa_key(2048)
+    gas_snapshot.record("tee.registerRsaTee(RSA-2048)", register_rsa(d, key, keccak256_measurement(d)).gas_used)
+    chain.pending_timestamp = int(chain.blocks.head.timestamp) + 60
+    chain.mine()
+    ts = int(chain.blocks.head.timestamp)
+    receipt = d.registry.heartbeat(key.tee_id, ts, key.sign(heartbeat_message(key.tee_id, ts)), sender=d.relayer)
+    assert gas_snapshot.record("tee.heartbeat(RSA-2048)", receipt.gas_used) <= HEARTBEAT_TARGET
+    for live, label in ((False, ""), (True, ", live TEE required")):
+        if live:
+            d.settlement.setMaxHeartbeatAge(1800, sender=d.admin)
+        ts = int(chain.blocks.head.timestamp)
+        input_hash, output_hash = keccak256(b"in" + label.encode()), keccak256(b"out" + label.encode())
+        signature = key.sign(og_message(input_hash, output_hash, ts))
+        settlement = (key.tee_id, input_hash, output_hash, ts, payer.address, b"walrus:" + b"b" * 43)
+        receipt = d.settlement.settleOpenGradient(settlement, signature, sender=d.relayer)
+        gas = gas_snapshot.record(f"settlement.settleOpenGradient(RSA-2048{label})", receipt.gas_used)
+        assert gas <= RSA_INDIVIDUAL_TARGET
+
+
+def keccak256_measurement(d: Deployment) -> bytes:
+    """A fresh approved measurement for the RSA TEE (the module's own one is shared)."""
+    measurement = keccak256(b"rsa gas measurement")
+    d.registry.approveMeasurement(measurement, 0, "tee-gateway", sender=d.admin)
+    return measurement

@@ -44,8 +44,8 @@ def test_approve_measurement_errors(d: Deployment, stranger: Any) -> None:
         d.registry.approveMeasurement(OTHER_MEASUREMENT, NITRO, "v", sender=stranger)
     with ape.reverts(d.registry.InvalidMeasurement, measurement=b"\x00" * 32):
         d.registry.approveMeasurement(b"\x00" * 32, NITRO, "v", sender=d.admin)
-    with ape.reverts(d.registry.InvalidTeeType, teeType=0):
-        d.registry.approveMeasurement(OTHER_MEASUREMENT, 0, "v", sender=d.admin)
+    with ape.reverts(d.registry.InvalidTeeType, teeType=200):  # never defined
+        d.registry.approveMeasurement(OTHER_MEASUREMENT, 200, "v", sender=d.admin)
     with ape.reverts(d.registry.InvalidVersionLength, length=0, max=64):
         d.registry.approveMeasurement(OTHER_MEASUREMENT, NITRO, "", sender=d.admin)
     with ape.reverts(d.registry.InvalidVersionLength, length=65, max=64):

@@ -6,10 +6,14 @@ Importing this package imports web3 (about half a second); ``import og_settle`` 
 from og_settle.clients._errors import X402_REASONS, ContractRevert, NamedError, decode_revert, error_table, x402_reason
 from og_settle.clients._facilitator import PaymentFacilitatorClient, PaymentOutcome, Permit2Client
 from og_settle.clients._registry import (
+    KEY_TYPES,
+    OpenGradientSettlement,
     RecordedBatch,
     RecordedSettlement,
+    RegisteredTee,
     RegistryCounters,
     SettlementRegistryClient,
+    TeeRegistryClient,
 )
 from og_settle.clients._tx import (
     BroadcastOutcome,
@@ -26,22 +30,26 @@ from og_settle.clients._tx import (
 )
 
 __all__ = [
+    "KEY_TYPES",
     "X402_REASONS",
     "BroadcastOutcome",
     "ContractCall",
     "ContractRevert",
     "NamedError",
     "NodeUnavailable",
+    "OpenGradientSettlement",
     "PaymentFacilitatorClient",
     "PaymentOutcome",
     "Permit2Client",
     "Receipt",
     "RecordedBatch",
     "RecordedSettlement",
+    "RegisteredTee",
     "RegistryCounters",
     "RetryPolicy",
     "SettlementRegistryClient",
     "SignedTx",
+    "TeeRegistryClient",
     "TxSender",
     "call_with_retries",
     "decode_revert",
