@@ -11,6 +11,9 @@ Registered:
   signed by the x402 SDK) on loopback to ``og-settle facilitator serve`` and, side by side on the same replica,
   to a reference facilitator built from the x402 SDK's own facilitator classes; requests/s, p50/p90/p99 latency,
   valid answers and errors for each (``facilitator_load.py``).
+* ``gateway-paid``: paid chat requests through ``og-settle gateway serve`` (verify, stand-in model, TEE signature,
+  settlement on chain); requests/s, p50/p99 latency, and the share of the gateway's time in ``/verify`` and
+  ``/settle`` (``gateway_load.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Callable
 
 from batch import BATCH_BENCHMARKS
 from facilitator_load import add_options as add_facilitator_load_options
+from gateway_load import add_options as add_gateway_load_options
 
 Row = tuple[str, str, str]
 Benchmark = Callable[[argparse.Namespace], list[Row]]
@@ -45,6 +49,14 @@ def facilitator_verify(options: argparse.Namespace) -> list[Row]:
     return verify_load(options)
 
 
+@benchmark("gateway-paid")
+def gateway_paid(options: argparse.Namespace) -> list[Row]:
+    """Paid chat requests through ``og-settle gateway serve`` on loopback (see ``gateway_load.py``)."""
+    from gateway_load import gateway_paid as run
+
+    return run(options)
+
+
 def print_table(title: str, rows: list[Row]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
     print(f"\n{title}")
@@ -59,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare-leaves", type=int, default=100_000, help="leaves for batch-vs-openzeppelin")
     parser.add_argument("--large-leaves", type=int, default=1_000_000, help="leaves for batch-1m")
     add_facilitator_load_options(parser)
+    add_gateway_load_options(parser)
     options = parser.parse_args(argv)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"og-settle benchmarks (Python {sys.version.split()[0]}; {os.cpu_count()} CPUs, load average {load})")

@@ -122,6 +122,10 @@ def _answer_body(
     return body
 
 
+def _ms_since(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)
+
+
 def _settlement_headers(settled: Any, recorded: Recorded) -> dict[str, str]:
     headers = {PAYMENT_RESPONSE_HEADER: encode_header(settled)}
     if recorded.blob_id is not None:
@@ -155,7 +159,7 @@ class _Handler:
             method=http.method,
             path=http.url.path,
             status=response.status_code,
-            ms=round((time.monotonic() - started) * 1000, 1),
+            ms=_ms_since(started),
             **fields,
         )
         return response
@@ -181,21 +185,26 @@ class _Handler:
         if not header:
             fields["payment"] = "required"
             return self._payment_required(request, http, None)
+        verify_started = time.monotonic()
         try:
             auth = await gateway.authorize(request, price, header)
         except PaymentRejected as err:
             fields.update(payment="rejected", reason=err.reason)
             return self._payment_required(request, http, f"{err.reason}: {err.message}")
-        fields.update(payer=auth.payer, scheme=auth.scheme)
+        fields.update(payer=auth.payer, scheme=auth.scheme, verify_ms=_ms_since(verify_started))
         if request.stream:
             return _PaidStream(self, request, mode, auth, fields)
         settled = False
         try:
+            model_started = time.monotonic()
             output = await gateway.run(request)
             attestation = gateway.tee.attest(request, output)
             record = gateway.inference_record(mode, request, output, attestation, auth.payer)
             gateway.check_record(mode, record)
+            settle_started = time.monotonic()
+            fields["model_ms"] = round((settle_started - model_started) * 1000, 1)
             settlement = await gateway.settle(auth, output.completion_tokens)
+            fields["settle_ms"] = _ms_since(settle_started)
             settled = settlement.success
             if not settlement.success:
                 reason = settlement.error_reason or "settlement_failed"
