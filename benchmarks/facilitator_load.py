@@ -133,7 +133,7 @@ async def _load(url: str, bodies: list[bytes], clients: int, limit_seconds: floa
             except Exception as error:
                 counts["errors"] += 1
                 if not first_error:
-                    first_error.append(f"{type(error).__name__}: {error}"[:160])
+                    first_error.append(f"{type(error).__name__}: {error or repr(error.__cause__)}"[:160])
                 continue
             latencies.append(elapsed)
             counts["valid"] += answer.get("isValid") is True
@@ -178,6 +178,7 @@ def verify_load(options: argparse.Namespace) -> list[Row]:
     clients, total = options.verify_clients, options.verify_requests
     x402 = sdk_envs.python_env("x402", progress=True)
     rows: list[Row] = []
+    rates: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as folder_name, running_replica() as replica:
         folder = Path(folder_name)
         network = f"eip155:{replica.chain_id}"
@@ -225,4 +226,8 @@ def verify_load(options: argparse.Namespace) -> list[Row]:
                 rows.append((f"{name}: not measured", "-", str(error).splitlines()[0][:200]))
                 continue
             rows += _rows(name, result, total)
+            rates[name] = result.answered / result.seconds if result.seconds else 0.0
+    if rates.get("x402 reference"):
+        ratio = rates.get("og-settle", 0.0) / rates["x402 reference"]
+        rows.append(("og-settle / reference: /verify rate", f"{ratio:.1f}x", "issue 9 target: >= 5x, zero errors"))
     return rows
