@@ -148,7 +148,9 @@ class _Handler:
             response = await self._handle(http, kind, fields)
         except GatewayError as err:
             fields["error"] = err.message
-            response = _error(err.status, err.code, err.message)
+            # Raised before any settlement: say so where it is not obvious (the server's failures).
+            message = err.message if err.status < 500 else f"{err.message}; nothing was charged"
+            response = _error(err.status, err.code, message)
         except FacilitatorUnavailable as err:
             fields["error"] = str(err)
             response = _error(
