@@ -27,15 +27,17 @@ async def run(cfg):
             body = {"model": "stand-in-echo", "messages": [{"role": "user", "content": f"record this in {mode}"}]}
             response = await http.post("/v1/chat/completions", json=body, headers={"X-SETTLEMENT-TYPE": mode})
             payment = response.headers.get("payment-response")
-            results.append({
-                "mode": mode,
-                "request": body,
-                "status": response.status_code,
-                "body": response.json(),
-                "payment_response": json.loads(base64.b64decode(payment)) if payment else None,
-                "blob_id": response.headers.get("x-settlement-walrus-blob-id"),
-                "tx_hash": response.headers.get("x-settlement-tx-hash"),
-            })
+            results.append(
+                {
+                    "mode": mode,
+                    "request": body,
+                    "status": response.status_code,
+                    "body": response.json(),
+                    "payment_response": json.loads(base64.b64decode(payment)) if payment else None,
+                    "blob_id": response.headers.get("x-settlement-walrus-blob-id"),
+                    "tx_hash": response.headers.get("x-settlement-tx-hash"),
+                }
+            )
     return {"results": results}
 
 
