@@ -11,6 +11,10 @@ Settlements are sent from the account whose private key is in the environment va
 ``--key-env`` (never on the command line). The server holds that signer's lease (``og_settle._lease``) and
 refuses to start when another og-settle process (a relayer, another facilitator) signs with the same key.
 
+With ``--queue``, ``POST /settle_data`` (authenticated like ``/settle``) takes OpenGradient's settlement data
+(``x-settlement-type``, ``x-settlement-data``) into that relayer queue, after the relayer's intake checks (each leaf's
+signer against the TEE registry's active key); ``og-settle relayer run`` on the same queue settles it.
+
 Settlements are stored in ``--store`` (SQLite), so a replayed ``/settle`` answers its first transaction, even
 after a restart. ``--batch-window-ms`` gathers concurrent stock-client settlements into one transaction.
 
@@ -72,6 +76,12 @@ def register(groups: Any) -> None:
         "--request-timeout", type=float, default=None, help="whole-request deadline (default: receipt timeout + 10)"
     )
     serve.add_argument("--threads", type=int, default=64, help="worker threads for chain calls")
+    serve.add_argument(
+        "--queue",
+        type=Path,
+        default=None,
+        help="the relayer's queue (SQLite): serve POST /settle_data, OpenGradient settlement data for the relayer",
+    )
     serve.add_argument("--json", action="store_true", help="print the start line as a JSON object")
     serve.set_defaults(handler=_serve)
 
@@ -160,6 +170,13 @@ def _serve(args: argparse.Namespace) -> int:
             facilitator.check_node()
         except NodeError as err:
             raise InvalidInput(f"--rpc: cannot use the node at {args.rpc} ({err})") from None
+        settle_data = None
+        if args.queue is not None:
+            from og_settle.facilitator import SettlementDataQueue
+            from og_settle.relayer import RegistryTeeDirectory
+
+            directory = RegistryTeeDirectory(w3, deployment.tee_registry, cache_seconds=60.0)
+            settle_data = SettlementDataQueue(args.queue, deployment, tee_directory=directory)
         sock = bind(args.host, args.port)
         log = RequestLog()
         app = create_app(
@@ -169,6 +186,7 @@ def _serve(args: argparse.Namespace) -> int:
             max_body_bytes=args.max_body,
             log=log,
             threads=args.threads,
+            settle_data=settle_data,
         )
         server: FacilitatorServer
 
@@ -181,6 +199,7 @@ def _serve(args: argparse.Namespace) -> int:
                 "uptoFacilitator": facilitator.upto_facilitator,
                 "store": str(store_path),
                 "auth": api_keys is not None,
+                "settleData": None if args.queue is None else str(args.queue),
             }
             if args.json:
                 print(json.dumps(start), flush=True)
@@ -192,8 +211,12 @@ def _serve(args: argparse.Namespace) -> int:
                 )
 
         server = FacilitatorServer(app, sock, log=log, graceful_timeout=request_timeout + 5.0, on_started=announce)
-        if not server.run():
-            raise InvalidInput("facilitator: the server failed to start (see the log)")
+        try:
+            if not server.run():
+                raise InvalidInput("facilitator: the server failed to start (see the log)")
+        finally:
+            if settle_data is not None:
+                settle_data.close()
     finally:
         lease.release()
     return 0

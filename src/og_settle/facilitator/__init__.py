@@ -14,6 +14,7 @@ from og_settle.facilitator._engine import Outcome, SettlementEngine, SettlementJ
 from og_settle.facilitator._log import RequestLog
 from og_settle.facilitator._protocol import Facilitator, NodeError, StockRoute
 from og_settle.facilitator._serve import DEFAULT_BACKLOG, FacilitatorServer, bind
+from og_settle.facilitator._settle_data import SettlementDataQueue
 from og_settle.facilitator._store import SettlementRecord, SettlementState, SettlementStore, SqliteSettlementStore
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "NodeError",
     "Outcome",
     "RequestLog",
+    "SettlementDataQueue",
     "SettlementEngine",
     "SettlementJob",
     "SettlementRecord",

@@ -4,7 +4,9 @@
 
 - ``POST /verify`` (open), ``POST /settle`` (``Authorization: Bearer <key>`` when keys are configured);
 - ``GET /supported`` and ``GET /health`` (open);
-- ``GET /settle/status/{id}`` (authenticated): a payment id (its Permit2 digest) or a transaction hash.
+- ``GET /settle/status/{id}`` (authenticated): a payment id (its Permit2 digest) or a transaction hash;
+- ``POST /settle_data`` (authenticated, when a settlement-data queue is given): OpenGradient's settlement data for the
+  relayer (:mod:`og_settle.facilitator._settle_data`).
 
 x402 rejections are HTTP 200 bodies; HTTP errors are reserved for what is not an x402 request: a body that is
 not JSON (400), too large (413), a wrong path or method (404/405), a missing key (401), the node down (503).
@@ -33,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from og_settle.facilitator._auth import ApiKeys
 from og_settle.facilitator._log import RequestLog
 from og_settle.facilitator._protocol import Facilitator, NodeError
+from og_settle.facilitator._settle_data import SETTLE_DATA_PATH, SettlementDataQueue, settle_data_handler
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "HttpError", "create_app"]
 
@@ -142,7 +145,8 @@ def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def run(request: Request) -> Response:
         fields = _fields(request)
         try:
-            return JSONResponse(await handler(request))
+            answer = await handler(request)
+            return answer if isinstance(answer, Response) else JSONResponse(answer)
         except HttpError as err:
             fields["error"] = err.message
             return JSONResponse({"error": err.message}, status_code=err.status, headers=err.headers)
@@ -167,6 +171,7 @@ def create_app(
     log: RequestLog | None = None,
     threads: int = 64,
     manage_facilitator: bool = True,
+    settle_data: SettlementDataQueue | None = None,
 ) -> Starlette:
     """The ASGI app serving ``facilitator``. With ``manage_facilitator`` the lifespan starts its settlement
     engine and closes it (after settlements in flight) at shutdown. ``api_keys=None`` leaves ``/settle`` open:
@@ -242,6 +247,15 @@ def create_app(
         Route("/supported", _endpoint(supported), methods=["GET"]),
         Route("/health", _endpoint(health), methods=["GET"]),
     ]
+    if settle_data is not None:
+        handler = settle_data_handler(
+            settle_data,
+            authorize=authorize,
+            read_body=lambda request: _json_body(request, max_body_bytes),
+            in_thread=in_thread,
+            log_fields=_fields,
+        )
+        routes.append(Route(SETTLE_DATA_PATH, _endpoint(handler), methods=["POST"]))
 
     async def not_found(request: Request, exc: Exception) -> Response:
         message = f"path: no endpoint {request.url.path!r} (try /verify, /settle, /supported, /health)"

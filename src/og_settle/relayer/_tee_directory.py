@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -29,21 +30,29 @@ class StaticTeeDirectory:
 
 
 class RegistryTeeDirectory:
-    """Active TEE keys read from the deployed TeeRegistry with ``eth_call`` (``activeSigner``), cached per teeId for
-    the life of this object (one intake run), so a batch of leaves from one TEE costs one read."""
+    """Active TEE keys read from the deployed TeeRegistry with ``eth_call`` (``activeSigner``).
 
-    def __init__(self, w3: Any, registry: str, *, retry: Any = None) -> None:
+    Answers are cached per teeId, so a batch of leaves from one TEE costs one read: for the life of the object by
+    default (one intake run), or for ``cache_seconds`` in a long-running server, so a TEE disabled on chain stops
+    being accepted within that time.
+    """
+
+    def __init__(self, w3: Any, registry: str, *, retry: Any = None, cache_seconds: float | None = None) -> None:
         from og_settle.clients._base import ContractClient
 
         class _TeeRegistry(ContractClient):
             CONTRACT = "TeeRegistry"
 
         self._client = _TeeRegistry(w3, registry, retry=retry)
-        self._cache: dict[bytes, RegisteredTeeKey | None] = {}
+        self._cache_seconds = cache_seconds
+        self._cache: dict[bytes, tuple[float, RegisteredTeeKey | None]] = {}
 
     def active_key(self, tee_id: bytes) -> RegisteredTeeKey | None:
-        if tee_id not in self._cache:
-            signer = str(self._client._read("activeSigner", tee_id))
-            active = int(signer, 16) != 0
-            self._cache[tee_id] = RegisteredTeeKey(tee_id, KeyType.SECP256K1, signer=signer) if active else None
-        return self._cache[tee_id]
+        now = time.monotonic()
+        cached = self._cache.get(tee_id)
+        if cached is not None and (self._cache_seconds is None or now - cached[0] < self._cache_seconds):
+            return cached[1]
+        signer = str(self._client._read("activeSigner", tee_id))
+        key = RegisteredTeeKey(tee_id, KeyType.SECP256K1, signer=signer) if int(signer, 16) != 0 else None
+        self._cache[tee_id] = (now, key)
+        return key
