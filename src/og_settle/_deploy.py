@@ -8,6 +8,8 @@ the salt and its initcode, which is the committed creation bytecode plus ABI-enc
   ``DEFAULT_MAX_AGE`` (3 days, room for a relayer outage) and ``DEFAULT_MAX_FUTURE_DRIFT`` (5 minutes of clock
   skew); the admin can change the window later without changing the address
 - ``PaymentFacilitator(permit2)``
+- ``StockPaymentBatcher(admin, exactProxy, uptoProxy)`` with the canonical x402 proxies; the relayers get its
+  ``SETTLER_ROLE`` (for stock upto payloads it is the announced ``facilitatorAddress``)
 
 So for a given admin the addresses are known before deployment and are the same on every chain. The
 facilitator has no admin at all, so its address is the same for everyone. Deployment is idempotent: a
@@ -30,6 +32,7 @@ from eth_abi.abi import encode
 from og_settle._addresses import DETERMINISTIC_DEPLOYER, OPG_ADDRESS, PERMIT2_ADDRESS
 from og_settle._artifacts import artifact
 from og_settle._errors import InvalidInput
+from og_settle._networks import X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY
 from og_settle.replica._node import create2_address
 
 __all__ = [
@@ -86,9 +89,10 @@ class Deployment:
         payment_facilitator: PaymentFacilitator address.
         permit2: the canonical Permit2 the facilitator uses.
         opg: the payment token.
-        relayers: accounts granted the settlement registry's relayer role.
+        relayers: accounts granted the settlement registry's relayer role (and the batcher's settler role).
         operators: accounts granted the TEE registry's operator role.
         transactions: hashes of the transactions this run sent (empty when everything existed).
+        stock_payment_batcher: StockPaymentBatcher address (empty in files written before it existed).
     """
 
     chain_id: int
@@ -101,6 +105,7 @@ class Deployment:
     relayers: tuple[str, ...] = ()
     operators: tuple[str, ...] = ()
     transactions: tuple[str, ...] = field(default=(), compare=False)
+    stock_payment_batcher: str = ""
 
     def to_json(self) -> str:
         body = asdict(self)
@@ -121,7 +126,7 @@ class Deployment:
         return cls(**fields)
 
 
-_CONTRACT_ORDER = ("TeeRegistry", "SettlementRegistry", "PaymentFacilitator")
+_CONTRACT_ORDER = ("TeeRegistry", "SettlementRegistry", "PaymentFacilitator", "StockPaymentBatcher")
 DEFAULT_MAX_AGE = 3 * 24 * 3600
 DEFAULT_MAX_FUTURE_DRIFT = 5 * 60
 
@@ -136,11 +141,13 @@ def _constructor_args(name: str, admin: str, addresses: dict[str, str]) -> bytes
         )
     if name == "PaymentFacilitator":
         return encode(["address"], [PERMIT2_ADDRESS])
+    if name == "StockPaymentBatcher":
+        return encode(["address", "address", "address"], [admin, X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY])
     raise KeyError(name)
 
 
 def plan_deployment(admin: str) -> list[ContractPlan]:
-    """The three contracts, their salts, initcodes and predicted addresses, in deployment order."""
+    """The contracts, their salts, initcodes and predicted addresses, in deployment order."""
     addresses: dict[str, str] = {}
     plans = []
     for name in _CONTRACT_ORDER:
@@ -186,7 +193,7 @@ def deploy(
     out_dir: Path | None = Path("deployments"),
     log: Callable[[str], None] = lambda line: None,
 ) -> Deployment:
-    """Deploy (or find) the three contracts, grant roles, and write ``<out_dir>/<chain id>.json``.
+    """Deploy (or find) the contracts, grant roles, and write ``<out_dir>/<chain id>.json``.
 
     Roles can only be granted here when the sender is the admin; otherwise the admin grants them later."""
     admin = admin or sender.address
@@ -205,6 +212,7 @@ def deploy(
             raise InvalidInput(f"{plan.name} did not land at its predicted address {plan.address}")
         log(f"{plan.name:<19} {plan.address}  deployed (tx {sent[-1]})")
     grants = [("SettlementRegistry", "RELAYER_ROLE", account) for account in relayers]
+    grants += [("StockPaymentBatcher", "SETTLER_ROLE", account) for account in relayers]
     grants += [("TeeRegistry", "OPERATOR_ROLE", account) for account in operators]
     for contract_name, role_name, account in grants:
         contract, role = plans[contract_name].address, role_id(role_name)
@@ -222,6 +230,7 @@ def deploy(
         tee_registry=plans["TeeRegistry"].address,
         settlement_registry=plans["SettlementRegistry"].address,
         payment_facilitator=plans["PaymentFacilitator"].address,
+        stock_payment_batcher=plans["StockPaymentBatcher"].address,
         relayers=tuple(relayers),
         operators=tuple(operators),
         transactions=tuple(sent),

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from og_settle import X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY
 from og_settle._artifacts import DEPLOYABLE_CONTRACTS, artifact
 from og_settle._deploy import Deployment, deploy, load_deployment, plan_deployment, role_id, salt_for
 from scripts.deploy import ApeSender
@@ -61,7 +62,11 @@ def test_deploy_lands_at_predicted_addresses_and_is_idempotent(
     assert registry.teeRegistry() == first.tee_registry
     assert project.TeeRegistry.at(first.tee_registry).hasRole(role_id("OPERATOR_ROLE"), admin)
     assert project.PaymentFacilitator.at(first.payment_facilitator).PERMIT2() == first.permit2
-    assert len(first.transactions) == 5  # three CREATE2 deployments and two role grants
+    batcher = project.StockPaymentBatcher.at(first.stock_payment_batcher)
+    assert first.stock_payment_batcher == predicted["StockPaymentBatcher"]
+    assert batcher.hasRole(role_id("SETTLER_ROLE"), relayer)
+    assert (batcher.EXACT_PROXY(), batcher.UPTO_PROXY()) == (X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY)
+    assert len(first.transactions) == 7  # four CREATE2 deployments and three role grants
 
     written = load_deployment(tmp_path / f"{chain.chain_id}.json")
     assert written == first

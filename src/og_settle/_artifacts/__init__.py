@@ -12,7 +12,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-DEPLOYABLE_CONTRACTS = ("TeeRegistry", "SettlementRegistry", "PaymentFacilitator")
+DEPLOYABLE_CONTRACTS = ("TeeRegistry", "SettlementRegistry", "PaymentFacilitator", "StockPaymentBatcher")
 
 __all__ = ["DEPLOYABLE_CONTRACTS", "Artifact", "abi", "artifact", "initcode"]
 

@@ -15,6 +15,15 @@ from og_settle.clients._registry import (
     SettlementRegistryClient,
     TeeRegistryClient,
 )
+from og_settle.clients._stock import (
+    DEFAULT_ITEM_GAS,
+    StockPayment,
+    StockPaymentBatcherClient,
+    encode_batch,
+    exact_proxy_call,
+    group_batches,
+    stock_reason,
+)
 from og_settle.clients._tx import (
     BroadcastOutcome,
     ContractCall,
@@ -30,6 +39,7 @@ from og_settle.clients._tx import (
 )
 
 __all__ = [
+    "DEFAULT_ITEM_GAS",
     "KEY_TYPES",
     "X402_REASONS",
     "BroadcastOutcome",
@@ -49,13 +59,19 @@ __all__ = [
     "RetryPolicy",
     "SettlementRegistryClient",
     "SignedTx",
+    "StockPayment",
+    "StockPaymentBatcherClient",
     "TeeRegistryClient",
     "TxSender",
     "call_with_retries",
     "decode_revert",
+    "encode_batch",
     "error_table",
+    "exact_proxy_call",
+    "group_batches",
     "is_connection_error",
     "make_web3",
     "revert_data",
+    "stock_reason",
     "x402_reason",
 ]
