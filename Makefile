@@ -27,7 +27,7 @@ node_modules/.installed: package.json package-lock.json toolchain/check-node.sh
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-$(VENV)/.installed: pyproject.toml requirements.lock
+$(VENV)/.installed: pyproject.toml requirements.lock setup.py src/og_settle/_batch_native.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else "og-settle needs Python 3.11 or 3.12, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'

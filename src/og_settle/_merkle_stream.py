@@ -29,7 +29,9 @@ import tempfile
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from io import BufferedReader
 from pathlib import Path
+from types import ModuleType
 from typing import Any, BinaryIO, Final, Protocol
 
 import msgspec
@@ -52,10 +54,17 @@ from og_settle._merkle import (
     og_encodings,
 )
 
+try:
+    from og_settle import _batch_native as _native_module
+except ImportError:  # not built (pip install builds it, see setup.py): the same work in Python, slower
+    _native: ModuleType | None = None
+else:
+    _native = _native_module
+
 __all__ = ["BuildSummary", "DumpProof", "build_dump", "open_dump"]
 
 _BLOCK: Final = 1 << 23  # bytes read at a time: 8 MiB
-_WRITE_BLOCK: Final = 8192  # tree nodes or values rendered per write
+_WRITE_BLOCK: Final = 128  # values per write (about 100 kB: small writes reuse memory, big ones map it anew)
 _keccak = sha3.keccak_256
 _unhexlify = binascii.unhexlify
 
@@ -159,19 +168,27 @@ class _JsonLeaf(msgspec.Struct, forbid_unknown_fields=True):
 _leaf_decoder: Final = msgspec.json.Decoder(_JsonLeaf)
 
 
-def _line_blocks(handle: BinaryIO) -> Iterator[bytes]:
-    """The file in blocks of whole lines (each block ends with a newline, except perhaps the last)."""
-    pending: list[bytes] = []
-    while chunk := handle.read(_BLOCK):
-        cut = chunk.rfind(b"\n") + 1
-        if cut == 0:
-            pending.append(chunk)
-            continue
-        pending.append(chunk[:cut])
-        yield b"".join(pending)
-        pending = [chunk[cut:]]
-    if pending and pending[0]:
-        yield b"".join(pending)
+def _line_blocks(handle: BufferedReader) -> Iterator[tuple[bytearray, int]]:
+    """The file in blocks of whole lines: ``(buffer, end)`` with the lines in ``buffer[:end]`` (each ending with
+    a newline, except perhaps the file's last). One buffer is reused (and grown for a longer line), so reading
+    a big file does not map fresh memory for every block; use each block before asking for the next."""
+    buffer = bytearray(_BLOCK)
+    filled = 0
+    while True:
+        if filled == len(buffer):
+            buffer.extend(bytes(len(buffer)))  # a line longer than the buffer
+        with memoryview(buffer) as view:
+            read = handle.readinto(view[filled:])
+        if not read:
+            if filled:
+                yield buffer, filled
+            return
+        filled += read
+        end = buffer.rfind(b"\n", 0, filled) + 1
+        if end:
+            yield buffer, end
+            buffer[: filled - end] = buffer[end:filled]
+            filled -= end
 
 
 def _slow_line(path: Path, number: int, raw: bytes) -> bytes | None:
@@ -203,18 +220,27 @@ def read_leaf_encodings(path: Path, progress: Callable[[int, int], None] | None 
     except OSError as err:
         raise InvalidInput(f"{path}: cannot read: {err.strerror or err}") from None
     encodings: list[bytes] = []
-    append = encodings.append
+    native = _native
     decode = _leaf_decoder.decode
     fast = _og_encoding
     number = 0
     done = 0
     with handle:
-        for block in _line_blocks(handle):
-            done += len(block)
-            lines = block.split(b"\n")
-            if block.endswith(b"\n"):
-                lines.pop()
-            for raw in lines:
+        for block, end in _line_blocks(handle):
+            done += end
+            position = 0
+            while position < end:
+                if native is not None:  # C takes every line it is sure of, up to the first it is not
+                    taken, stop = native.encode_lines(block, position, end)
+                    encodings += taken
+                    number += len(taken)
+                    if stop >= end:
+                        break
+                    position = stop
+                line_end = block.find(b"\n", position, end)
+                line_end = end if line_end < 0 else line_end
+                raw = bytes(block[position:line_end])
+                position = line_end + 1
                 number += 1
                 try:
                     leaf = decode(raw)
@@ -226,7 +252,7 @@ def read_leaf_encodings(path: Path, progress: Callable[[int, int], None] | None 
                     encoded = _slow_line(path, number, raw)
                     if encoded is None:  # a blank line
                         continue
-                append(encoded)
+                encodings.append(encoded)
             if progress is not None:
                 progress(done, len(encodings))
     if not encodings:
@@ -267,20 +293,25 @@ def _write_og_dump(out: BinaryIO, tree: list[bytes], encodings: list[bytes], tre
     encoding_json = json.dumps(list(OG_LEAF_ENCODING), separators=(",", ":"))
     out.write(f'{{"format":"{STANDARD_V1}","leafEncoding":{encoding_json},"tree":['.encode())
     hexed = bytes.hex
-    for start in range(0, len(tree), _WRITE_BLOCK):
-        nodes = '","0x'.join(map(hexed, tree[start : start + _WRITE_BLOCK]))
+    for start in range(0, len(tree), 16 * _WRITE_BLOCK):
+        nodes = '","0x'.join(map(hexed, tree[start : start + 16 * _WRITE_BLOCK]))
         out.write(f'{"," if start else ""}"0x{nodes}"'.encode())
     out.write(b'],"values":[')
-    render = _render_og
+    native = _native
     for start in range(0, len(encodings), _WRITE_BLOCK):
         stop = start + _WRITE_BLOCK
+        if start:
+            out.write(b",")
+        if native is not None:
+            out.write(native.render_values(encodings, tree_index, start, min(stop, len(encodings))))
+            continue
         entries = ",".join(
             [
-                f'{{"value":[{render(encoded)}],"treeIndex":{index}}}'
+                f'{{"value":[{_render_og(encoded)}],"treeIndex":{index}}}'
                 for encoded, index in zip(encodings[start:stop], tree_index[start:stop], strict=True)
             ]
         )
-        out.write(f"{',' if start else ''}{entries}".encode())
+        out.write(entries.encode())
     out.write(b"]}")
 
 

@@ -29,6 +29,19 @@ def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stream, "_WRITE_BLOCK", 5)
 
 
+@pytest.fixture(params=["native", "python"])
+def leaf_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Build through the C extension, and again without it (the pure-Python path must give the same)."""
+    if request.param == "python":
+        monkeypatch.setattr(stream, "_native", None)
+    return str(request.param)
+
+
+def test_the_c_extension_is_built() -> None:
+    """`pip install` (make setup) builds og_settle._batch_native; without it the batch tools are slower."""
+    assert stream._native is not None
+
+
 def write_dump(folder: Path, tree: StandardMerkleTree, name: str = "dump.json") -> Path:
     path = folder / name
     path.write_text(tree.dump_json())
@@ -145,7 +158,9 @@ def test_other_layouts_are_loaded_whole(tmp_path: Path) -> None:
 
 @SLOW_OK
 @given(values=og_batches)
-def test_build_in_blocks_matches_the_tree(tmp_path: Path, small_blocks: None, values: list[Any]) -> None:
+def test_build_in_blocks_matches_the_tree(
+    tmp_path: Path, small_blocks: None, leaf_reader: str, values: list[Any]
+) -> None:
     """Reading JSON lines in small blocks (lines straddling them) builds the tree StandardMerkleTree.of builds."""
     leaves = [InferenceLeaf(*value) for value in values]
     lines = [json.dumps(leaf.to_json(), separators=(",", ":")) for leaf in leaves]
@@ -158,7 +173,7 @@ def test_build_in_blocks_matches_the_tree(tmp_path: Path, small_blocks: None, va
     assert output.read_text() == expected.dump_json()
 
 
-def test_odd_spellings_take_the_exact_path(tmp_path: Path, small_blocks: None) -> None:
+def test_odd_spellings_take_the_exact_path(tmp_path: Path, small_blocks: None, leaf_reader: str) -> None:
     """Upper-case hex, 0X, spaces, reordered keys, CRLF and blank lines build the same tree as canonical lines."""
     leaves = [InferenceLeaf(b"\xab" * 32, bytes([i]) * 32, b"\xcd" * 32, b"\xef" * i, 1_000 + i) for i in range(12)]
     lines = []
@@ -179,7 +194,7 @@ def test_odd_spellings_take_the_exact_path(tmp_path: Path, small_blocks: None) -
     assert output.read_text() == StandardMerkleTree.of(leaves).dump_json()
 
 
-def test_errors_in_later_blocks_name_their_line(tmp_path: Path, small_blocks: None) -> None:
+def test_errors_in_later_blocks_name_their_line(tmp_path: Path, small_blocks: None, leaf_reader: str) -> None:
     leaf = InferenceLeaf(b"\xab" * 32, b"\x01" * 32, b"\xcd" * 32, b"\xef" * 40, 7).to_json()
     lines = [json.dumps(leaf, separators=(",", ":"))] * 30
     lines[23] = json.dumps({**leaf, "tee_signature": "0x" + "zz" * 3}, separators=(",", ":"))
@@ -203,3 +218,52 @@ def test_the_dump_gets_the_usual_file_mode(tmp_path: Path) -> None:
     os.umask(umask)
     stream.build_dump(source, tmp_path / "dump.json")
     assert (tmp_path / "dump.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+CANONICAL = InferenceLeaf(b"\xab" * 32, b"\x01" * 32, b"\xcd" * 32, b"\xef" * 3, 1_700_000_000).to_json()
+ODD_LINES = [
+    "",
+    "  \t",
+    json.dumps({**CANONICAL, "tee_id": CANONICAL["tee_id"].upper()}),
+    json.dumps({**CANONICAL, "tee_id": "0X" + CANONICAL["tee_id"][2:]}),
+    json.dumps(CANONICAL).replace('"tee_id"', '"tee\\u005fid"'),
+    json.dumps(CANONICAL)[:-1] + ', "timestamp": 5}',
+    json.dumps(CANONICAL)[:-1] + ', "tee_id": "0x' + "00" * 32 + '"}',
+    json.dumps({**CANONICAL, "timestamp": 0}),
+    json.dumps({**CANONICAL, "timestamp": 2**256 - 1}),
+    json.dumps({**CANONICAL, "timestamp": 2**256}),
+    json.dumps({**CANONICAL, "timestamp": -1}),
+    json.dumps(CANONICAL).replace("1700000000", "1.7e9"),
+    json.dumps(CANONICAL).replace("1700000000", "01700000000"),
+    json.dumps(CANONICAL).replace("1700000000", "1700000000.0"),
+    json.dumps({**CANONICAL, "tee_signature": "0x"}),
+    json.dumps({**CANONICAL, "tee_signature": "0x" + "ab" * 1024}),
+    json.dumps({**CANONICAL, "tee_signature": "0x" + "ab" * 1025}),
+    json.dumps({**CANONICAL, "tee_signature": "0xabc"}),
+    json.dumps({**CANONICAL, "input_hash": "0x" + "ab" * 31 + "a "}),
+    json.dumps({**CANONICAL, "output_hash": "0x" + "g" * 64}),
+    json.dumps({k: v for k, v in CANONICAL.items() if k != "timestamp"}),
+    json.dumps({**CANONICAL, "extra": 1}),
+    json.dumps(CANONICAL) + " x",
+    json.dumps(CANONICAL) + " " + json.dumps(CANONICAL),
+    "\ufeff" + json.dumps(CANONICAL),
+    json.dumps(CANONICAL).replace(", ", " ,\t").replace(": ", " :  ") + " \r",
+    "[" + json.dumps(CANONICAL) + "]",
+    json.dumps({**CANONICAL, "timestamp": True}),
+    json.dumps({**CANONICAL, "tee_id": None}),
+]
+
+
+@pytest.mark.parametrize("line", ODD_LINES)
+def test_c_and_python_agree_on_every_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str) -> None:
+    """A line the C reader takes gives the encoding the Python reader gives; a line it leaves, Python judges."""
+    source = tmp_path / "leaves.jsonl"
+    source.write_bytes((json.dumps(CANONICAL) + "\n" + line + "\n" + json.dumps(CANONICAL) + "\n").encode())
+    outcomes = []
+    for native in (stream._native, None):
+        monkeypatch.setattr(stream, "_native", native)
+        try:
+            outcomes.append(("ok", stream.read_leaf_encodings(source)))
+        except InvalidInput as err:
+            outcomes.append(("error", str(err)))
+    assert outcomes[0] == outcomes[1]
