@@ -14,6 +14,9 @@ Registered:
 * ``gateway-paid``: paid chat requests through ``og-settle gateway serve`` (verify, stand-in model, TEE signature,
   settlement on chain); requests/s, p50/p99 latency, and the share of the gateway's time in ``/verify`` and
   ``/settle`` (``gateway_load.py``).
+* ``rsa-gas``: RSA-2048 (OpenGradient TEE) gas on an anvil with the replica's modexp pricing and on one with
+  ``--hardfork osaka`` (EIP-7883): PSS verification alone, settleOpenGradient, heartbeat, registration
+  (``rsa_gas.py``).
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ from collections.abc import Callable
 from batch import BATCH_BENCHMARKS
 from facilitator_load import add_options as add_facilitator_load_options
 from gateway_load import add_options as add_gateway_load_options
+from rsa_gas import rsa_gas
 
 Row = tuple[str, str, str]
 Benchmark = Callable[[argparse.Namespace], list[Row]]
 BENCHMARKS: dict[str, Benchmark] = dict(BATCH_BENCHMARKS)
+BENCHMARKS["rsa-gas"] = rsa_gas
 
 
 def benchmark(name: str) -> Callable[[Benchmark], Benchmark]:
