@@ -171,6 +171,7 @@ def _rows(name: str, result: LoadResult, attempted: int) -> list[Row]:
 
 
 def verify_load(options: argparse.Namespace) -> list[Row]:
+    from og_settle._lease import LEASE_DIR_ENV
     from og_settle.replica import running_replica
     from tests.support import sdk_envs
     from tests.support.children import ChildFailed, json_child
@@ -211,7 +212,8 @@ def verify_load(options: argparse.Namespace) -> list[Row]:
         reference = [str(x402.python), str(Path(__file__).with_name("x402_reference_facilitator.py"))]
         reference += ["--rpc", replica.rpc_url, "--network", network]
         servers = [
-            ("og-settle", serve, {"OG_SETTLE_RELAYER_KEY": OG_SETTLE_KEY}),
+            # Its own lease folder: signer leases are keyed by chain id, which every local replica shares.
+            ("og-settle", serve, {"OG_SETTLE_RELAYER_KEY": OG_SETTLE_KEY, LEASE_DIR_ENV: str(folder / "leases")}),
             ("x402 reference", reference, {"X402_REFERENCE_KEY": REFERENCE_KEY}),
         ]
         for index, (name, argv, env) in enumerate(servers):

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from og_settle._deploy import deploy
+from og_settle._lease import LEASE_DIR_ENV
 from scripts.deploy import ApeSender
 from tests.support import sdk_envs
 from tests.support.children import json_child
@@ -54,7 +55,11 @@ def running_facilitator(
     argv += ["--deployment", str(deployment_file), "--rpc", rpc_url, "--api-keys-file", str(keys)]
     argv += ["--store", str(folder / "settlements.sqlite3"), *extra]
     log = folder / "facilitator.log"
-    with json_child("og-settle facilitator serve", argv, log, {KEY_ENV: settler_key}) as child:
+    # Signer leases are keyed by chain id and address, and every local replica of a network shares its chain id
+    # and dev keys: a lease folder of its own keeps this replica's facilitator apart from other replicas' on the
+    # same machine (another test run, a benchmark), while still holding the lease for anything sharing `folder`.
+    env = {KEY_ENV: settler_key, LEASE_DIR_ENV: str(folder / "leases")}
+    with json_child("og-settle facilitator serve", argv, log, env) as child:
         yield RunningFacilitator(child.start["url"], api_key, child.start)
 
 
