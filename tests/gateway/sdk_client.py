@@ -1,9 +1,9 @@
 """Runs inside the opengradient==1.1.4 virtualenv (never imported by og-settle's own tests).
 
-Reads ``{"key", "url", "pem", "modes"}`` on stdin; uses the unmodified SDK exactly as its documentation shows
-(``og.LLM.from_url``, ``ensure_opg_approval``, ``chat`` with and without ``stream``, ``completion``) against the
-gateway, and checks every answer with the SDK's own ``tee_verify.verify_response`` against the PEM key given.
-Prints one JSON object.
+Reads ``{"key", "url", "der", "modes"}`` on stdin (``der``: the TEE registry's public key, hex); uses the
+unmodified SDK exactly as its documentation shows (``og.LLM.from_url``, ``ensure_opg_approval``, ``chat`` with
+and without ``stream``, ``completion``) against the gateway, and checks every answer with the SDK's own
+``tee_verify.verify_response`` against that key. Prints one JSON object.
 """
 
 import asyncio
@@ -41,6 +41,7 @@ def verify(canonical, content, signature, timestamp, pem):
 
 
 async def run(cfg):
+    cfg["pem"] = tv.pem_from_der(bytes.fromhex(cfg["der"]))
     llm = og.LLM.from_url(cfg["key"], cfg["url"])
     approval = llm.ensure_opg_approval(min_allowance=5.0)
     again = llm.ensure_opg_approval(min_allowance=5.0)

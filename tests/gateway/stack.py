@@ -176,17 +176,33 @@ class Stack:
 def register_stand_in_tee(
     rpc_url: str, deployment: Deployment, tee: StandInTee, admin_key: str, operator_key: str
 ) -> None:
-    """Register the stand-in TEE's RSA key on the TeeRegistry.
+    """Register the stand-in TEE's RSA key on the TeeRegistry, as an operator registers an OpenGradient enclave:
+    the admin approves a measurement (here a label, for there is no enclave), and the operator submits the DER key
+    with the key's own RSA-PSS proof of possession over the registry's EIP-712 digest."""
+    from eth_account import Account
 
-    INTEGRATION POINT: RSA keys in the TeeRegistry are issue 10 items 1-4 (built in parallel); until
-    ``registerRsaTee`` is on main this raises NotImplementedError and the tests that need an on-chain key skip.
-    """
-    from og_settle._artifacts import abi
+    from og_settle._attestation import RsaTeeRegistration, tee_registry_domain
+    from og_settle._hex import keccak256
+    from og_settle.clients import TeeRegistryClient, TxSender, make_web3
 
-    names = {entry.get("name") for entry in abi("TeeRegistry")}
-    if "registerRsaTee" not in names:
-        raise NotImplementedError("TeeRegistry.registerRsaTee is not on main yet (issue 10, RSA TEE keys)")
-    raise NotImplementedError("wire og-settle's RSA registration helper here once it lands")
+    w3 = make_web3(rpc_url)
+    registry = TeeRegistryClient(w3, deployment.tee_registry)
+    admin = TxSender(w3, Account.from_key(admin_key), chain_id=deployment.chain_id)
+    operator = TxSender(w3, Account.from_key(operator_key), chain_id=deployment.chain_id)
+    measurement = keccak256(b"og-settle gateway STAND-IN TEE (no enclave, no attestation)")
+    admin.send(registry.approve_measurement_call(measurement, 0, "stand-in"))
+    registration = RsaTeeRegistration(
+        public_key=tee.public_key_der,
+        measurement=measurement,
+        attestation_hash=keccak256(b"stand-in: no attestation report"),
+        tls_certificate_hash=bytes(32),
+        payment_address=operator.address,
+        endpoint="http://127.0.0.1/stand-in",
+    )
+    digest = tee_registry_domain(deployment.chain_id, deployment.tee_registry).digest(
+        registration.struct_hash(operator.address)
+    )
+    operator.send(registry.register_rsa_tee_call(registration, tee.key.sign(digest)))
 
 
 @contextmanager
@@ -214,10 +230,9 @@ def running_stack(
         tee = StandInTee.load_or_create(work / "tee.pem")
         registered: str | None = None
         if register_tee:
-            try:
-                register_stand_in_tee(replica.rpc_url, deployment, tee, keys[0], keys[2])
-            except NotImplementedError as err:
-                registered = str(err)
+            register_stand_in_tee(replica.rpc_url, deployment, tee, keys[0], keys[2])
+        else:
+            registered = "this stack did not register its TEE"
         facilitator = start_process(
             [
                 "facilitator",

@@ -39,7 +39,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with running_stack(
         tmp_path_factory.mktemp("gateway"),
         "base-sepolia",
-        register_tee=False,
         gateway_args=["--stand-in-delay", "0.02"],
     ) as stack:
         yield stack
@@ -297,6 +296,9 @@ def test_batch_leaf_lands_in_a_recorded_root(stack: Stack, client: httpx.Client,
                 assert registry.get_batch(batch.root) is not None
                 assert registry.verify_inclusion(batch.root, leaf, tree.proof(index))
                 assert base64.b64encode(bytes(leaf[3])).decode() == answer["tee_signature"]
+                # One call: the leaf is in the root and its RSA signature verifies against the registered key.
+                batch_id, _ = registry.verify_inference_signature(batch.root, leaf, tree.proof(index))
+                assert batch_id == registry.get_batch(batch.root).batch_id  # type: ignore[union-attr]
                 return
     raise AssertionError("the inference's leaf is in no recorded batch")
 

@@ -36,15 +36,32 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def sdk_run(stack: Stack) -> dict[str, Any]:
     if not settles_stock_payloads(stack):
         pytest.skip("the facilitator on main does not settle canonical-proxy (stock) payloads yet (issue 9 items 1-3)")
-    pem = httpx.get(stack.gateway_url + "/signing-key", timeout=10).json()["public_key"]
+    # The trust anchor is the key the TEE registry holds, not anything the gateway says about itself.
+    der = on_chain_tee_key(stack)
     result: dict[str, Any] = run_python(
         python_env("opengradient"),
         SDK_CLIENT,
-        input_json={"key": stack.payer_key(0), "url": stack.gateway_url, "pem": pem, "modes": ["private", "batch"]},
+        input_json={
+            "key": stack.payer_key(0),
+            "url": stack.gateway_url,
+            "der": der.hex(),
+            "modes": ["private", "batch"],
+        },
         env={"BASE_MAINNET_RPC": stack.rpc_url, "HOME": str(stack.work)},
         timeout=600,
     )
     return result
+
+
+def on_chain_tee_key(stack: Stack) -> bytes:
+    """The DER public key the TeeRegistry holds for the gateway's TEE (``teePublicKey(teeId)``)."""
+    from og_settle._artifacts import abi
+    from og_settle.clients._registry import KEY_TYPES
+
+    registry = make_web3(stack.rpc_url).eth.contract(address=stack.deployment.tee_registry, abi=abi("TeeRegistry"))
+    key_type, public_key = registry.functions.teePublicKey(stack.tee.tee_id).call()
+    assert KEY_TYPES[key_type] == "rsa", key_type
+    return bytes(public_key)
 
 
 def test_ensure_opg_approval_approves_once(sdk_run: dict[str, Any]) -> None:
@@ -68,16 +85,11 @@ def test_every_answer_verifies_with_the_sdks_own_verifier(sdk_run: dict[str, Any
 
 
 def test_the_tee_key_the_sdk_trusted_is_the_one_registered_on_chain(stack: Stack) -> None:
-    if stack.extra.get("tee_not_registered"):
-        pytest.skip(stack.extra["tee_not_registered"])
     from cryptography.hazmat.primitives import serialization
 
-    from og_settle._artifacts import abi
-
-    registry = make_web3(stack.rpc_url).eth.contract(address=stack.deployment.tee_registry, abi=abi("TeeRegistry"))
-    _, public_key = registry.functions.teePublicKey(stack.tee.tee_id).call()
+    public_key = on_chain_tee_key(stack)
     published = httpx.get(stack.gateway_url + "/signing-key", timeout=10).json()["public_key"]
-    on_chain_pem = serialization.load_der_public_key(bytes(public_key)).public_bytes(
+    on_chain_pem = serialization.load_der_public_key(public_key).public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     assert on_chain_pem.decode() == published
