@@ -538,31 +538,37 @@ class _StreamedDump:
 
     # -- the values, streamed
 
-    def _scan(self) -> Iterator[tuple[int, bytes, int, int]]:
+    def _scan(self) -> Iterator[tuple[int, bytearray, int, int]]:
         """Over the values array: ``(first, text, stop, count)``, where ``text[:stop]`` holds the ``count``
-        whole entries from index ``first`` on, joined by commas."""
+        whole entries from index ``first`` on, joined by commas. ``text`` is one buffer, reused (and grown for
+        a longer entry): use each block before asking for the next."""
         start, end = self._values
         first = 0
+        buffer = bytearray(_BLOCK)
+        filled = 0
         with self._path.open("rb") as handle:
             handle.seek(start)
             remaining = end - start
-            carry = b""
             while remaining > 0:
-                window = handle.read(min(_BLOCK, remaining))
-                if not window:
+                if filled == len(buffer):
+                    buffer.extend(bytes(len(buffer)))
+                with memoryview(buffer) as view:
+                    read = handle.readinto(view[filled : filled + min(len(buffer) - filled, remaining)])
+                if not read:
                     raise InvalidInput("values: the file ended early")
-                remaining -= len(window)
-                text = carry + window if carry else window
-                stop = text.rfind(_BOUNDARY) + 1 if remaining > 0 else len(text)
+                remaining -= read
+                filled += read
+                stop = buffer.rfind(_BOUNDARY, 0, filled) + 1 if remaining > 0 else filled
                 if stop == 0:
-                    carry = text
                     continue
-                count = text.count(_BOUNDARY, 0, stop) + 1
-                yield first, text, stop, count
+                count = buffer.count(_BOUNDARY, 0, stop) + 1
+                yield first, buffer, stop, count
                 first += count
-                carry = text[stop + 1 :]
+                rest = min(stop + 1, filled)  # past the comma between two blocks' entries
+                buffer[: filled - rest] = buffer[rest:filled]
+                filled -= rest
 
-    def _entries(self, text: bytes, stop: int, count: int) -> list[_Entry]:
+    def _entries(self, text: bytearray, stop: int, count: int) -> list[_Entry]:
         try:
             entries = _entries_decoder.decode(b"[" + text[:stop] + b"]")
         except (msgspec.DecodeError, UnicodeDecodeError):
