@@ -32,7 +32,7 @@ from eth_abi.abi import encode
 from og_settle._addresses import DETERMINISTIC_DEPLOYER, OPG_ADDRESS, PERMIT2_ADDRESS
 from og_settle._artifacts import artifact
 from og_settle._errors import InvalidInput
-from og_settle._networks import X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY
+from og_settle._networks import NETWORKS, X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY
 from og_settle.replica._node import create2_address
 
 __all__ = [
@@ -224,8 +224,12 @@ def deploy(
         data = _selector("grantRole(bytes32,address)") + encode(["bytes32", "address"], [role, account])
         sent.append(sender.send(contract, data))
         log(f"{contract_name:<19} granted {role_name} to {account}")
+    chain_id = sender.chain_id()
+    # The payment token recorded: OPG of the named network this chain is (Base's on 8453), else Base Sepolia's.
+    opg = next((n.opg for n in NETWORKS if n.chain_id == chain_id), OPG_ADDRESS)
     deployment = Deployment(
-        chain_id=sender.chain_id(),
+        chain_id=chain_id,
+        opg=opg,
         admin=admin,
         tee_registry=plans["TeeRegistry"].address,
         settlement_registry=plans["SettlementRegistry"].address,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from og_settle._errors import InvalidInput
+from og_settle.cli._network import add_network_option, check_node_network
 
 
 def register(groups: Any) -> None:
@@ -27,6 +28,7 @@ def register(groups: Any) -> None:
     cmd.add_argument("--operator", dest="operators", action="append", default=[], help="grant the TEE operator role")
     cmd.add_argument("--out-dir", type=Path, default=Path("deployments"))
     cmd.add_argument("--dry-run", action="store_true", help="print the predicted addresses and send nothing")
+    add_network_option(cmd)
     cmd.set_defaults(handler=_deploy)
 
 
@@ -42,6 +44,7 @@ def _deploy(args: argparse.Namespace) -> int:
         raise InvalidInput("--rpc-url (or OG_SETTLE_RPC_URL) is required")
     if not key:
         raise InvalidInput(f"environment variable {args.key_env} must hold the deployer's private key")
+    check_node_network(args, args.rpc_url, "--rpc-url")
     sender = Web3Sender(args.rpc_url, key)
     if args.dry_run:
         for plan in plan_deployment(args.admin or sender.address):

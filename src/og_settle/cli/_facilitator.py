@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from og_settle._errors import InvalidInput
+from og_settle.cli._network import add_network_option, check_node_network
 
 _KEY_ENV_DEFAULT = "OG_SETTLE_RELAYER_KEY"
 
@@ -49,6 +50,7 @@ def register(groups: Any) -> None:
         "--deployment", type=Path, required=True, help="deployments/<chain id>.json from `og-settle deploy`"
     )
     serve.add_argument("--rpc", required=True, help="the node's HTTP JSON-RPC URL")
+    add_network_option(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=0, help="port to listen on (0: any free port)")
     serve.add_argument(
@@ -146,6 +148,7 @@ def _serve(args: argparse.Namespace) -> int:
     request_timeout = _check_args(args)
     api_keys = None if args.no_auth else ApiKeys.load(file=args.api_keys_file, env=args.api_keys_env)
     deployment = load_deployment(args.deployment)
+    check_node_network(args, args.rpc)
     account = _account(args.key_env)
     try:
         w3 = make_web3(args.rpc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from og_settle._errors import InvalidInput
 from og_settle._networks import DEFAULT_NETWORK, NETWORK_NAMES, Network, network
 
 NETWORK_ENV = "OG_SETTLE_NETWORK"
@@ -29,3 +30,31 @@ def selected_network(args: argparse.Namespace) -> Network:
     """
     key = getattr(args, "network", None) or os.environ.get(NETWORK_ENV) or DEFAULT_NETWORK.name
     return network(key)
+
+
+def explicit_network(args: argparse.Namespace) -> Network | None:
+    """The network ``--network`` or ``$OG_SETTLE_NETWORK`` names, or None when neither is given."""
+    key = getattr(args, "network", None) or os.environ.get(NETWORK_ENV)
+    return None if not key else network(key)
+
+
+def check_node_network(args: argparse.Namespace, rpc_url: str, option: str = "--rpc") -> Network | None:
+    """When a network was named, check that the node at ``rpc_url`` serves it; return it (None when unnamed).
+
+    Raises:
+        InvalidInput: the node is another chain, or cannot be reached, as a one-line error.
+    """
+    chosen = explicit_network(args)
+    if chosen is None:
+        return None
+    from og_settle.replica._rpc import JsonRpc, RpcError
+
+    try:
+        chain_id = int(JsonRpc(rpc_url, timeout=10).call("eth_chainId"), 16)
+    except (OSError, RpcError, ValueError) as err:
+        raise InvalidInput(f"{option}: cannot reach the node at {rpc_url} ({type(err).__name__})") from None
+    if chain_id != chosen.chain_id:
+        raise InvalidInput(
+            f"--network {chosen.name}: the node at {rpc_url} is chain {chain_id}, {chosen.label} is {chosen.chain_id}"
+        )
+    return chosen

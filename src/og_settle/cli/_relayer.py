@@ -13,6 +13,7 @@ from types import FrameType
 from typing import Any
 
 from og_settle._errors import InvalidInput
+from og_settle.cli._network import add_network_option, check_node_network
 
 _KEY_ENV_DEFAULT = "OG_SETTLE_RELAYER_KEY"
 
@@ -28,6 +29,7 @@ def register(groups: Any) -> None:
     )
     _db_and_deployment(run)
     run.add_argument("--rpc", required=True, help="the node's HTTP JSON-RPC URL")
+    add_network_option(run)
     run.add_argument(
         "--key-env", default=_KEY_ENV_DEFAULT, help="environment variable holding the relayer's private key"
     )
@@ -117,6 +119,7 @@ def _run(args: argparse.Namespace) -> int:
     key = os.environ.get(args.key_env)
     if not key:
         raise InvalidInput(f"--key-env: environment variable {args.key_env} is not set (the relayer's private key)")
+    check_node_network(args, args.rpc)
     try:
         account = Account.from_key(key)
     except (ValueError, TypeError) as err:
