@@ -165,7 +165,7 @@ class Stack:
                 "--blobs",
                 str(self.work / "blobs"),
             ],
-            env={**os.environ, "OG_SETTLE_RELAYER_KEY": self.keys[1]},
+            env={**os.environ, "OG_SETTLE_RELAYER_KEY": self.keys[1], **_own_leases(self.work)},
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -248,7 +248,7 @@ def running_stack(
                 *_facilitator_auth_args(),
             ],
             work / "facilitator.log",
-            {"OG_GW_TEST_SETTLER_KEY": keys[3], "OG_GW_TEST_API_KEYS": API_KEY},
+            {"OG_GW_TEST_SETTLER_KEY": keys[3], "OG_GW_TEST_API_KEYS": API_KEY, **_own_leases(work)},
         )
         stop.callback(facilitator.stop)
         gateway = start_process(
@@ -331,3 +331,11 @@ def settles_stock_payloads(stack: Stack) -> bool:
     }
     answer = httpx.post(stack.facilitator_url + "/verify", json=body, timeout=30).json()
     return answer.get("invalidReason") != "invalid_permit2_spender"
+
+
+def _own_leases(work: Path) -> dict[str, str]:
+    """Signer leases are keyed by chain id and address, and every local replica shares both with other runs on this
+    machine: a lease folder of this stack's own keeps its signers apart from theirs."""
+    from og_settle._lease import LEASE_DIR_ENV
+
+    return {LEASE_DIR_ENV: str(work / "leases")}
