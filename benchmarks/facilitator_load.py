@@ -171,6 +171,8 @@ def _rows(name: str, result: LoadResult, attempted: int) -> list[Row]:
 
 
 def verify_load(options: argparse.Namespace) -> list[Row]:
+    from eth_account import Account
+
     from og_settle._lease import LEASE_DIR_ENV
     from og_settle.replica import running_replica
     from tests.support import sdk_envs
@@ -185,6 +187,7 @@ def verify_load(options: argparse.Namespace) -> list[Row]:
         network = f"eip155:{replica.chain_id}"
         og_settle = [sys.executable, "-m", "og_settle.cli"]
         deploy = [*og_settle, "deploy", "--rpc-url", replica.rpc_url, "--out-dir", str(folder)]
+        deploy += ["--relayer", Account.from_key(OG_SETTLE_KEY).address]
         subprocess.run(
             deploy, env={**os.environ, "OG_SETTLE_DEPLOYER_KEY": DEPLOYER_KEY}, check=True, capture_output=True
         )

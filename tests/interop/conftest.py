@@ -97,7 +97,7 @@ def deployment_file(
 ) -> Path:
     """og-settle deployed once per module; wider-scoped fixtures are pulled in first (Ape's isolation wants it)."""
     out_dir = tmp_path_factory.mktemp("deployments")
-    deployed = deploy(ApeSender(deployer), out_dir=out_dir)
+    deployed = deploy(ApeSender(deployer), relayers=[relayer.address], out_dir=out_dir)
     return out_dir / f"{deployed.chain_id}.json"
 
 

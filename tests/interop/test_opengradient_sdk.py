@@ -59,6 +59,7 @@ def base_facilitator(
     folder = tmp_path_factory.mktemp("base-facilitator")
     rpc = base_replica["rpc_url"]
     argv = [sys.executable, "-m", "og_settle.cli", "deploy", "--rpc-url", rpc, "--out-dir", str(folder)]
+    argv += ["--relayer", Account.from_key(DEPLOYER_KEY).address]  # the settling account gets its roles
     subprocess.run(argv, env={**os.environ, "OG_SETTLE_DEPLOYER_KEY": DEPLOYER_KEY}, check=True, capture_output=True)
     with running_facilitator(folder / "8453.json", rpc, DEPLOYER_KEY, folder) as running:
         yield running
