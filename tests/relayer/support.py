@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -272,10 +273,16 @@ def cli(*args: str, input_text: str | None = None, timeout: float = 120.0) -> su
     )
 
 
+# Signer leases of this test process's relayers (the dev keys are the same in every replica, so test runs on one
+# machine must not see each other's leases).
+_LEASE_DIR = tempfile.mkdtemp(prefix="og-settle-test-leases-")
+
+
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["OG_SETTLE_RELAYER_KEY"] = RELAYER_KEY
     env["OG_SETTLE_HOME"] = str(ROOT)
+    env["OG_SETTLE_LEASE_DIR"] = _LEASE_DIR
     env.update(extra or {})
     return env
 

@@ -68,7 +68,7 @@ def test_batch_record_read_inclusion_and_named_revert(chain: LiveChain, tmp_path
     assert unknown.returncode == 1 and "not recorded" in unknown.stdout
 
 
-def test_payment_settle_and_x402_reason(chain: LiveChain) -> None:
+def test_payment_settle_and_x402_reason(chain: LiveChain, tmp_path: Path) -> None:
     """A settled payment spends its Permit2 nonce; settling it again reverts NonceAlreadyUsed, which maps to the
     x402 reason permit2_invalid_nonce; in a batch the replay fails alone with the same reason."""
     w3 = chain.web3()
@@ -89,9 +89,13 @@ def test_payment_settle_and_x402_reason(chain: LiveChain) -> None:
     outcomes = facilitator.send_settle_batch(sender, [payments[0], payments[1]])
     assert [o.settled for o in outcomes] == [False, True]
     assert outcomes[0].reason == "permit2_invalid_nonce"
-    found = facilitator.settled_payment_log(owner, nonce)
-    assert found is not None and found["amount"] == payments[0][7]
-    shown = cli(
-        "status", "payment", owner, str(nonce), "--rpc", chain.rpc_url, "--deployment", str(chain.deployment_path)
-    )
+    found = facilitator.settled_payment(owner, nonce)
+    assert found is not None and found.amount == payments[0][7] and found.mismatch(payments[0]) is None
+    chain_args = ("--rpc", chain.rpc_url, "--deployment", str(chain.deployment_path))
+    payload_file = tmp_path / "payload.json"
+    payload_file.write_text(json.dumps(records[0]["paymentPayload"]))
+    shown = cli("status", "payment", owner, str(nonce), "--payload", str(payload_file), *chain_args)
     assert shown.returncode == 0 and "settled in" in shown.stdout
+    # Without the payload, (payer, nonce) alone is not called settled: the payer may have spent the nonce itself.
+    bare = cli("status", "payment", owner, str(nonce), *chain_args)
+    assert bare.returncode == 1 and "pass --payload" in bare.stdout

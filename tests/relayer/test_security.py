@@ -44,7 +44,11 @@ def _spend_nonce_first(chain: LiveChain, record: dict[str, Any]) -> str:
     key = next(k for k in PAYER_KEYS if Account.from_key(k).address == auth["from"])
     dust = replace(requirements(1), pay_to=ATTACKER_SINK)
     payload = create_payment_payload(
-        dust, key, spender=chain.deployment.payment_facilitator, nonce=int(auth["nonce"]), permit2=chain.deployment.permit2
+        dust,
+        key,
+        spender=chain.deployment.payment_facilitator,
+        nonce=int(auth["nonce"]),
+        permit2=chain.deployment.permit2,
     )
     w3 = chain.web3()
     facilitator = PaymentFacilitatorClient(w3, chain.deployment.payment_facilitator)
@@ -77,7 +81,14 @@ def test_a_payer_spending_the_nonce_first_does_not_get_the_merchants_payment_con
 
     log = tmp_path / "relayer.log"
     proc = spawn_relayer(
-        db, chain, "--drain", "--exit-when-done", "--poll", "0.05", env={"OG_SETTLE_TEST_PAUSE": "signed:3"}, log_path=log
+        db,
+        chain,
+        "--drain",
+        "--exit-when-done",
+        "--poll",
+        "0.05",
+        env={"OG_SETTLE_TEST_PAUSE": "signed:3"},
+        log_path=log,
     )
     try:
         _wait_for_event(proc, log, "tx.signed")

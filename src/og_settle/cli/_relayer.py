@@ -57,7 +57,11 @@ def register(groups: Any) -> None:
         help="content-addressed DA store for dumps (its pointer goes on chain)",
     )
     run.add_argument("--drain", action="store_true", help="cut batches from whatever waits, without the triggers")
-    run.add_argument("--exit-when-done", action="store_true", help="exit once nothing is in flight")
+    run.add_argument(
+        "--exit-when-done",
+        action="store_true",
+        help="exit once nothing is in flight: 0 if every item of the run settled, 1 if any failed",
+    )
     run.add_argument("--verbose", action="store_true", help="also log debug events")
     run.set_defaults(handler=_run)
 
@@ -114,6 +118,8 @@ def _open(args: argparse.Namespace) -> tuple[Any, Any]:
 def _run(args: argparse.Namespace) -> int:
     from eth_account import Account
 
+    from og_settle._lease import SignerLease
+    from og_settle.clients import NodeUnavailable
     from og_settle.relayer import BULK_BATCH_SIZE, BatchPolicy, EventLog, Relayer, RelayerConfig, RelayerHalted
 
     key = os.environ.get(args.key_env)
@@ -159,19 +165,33 @@ def _run(args: argparse.Namespace) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, on_signal)
+    # One process at a time sends from this key on this chain (the facilitator takes the same lease): two
+    # senders sharing a key replace each other's transactions.
+    try:
+        lease = SignerLease.acquire(deployment.chain_id, account.address, role="relayer")
+    except InvalidInput:
+        store.close()
+        raise
     relayer = Relayer(store, deployment, account, rpc_url=args.rpc, config=config, log=log, stop=stop)
-    if from_block is None:
-        # Events this relayer's work can produce are all after this block.
-        store.set_meta("log_from_block", str(max(relayer.chain.sender.block_number() - 1, 0)))
-        relayer.config = _with_from_block(config, int(store.get_meta("log_from_block") or 0))
     store.set_meta("relayer_address", account.address)
     try:
+        if from_block is None:
+            # Events this relayer's work can produce are all after this block.
+            store.set_meta("log_from_block", str(max(relayer.chain.sender.block_number() - 1, 0)))
+            relayer.config = _with_from_block(config, int(store.get_meta("log_from_block") or 0))
         return relayer.run()
     except RelayerHalted as err:
         print(f"og-settle: relayer halted: {err}", file=sys.stderr)
         return 3
+    except NodeUnavailable as err:
+        if not stop.is_set():
+            raise
+        # Stopped while the node was unreachable: nothing was lost (the queue is durable), so a clean stop.
+        log.info("relayer.stopped", detail=str(err)[:200], items=dict(store.status().items_by_state))
+        return 0
     finally:
         store.close()
+        lease.release()
 
 
 def _with_from_block(config: Any, block: int) -> Any:

@@ -42,6 +42,14 @@ def register(groups: Any) -> None:
     payment.add_argument("payer", help="the payer's address")
     payment.add_argument("nonce", help="the Permit2 nonce (decimal or 0x hex)")
     payment.add_argument("--from-block", type=int, default=0, help="first block to search for the settlement event")
+    payment.add_argument(
+        "--payload",
+        type=Path,
+        default=None,
+        help="the x402 payment payload JSON (or a relayer payment record): settled only if the settlement that "
+        "spent the nonce paid exactly this payment (without it, a spent nonce is reported but not called settled)",
+    )
+    payment.add_argument("--amount", default=None, help="with --payload, upto only: the metered amount to expect")
     payment.set_defaults(handler=_payment)
 
 
@@ -159,18 +167,60 @@ def _payment(args: argparse.Namespace) -> int:
 
     payer = parse_address(args.payer, "payer")
     nonce = parse_uint256(int(args.nonce, 0) if isinstance(args.nonce, str) else args.nonce, "nonce")
+    expected = None if args.payload is None else _payment_from_file(args.payload, args.amount, payer, nonce)
     deployment, (w3, retry) = _clients(args)
     spent = Permit2Client(w3, deployment.permit2, retry=retry).nonce_spent(payer, nonce)
     found = None
     if spent:
         facilitator = PaymentFacilitatorClient(w3, deployment.payment_facilitator, retry=retry)
-        found = facilitator.settled_payment_log(payer, nonce, from_block=args.from_block)
-    body: dict[str, Any] = {"payer": payer, "nonce": str(nonce), "nonce_spent": spent, "settled": found is not None}
-    if found is not None:
-        body.update(tx_hash=to_hex(found["tx_hash"]), block=found["block_number"], amount=str(found["amount"]))
-        text = f"payment {payer}/{nonce}: settled in {to_hex(found['tx_hash'])} (block {found['block_number']})"
-    elif spent:
-        text = f"payment {payer}/{nonce}: the Permit2 nonce is spent, but not by this facilitator"
-    else:
-        text = f"payment {payer}/{nonce}: not settled (the Permit2 nonce is unspent)"
-    return _emit(args, body, text)
+        found = facilitator.settled_payment(payer, nonce, from_block=args.from_block)
+    body: dict[str, Any] = {"payer": payer, "nonce": str(nonce), "nonce_spent": spent, "settled": False}
+    name = f"payment {payer}/{nonce}"
+    if found is None:
+        if spent:
+            text = f"{name}: the Permit2 nonce is spent, but not by this facilitator"
+        else:
+            text = f"{name}: not settled (the Permit2 nonce is unspent)"
+        body["detail"] = text.split(": ", 1)[1]
+        return _emit(args, body, text)
+    body.update(
+        tx_hash=to_hex(found.tx_hash),
+        block=found.block_number,
+        amount=str(found.amount),
+        to=found.to,
+        token=found.token,
+    )
+    if expected is None:
+        # (payer, nonce) does not identify a payment: the payer may have spent the nonce on another one.
+        body["detail"] = f"the nonce was spent by a settlement of {found.describe()}; pass --payload to check it"
+        return _emit(args, body, f"{name}: {body['detail']}")
+    payment, upto_any = expected
+    mismatch = found.mismatch(payment, any_amount_up_to_permitted=upto_any)
+    if mismatch is not None:
+        body["detail"] = f"the nonce was spent by a different payment ({found.describe()}; {mismatch})"
+        return _emit(args, body, f"{name}: NOT settled: {body['detail']}")
+    body.update(settled=True, detail=f"settled: {found.describe()}")
+    return _emit(args, body, f"{name}: settled in {to_hex(found.tx_hash)} (block {found.block_number})")
+
+
+def _payment_from_file(path: Path, amount: str | None, payer: str, nonce: int) -> tuple[Any, bool]:
+    """The ``IPaymentFacilitator.Payment`` tuple of the payload in ``path`` and whether any amount up to the
+    permitted one is acceptable (upto without ``--amount``)."""
+    from og_settle._hex import parse_uint256
+    from og_settle._x402 import PaymentPayload
+
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise InvalidInput(f"--payload: cannot read {path}: {err.strerror or err}") from None
+    except ValueError as err:
+        raise InvalidInput(f"--payload: {path} is not JSON ({err})") from None
+    if isinstance(document, dict) and "paymentPayload" in document:
+        amount = amount if amount is not None else document.get("amount")
+        document = document["paymentPayload"]
+    payload = PaymentPayload.from_json(document)
+    auth = payload.payload.authorization
+    if auth.owner.lower() != payer.lower() or auth.nonce != nonce:
+        raise InvalidInput(f"--payload: it is the payment {auth.owner}/{auth.nonce}, not {payer}/{nonce}")
+    settled = None if amount is None else parse_uint256(int(str(amount), 0), "amount")
+    return auth.payment_args(payload.payload.signature, settled), auth.scheme.is_upto and settled is None

@@ -4,7 +4,7 @@ Importing this package imports web3 (about half a second); ``import og_settle`` 
 """
 
 from og_settle.clients._errors import X402_REASONS, ContractRevert, NamedError, decode_revert, error_table, x402_reason
-from og_settle.clients._facilitator import PaymentFacilitatorClient, PaymentOutcome, Permit2Client
+from og_settle.clients._facilitator import PaymentFacilitatorClient, PaymentOutcome, Permit2Client, SettledPayment
 from og_settle.clients._registry import (
     KEY_TYPES,
     OpenGradientSettlement,
@@ -57,6 +57,7 @@ __all__ = [
     "RegisteredTee",
     "RegistryCounters",
     "RetryPolicy",
+    "SettledPayment",
     "SettlementRegistryClient",
     "SignedTx",
     "StockPayment",

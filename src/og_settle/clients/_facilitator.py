@@ -15,7 +15,7 @@ from og_settle.clients._base import ContractClient
 from og_settle.clients._errors import NamedError, decode_revert, x402_reason
 from og_settle.clients._tx import ContractCall, Receipt, RetryPolicy, TxSender, call_with_retries, revert_data
 
-__all__ = ["PaymentFacilitatorClient", "PaymentOutcome", "Permit2Client"]
+__all__ = ["PaymentFacilitatorClient", "PaymentOutcome", "Permit2Client", "SettledPayment"]
 
 _NONCE_BITMAP: Final = keccak256(b"nonceBitmap(address,uint256)")[:4]
 
@@ -41,6 +41,69 @@ class PaymentOutcome:
     amount: int = 0
     error: NamedError | None = None
     reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SettledPayment:
+    """A ``PaymentSettled`` event: what a settlement that spent (payer, nonce) actually paid.
+
+    (payer, nonce) alone does not identify a payment: the payer can sign another payment with the same Permit2
+    nonce (say 1 wei to itself) and settle it first. :meth:`mismatch` compares the event with the payment one
+    means.
+
+    Attributes:
+        tx_hash: the transaction that emitted it.
+        block_number: its block.
+        payer: the Permit2 owner.
+        nonce: the Permit2 nonce.
+        to: the recipient.
+        token: the token.
+        amount: the amount transferred.
+        scheme: the ``IPaymentFacilitator.Scheme`` value.
+        request_hash: the bound request hash (zero for unbound schemes).
+    """
+
+    tx_hash: bytes
+    block_number: int
+    payer: str
+    nonce: int
+    to: str
+    token: str
+    amount: int
+    scheme: int
+    request_hash: bytes
+
+    def mismatch(self, payment: Any, *, any_amount_up_to_permitted: bool = False) -> str | None:
+        """None if this settlement is ``payment`` (an ``IPaymentFacilitator.Payment`` tuple), else what differs.
+
+        The recipient, token, amount (the tuple's settled amount; with ``any_amount_up_to_permitted``, any
+        non-zero amount up to the permitted one, for an upto payment whose metered amount is unknown), scheme
+        and request hash must all be equal; (payer, nonce) already are."""
+        item = _payment_tuple(payment)
+        (token, permitted), _nonce, _deadline = item[2]
+        request_hash = bytes(item[6]) if item[6] else b"\0" * 32
+        amount_ok = (0 < self.amount <= int(permitted)) if any_amount_up_to_permitted else self.amount == int(item[7])
+        differences = [
+            f"{name} {got} instead of {want}"
+            for name, got, want, same in (
+                ("to", self.to, item[3], self.to.lower() == str(item[3]).lower()),
+                ("token", self.token, token, self.token.lower() == str(token).lower()),
+                ("amount", self.amount, item[7], amount_ok),
+                ("scheme", self.scheme, int(item[0]), self.scheme == int(item[0])),
+                (
+                    "requestHash",
+                    "0x" + self.request_hash.hex(),
+                    "0x" + request_hash.hex(),
+                    self.request_hash == request_hash,
+                ),
+            )
+            if not same
+        ]
+        return "; ".join(differences) or None
+
+    def describe(self) -> str:
+        """One line: what was paid to whom, in which transaction."""
+        return f"{self.amount} of {self.token} to {self.to} in transaction 0x{self.tx_hash.hex()}"
 
 
 def _payment_tuple(payment: Any) -> tuple[Any, ...]:
@@ -99,12 +162,12 @@ class PaymentFacilitatorClient(ContractClient):
     def batch_outcomes(self, receipt: Receipt, payments: Sequence[Any]) -> list[PaymentOutcome]:
         """Per-item outcomes of a ``settleBatch`` receipt, from its PaymentSettled / PaymentFailed events.
 
-        Items are matched to events by (payer, nonce) for settled ones and by index for failed ones; an item
-        with neither event is reported as not settled (``unknown``)."""
+        Items are matched to events by (payer, nonce) and every paid field for settled ones and by index for
+        failed ones; an item with neither event is reported as not settled (``unknown``)."""
         items = [_payment_tuple(p) for p in payments]
         settled_ev = self.contract.events.PaymentSettled()
         failed_ev = self.contract.events.PaymentFailed()
-        settled: dict[tuple[str, int], int] = {}
+        settled: dict[tuple[str, int], SettledPayment] = {}
         failed: dict[int, bytes] = {}
         for log in receipt.logs:
             if str(log["address"]).lower() != self.address.lower():
@@ -116,16 +179,19 @@ class PaymentFacilitatorClient(ContractClient):
                     continue
                 args = decoded["args"]
                 if sink == "settled":
-                    settled[(str(args["payer"]).lower(), int(args["nonce"]))] = int(args["amount"])
+                    found = _settled_from_log(decoded)
+                    settled[(found.payer.lower(), found.nonce)] = found
                 else:
                     failed[int(args["index"])] = bytes(args["reason"])
                 break
         outcomes = []
         for index, item in enumerate(items):
             payer, nonce = str(item[1]), int(item[2][1])
-            amount = settled.get((payer.lower(), nonce))
-            if amount is not None and index not in failed:
-                outcomes.append(PaymentOutcome(index=index, payer=payer, nonce=nonce, settled=True, amount=amount))
+            event = settled.get((payer.lower(), nonce))
+            if event is not None and index not in failed and event.mismatch(item) is None:
+                outcomes.append(
+                    PaymentOutcome(index=index, payer=payer, nonce=nonce, settled=True, amount=event.amount)
+                )
                 continue
             error = decode_revert(failed.get(index, b""), self.errors) if index in failed else NamedError("unknown")
             outcomes.append(
@@ -135,10 +201,11 @@ class PaymentFacilitatorClient(ContractClient):
             )
         return outcomes
 
-    def settled_payment_log(
+    def settled_payment(
         self, payer: str, nonce: int, *, from_block: int = 0, to_block: int | str = "latest"
-    ) -> dict[str, Any] | None:
-        """The ``PaymentSettled`` event that spent (payer, nonce), if this facilitator settled it."""
+    ) -> SettledPayment | None:
+        """The ``PaymentSettled`` event that spent (payer, nonce) through this facilitator, if any. Whether it
+        is the payment one means is :meth:`SettledPayment.mismatch`'s question."""
         payer = parse_address(payer, "payer")
         event = self.contract.events.PaymentSettled
 
@@ -147,13 +214,23 @@ class PaymentFacilitatorClient(ContractClient):
 
         for log in self._retrying(fetch, "eth_getLogs PaymentSettled"):
             if int(log["args"]["nonce"]) == nonce:
-                return {
-                    "tx_hash": bytes(log["transactionHash"]),
-                    "block_number": int(log["blockNumber"]),
-                    "amount": int(log["args"]["amount"]),
-                    "to": str(log["args"]["to"]),
-                }
+                return _settled_from_log(log)
         return None
+
+
+def _settled_from_log(log: Any) -> SettledPayment:
+    args = log["args"]
+    return SettledPayment(
+        tx_hash=bytes(log["transactionHash"]),
+        block_number=int(log["blockNumber"]),
+        payer=str(args["payer"]),
+        nonce=int(args["nonce"]),
+        to=str(args["to"]),
+        token=str(args["token"]),
+        amount=int(args["amount"]),
+        scheme=int(args["scheme"]),
+        request_hash=bytes(args["requestHash"]),
+    )
 
 
 class Permit2Client:

@@ -396,6 +396,11 @@ class TxSender:
     def block_number(self) -> int:
         return int(self._rpc("eth_blockNumber", lambda: self.w3.eth.block_number))
 
+    def latest_timestamp(self) -> int:
+        """The latest block's timestamp (the next block's is at least this)."""
+        block = self._rpc("eth_getBlockByNumber", lambda: self.w3.eth.get_block("latest"))
+        return int(block["timestamp"])
+
     def confirmations(self, receipt: Receipt) -> int:
         """How many blocks deep ``receipt`` is (1 = in the latest block)."""
         return self.block_number() - receipt.block_number + 1

@@ -231,7 +231,9 @@ class Relayer:
     # -- the loop ----------------------------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Reconcile, then loop until stopped (or, with ``exit_when_done``, until nothing is in flight)."""
+        """Reconcile, then loop until stopped (or, with ``exit_when_done``, until nothing is in flight).
+
+        Returns 0, or 1 when ``exit_when_done`` ends a run in which items failed."""
         from og_settle.clients import NodeUnavailable
 
         self.log.info(
@@ -243,13 +245,15 @@ class Relayer:
             max_items=self.config.policy.max_items,
             confirmations=self.config.confirmations,
         )
+        failed_before = self._failed_count()
         try:
             self.reconcile()
             while not self.stop.is_set():
                 worked = self.step()
                 if self.config.exit_when_done and self.store.status().in_flight == 0:
-                    self.log.info("relayer.done", **self._counts())
-                    return 0
+                    failed = self._failed_count() - failed_before
+                    self.log.info("relayer.done", failed_this_run=failed, **self._counts())
+                    return 1 if failed else 0
                 if not worked:
                     self.stop.wait(self.config.poll_interval)
         except NodeUnavailable as err:
@@ -258,6 +262,9 @@ class Relayer:
             self.log.info("relayer.stopping", detail=str(err)[:200])
         self.log.info("relayer.stopped", **self._counts())
         return 0
+
+    def _failed_count(self) -> int:
+        return int(self.store.status().items_by_state.get(ItemState.FAILED.value, 0))
 
     def _counts(self) -> dict[str, Any]:
         return {"items": dict(self.store.status().items_by_state)}
@@ -381,6 +388,8 @@ class Relayer:
         if self._settled_on_chain(batch):
             return
         items = self.store.open_items(batch.id)
+        if batch.lane is Lane.PAYMENT:
+            items = self._drop_unsettleable(batch, items)
         if not items:
             self.store.confirm_batch(batch.id, tx_hash=None, block_number=None, gas_used=None, note="nothing left")
             return
@@ -414,6 +423,22 @@ class Relayer:
         if outcome == BroadcastOutcome.NONCE_USED:
             sender.resync_nonce()
         self._poll(self.store.batch(batch.id))
+
+    def _drop_unsettleable(self, batch: Batch, items: list[Item]) -> list[Item]:
+        """Fail, before anything is sent, the payments that can no longer settle (deadline passed: Permit2 and
+        the facilitator would reject them, at the relayer's cost); return the rest."""
+        now = max(self.chain.sender.latest_timestamp(), int(time.time()))
+        expired = {
+            item.id: f"permit2_deadline_expired: deadline {item.record()['deadline']} passed (now {now})"
+            for item in items
+            if int(item.record()["deadline"]) < now
+        }
+        if not expired:
+            return items
+        self.store.resolve_items(batch.id, confirmed={}, failed=expired)
+        for item_id, reason in expired.items():
+            self.log.warning("item.failed", item=item_id, batch=batch.id, reason=reason, sent=False)
+        return [item for item in items if item.id not in expired]
 
     def _poll(self, batch: Batch) -> bool:
         """Check the batch's transaction: confirm it, fail it, rebroadcast it, or find it replaced."""
@@ -470,12 +495,12 @@ class Relayer:
                 if outcome.settled:
                     continue
                 if outcome.error is not None and outcome.error.name in ("NonceAlreadyUsed", "InvalidNonce"):
-                    found = self.chain.facilitator.settled_payment_log(
-                        outcome.payer, outcome.nonce, from_block=self.config.log_from_block
-                    )
-                    if found is not None and found["tx_hash"] != tx.tx_hash:
-                        notes[item.id] = f"settled by transaction {to_hex(found['tx_hash'])}"
+                    verdict = self._spent_elsewhere(item)
+                    if verdict is None:
+                        notes[item.id] = "settled by another transaction"
                         continue
+                    failures[item.id] = verdict
+                    continue
                 failures[item.id] = f"{outcome.reason}: {outcome.error}"
         self.store.confirm_batch(
             batch.id,
@@ -574,13 +599,11 @@ class Relayer:
                 record = item.record()
                 if not self.chain.permit2.nonce_spent(record["payer"], int(record["nonce"])):
                     continue
-                found = self.chain.facilitator.settled_payment_log(
-                    record["payer"], int(record["nonce"]), from_block=self.config.log_from_block
-                )
-                if found is not None:
-                    confirmed[item.id] = f"settled on chain by transaction {to_hex(found['tx_hash'])}"
+                verdict = self._spent_elsewhere(item)
+                if verdict is None:
+                    confirmed[item.id] = "settled on chain by another transaction"
                 else:
-                    failed[item.id] = "permit2_invalid_nonce: the Permit2 nonce was spent outside this facilitator"
+                    failed[item.id] = verdict
             if not confirmed and not failed:
                 return False
             if len(confirmed) + len(failed) == len(items):
@@ -604,6 +627,27 @@ class Relayer:
             self.log.info("payments.found_on_chain", batch=batch.id, confirmed=len(confirmed), failed=len(failed))
             return False
         raise InvariantViolation(f"batch {batch.id}: unexpected lane {batch.lane}")
+
+    def _spent_elsewhere(self, item: Item) -> str | None:
+        """The item's Permit2 nonce is spent, not by a transaction of this batch: None if the settlement that
+        spent it is this very payment (recipient, token, amount, scheme and request hash all equal), else the
+        failure reason. (payer, nonce) alone proves nothing: the payer can sign another payment with the same
+        nonce, say 1 wei to itself, and settle it first (issue #12 H-2)."""
+        record = item.record()
+        found = self.chain.facilitator.settled_payment(
+            record["payer"], int(record["nonce"]), from_block=self.config.log_from_block
+        )
+        if found is None:
+            return "permit2_invalid_nonce: the Permit2 nonce was spent outside this facilitator"
+        mismatch = found.mismatch(_payment_args(record))
+        if mismatch is None:
+            self.log.info("payment.settled_elsewhere", item=item.id, tx=found.tx_hash, block=found.block_number)
+            return None
+        self.log.warning("payment.nonce_stolen", item=item.id, tx=found.tx_hash, mismatch=mismatch)
+        return (
+            f"permit2_invalid_nonce: the Permit2 nonce was spent by a different payment ({found.describe()}; "
+            f"{mismatch})"
+        )
 
     # -- recovery ----------------------------------------------------------------------------------------------
 
