@@ -122,3 +122,73 @@ def test_a_payer_spending_the_nonce_first_does_not_get_the_merchants_payment_con
             assert json.loads(shown.stdout)["settled"] is False
         assert "different payment" in json.loads(checked.stdout)["detail"]
     assert PaymentPayload.from_json(first["paymentPayload"]).payload.authorization.to != ATTACKER_SINK
+
+
+# A delegate whose code loops until its gas is gone: JUMPDEST; PUSH1 0; JUMP. An EIP-7702 account delegating to it
+# still signs with its ordinary key (so intake accepts its payments), but Permit2's isValidSignature call on it
+# burns everything it is given.
+_GAS_BURNER_CODE = "0x5b600056"
+_GAS_BURNER = "0x00000000000000000000000000000000000b0b0b"
+
+
+def test_a_payer_whose_code_burns_gas_is_isolated_before_anything_is_sent(tmp_path: Path, chain: LiveChain) -> None:
+    """H-1 off chain: ten honest payments and one from an EIP-7702 payer whose delegate burns all gas. The relayer
+    simulates payers with code before sending, fails that one item with a reason and settles the others, without
+    the griefer ever reaching a transaction (no PaymentFailed for it, no item cap paid)."""
+    from og_settle.clients import PaymentFacilitatorClient
+
+    w3 = chain.web3()
+    griefer_key = PAYER_KEYS[2]
+    griefer = Account.from_key(griefer_key).address
+    honest = [r for r in (payment_record(chain.deployment, 71_000 + i) for i in range(15)) if _payer(r) != griefer]
+    bad = next(r for r in (payment_record(chain.deployment, 71_100 + i) for i in range(3)) if _payer(r) == griefer)
+    db = tmp_path / "queue.db"
+    _submit(db, chain, [*honest[:5], bad, *honest[5:10]])
+    w3.provider.make_request("anvil_setCode", [_GAS_BURNER, _GAS_BURNER_CODE])
+    w3.provider.make_request("anvil_setCode", [griefer, "0xef0100" + _GAS_BURNER[2:]])
+    try:
+        log = tmp_path / "relayer.log"
+        proc = spawn_relayer(db, chain, "--drain", "--exit-when-done", "--poll", "0.05", log_path=log)
+        assert proc.wait(timeout=120) == 1, log.read_text()[-3000:]  # one item failed
+    finally:
+        w3.provider.make_request("anvil_setCode", [griefer, "0x"])
+    store = SqliteStore(db)
+    try:
+        items = {i.record()["ref"]: i for i in store.items()}
+    finally:
+        store.close()
+    assert all(items[r["ref"]].state is ItemState.CONFIRMED for r in honest[:10])
+    failed = items[bad["ref"]]
+    assert failed.state is ItemState.FAILED and failed.reason is not None
+    assert "account code" in failed.reason, failed.reason
+    facilitator = PaymentFacilitatorClient(w3, chain.deployment.payment_facilitator)
+    failures = facilitator.contract.events.PaymentFailed.get_logs(from_block=0)
+    assert not [e for e in failures if str(e["args"]["payer"]).lower() == griefer.lower()], "the griefer was sent"
+
+
+def test_a_batch_whose_estimate_fails_is_split_until_it_fits(tmp_path: Path, chain: LiveChain) -> None:
+    """H-1 off chain: when the gas estimate of a batch fails (here the block gas limit is too small for it, so the
+    estimate fails without naming an item), the relayer splits the batch and settles the halves instead of
+    crashing or failing every item."""
+    w3 = chain.web3()
+    records = [payment_record(chain.deployment, 72_000 + i) for i in range(6)]
+    db = tmp_path / "queue.db"
+    _submit(db, chain, records)
+    w3.provider.make_request("anvil_setBlockGasLimit", [hex(450_000)])
+    try:
+        log = tmp_path / "relayer.log"
+        proc = spawn_relayer(db, chain, "--drain", "--exit-when-done", "--poll", "0.05", log_path=log)
+        code = proc.wait(timeout=120)
+    finally:
+        w3.provider.make_request("anvil_setBlockGasLimit", [hex(30_000_000)])
+    assert code == 0, log.read_text()[-3000:]
+    assert any(e["event"] == "batch.split" for e in read_events(log))
+    store = SqliteStore(db)
+    try:
+        assert store.status().items_by_state == {"confirmed": len(records)}
+    finally:
+        store.close()
+
+
+def _payer(record: dict[str, Any]) -> str:
+    return str(record["paymentPayload"]["payload"]["permit2Authorization"]["from"])
