@@ -9,6 +9,7 @@ is set. Ape isolates every test function with a snapshot; Hypothesis examples is
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,6 +37,10 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "fast"))
+
+# Signer leases (og_settle._lease) of this test session and the processes it starts: every replica has the same
+# dev keys and chain id, so concurrent test runs on one machine must not see each other's leases.
+os.environ.setdefault("OG_SETTLE_LEASE_DIR", tempfile.mkdtemp(prefix="og-settle-test-leases-"))
 
 # A fixed key for the stand-in TEE: it plays an enclave's signing key in tests only.
 TEE_PRIVATE_KEY = "0x" + "7e" * 32

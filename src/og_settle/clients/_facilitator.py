@@ -143,12 +143,16 @@ class PaymentFacilitatorClient(ContractClient):
     def permit_digest(self, payment: Any) -> bytes:
         return bytes(self._read("permitDigest", _payment_tuple(payment)))
 
-    def simulate_settle(self, payment: Any, sender: str) -> NamedError | None:
-        """Would ``settle(payment)`` from ``sender`` succeed now? None if so, else the named error."""
+    def simulate_settle(self, payment: Any, sender: str, *, gas: int | None = None) -> NamedError | None:
+        """Would ``settle(payment)`` from ``sender`` (with at most ``gas``) succeed now? None if so, else the
+        named error; a failure without revert data (out of gas) raises the node's error."""
         call = self.settle_call(payment)
+        tx: dict[str, Any] = {"from": sender, "to": call.to, "data": "0x" + call.data.hex()}
+        if gas is not None:
+            tx["gas"] = gas
 
         def run() -> Any:
-            return self.w3.eth.call({"from": sender, "to": call.to, "data": "0x" + call.data.hex()})
+            return self.w3.eth.call(tx)
 
         try:
             self._retrying(run, "PaymentFacilitator.settle (simulation)")

@@ -396,6 +396,10 @@ class TxSender:
     def block_number(self) -> int:
         return int(self._rpc("eth_blockNumber", lambda: self.w3.eth.block_number))
 
+    def has_code(self, address: str) -> bool:
+        """Whether ``address`` has code (a contract, or an EIP-7702 delegation designator)."""
+        return len(bytes(self._rpc("eth_getCode", lambda: self.w3.eth.get_code(address)))) > 0
+
     def latest_timestamp(self) -> int:
         """The latest block's timestamp (the next block's is at least this)."""
         block = self._rpc("eth_getBlockByNumber", lambda: self.w3.eth.get_block("latest"))

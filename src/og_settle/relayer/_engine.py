@@ -57,6 +57,10 @@ _WAIT_ERRORS: Final = frozenset({"EnforcedPause"})
 _HALT_ERRORS: Final = frozenset({"AccessControlUnauthorizedAccount"})
 _LANE_ORDER: Final = (Lane.PAYMENT, Lane.BATCH, Lane.INDIVIDUAL, Lane.METADATA)
 _MAX_ATTEMPTS: Final = 5
+# PaymentFacilitator's per-item gas cap in settleBatch (ITEM_GAS_LIMIT): payers with code are simulated under it.
+_ITEM_GAS_LIMIT: Final = 200_000
+# Named errors of an estimate that mean "this batch is too big for the gas available", not "this item is bad".
+_SPLIT_ERRORS: Final = frozenset({"InsufficientGasForItem"})
 _TEST_PAUSE_ENV: Final = "OG_SETTLE_TEST_PAUSE"
 
 
@@ -382,7 +386,7 @@ class Relayer:
         raise InvariantViolation(f"batch {batch.id}: lane {batch.lane} has no transaction")
 
     def _submit(self, batch: Batch) -> None:
-        from og_settle.clients import BroadcastOutcome, ContractRevert
+        from og_settle.clients import BroadcastOutcome, ContractRevert, NodeUnavailable, is_connection_error
 
         # Check the chain first: a batch may have reached it some other way (a previous run, another relayer).
         if self._settled_on_chain(batch):
@@ -402,7 +406,17 @@ class Relayer:
             gas = sender.estimate_gas(call)
         except ContractRevert as revert:
             self._rpc_ok()
+            if revert.error.name in _SPLIT_ERRORS:
+                self._split(batch, items, f"gas estimate: {revert.error}")
+                return
             self._on_revert(batch, revert.error, tx=None)
+            return
+        except Exception as err:
+            if isinstance(err, NodeUnavailable) or is_connection_error(err):
+                raise
+            # No revert data names an item (the batch may not fit a block, or an item burns its gas): split the
+            # batch until the bad item stands alone, instead of crashing or failing every item.
+            self._split(batch, items, f"gas estimate failed without revert data: {str(err)[:200]}")
             return
         nonce = max(sender.next_nonce(), sender.chain_nonce("latest"))
         signed = sender.sign(call, nonce=nonce, gas=gas)
@@ -425,20 +439,69 @@ class Relayer:
         self._poll(self.store.batch(batch.id))
 
     def _drop_unsettleable(self, batch: Batch, items: list[Item]) -> list[Item]:
-        """Fail, before anything is sent, the payments that can no longer settle (deadline passed: Permit2 and
-        the facilitator would reject them, at the relayer's cost); return the rest."""
+        """Fail, before anything is sent, the payments that cannot settle, at no gas; return the rest.
+
+        - Deadline passed: Permit2 and the facilitator would reject them.
+        - Payers with code (ERC-1271 wallets, EIP-7702 accounts): Permit2 asks their code to approve the
+          signature, and that code may refuse, or burn all the gas it gets (issue #12 H-1). Each is simulated
+          alone with ``settle`` under the batch's per-item gas cap; one that fails is failed here with its reason.
+        """
         now = max(self.chain.sender.latest_timestamp(), int(time.time()))
-        expired = {
-            item.id: f"permit2_deadline_expired: deadline {item.record()['deadline']} passed (now {now})"
-            for item in items
-            if int(item.record()["deadline"]) < now
-        }
-        if not expired:
+        failed: dict[int, str] = {}
+        code_checked: dict[str, bool] = {}
+        for item in items:
+            record = item.record()
+            if int(record["deadline"]) < now:
+                failed[item.id] = f"permit2_deadline_expired: deadline {record['deadline']} passed (now {now})"
+                continue
+            payer = str(record["payer"])
+            if payer not in code_checked:
+                code_checked[payer] = self.chain.sender.has_code(payer)
+            if code_checked[payer] and (verdict := self._simulate_payer_code(record)) is not None:
+                failed[item.id] = verdict
+        if not failed:
             return items
-        self.store.resolve_items(batch.id, confirmed={}, failed=expired)
-        for item_id, reason in expired.items():
+        self.store.resolve_items(batch.id, confirmed={}, failed=failed)
+        for item_id, reason in failed.items():
             self.log.warning("item.failed", item=item_id, batch=batch.id, reason=reason, sent=False)
-        return [item for item in items if item.id not in expired]
+        return [item for item in items if item.id not in failed]
+
+    def _simulate_payer_code(self, record: dict[str, Any]) -> str | None:
+        """None if ``settle`` of this payment (whose payer has code) succeeds in simulation within the per-item
+        gas cap, else the failure reason."""
+        from og_settle.clients import NodeUnavailable, is_connection_error, x402_reason
+
+        try:
+            error = self.chain.facilitator.simulate_settle(
+                _payment_args(record), self.chain.sender.address, gas=_ITEM_GAS_LIMIT
+            )
+        except Exception as err:
+            if isinstance(err, NodeUnavailable) or is_connection_error(err):
+                raise
+            return (
+                f"invalid_permit2_signature: the payer's account code did not approve the payment within "
+                f"{_ITEM_GAS_LIMIT} gas in simulation ({str(err)[:120]})"
+            )
+        if error is None:
+            return None
+        return f"{x402_reason(error)}: {error} (simulated; the payer has account code)"
+
+    def _split(self, batch: Batch, items: list[Item], why: str) -> None:
+        """Undo a payment batch that cannot be sent as a whole and queue its halves as two batches; a single item
+        that cannot be sent fails with ``why``."""
+        if len(items) <= 1:
+            self._fail(batch, f"invalid_transaction_state: {why}")
+            return
+        ids = [item.id for item in items]
+        half = len(ids) // 2
+        self.store.dissolve_batch(batch.id, f"split: {why}")
+        halves = [
+            self.store.create_batch(batch.lane, part, root=None, dump_path=None, dump=None)
+            for part in (ids[:half], ids[half:])
+        ]
+        self.log.warning(
+            "batch.split", batch=batch.id, into=[b.id for b in halves], sizes=[half, len(ids) - half], reason=why
+        )
 
     def _poll(self, batch: Batch) -> bool:
         """Check the batch's transaction: confirm it, fail it, rebroadcast it, or find it replaced."""
