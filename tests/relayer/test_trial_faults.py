@@ -94,25 +94,22 @@ def test_relayer_refuses_a_key_the_facilitator_is_settling_with(tmp_path: Path, 
     db = tmp_path / "queue.db"
     _submit(db, chain, [payment_record(chain.deployment, 82_000)])
     relayer = Account.from_key(RELAYER_KEY).address
-    with SignerLease.acquire(chain.deployment.chain_id, relayer, role="facilitator", directory=lease_dir):
-        proc = subprocess.run(
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
             [OG_SETTLE, "relayer", "run", "--db", str(db), "--rpc", chain.rpc_url, "--drain", "--exit-when-done"],
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=120,
             env=_env({LEASE_DIR_ENV: str(lease_dir)}),
             check=False,
         )
+
+    with SignerLease.acquire(chain.deployment.chain_id, relayer, role="facilitator", directory=lease_dir):
+        proc = run()
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "facilitator" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     # Once the facilitator is gone, the relayer runs (and holds the lease itself while it does).
-    done = subprocess.run(
-        [OG_SETTLE, "relayer", "run", "--db", str(db), "--rpc", chain.rpc_url, "--drain", "--exit-when-done"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=_env({LEASE_DIR_ENV: str(lease_dir)}),
-        check=False,
-    )
+    done = run()
     assert done.returncode == 0, done.stderr[-3000:]
