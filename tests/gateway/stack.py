@@ -152,6 +152,8 @@ class Stack:
                 *_OG_SETTLE,
                 "relayer",
                 "run",
+                "--network",
+                self.network,
                 "--db",
                 str(self.queue),
                 "--deployment",
@@ -237,6 +239,8 @@ def running_stack(
             [
                 "facilitator",
                 "serve",
+                "--network",
+                net.name,
                 "--deployment",
                 str(deployment_path),
                 "--rpc",
