@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,3 +76,28 @@ def test_an_unreachable_registry_is_one_clear_line(tmp_path: Path, monkeypatch: 
     assert "\n" not in message
     assert message.startswith("sdk env unreachable: pip install failed (the package registry looks unreachable")
     assert not (tmp_path / "cache" / "unreachable" / ".ready").exists()
+
+
+def test_two_processes_asking_at_once_build_once(tmp_path: Path) -> None:
+    """Two processes (two pytest runs, or ``make sdk-envs`` and a test) ask for the same new environment at the
+    same moment: the file lock lets one build it and the other reuse that build."""
+    requirements = tmp_path / "tiny.txt"
+    requirements.write_text("six==1.17.0\n")
+    ask = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from tests.support import sdk_envs\n"
+        f"sdk_envs.CACHE = Path({str(tmp_path / 'cache')!r})\n"
+        f"sdk_envs.PYTHON_SDKS['tiny'] = Path({str(requirements)!r})\n"
+        "env = sdk_envs.python_env('tiny')\n"
+        "six = sdk_envs.run_python(env, 'import json, six; print(json.dumps(six.__version__))')\n"
+        "print(json.dumps({'built': env.built_seconds is not None, 'six': six}))\n"
+    )
+    children = [
+        subprocess.Popen([sys.executable, "-c", ask], cwd=sdk_envs.REPO, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    answers = [json.loads(child.communicate(timeout=300)[0].strip().splitlines()[-1]) for child in children]
+    assert all(child.returncode == 0 for child in children)
+    assert sorted(answer["built"] for answer in answers) == [False, True]
+    assert [answer["six"] for answer in answers] == ["1.17.0", "1.17.0"]
