@@ -37,7 +37,7 @@ from og_settle._x402 import (
 from og_settle.gateway._facilitator_client import FacilitatorClient
 from og_settle.gateway._models import InferenceRequest, ModelOutput
 from og_settle.gateway._pricing import ModelPrice
-from og_settle.gateway._tee import StandInTee, TeeAttestation, canonical_request, output_text_for_hash
+from og_settle.gateway._tee import StandInTee, TeeAttestation
 
 if TYPE_CHECKING:
     from og_settle._blobs import BlobStore
@@ -352,30 +352,31 @@ class Gateway:
         attestation: TeeAttestation,
         payer: str,
     ) -> dict[str, Any] | None:
-        """The relayer intake record for this inference in ``mode`` (None for private)."""
+        """The relayer intake record for this inference in ``mode`` (None for private).
+
+        ``batch`` is a batch leaf signed by the TEE. ``individual`` and ``metadata`` are OpenGradient's individual
+        settlement data (``x-settlement-data``: hashes, RSA signature, the request and the answer, the payer), which
+        the relayer settles with ``settleOpenGradient``: the TEE's signature covers the hashes, the chain checks it,
+        and the full record (for ``metadata`` with the model and its metadata) is the DA blob the pointer names. An
+        RSA TEE signs no EIP-712 metadata record, so ``settleMetadata``'s on-chain copy of the data is not available
+        to it; the blob, whose hashes the chain has verified, is the full record.
+        """
         if mode is SettlementMode.PRIVATE:
             return None
-        record: dict[str, Any] = {
-            "kind": "inference",
-            "mode": mode.value,
-            "ref": f"gateway:{to_hex(attestation.request_hash)[:18]}:{attestation.timestamp}",
-            "tee_id": to_hex(attestation.tee_id),
-            "timestamp": attestation.timestamp,
-            "tee_signature": to_hex(attestation.signature),
-        }
-        if mode is SettlementMode.METADATA:
-            record.update(
-                payer=payer,
-                model=request.model,
-                input=json.dumps(canonical_request(request), sort_keys=True),
-                output=output_text_for_hash(output),
-                metadata={"finish_reason": output.finish_reason, "completion_tokens": output.completion_tokens},
-            )
-        else:
-            record.update(input_hash=to_hex(attestation.request_hash), output_hash=to_hex(attestation.output_hash))
-            if mode is SettlementMode.INDIVIDUAL:
-                record["payer"] = payer
-        return record
+        ref = f"gateway:{to_hex(attestation.request_hash)[:18]}:{attestation.timestamp}"
+        if mode is SettlementMode.BATCH:
+            return {
+                "kind": "inference",
+                "mode": mode.value,
+                "ref": ref,
+                "tee_id": to_hex(attestation.tee_id),
+                "timestamp": attestation.timestamp,
+                "tee_signature": to_hex(attestation.signature),
+                "input_hash": to_hex(attestation.request_hash),
+                "output_hash": to_hex(attestation.output_hash),
+            }
+        data = self.tee.settlement_data(attestation, request, output, payer).to_json()
+        return {"kind": "settlement_data", "settlement_type": "individual", "ref": ref, "data": data}
 
     def check_record(self, mode: SettlementMode, record: Mapping[str, Any] | None) -> None:
         """Refuse (503, nothing charged) an inference the relayer would not accept, before settling the payment."""
@@ -406,9 +407,13 @@ class Gateway:
             return Recorded(mode)
         blob_id = None
         if mode in (SettlementMode.INDIVIDUAL, SettlementMode.METADATA) and self.blobs is not None:
-            data = self.tee.settlement_data(attestation, request, output, payer).to_json()
+            data = dict(record["data"])
             if mode is SettlementMode.METADATA:
                 data["model"] = request.model
+                data["metadata"] = {
+                    "finish_reason": output.finish_reason,
+                    "usage": {"prompt_tokens": output.prompt_tokens, "completion_tokens": output.completion_tokens},
+                }
             blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
             blob_id = await asyncio.to_thread(self.blobs.put, blob)
         assert self.sink is not None  # check_record ran first
