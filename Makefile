@@ -18,7 +18,7 @@ export OG_SETTLE_HOME := $(CURDIR)
 # it isolating wherever the checkout is; the compile happens before `ape test`, which then finds it up to date.
 APE_TMP := $(CURDIR)/.cache/ape-tmp
 
-.PHONY: setup test demo bench lint typecheck compile gas-update artifacts clean sdk-envs
+.PHONY: setup test test-base demo bench lint typecheck compile gas-update artifacts clean sdk-envs
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -59,6 +59,12 @@ demo: setup
 
 bench: setup
 	$(BIN)/python benchmarks/run.py
+
+# The x402 proxy and stock batcher tests again on a fork of a Base (mainnet, chain id 8453) replica, with Base's
+# OPG address; `make test` stays on Base Sepolia (tests/chain/test_base_network.py covers Base there too).
+BASE_TESTS ?= tests/payments/test_x402_proxies.py tests/payments/test_stock_batcher.py
+test-base: setup compile
+	OG_SETTLE_NETWORK=base $(BIN)/og-settle chain exec -- $(BIN)/ape test $(BASE_TESTS) --network base:mainnet-fork:foundry -p no:cacheprovider $(PYTEST_ARGS)
 
 gas-update: setup compile
 	OG_SETTLE_GAS_SNAPSHOT=update $(BIN)/og-settle chain exec -- $(BIN)/ape test tests --network $(NETWORK) -p no:cacheprovider -m gas

@@ -117,9 +117,12 @@ def permit2() -> Any:
 
 
 @pytest.fixture(scope="session")
-def opg(project: Any) -> Any:
-    """OPG at its Base Sepolia address (the replica's stand-in, or the real token on a real-chain fork)."""
-    return project.ReplicaOPG.at(OPG_ADDRESS)
+def opg(project: Any, chain: Any) -> Any:
+    """OPG at the chain's address (Base Sepolia's by default; Base's on a Base fork): the replica's stand-in, or
+    the real token on a real-chain fork."""
+    from og_settle import BASE
+
+    return project.ReplicaOPG.at(BASE.opg if int(chain.chain_id) == BASE.chain_id else OPG_ADDRESS)
 
 
 # Chain set-up below is function-scoped and idempotent on purpose: a session fixture's transactions can be

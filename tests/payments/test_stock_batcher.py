@@ -273,7 +273,7 @@ def _hostile_payer(kind: str, project: Any, deployer: Any, chain: Any, opg: Any)
     account = Account.from_key(keccak(text="og-settle 7702 payer"))
     chain.provider.make_request("anvil_setBalance", [account.address, hex(ONE)])
     deal_opg(chain.provider, opg, account.address, 100 * ONE)
-    ensure_opg_approval(10 * ONE, private_key=account.key, web3=chain.provider.web3)
+    ensure_opg_approval(10 * ONE, private_key=account.key, web3=chain.provider.web3, token=opg.address)
     designator = "0xef0100" + wallet.address[2:].lower()  # EIP-7702 delegation to the wallet's code
     chain.provider.make_request("anvil_setCode", [account.address, designator])
     return str(account.address)
@@ -347,7 +347,7 @@ def fifty_stock_payers(chain: Any, opg: Any) -> list[Any]:
     for account in accounts:
         chain.provider.make_request("anvil_setBalance", [account.address, hex(ONE)])
         deal_opg(chain.provider, opg, account.address, 1_000 * ONE)
-        ensure_opg_approval(100 * ONE, private_key=account.key, web3=web3)
+        ensure_opg_approval(100 * ONE, private_key=account.key, web3=web3, token=opg.address)
     return accounts
 
 
