@@ -133,7 +133,8 @@ contract SettlementRegistry is ISettlementRegistry, AccessControl, Pausable, EIP
         }
         State memory state = _state;
         _checkTimestamp(settlement.timestamp, state);
-        bytes32 message = InferenceHash.openGradientMessage(settlement.inputHash, settlement.outputHash, settlement.timestamp);
+        bytes32 message =
+            InferenceHash.openGradientMessage(settlement.inputHash, settlement.outputHash, settlement.timestamp);
         digest = InferenceHash.openGradientDigest(settlement.teeId, message);
         if (_settlements[digest].kind != SettlementKind.None) revert SettlementAlreadyRecorded(digest);
         _checkRsaSignature(settlement.teeId, message, signature, state.maxHeartbeatAge);
@@ -273,7 +274,8 @@ contract SettlementRegistry is ISettlementRegistry, AccessControl, Pausable, EIP
         pure
         returns (bytes32)
     {
-        return InferenceHash.openGradientDigest(teeId, InferenceHash.openGradientMessage(inputHash, outputHash, timestamp));
+        bytes32 message = InferenceHash.openGradientMessage(inputHash, outputHash, timestamp);
+        return InferenceHash.openGradientDigest(teeId, message);
     }
 
     /// @inheritdoc ISettlementRegistry

@@ -29,6 +29,8 @@ contract TeeRegistry is ITeeRegistry, AccessControl, EIP712 {
     bytes32 public constant TEE_REGISTRATION_TYPEHASH = TeeRegistrationHash.TEE_REGISTRATION_TYPEHASH;
     /// @inheritdoc ITeeRegistry
     bytes32 public constant RSA_TEE_REGISTRATION_TYPEHASH = TeeRegistrationHash.RSA_TEE_REGISTRATION_TYPEHASH;
+    /// @inheritdoc ITeeRegistry
+    bytes32 public constant HEARTBEAT_TYPEHASH = TeeRegistrationHash.HEARTBEAT_TYPEHASH;
 
     /// @dev OpenGradient's liveness window.
     uint32 private constant _DEFAULT_HEARTBEAT_WINDOW = 1800;
@@ -199,7 +201,6 @@ contract TeeRegistry is ITeeRegistry, AccessControl, EIP712 {
         TeeRecord storage tee = _tees[teeId];
         KeyType keyType = tee.keyType;
         if (keyType == KeyType.None) revert TeeNotRegistered(teeId);
-        if (keyType != KeyType.Rsa) revert TeeKeyTypeMismatch(teeId, keyType);
         if (!tee.enabled || _statusOf[tee.measurementIndex] != MeasurementStatus.Approved) revert TeeNotActive(teeId);
         if (timestamp > block.timestamp) revert HeartbeatInFuture(timestamp, block.timestamp);
         uint256 window = _heartbeatWindow;
@@ -207,9 +208,15 @@ contract TeeRegistry is ITeeRegistry, AccessControl, EIP712 {
         if (timestamp < oldest) revert HeartbeatTooOld(timestamp, oldest);
         uint256 last = tee.lastHeartbeat;
         if (timestamp <= last) revert HeartbeatNotNewer(timestamp, last);
-        RsaPss.PssError reason =
-            TeeKeys.verifyRsa(tee.key, keccak256(abi.encodePacked(teeId, timestamp)), signature);
-        if (reason != RsaPss.PssError.None) revert InvalidHeartbeatSignature(teeId, reason);
+        if (keyType == KeyType.Rsa) {
+            RsaPss.PssError reason =
+                TeeKeys.verifyRsa(tee.key, keccak256(abi.encodePacked(teeId, timestamp)), signature);
+            if (reason != RsaPss.PssError.None) revert InvalidHeartbeatSignature(teeId, reason);
+        } else {
+            bytes32 digest = _hashTypedDataV4(TeeRegistrationHash.heartbeatHash(teeId, timestamp));
+            address recovered = TeeKeys.recover(digest, signature);
+            if (recovered != tee.key) revert InvalidHeartbeatSigner(teeId, recovered);
+        }
         tee.lastHeartbeat = uint40(timestamp);
         emit HeartbeatReceived(teeId, timestamp, msg.sender);
     }

@@ -34,7 +34,9 @@ import {RsaPss} from "../libraries/RsaPss.sol";
 ///  and the registry answers active TEEs by type and by owner, and a TEE's public key. Unlike og-evm, the Nitro
 ///  attestation is checked off chain (there is no attestation precompile on Base): see the trust notes above.
 ///
-///  Heartbeats: anyone may relay one (only the enclave's key can sign it). The signed timestamp must lie in
+///  Heartbeats: anyone may relay one (only the enclave's key can sign it). An RSA TEE signs OpenGradient's message
+///  (RSA-PSS over keccak256(teeId ‖ uint256 timestamp)); a secp256k1 TEE signs the EIP-712 `Heartbeat(bytes32 teeId,
+///  uint256 timestamp)` under this registry's domain, so both kinds can stay live. The signed timestamp must lie in
 ///  [block.timestamp - heartbeatWindow, block.timestamp] and be later than the last accepted one, so a heartbeat can
 ///  be used once and an old one never extends liveness. A TEE is "live" while it is active and its last heartbeat
 ///  (or its registration) is at most `heartbeatWindow` seconds old (default 1,800 s, as OpenGradient). OpenGradient's
@@ -231,8 +233,6 @@ interface ITeeRegistry {
     error OperatorRoleRequired(bytes32 teeId, address operator);
     /// @notice The RSA proof of possession does not verify under the key being registered (`reason`: why).
     error InvalidRsaProofOfPossession(bytes32 teeId, RsaPss.PssError reason);
-    /// @notice The operation needs a TEE with another key type (`keyType` is the TEE's).
-    error TeeKeyTypeMismatch(bytes32 teeId, KeyType keyType);
     /// @notice The TEE is not active (disabled, or its measurement revoked).
     error TeeNotActive(bytes32 teeId);
     /// @notice The heartbeat's timestamp is later than the block's.
@@ -241,8 +241,10 @@ interface ITeeRegistry {
     error HeartbeatTooOld(uint256 timestamp, uint256 oldest);
     /// @notice The heartbeat's timestamp is not later than the last accepted one.
     error HeartbeatNotNewer(uint256 timestamp, uint256 lastHeartbeat);
-    /// @notice The heartbeat signature does not verify under the TEE's key (`reason`: why).
+    /// @notice The RSA TEE's heartbeat signature does not verify under its key (`reason`: why).
     error InvalidHeartbeatSignature(bytes32 teeId, RsaPss.PssError reason);
+    /// @notice The secp256k1 TEE's heartbeat signature recovers to another address (zero if unrecoverable).
+    error InvalidHeartbeatSigner(bytes32 teeId, address recovered);
     /// @notice The heartbeat window is zero or longer than MAX_HEARTBEAT_WINDOW.
     error InvalidHeartbeatWindow(uint256 window, uint256 max);
     /// @notice The TEE is already disabled.
@@ -270,6 +272,9 @@ interface ITeeRegistry {
     /// under the domain {name: "OG TEE Registry", version: "1", chainId, verifyingContract}. The TEE signs the 32-byte
     /// EIP-712 digest with RSASSA-PSS (SHA-256, MGF1-SHA-256, 32-byte salt).
     function RSA_TEE_REGISTRATION_TYPEHASH() external view returns (bytes32);
+
+    /// @notice EIP-712 type hash of a secp256k1 TEE's heartbeat: `Heartbeat(bytes32 teeId,uint256 timestamp)`.
+    function HEARTBEAT_TYPEHASH() external view returns (bytes32);
 
     /// @notice EIP-712 type hash of the proof of possession:
     /// `TeeRegistration(bytes32 teeId,address operator,bytes32 measurement,bytes32 attestationHash,address paymentAddress,string endpoint)`
@@ -339,10 +344,11 @@ interface ITeeRegistry {
         external
         returns (bytes32 teeId);
 
-    /// @notice Accepts an RSA TEE's heartbeat: RSA-PSS over keccak256(teeId ‖ uint256 timestamp), as OpenGradient's
-    /// enclaves sign it. Anyone may relay it.
-    /// @dev Reverts TeeNotRegistered, TeeKeyTypeMismatch, TeeNotActive, HeartbeatInFuture, HeartbeatTooOld,
-    /// HeartbeatNotNewer, InvalidHeartbeatSignature. Emits HeartbeatReceived.
+    /// @notice Accepts a TEE's heartbeat. An RSA TEE signs RSA-PSS over keccak256(teeId ‖ uint256 timestamp), as
+    /// OpenGradient's enclaves do; a secp256k1 TEE a 65-byte ECDSA signature over the EIP-712 `Heartbeat`
+    /// (HEARTBEAT_TYPEHASH). Anyone may relay it.
+    /// @dev Reverts TeeNotRegistered, TeeNotActive, HeartbeatInFuture, HeartbeatTooOld, HeartbeatNotNewer,
+    /// InvalidHeartbeatSignature (RSA), InvalidHeartbeatSigner (secp256k1). Emits HeartbeatReceived.
     function heartbeat(bytes32 teeId, uint256 timestamp, bytes calldata signature) external;
 
     /// @notice Sets the heartbeat window (seconds, 1..MAX_HEARTBEAT_WINDOW). Only ADMIN_ROLE.

@@ -69,7 +69,7 @@ library RsaPss {
         return tryPssSha256(digest, s, e, n) == PssError.None;
     }
 
-    /// @notice Like `pssSha256(bytes32,...)`, but returns why a signature was rejected (`PssError.None` if it verified).
+    /// @notice Like `pssSha256(bytes32,...)`, but returns why a signature was rejected (`PssError.None`: it verified).
     /// @dev Never reverts; memory from `s`, `e` and `n` is not modified.
     function tryPssSha256(bytes32 digest, bytes memory s, bytes memory e, bytes memory n)
         internal

@@ -93,10 +93,8 @@ library TeeKeys {
         layout.exponentLength = length;
 
         uint256 bits = 8 * layout.modulusLength - _leadingZeros(uint8(der[layout.modulusOffset]));
-        if (bits < MIN_RSA_BITS || bits > MAX_RSA_BITS || uint8(der[layout.modulusOffset + layout.modulusLength - 1]) & 1 == 0)
-        {
-            revert InvalidRsaModulus(bits);
-        }
+        bool odd = uint8(der[layout.modulusOffset + layout.modulusLength - 1]) & 1 == 1;
+        if (bits < MIN_RSA_BITS || bits > MAX_RSA_BITS || !odd) revert InvalidRsaModulus(bits);
         if (length > 4) revert InvalidRsaExponent(type(uint256).max);
         uint256 exponent = uint256(uint32(bytes4(der[pos:end]) >> (8 * (4 - length))));
         if (exponent < MIN_RSA_EXPONENT || exponent & 1 == 0) revert InvalidRsaExponent(exponent);
@@ -181,7 +179,7 @@ library TeeKeys {
         }
     }
 
-    // --- strict DER helpers --------------------------------------------------------------------------------------------
+    // --- strict DER helpers ------------------------------------------------------------------------------------------
 
     function _byteAt(bytes calldata der, uint256 pos) private pure returns (uint8) {
         if (pos >= der.length) revert InvalidRsaPublicKey(pos);

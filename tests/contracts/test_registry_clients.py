@@ -67,6 +67,11 @@ def test_tee_registry_client_registers_and_heartbeats_an_rsa_tee(deployment: Dep
     with pytest.raises(ContractRevert) as replay:
         relayer.send(tees.heartbeat_call(key.tee_id, ts + 1, signature))
     assert replay.value.error.name == "HeartbeatNotNewer"
+    # The secp256k1 stand-in TEE heartbeats through the same call, signing the client's EIP-712 digest.
+    digest = tees.secp256k1_heartbeat_digest(d.tee.tee_id, ts + 1)
+    relayer.send(tees.heartbeat_call(d.tee.tee_id, ts + 1, d.tee.sign_digest(digest)))
+    secp = tees.get_tee(d.tee.tee_id)
+    assert secp is not None and secp.last_heartbeat == ts + 1 and secp.key_type == "secp256k1"
 
 
 def test_settlement_client_settles_opengradient(deployment: Deployment, clients: Any, payer: Any) -> None:

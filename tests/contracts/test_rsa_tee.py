@@ -21,6 +21,7 @@ from tests.contracts.rsa_support import (
     rsa_key,
 )
 from tests.contracts.test_rsa_pss import PssError
+from tests.contracts.test_tee_registry import new_key
 
 SECP256K1, RSA = 1, 2
 NONE_BY, OPERATOR_BY, ADMIN_BY = 0, 1, 2
@@ -30,6 +31,7 @@ PCR1 = bytes.fromhex("4b4d5b3661b3efc12920900c80e126e4ce783c522de6c02a2a5bf7af3a
 PCR2 = bytes.fromhex("74787f27d0c4bbead44d7a61a02df3b8297b0ab1faffb8ebd113a34b434147acb7cd21504b82eeea34100034ccaaed94")
 PCR_HASH = bytes.fromhex("77786f3515030fe50a260c26d229eff15d2db0e211008f1581dc3e91bfd25703")
 LLM_PROXY = 0
+HEARTBEAT_TYPE = "Heartbeat(bytes32 teeId,uint256 timestamp)"
 
 
 @pytest.fixture
@@ -217,13 +219,42 @@ def test_heartbeat_updates_liveness_once(d: Deployment, rsa: Any, chain: Any, st
         d.registry.heartbeat(tee_id, ts + 1, other.sign(heartbeat_message(tee_id, ts + 1)), sender=stranger)
     with ape.reverts(d.registry.InvalidHeartbeatSignature, teeId=tee_id, reason=PssError.DIGEST_MISMATCH):
         d.registry.heartbeat(tee_id, ts + 1, signature, sender=stranger)  # signed for another timestamp
-    with ape.reverts(d.registry.TeeKeyTypeMismatch, teeId=d.tee.tee_id, keyType=SECP256K1):
-        d.registry.heartbeat(d.tee.tee_id, ts + 1, signature, sender=stranger)
     with ape.reverts(d.registry.TeeNotRegistered, teeId=keccak256(b"nobody")):
         d.registry.heartbeat(keccak256(b"nobody"), ts + 1, signature, sender=stranger)
     d.registry.disableTee(tee_id, sender=d.operator)
     with ape.reverts(d.registry.TeeNotActive, teeId=tee_id):
         d.registry.heartbeat(tee_id, ts + 1, rsa.sign(heartbeat_message(tee_id, ts + 1)), sender=stranger)
+
+
+def secp256k1_heartbeat(d: Deployment, key: Any, tee_id: bytes, timestamp: int) -> bytes:
+    from eth_abi.abi import encode
+
+    struct_hash = keccak256(
+        encode(["bytes32", "bytes32", "uint256"], [keccak256(HEARTBEAT_TYPE.encode()), tee_id, timestamp])
+    )
+    signature: bytes = key.sign_digest(d.registry_domain.digest(struct_hash))
+    return signature
+
+
+def test_secp256k1_tee_heartbeats_with_eip712(d: Deployment, chain: Any, stranger: Any) -> None:
+    """og-settle's own secp256k1 TEEs stay live too: an ECDSA signature over the EIP-712 Heartbeat."""
+    tee_id = d.tee.tee_id
+    assert d.registry.HEARTBEAT_TYPEHASH() == keccak256(HEARTBEAT_TYPE.encode())
+    chain.pending_timestamp = now(chain) + 1900
+    chain.mine()
+    assert not d.registry.isLive(tee_id)
+    ts = now(chain)
+    receipt = d.registry.heartbeat(tee_id, ts, secp256k1_heartbeat(d, d.tee, tee_id, ts), sender=stranger)
+    assert receipt.events == [d.registry.HeartbeatReceived(teeId=tee_id, timestamp=ts, relayer=stranger.address)]
+    assert d.registry.isLive(tee_id)
+    impostor = new_key(77)
+    forged = secp256k1_heartbeat(d, impostor, tee_id, ts + 1)
+    chain.pending_timestamp = ts + 5
+    chain.mine()
+    with ape.reverts(d.registry.InvalidHeartbeatSigner, teeId=tee_id, recovered=impostor.address):
+        d.registry.heartbeat(tee_id, ts + 1, forged, sender=stranger)
+    with ape.reverts(d.registry.InvalidHeartbeatSigner, teeId=tee_id, recovered=ape.utils.ZERO_ADDRESS):
+        d.registry.heartbeat(tee_id, ts + 1, forged[:64], sender=stranger)
 
 
 def test_heartbeat_window_is_configurable(d: Deployment, stranger: Any) -> None:

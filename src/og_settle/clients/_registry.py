@@ -400,7 +400,8 @@ class TeeRegistryClient(ContractClient):
         )
 
     def heartbeat_call(self, tee_id: bytes, timestamp: int, signature: bytes) -> ContractCall:
-        """``heartbeat``: RSA-PSS over ``keccak256(teeId ‖ uint256 timestamp)`` (see ``heartbeat_message``)."""
+        """``heartbeat``: an RSA TEE's RSA-PSS over ``heartbeat_message`` or a secp256k1 TEE's ECDSA signature over
+        ``secp256k1_heartbeat_digest``."""
         tee_id = parse_bytes32(tee_id, "tee_id")
         return self._call(
             "heartbeat", (tee_id, timestamp, bytes(signature)), f"heartbeat(teeId={to_hex(tee_id)}, ts={timestamp})"
@@ -423,6 +424,21 @@ class TeeRegistryClient(ContractClient):
     def heartbeat_message(tee_id: bytes, timestamp: int) -> bytes:
         """What an RSA TEE signs for a heartbeat: ``keccak256(teeId ‖ uint256 timestamp)``."""
         return keccak256(parse_bytes32(tee_id, "tee_id") + timestamp.to_bytes(32, "big"))
+
+    def secp256k1_heartbeat_digest(self, tee_id: bytes, timestamp: int) -> bytes:
+        """What a secp256k1 TEE signs for a heartbeat: the EIP-712 digest of ``Heartbeat(bytes32 teeId,uint256
+        timestamp)`` under this registry's domain."""
+        from eth_abi.abi import encode
+
+        from og_settle._attestation import tee_registry_domain
+
+        struct_hash = keccak256(
+            encode(
+                ["bytes32", "bytes32", "uint256"],
+                [keccak256(b"Heartbeat(bytes32 teeId,uint256 timestamp)"), parse_bytes32(tee_id, "tee_id"), timestamp],
+            )
+        )
+        return tee_registry_domain(int(self.w3.eth.chain_id), self.address).digest(struct_hash)
 
     def get_tee(self, tee_id: bytes) -> RegisteredTee | None:
         """The registered TEE, or None if no TEE has this id."""
