@@ -140,7 +140,9 @@ async def _load(url: str, bodies: list[bytes], clients: int, limit_seconds: floa
             if answer.get("isValid") is not True and not first_error:
                 first_error.append(f"isValid false: {answer.get('invalidReason')}")
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    # Idle connections expire on the client side before uvicorn's 5 s keep-alive timeout: otherwise a client can
+    # reuse a connection the server is closing at that moment and count a ReadError that no server caused.
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=2.0)
     async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
         started = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(clients)))
