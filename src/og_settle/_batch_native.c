@@ -10,6 +10,8 @@
  * duplicate keys, 0X, a negative or huge number, an error) is left to the Python code, which stays the
  * judge of what is valid and names the field that is wrong (og_settle._merkle_stream).
  *
+ * parse_entries(block, start, end) reads a dump's values entries in that compact form back (for verify).
+ *
  * render_values(encodings, tree_index, start, stop) writes the dump's "values" entries
  *   {"value":["0x..","0x..","0x..","0x..","<decimal>"],"treeIndex":N}
  * for encodings[start:stop], comma-separated, exactly as StandardMerkleTree.dump_json() writes them.
@@ -295,10 +297,91 @@ static PyObject *render_values(PyObject *Py_UNUSED(self), PyObject *args) {
     return result;
 }
 
+/* Expect the literal text at p; the position after it, or NULL. */
+static const char *literal(const char *p, const char *end, const char *text) {
+    size_t n = strlen(text);
+    if ((size_t)(end - p) < n || memcmp(p, text, n) != 0) return NULL;
+    return p + n;
+}
+
+/* "0x" + hex digits + '"' already past the opening quote: the digits' span, checked; NULL if not so. */
+static const char *hex_string(const char *p, const char *end, const char **digits, Py_ssize_t *length) {
+    if (!(p = literal(p, end, "0x"))) return NULL;
+    *digits = p;
+    while (p < end && HEX[(unsigned char)*p] >= 0) p++;
+    if (p >= end || *p != '"') return NULL;
+    *length = p - *digits;
+    return p + 1;
+}
+
+/* One entry {"value":[...5 strings...],"treeIndex":N} in the compact canonical form; NULL if not so. */
+static const char *parse_entry(const char *p, const char *end, Leaf *leaf, Py_ssize_t *slot) {
+    if (!(p = literal(p, end, "{\"value\":[\""))) return NULL;
+    for (int field = 0; field < 4; field++) {
+        if (!(p = hex_string(p, end, &leaf->hex[field], &leaf->hex_length[field]))) return NULL;
+        Py_ssize_t length = leaf->hex_length[field];
+        if (field < 3 ? length != 64 : (length % 2 != 0 || length > 2 * SIG_MAX)) return NULL;
+        if (!(p = literal(p, end, ",\""))) return NULL;
+    }
+    if (p >= end || *p < '0' || *p > '9' || (*p == '0' && p + 1 < end && p[1] != '"')) return NULL;
+    memset(leaf->timestamp, 0, sizeof leaf->timestamp);
+    while (p < end && *p >= '0' && *p <= '9') {
+        if (!times_ten_plus(leaf->timestamp, (unsigned)(*p - '0'))) return NULL;
+        p++;
+    }
+    if (!(p = literal(p, end, "\"],\"treeIndex\":"))) return NULL;
+    if (p >= end || *p < '0' || *p > '9' || (*p == '0' && p + 1 < end && p[1] != '}')) return NULL;
+    Py_ssize_t value = 0;
+    int digits = 0;
+    while (p < end && *p >= '0' && *p <= '9') {
+        if (++digits > 17) return NULL;
+        value = value * 10 + (*p - '0');
+        p++;
+    }
+    *slot = value;
+    return literal(p, end, "}");
+}
+
+static PyObject *parse_entries(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer block;
+    Py_ssize_t start, stop_at;
+    if (!PyArg_ParseTuple(args, "y*nn", &block, &start, &stop_at)) return NULL;
+    if (stop_at < block.len) block.len = stop_at < 0 ? 0 : stop_at;
+    PyObject *encodings = PyList_New(0), *slots = PyList_New(0);
+    const char *base = (const char *)block.buf, *end = base + block.len;
+    const char *p = base + (start < 0 ? 0 : start > block.len ? block.len : start), *taken = p;
+    Leaf leaf;
+    Py_ssize_t slot;
+    if (encodings == NULL || slots == NULL) goto fail;
+    while (p < end) {
+        const char *next = parse_entry(p, end, &leaf, &slot);
+        if (next == NULL || (next < end && *next != ',')) break;
+        PyObject *encoded = encode(&leaf);
+        PyObject *index = encoded ? PyLong_FromSsize_t(slot) : NULL;
+        int failed = index == NULL || PyList_Append(encodings, encoded) < 0 || PyList_Append(slots, index) < 0;
+        Py_XDECREF(encoded);
+        Py_XDECREF(index);
+        if (failed) goto fail;
+        taken = next;
+        p = next < end ? next + 1 : end;
+    }
+    PyBuffer_Release(&block);
+    return Py_BuildValue("(NNn)", encodings, slots, (Py_ssize_t)(taken - base));
+fail:
+    Py_XDECREF(encodings);
+    Py_XDECREF(slots);
+    PyBuffer_Release(&block);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"encode_lines", encode_lines, METH_VARARGS,
      "encode_lines(block, start, end) -> (encodings, stop): the ABI encodings of the OpenGradient leaves on "
      "the lines of block[start:end], up to the first line left to Python (stop is its offset)."},
+    {"parse_entries", parse_entries, METH_VARARGS,
+     "parse_entries(block, start, end) -> (encodings, tree_indexes, stop): the ABI encodings and tree indexes of "
+     "the compact OpenGradient entries of a dump's values in block[start:end], comma-separated, up to the first "
+     "entry in another form (stop is where the last one taken ends)."},
     {"render_values", render_values, METH_VARARGS,
      "render_values(encodings, tree_index, start, stop) -> bytes: the dump's values entries for "
      "encodings[start:stop], comma-separated."},

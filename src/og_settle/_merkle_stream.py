@@ -581,8 +581,8 @@ class _StreamedDump:
         if seen != self._count:
             raise InvalidInput(f"values: a tree of {self._size} nodes has {self._count} leaves, but there are {seen}")
 
-    def _tree_index(self, i: int, entry: _Entry) -> int:
-        index = entry.treeIndex
+    def _tree_index(self, i: int, index: int) -> int:
+        """``index``, the tree index of value ``i``, if it names a leaf slot; else InvalidInput."""
         first_leaf = self._count - 1
         if not first_leaf <= index < self._size:
             raise InvalidInput(
@@ -627,7 +627,7 @@ class _StreamedDump:
         if not 0 <= index < self._count:
             raise InvalidInput(f"index: {index} is out of range for a dump of {self._count} values")
         entry = self._entry(index)
-        slot = self._tree_index(index, entry)
+        slot = self._tree_index(index, entry.treeIndex)
         leaf = self._leaf_hashes(index, [entry])[0]
         if leaf != self._node(slot):
             raise InvalidInput(f"values[{index}]: the value does not hash to tree[{slot}]")
@@ -701,19 +701,31 @@ class _StreamedDump:
         nodes = self._nodes()
         first_leaf = self._count - 1
         used_by = array("q", [-1]) * self._count  # the value on each leaf slot, by slot - first_leaf
+        native = _native if self._encoding == OG_LEAF_ENCODING else None
+        keccak = _keccak
         seen = 0
         for first, text, stop, count in self._scan():
-            entries = self._entries(text, stop, count)
-            slots = []
-            for offset, entry in enumerate(entries):
-                i = first + offset
-                slot = self._tree_index(i, entry)
+            parsed = None if native is None else native.parse_entries(text, 0, stop)
+            entries: list[_Entry] = []
+            encodings: list[bytes] = []
+            if parsed is not None and parsed[2] == stop and len(parsed[0]) == count:
+                encodings, slots = parsed[0], parsed[1]  # every entry in the compact form, read in C
+            else:
+                entries = self._entries(text, stop, count)
+                slots = [entry.treeIndex for entry in entries]
+            for offset, slot in enumerate(slots):
+                if not first_leaf <= slot < self._size:
+                    self._tree_index(first + offset, slot)  # raises, naming the value
                 previous = used_by[slot - first_leaf]
                 if previous >= 0:
-                    raise InvalidInput(f"values[{i}].treeIndex: leaf slot {slot} is already used by values[{previous}]")
-                used_by[slot - first_leaf] = i
-                slots.append(slot)
-            for offset, (digest, slot) in enumerate(zip(self._leaf_hashes(first, entries), slots, strict=True)):
+                    at, used = first + offset, f"values[{previous}]"
+                    raise InvalidInput(f"values[{at}].treeIndex: leaf slot {slot} is already used by {used}")
+                used_by[slot - first_leaf] = first + offset
+            if entries:
+                hashes = self._leaf_hashes(first, entries)
+            else:
+                hashes = [keccak(keccak(encoded).digest()).digest() for encoded in encodings]
+            for offset, (digest, slot) in enumerate(zip(hashes, slots, strict=True)):
                 if nodes[32 * slot : 32 * slot + 32] != digest:
                     raise InvalidInput(f"values[{first + offset}]: the value does not hash to tree[{slot}]")
             seen = first + count

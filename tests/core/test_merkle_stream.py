@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +53,7 @@ def write_dump(folder: Path, tree: StandardMerkleTree, name: str = "dump.json") 
 @SLOW_OK
 @given(batch=batches(), sort_leaves=st.booleans())
 def test_streamed_dump_answers_as_the_loaded_tree(
-    tmp_path: Path, small_blocks: None, batch: tuple[tuple[str, ...], list[Any]], sort_leaves: bool
+    tmp_path: Path, small_blocks: None, leaf_reader: str, batch: tuple[tuple[str, ...], list[Any]], sort_leaves: bool
 ) -> None:
     """For any values, the streamed reader gives the loaded tree's root, proofs, values and leaf positions."""
     encoding, values = batch
@@ -113,9 +115,15 @@ def set_value(i: int, field: int, text: str) -> Any:
         lambda dump: dump["values"].pop(),
         lambda dump: dump["values"][6]["value"].append("0x"),
         lambda dump: dump["values"][6].__setitem__("extra", 1),
+        set_value(4, 4, "01"),
+        set_value(4, 4, str(2**256)),
+        set_value(9, 3, "0x" + "ab" * 1025),
+        lambda dump: dump["values"][2].__setitem__("treeIndex", 10**18),
     ],
 )
-def test_streamed_verify_finds_what_load_finds(tmp_path: Path, small_blocks: None, change: Any) -> None:
+def test_streamed_verify_finds_what_load_finds(
+    tmp_path: Path, small_blocks: None, leaf_reader: str, change: Any
+) -> None:
     """A changed compact dump is rejected by the streamed verify exactly when load rejects it, naming the field."""
     path = tmp_path / "dump.json"
     path.write_text(tampered(og_tree(20), change))
@@ -267,3 +275,17 @@ def test_c_and_python_agree_on_every_line(tmp_path: Path, monkeypatch: pytest.Mo
         except InvalidInput as err:
             outcomes.append(("error", str(err)))
     assert outcomes[0] == outcomes[1]
+
+
+def test_the_batch_commands_import_no_abi_or_network_stack(tmp_path: Path) -> None:
+    """`og-settle batch build` and `prove` run without importing eth_abi, eth_account or web3 (start-up time)."""
+    source = tmp_path / "leaves.jsonl"
+    source.write_text(json.dumps(CANONICAL) + "\n")
+    probe = (
+        "import sys; from og_settle.cli import main; "
+        f"main(['batch', 'build', {str(source)!r}, '-o', {str(tmp_path / 'd.json')!r}]); "
+        f"main(['batch', 'prove', {str(tmp_path / 'd.json')!r}, '--index', '0']); "
+        "print(sorted(m for m in ('eth_abi', 'eth_account', 'eth_utils', 'web3', 'ape') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "[]"
