@@ -82,6 +82,17 @@ def test_a_batch_record_becomes_a_leaf_with_the_raw_rsa_signature() -> None:
     assert again is not None and again.key == item.key
 
 
+def test_an_individual_record_is_queued_for_settle_open_gradient() -> None:
+    """An RSA TEE's individual record: the registry records it under keccak256(teeId || message), once."""
+    data = _gateway_data(mode="individual")
+    item = parse_settlement_data("individual", _header(data), CONFIG, source="settle_data")
+    assert item is not None and item.lane is Lane.INDIVIDUAL
+    record = SettlementData.from_json("individual", data)
+    assert item.key == keccak256(record.tee_id + record.message_hash)
+    assert item.payload["scheme"] == "opengradient" and item.payload["payer"] == record.eth_address
+    assert item.payload["input"] == data["input"] and item.payload["output"] == "hello"
+
+
 def test_private_settles_nothing() -> None:
     assert parse_settlement_data("private", None, CONFIG, source="x") is None
     assert parse_settlement_data("SETTLE", None, CONFIG, source="x") is None
@@ -99,7 +110,11 @@ def test_private_settles_nothing() -> None:
         ("batch", None, "invalid_record", "x-settlement-data: missing"),
         ("metadata", _gateway_data(), "invalid_record", "metadata"),
         ("refund", _gateway_data(), "invalid_record", "unknown mode"),
-        ("individual", _gateway_data(mode="individual"), "unsupported_settlement_type", "individual"),
+        ("individual", {**_gateway_data(mode="individual"), "output": "hello!"}, "invalid_record", "does not hash"),
+        ("individual", _gateway_data(EC, mode="individual"), "invalid_record", "for RSA TEEs"),
+        ("individual", {**_gateway_data(mode="individual"), "tee_signature": _noise(256)}, "invalid_tee_signature",
+         "RSA"),
+        ("individual", _gateway_data(OTHER_RSA, mode="individual"), "tee_not_active", "is not an active TEE"),
     ],
 )  # fmt: skip
 def test_bad_settlement_data_is_refused_with_a_reason(settlement_type: str, data: Any, reason: str, match: str) -> None:

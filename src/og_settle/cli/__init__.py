@@ -7,11 +7,11 @@ import sys
 from collections.abc import Sequence
 
 from og_settle._errors import InvalidInput, ToolchainError
-from og_settle.cli import _batch, _chain, _demo, _deploy, _facilitator, _gateway, _payment, _relayer, _status
+from og_settle.cli import _batch, _chain, _demo, _deploy, _facilitator, _gateway, _payment, _relayer, _status, _tee
 
 # Each module exposes ``register(subparsers)``; the parser it adds sets ``handler`` to a function
 # taking the parsed namespace and returning the exit code.
-_COMMAND_GROUPS = (_batch, _chain, _demo, _deploy, _facilitator, _gateway, _payment, _relayer, _status)
+_COMMAND_GROUPS = (_batch, _chain, _demo, _deploy, _facilitator, _gateway, _payment, _relayer, _status, _tee)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -357,6 +357,19 @@ class Relayer:
             return chain.registry.record_batch_call(batch.root, batch.size, pointer)
         if batch.lane is Lane.INDIVIDUAL:
             record = items[0].record()
+            if record.get("scheme") == "opengradient":  # an RSA TEE's record from x-settlement-data (intake)
+                from og_settle.clients import OpenGradientSettlement
+
+                return chain.registry.settle_open_gradient_call(
+                    OpenGradientSettlement(
+                        tee_id=parse_bytes32(record["tee_id"], "tee_id"),
+                        input_hash=parse_bytes32(record["input_hash"], "input_hash"),
+                        output_hash=parse_bytes32(record["output_hash"], "output_hash"),
+                        timestamp=int(record["timestamp"]),
+                        payer=record["payer"],
+                    ),
+                    parse_hex_bytes(record["tee_signature"], "tee_signature"),
+                )
             return chain.registry.settle_individual_call(
                 IndividualSettlement(
                     tee_id=parse_bytes32(record["tee_id"], "tee_id"),

@@ -17,7 +17,9 @@ One record is one JSON object (one line of JSONL) with a ``kind``:
     OpenGradient's settlement data as a gateway sends it to ``POST /settle_data`` (the ``x-settlement-type`` and
     ``x-settlement-data`` headers; see :class:`og_settle.tee.SettlementData`): snake_case keys, a base64 signature
     (RSA-PSS for OpenGradient's enclaves), a decimal-string timestamp. A batch record becomes a batch leaf carrying
-    the raw signature bytes; ``private`` carries nothing to settle. Optional ``ref``.
+    the raw signature bytes; an individual record (an RSA TEE's, its ``input`` and ``output`` matching the signed
+    hashes) is settled with ``settleOpenGradient`` under ``keccak256(teeId ‖ message)``; ``private`` carries nothing
+    to settle. Optional ``ref``.
 
 Verification before acceptance: field shapes and sizes; the timestamp must lie in the registry's window; and the
 TEE's signature, against the key the TEE registry holds for ``tee_id`` (:class:`TeeDirectory`):
@@ -386,11 +388,6 @@ def parse_settlement_data(
         )
     except InvalidInput as err:
         raise Rejected("invalid_record", str(err)) from None
-    if mode is SettlementMode.INDIVIDUAL:
-        raise Rejected(
-            "unsupported_settlement_type",
-            "individual OpenGradient settlement data is not settled by this relayer yet; send it as batch",
-        )
     timestamp = _in_window(record.tee_timestamp, config, current)
     payload: dict[str, Any] = {
         "ref": ref,
@@ -401,9 +398,45 @@ def parse_settlement_data(
         "input_hash": to_hex(record.input_hash),
         "output_hash": to_hex(record.output_hash),
     }
+    if mode is SettlementMode.INDIVIDUAL:
+        return _open_gradient_individual(record, config, payload, source)
     leaf = InferenceLeaf(record.tee_id, record.input_hash, record.output_hash, record.tee_signature, timestamp)
     domain = settlement_domain(config.deployment.chain_id, config.deployment.settlement_registry)
     return _leaf_item(leaf, Lane.BATCH, config, domain, payload, source)
+
+
+def _open_gradient_individual(
+    record: SettlementData, config: IntakeConfig, payload: dict[str, Any], source: str
+) -> NewItem:
+    """An individual record, for ``SettlementRegistry.settleOpenGradient``: an RSA TEE's PSS signature over
+    OpenGradient's message, recorded once under ``keccak256(teeId ‖ message)``."""
+    try:
+        record.check_payload()
+    except InvalidInput as err:
+        raise Rejected("invalid_record", str(err)) from None
+    if config.tee_directory is None:
+        if not config.allow_unverified:
+            raise Rejected("tee_unverifiable", "no TEE registry to check the record's signer against")
+        payload["tee_verified"] = False
+    else:
+        key = _active_key(config, record.tee_id)
+        if key.key_type is not KeyType.RSA:
+            raise Rejected(
+                "invalid_record",
+                "individual settlement data is for RSA TEEs; a secp256k1 TEE signs an EIP-712 individual record",
+            )
+        if not key.verify(record.message_hash, record.tee_signature):
+            raise Rejected("invalid_tee_signature", "tee_signature is not the registered RSA key's signature")
+    # SettlementRegistry.openGradientDigest: the key the registry records it under, once.
+    digest = keccak256(record.tee_id + record.message_hash)
+    payload.update(
+        scheme="opengradient",
+        payer=record.eth_address,
+        digest=to_hex(digest),
+        input=record.input,
+        output=record.output,
+    )
+    return NewItem(kind=ItemKind.INFERENCE, lane=Lane.INDIVIDUAL, key=digest, payload=payload, source=source)
 
 
 def _settlement_data(obj: Mapping[str, Any], config: IntakeConfig, source: str, now: float) -> NewItem:

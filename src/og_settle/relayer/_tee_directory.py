@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from og_settle.tee import KeyType, RegisteredTeeKey, TeePublicKey
+from og_settle.tee import KeyType, RegisteredTeeKey, RsaPublicKey, TeePublicKey
 
 __all__ = ["RegistryTeeDirectory", "StaticTeeDirectory", "TeeDirectory"]
 
@@ -30,29 +30,35 @@ class StaticTeeDirectory:
 
 
 class RegistryTeeDirectory:
-    """Active TEE keys read from the deployed TeeRegistry with ``eth_call`` (``activeSigner``).
+    """Active TEE keys read from the deployed TeeRegistry with ``eth_call``: a secp256k1 TEE's ``activeSigner``, an
+    RSA TEE's ``isActive`` and DER key (``teePublicKey``).
 
-    Answers are cached per teeId, so a batch of leaves from one TEE costs one read: for the life of the object by
-    default (one intake run), or for ``cache_seconds`` in a long-running server, so a TEE disabled on chain stops
+    Answers are cached per teeId, so a batch of leaves from one TEE costs one or two reads: for the life of the object
+    by default (one intake run), or for ``cache_seconds`` in a long-running server, so a TEE disabled on chain stops
     being accepted within that time.
     """
 
     def __init__(self, w3: Any, registry: str, *, retry: Any = None, cache_seconds: float | None = None) -> None:
-        from og_settle.clients._base import ContractClient
+        from og_settle.clients import TeeRegistryClient
 
-        class _TeeRegistry(ContractClient):
-            CONTRACT = "TeeRegistry"
-
-        self._client = _TeeRegistry(w3, registry, retry=retry)
+        self._client = TeeRegistryClient(w3, registry, retry=retry)
         self._cache_seconds = cache_seconds
         self._cache: dict[bytes, tuple[float, RegisteredTeeKey | None]] = {}
+
+    def _read(self, tee_id: bytes) -> RegisteredTeeKey | None:
+        kind, der = self._client.tee_public_key(tee_id)
+        if kind == "secp256k1":
+            signer = self._client.active_signer(tee_id)
+            return RegisteredTeeKey(tee_id, KeyType.SECP256K1, signer=signer) if int(signer, 16) != 0 else None
+        if kind == "rsa" and self._client.is_active(tee_id):
+            return RegisteredTeeKey(tee_id, KeyType.RSA, public_key=RsaPublicKey(der))
+        return None
 
     def active_key(self, tee_id: bytes) -> RegisteredTeeKey | None:
         now = time.monotonic()
         cached = self._cache.get(tee_id)
         if cached is not None and (self._cache_seconds is None or now - cached[0] < self._cache_seconds):
             return cached[1]
-        signer = str(self._client._read("activeSigner", tee_id))
-        key = RegisteredTeeKey(tee_id, KeyType.SECP256K1, signer=signer) if int(signer, 16) != 0 else None
+        key = self._read(tee_id)
         self._cache[tee_id] = (now, key)
         return key

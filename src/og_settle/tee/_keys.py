@@ -1,8 +1,8 @@
 """The TEE key types side by side: which kinds exist, how a key is read, and one verify for both.
 
-``KeyType`` numbers are the registry's (``ITeeRegistry.KeyType``). A TEE public key is either a
-:class:`Secp256k1PublicKey` (64 bytes) or an :class:`RsaPublicKey` (DER SPKI); both have ``tee_id`` and
-``verify(message_hash, signature)``. Signing keys are :class:`TeeKey` (secp256k1) and :class:`RsaTeeKey`; both have
+``KeyType`` numbers are the registry's (``ITeeRegistry.KeyType``; 0 there means "not registered"). A TEE public
+key is either a :class:`Secp256k1PublicKey` (64 bytes) or an :class:`RsaPublicKey` (DER SPKI); both have ``tee_id``
+and ``verify(message_hash, signature)``. Signing keys are :class:`TeeKey` (secp256k1) and :class:`RsaTeeKey`; both have
 ``tee_id`` and ``sign_message_hash``.
 """
 
@@ -41,8 +41,8 @@ class KeyType(enum.IntEnum):
         RSA: an RSA key (2048-4096 bits): DER SPKI public key, RSASSA-PSS signatures, teeId = keccak256(DER).
     """
 
-    SECP256K1 = 0
-    RSA = 1
+    SECP256K1 = 1
+    RSA = 2
 
     @classmethod
     def of(cls, key: TeePublicKey | TeeSigningKey) -> KeyType:
