@@ -23,9 +23,9 @@ from tests.relayer.support import (
     cli,
     inference_record,
     live_chain,
-    spawn_relayer,
     write_jsonl,
 )
+from tests.tee.live import inference_status, settle_queue
 
 FRESH_KEY = TeeKey(keccak256(b"a key nobody registered"))
 
@@ -72,11 +72,7 @@ def _submit(chain: LiveChain, db: Path, path: Path, *extra: str) -> dict[str, An
 
 def _status(chain: LiveChain, record: dict[str, Any], dump: Path) -> tuple[int, dict[str, Any]]:
     leaf = {k: record[k] for k in ("tee_id", "input_hash", "output_hash", "tee_signature", "timestamp")}
-    result = cli(
-        "status", "inference", "--rpc", chain.rpc_url, "--deployment", str(chain.deployment_path),
-        "--leaf", json.dumps(leaf), "--dump", str(dump), "--json",
-    )  # fmt: skip
-    return result.returncode, json.loads(result.stdout.strip().splitlines()[-1])
+    return inference_status(chain, "--leaf", json.dumps(leaf), "--dump", str(dump))
 
 
 def test_forged_and_noise_leaves_are_refused_at_intake_and_never_reported_settled(tmp_path: Path) -> None:
@@ -105,13 +101,7 @@ def test_forged_and_noise_leaves_are_refused_at_intake_and_never_reported_settle
         marked = _submit(chain, db, write_jsonl(tmp_path / "two.jsonl", [honest[0], forged]), "--allow-unverified")
         assert marked["accepted"] == 2 and all(r["unverified"] for r in marked["reports"])
 
-        dumps = tmp_path / "dumps"
-        log = tmp_path / "relayer.log"
-        proc = spawn_relayer(
-            db, chain, "--drain", "--exit-when-done", "--poll", "0.05", "--dump-dir", str(dumps), log_path=log
-        )  # fmt: skip
-        assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
-        (dump,) = sorted(dumps.glob("*.json"))
+        (dump,) = settle_queue(db, chain, tmp_path)
 
         code, body = _status(chain, honest[0], dump)
         assert code == 0 and body["settled"] is True, body

@@ -30,9 +30,9 @@ from tests.relayer.support import (
     cli,
     dev_key,
     live_chain,
-    spawn_relayer,
 )
 from tests.support.children import json_child
+from tests.tee.live import inference_status, leaf_of, settle_queue
 
 # og-evm scripts/tee-mgmt-cli/Registration.md (FORMATS.md) and its documented pcrHash.
 PCRS = (
@@ -180,26 +180,9 @@ def test_rsa_settlement_data_is_settled_and_proven_on_chain(rsa_chain: RsaChain)
             )
             assert answer.status_code == 202, answer.text
             assert answer.json()["settlementJob"]["settlementType"] == data.mode
-    dumps = work / "dumps"
-    log = work / "relayer.log"
-    proc = spawn_relayer(
-        queue, chain, "--drain", "--exit-when-done", "--poll", "0.05", "--dump-dir", str(dumps), log_path=log
-    )
-    assert proc.wait(timeout=180) == 0, log.read_text()[-3000:]
-
-    (dump,) = sorted(dumps.glob("*.json"))
-    leaf = {
-        "tee_id": "0x" + batch.tee_id.hex(),
-        "input_hash": "0x" + batch.input_hash.hex(),
-        "output_hash": "0x" + batch.output_hash.hex(),
-        "tee_signature": "0x" + batch.tee_signature.hex(),
-        "timestamp": batch.tee_timestamp,
-    }
-    common = ("--rpc", chain.rpc_url, "--deployment", str(chain.deployment_path), "--json")
-    proven = cli("status", "inference", *common, "--leaf", json.dumps(leaf), "--dump", str(dump))
-    assert proven.returncode == 0, proven.stdout + proven.stderr
-    assert json.loads(proven.stdout)["settled"] is True
+    (dump,) = settle_queue(queue, chain, work)
+    code, body = inference_status(chain, "--leaf", json.dumps(leaf_of(batch)), "--dump", str(dump))
+    assert code == 0 and body["settled"] is True, body  # verifyInferenceSignature checked the RSA-PSS leaf
     digest = keccak256(individual.tee_id + individual.message_hash)  # SettlementRegistry.openGradientDigest
-    settled = cli("status", "inference", *common, "0x" + digest.hex())
-    assert settled.returncode == 0, settled.stdout + settled.stderr
-    assert json.loads(settled.stdout)["mode"] == "opengradient"
+    code, body = inference_status(chain, "0x" + digest.hex())
+    assert code == 0 and body["mode"] == "opengradient", body

@@ -15,16 +15,10 @@ import pytest
 
 from og_settle._attestation import InferenceAttestation, TeeKey, settlement_domain
 from og_settle._hex import keccak256, to_hex
-from tests.relayer.support import (
-    OG_SETTLE,
-    TEE_KEY,
-    LiveChain,
-    cli,
-    dev_key,
-    live_chain,
-    spawn_relayer,
-)
+from og_settle.tee import SettlementData
+from tests.relayer.support import OG_SETTLE, TEE_KEY, LiveChain, dev_key, live_chain
 from tests.support.children import json_child
+from tests.tee.live import inference_status, leaf_of, settle_queue
 
 BEARER = "settle-data-test-key-0123456789"
 
@@ -95,23 +89,7 @@ def test_settle_data_queues_checked_leaves_that_the_relayer_settles(
             for reason, answer in refused.items():
                 assert answer.status_code == 400 and answer.json()["reason"] == reason, (reason, answer.text)
 
-        dumps = tmp_path / "dumps"
-        log = tmp_path / "relayer.log"
-        proc = spawn_relayer(
-            queue, chain, "--drain", "--exit-when-done", "--poll", "0.05", "--dump-dir", str(dumps), log_path=log
-        )
-        assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
-        (dump,) = sorted(dumps.glob("*.json"))
-        leaf = {
-            "tee_id": honest["tee_id"],
-            "input_hash": "0x" + honest["input_hash"],
-            "output_hash": "0x" + honest["output_hash"],
-            "tee_signature": to_hex(base64.b64decode(honest["tee_signature"])),
-            "timestamp": int(honest["tee_timestamp"]),
-        }
-        status = cli(
-            "status", "inference", "--rpc", chain.rpc_url, "--deployment", str(chain.deployment_path),
-            "--leaf", json.dumps(leaf), "--dump", str(dump), "--json",
-        )  # fmt: skip
-        assert status.returncode == 0, status.stdout + status.stderr
-        assert json.loads(status.stdout)["settled"] is True
+        (dump,) = settle_queue(queue, chain, tmp_path)
+        leaf = leaf_of(SettlementData.from_json("batch", honest))
+        code, body = inference_status(chain, "--leaf", json.dumps(leaf), "--dump", str(dump))
+        assert code == 0 and body["settled"] is True, body

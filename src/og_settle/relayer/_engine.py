@@ -357,29 +357,19 @@ class Relayer:
             return chain.registry.record_batch_call(batch.root, batch.size, pointer)
         if batch.lane is Lane.INDIVIDUAL:
             record = items[0].record()
+            fields: dict[str, Any] = {
+                "tee_id": parse_bytes32(record["tee_id"], "tee_id"),
+                "input_hash": parse_bytes32(record["input_hash"], "input_hash"),
+                "output_hash": parse_bytes32(record["output_hash"], "output_hash"),
+                "timestamp": int(record["timestamp"]),
+                "payer": record["payer"],
+            }
+            signature = parse_hex_bytes(record["tee_signature"], "tee_signature")
             if record.get("scheme") == "opengradient":  # an RSA TEE's record from x-settlement-data (intake)
                 from og_settle.clients import OpenGradientSettlement
 
-                return chain.registry.settle_open_gradient_call(
-                    OpenGradientSettlement(
-                        tee_id=parse_bytes32(record["tee_id"], "tee_id"),
-                        input_hash=parse_bytes32(record["input_hash"], "input_hash"),
-                        output_hash=parse_bytes32(record["output_hash"], "output_hash"),
-                        timestamp=int(record["timestamp"]),
-                        payer=record["payer"],
-                    ),
-                    parse_hex_bytes(record["tee_signature"], "tee_signature"),
-                )
-            return chain.registry.settle_individual_call(
-                IndividualSettlement(
-                    tee_id=parse_bytes32(record["tee_id"], "tee_id"),
-                    input_hash=parse_bytes32(record["input_hash"], "input_hash"),
-                    output_hash=parse_bytes32(record["output_hash"], "output_hash"),
-                    timestamp=int(record["timestamp"]),
-                    payer=record["payer"],
-                ),
-                parse_hex_bytes(record["tee_signature"], "tee_signature"),
-            )
+                return chain.registry.settle_open_gradient_call(OpenGradientSettlement(**fields), signature)
+            return chain.registry.settle_individual_call(IndividualSettlement(**fields), signature)
         if batch.lane is Lane.METADATA:
             record = items[0].record()
             return chain.registry.settle_metadata_call(
