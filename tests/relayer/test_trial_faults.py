@@ -113,3 +113,106 @@ def test_relayer_refuses_a_key_the_facilitator_is_settling_with(tmp_path: Path, 
     # Once the facilitator is gone, the relayer runs (and holds the lease itself while it does).
     done = run()
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+class _LaggingReceipts:
+    """A JSON-RPC proxy on loopback in front of anvil whose receipt index lags: it answers ``null`` to
+    ``eth_getTransactionReceipt`` for the hashes in ``hidden`` and forwards everything else (as a load-balanced
+    or restarted RPC endpoint may for a while)."""
+
+    def __init__(self, upstream: str, hidden: set[str]) -> None:
+        import json
+        import threading
+        import urllib.request
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = json.loads(body)
+                calls = request if isinstance(request, list) else [request]
+                if all(c.get("method") == "eth_getTransactionReceipt" and c["params"][0] in hidden for c in calls):
+                    answers = [{"jsonrpc": "2.0", "id": c["id"], "result": None} for c in calls]
+                    out = json.dumps(answers if isinstance(request, list) else answers[0]).encode()
+                else:
+                    forward = urllib.request.Request(upstream, data=body, headers={"Content-Type": "application/json"})
+                    with urllib.request.urlopen(forward, timeout=30) as response:
+                        out = response.read()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_own_mined_transaction_without_a_receipt_is_not_a_replacement(tmp_path: Path, chain: LiveChain) -> None:
+    """After a crash and a restart against a node that has no receipt (yet) for the relayer's own mined
+    transaction, the relayer recognises its own broadcast: no ``tx.replaced``, the transaction is stored as
+    mined, and every item is confirmed."""
+    db = tmp_path / "queue.db"
+    _submit(db, chain, [payment_record(chain.deployment, 83_000 + i) for i in range(4)])
+    log = tmp_path / "relayer.log"
+    first = spawn_relayer(
+        db,
+        chain,
+        "--drain",
+        "--exit-when-done",
+        "--poll",
+        "0.05",
+        env={"OG_SETTLE_TEST_PAUSE": "broadcast:5"},
+        log_path=log,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not any(e.get("event") == "tx.broadcast" for e in read_events(log)):
+            assert first.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.02)
+        first.send_signal(signal.SIGKILL)  # broadcast (and, on anvil, mined), but no receipt processed
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait(10)
+    sent = _transactions(db)
+    assert [state for _, state in sent] == ["sent"]
+    proxy = _LaggingReceipts(chain.rpc_url, {"0x" + tx_hash.hex() for tx_hash, _ in sent})
+    try:
+        second_log = tmp_path / "second.log"
+        handle = second_log.open("ab")
+        second = subprocess.Popen(
+            [OG_SETTLE, "relayer", "run", "--db", str(db), "--rpc", proxy.url, "--drain", "--exit-when-done"],
+            stdout=handle,
+            stderr=handle,
+            env=_env(),
+        )
+        assert second.wait(timeout=120) == 0, second_log.read_text()[-3000:]
+    finally:
+        proxy.close()
+    events = [e["event"] for e in read_events(second_log)]
+    assert "tx.replaced" not in events, second_log.read_text()[-3000:]
+    assert [state for _, state in _transactions(db)] == ["mined"]
+    store = SqliteStore(db)
+    try:
+        assert store.status().items_by_state == {"confirmed": 4}
+    finally:
+        store.close()
+
+
+def _transactions(db: Path) -> list[tuple[bytes, str]]:
+    """(hash, state) of every transaction the queue recorded, read straight from its SQLite file."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return [(bytes(h), str(s)) for h, s in conn.execute("SELECT tx_hash, state FROM transactions ORDER BY id")]
