@@ -396,6 +396,21 @@ class TxSender:
     def block_number(self) -> int:
         return int(self._rpc("eth_blockNumber", lambda: self.w3.eth.block_number))
 
+    def mined_block(self, tx_hash: bytes) -> int | None:
+        """The block ``tx_hash`` was mined in, from the transaction itself (not its receipt); None if the node
+        does not know it or it is still pending."""
+        from web3.exceptions import TransactionNotFound
+
+        def fetch() -> Any:
+            try:
+                return self.w3.eth.get_transaction(tx_hash)
+            except TransactionNotFound:
+                return None
+
+        found = self._rpc("eth_getTransactionByHash", fetch)
+        number = None if found is None else found.get("blockNumber")
+        return None if number is None else int(number)
+
     def has_code(self, address: str) -> bool:
         """Whether ``address`` has code (a contract, or an EIP-7702 delegation designator)."""
         return len(bytes(self._rpc("eth_getCode", lambda: self.w3.eth.get_code(address)))) > 0

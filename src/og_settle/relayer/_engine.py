@@ -217,6 +217,7 @@ class Relayer:
             permit2=Permit2Client(w3, self.deployment.permit2, retry=retry, **hooks),
         )
         self._outage_since: float | None = None
+        self._receipt_pending: set[int] = set()
         self._last_broadcast: dict[int, float] = {}
         self._paused_until = 0.0
 
@@ -525,9 +526,8 @@ class Relayer:
             self._on_receipt(batch, tx, receipt)
             return True
         if mined > tx.nonce:
-            # Another transaction took this nonce, so this one can never be mined.
-            self._on_replaced(batch, tx)
-            return True
+            # This transaction, or another with its nonce, is mined; _on_replaced tells which.
+            return self._on_replaced(batch, tx)
         last = self._last_broadcast.get(batch.id)
         if last is None or time.monotonic() - last >= self.config.receipt_timeout:
             if last is not None:
@@ -618,20 +618,51 @@ class Relayer:
         self.store.fail_batch(batch.id, reason, tx_hash=None if tx is None else tx.tx_hash, block_number=block)
         self.log.error("batch.failed", batch=batch.id, lane=batch.lane.value, reason=reason)
 
-    def _confirm_found(self, batch: Batch, note: str, *, tx: TxRecord | None = None) -> None:
-        self.store.confirm_batch(batch.id, tx_hash=None, block_number=None, gas_used=None, note=note)
+    def _confirm_found(
+        self, batch: Batch, note: str, *, tx: TxRecord | None = None, own: tuple[TxRecord, int] | None = None
+    ) -> None:
+        """Confirm a batch whose effects are on chain; ``own`` is our own transaction (and its block) when the
+        effects are known to be its, so that it is recorded as mined rather than as replaced."""
+        tx_hash, block = (None, None) if own is None else (own[0].tx_hash, own[1])
+        self.store.confirm_batch(batch.id, tx_hash=tx_hash, block_number=block, gas_used=None, note=note)
         self.log.info("batch.found_on_chain", batch=batch.id, lane=batch.lane.value, note=note)
 
-    def _on_replaced(self, batch: Batch, tx: TxRecord) -> None:
-        """The batch's transaction can never be mined (its nonce was used by another): confirm what the chain
+    def _on_replaced(self, batch: Batch, tx: TxRecord) -> bool:
+        """The account's mined nonce passed the transaction's and the node has no receipt for it.
+
+        That is not yet a replacement: the transaction may be our own, mined, with the node's receipt index
+        lagging (a load-balanced or restarted RPC), or an earlier broadcast of the same batch may be the one
+        mined. Only when neither holds was the nonce used by another transaction: then confirm what the chain
         already holds, and sign the rest again."""
+        for earlier in self.store.batch_txs(batch.id):
+            if earlier.tx_hash == tx.tx_hash:
+                continue
+            receipt = self.chain.sender.receipt(earlier.tx_hash)
+            if receipt is not None:
+                self.log.info("tx.mined", batch=batch.id, tx=earlier.tx_hash, note="an earlier broadcast of this batch")
+                self._on_receipt(batch, earlier, receipt)
+                return True
+        mined_in = self.chain.sender.mined_block(tx.tx_hash)
+        if mined_in is not None:
+            # Our own transaction is in a block: its effects are ours; without the receipt, per-item outcomes
+            # come from the chain's state (as after a crash). If they are not all there yet, wait for the receipt.
+            if self._settled_on_chain(batch, own=(tx, mined_in)):
+                self.log.info("tx.mined", batch=batch.id, tx=tx.tx_hash, block=mined_in, note="no receipt from node")
+                return True
+            if batch.id not in self._receipt_pending:
+                self._receipt_pending.add(batch.id)
+                self.log.info("tx.receipt_pending", batch=batch.id, tx=tx.tx_hash, block=mined_in)
+            return False
         self.log.warning("tx.replaced", batch=batch.id, tx=tx.tx_hash, nonce=tx.nonce)
         settled = self._settled_on_chain(batch, replaced=True)
         if not settled and self.store.batch(batch.id).state is BatchState.SUBMITTED:
             self.store.reopen_batch(batch.id, f"transaction {to_hex(tx.tx_hash)} was replaced")
         self.chain.sender.resync_nonce()
+        return True
 
-    def _settled_on_chain(self, batch: Batch, *, replaced: bool = False) -> bool:
+    def _settled_on_chain(
+        self, batch: Batch, *, replaced: bool = False, own: tuple[TxRecord, int] | None = None
+    ) -> bool:
         """Ask the chain whether the batch's effects are there; if all are, confirm it and return True.
 
         For payments, items whose Permit2 nonce is spent are resolved one by one (settled by this facilitator,
@@ -649,13 +680,13 @@ class Relayer:
                 raise InvariantViolation(
                     f"root {to_hex(batch.root)} recorded with size {recorded.size}, not {batch.size}"
                 )
-            self._confirm_found(batch, f"root recorded on chain as batch {recorded.batch_id}")
+            self._confirm_found(batch, f"root recorded on chain as batch {recorded.batch_id}", own=own)
             return True
         items = self.store.open_items(batch.id)
         if batch.lane in (Lane.INDIVIDUAL, Lane.METADATA):
             digests = [parse_bytes32(i.record()["digest"], "digest") for i in items]
             if digests and all(registry.is_settled(d) for d in digests):
-                self._confirm_found(batch, "digest recorded on chain")
+                self._confirm_found(batch, "digest recorded on chain", own=own)
                 return True
             return False
         if batch.lane is Lane.PAYMENT:
@@ -672,6 +703,8 @@ class Relayer:
                     failed[item.id] = verdict
             if not confirmed and not failed:
                 return False
+            if own is not None and len(confirmed) < len(items):
+                return False  # our mined transaction's receipt will tell what happened to the others
             if len(confirmed) + len(failed) == len(items):
                 if failed:
                     self.store.confirm_batch(
@@ -683,7 +716,7 @@ class Relayer:
                         note="found on chain",
                     )
                 else:
-                    self._confirm_found(batch, "every Permit2 nonce spent on chain")
+                    self._confirm_found(batch, "every Permit2 nonce spent on chain", own=own)
                 return True
             if batch.state is BatchState.SUBMITTED:
                 if not replaced:

@@ -302,6 +302,8 @@ class QueueStore(Protocol):
 
     def current_tx(self, batch_id: int) -> TxRecord | None: ...
 
+    def batch_txs(self, batch_id: int) -> list[TxRecord]: ...
+
     def confirm_batch(
         self,
         batch_id: int,
@@ -544,6 +546,11 @@ class SqliteStore:
             "SELECT * FROM transactions WHERE batch_id = ? ORDER BY id DESC LIMIT 1", (batch_id,)
         ).fetchone()
         return None if row is None else self._tx(row)
+
+    def batch_txs(self, batch_id: int) -> list[TxRecord]:
+        """Every transaction signed for the batch, newest first."""
+        rows = self._db.execute("SELECT * FROM transactions WHERE batch_id = ? ORDER BY id DESC", (batch_id,))
+        return [self._tx(row) for row in rows]
 
     # -- transitions -------------------------------------------------------------------------------------------
 
