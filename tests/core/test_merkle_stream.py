@@ -1,4 +1,4 @@
-"""The streamed batch files (``_merkle_stream``) agree with the in-memory StandardMerkleTree they stand for.
+"""The streamed batch files (``_merkle_stream``, ``_merkle_dump``) agree with the in-memory StandardMerkleTree.
 
 Dumps in the compact layout are read in blocks; these tests make the blocks tiny so that entries and lines
 straddle block boundaries, and compare every answer with the whole-file reading.
@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from og_settle import OG_LEAF_ENCODING, InferenceLeaf, InvalidInput, StandardMerkleTree
+from og_settle import _merkle_dump as dumps
 from og_settle import _merkle_stream as stream
 from tests.core.strategies import batches, og_batches
 
@@ -27,8 +28,9 @@ SLOW_OK = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @pytest.fixture
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stream, "_BLOCK", 700)
-    monkeypatch.setattr(stream, "_NODES_PER_READ", 3)
     monkeypatch.setattr(stream, "_WRITE_BLOCK", 5)
+    monkeypatch.setattr(dumps, "_BLOCK", 700)
+    monkeypatch.setattr(dumps, "_NODES_PER_READ", 3)
 
 
 @pytest.fixture(params=["native", "python"])
@@ -59,8 +61,8 @@ def test_streamed_dump_answers_as_the_loaded_tree(
     encoding, values = batch
     tree = StandardMerkleTree.of(values, encoding, sort_leaves=sort_leaves)
     path = write_dump(tmp_path, tree)
-    dump = stream.open_dump(path)
-    assert isinstance(dump, stream._StreamedDump)
+    dump = dumps.open_dump(path)
+    assert isinstance(dump, dumps._StreamedDump)
     assert dump.root == tree.root and len(dump) == len(tree) and dump.leaf_encoding == tree.leaf_encoding
     dump.verify()
     dump.check_count()
@@ -77,8 +79,8 @@ def test_strings_that_look_like_entry_boundaries(tmp_path: Path, small_blocks: N
     """Strings holding the bytes the reader cuts at are JSON-escaped, so they never split an entry."""
     tricky = ['},{"value":["x"],"treeIndex":1}', '"],"values":[', "]}", "\\", "},{", '"tree":["0x']
     tree = StandardMerkleTree.of([(text, i) for i, text in enumerate(tricky)], ("string", "uint256"))
-    dump = stream.open_dump(write_dump(tmp_path, tree))
-    assert isinstance(dump, stream._StreamedDump)
+    dump = dumps.open_dump(write_dump(tmp_path, tree))
+    assert isinstance(dump, dumps._StreamedDump)
     dump.verify()
     assert [dump.prove(i).value for i in range(len(tricky))] == [[text, str(i)] for i, text in enumerate(tricky)]
 
@@ -134,7 +136,7 @@ def test_streamed_verify_finds_what_load_finds(
     else:
         expected = None
     try:
-        stream.with_fallback(path, lambda dump: dump.verify())
+        dumps.with_fallback(path, lambda dump: dump.verify())
     except InvalidInput as err:
         assert expected is not None and str(err).startswith(expected), (str(err), expected)
     else:
@@ -147,20 +149,20 @@ def test_prove_checks_what_the_proof_rests_on(tmp_path: Path, small_blocks: None
     path = tmp_path / "dump.json"
     path.write_text(tampered(tree, set_value(5, 4, "1")))
     with pytest.raises(InvalidInput, match=r"values\[5\]: the value does not hash to tree\["):
-        stream.open_dump(path).prove(5)
-    stream.open_dump(path).prove(6)  # the rest of the dump is untouched
+        dumps.open_dump(path).prove(5)
+    dumps.open_dump(path).prove(6)  # the rest of the dump is untouched
     parent = (tree.tree_index(9) - 1) // 2
     path.write_text(tampered(tree, lambda dump: dump["tree"].__setitem__(parent, "0x" + "00" * 32)))
     with pytest.raises(InvalidInput, match=rf"tree\[{parent}\]: is not the hash of its children"):
-        stream.open_dump(path).prove(9)
+        dumps.open_dump(path).prove(9)
 
 
 def test_other_layouts_are_loaded_whole(tmp_path: Path) -> None:
     tree = og_tree(5)
     path = tmp_path / "pretty.json"
     path.write_text(json.dumps(tree.dump(), indent=2))
-    dump = stream.open_dump(path)
-    assert isinstance(dump, stream._LoadedDump)
+    dump = dumps.open_dump(path)
+    assert isinstance(dump, dumps._LoadedDump)
     assert dump.prove(3).proof == tree.proof(3)
 
 

@@ -131,7 +131,7 @@ def _build(args: argparse.Namespace) -> int:
 
 def _with_dump(path: Path, action: Callable[[Any], Any]) -> Any:
     """Open the dump at ``path`` (streamed when compact) and run ``action`` on it; InvalidInput names the file."""
-    from og_settle._merkle_stream import with_fallback
+    from og_settle._merkle_dump import with_fallback
 
     try:
         return with_fallback(path, action)
