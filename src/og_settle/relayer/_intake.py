@@ -51,23 +51,28 @@ from typing import Any, Final
 from eth_abi.abi import encode
 
 from og_settle._attestation import (
-    Eip712Domain,
     IndividualSettlement,
-    InferenceAttestation,
     MetadataSettlement,
-    recover_signer,
     settlement_domain,
 )
-from og_settle._deploy import Deployment
 from og_settle._errors import InvalidInput
 from og_settle._hashing import SettlementMode
 from og_settle._hex import keccak256, parse_address, parse_bytes32, parse_hex_bytes, parse_uint256, to_hex
-from og_settle._merkle import OG_LEAF_ENCODING, TEE_SIGNATURE_MAX_BYTES, InferenceLeaf, leaf_hash
-from og_settle._x402 import ChainReader, PaymentPayload, PaymentRequirements, verify_payment
+from og_settle._merkle import TEE_SIGNATURE_MAX_BYTES, InferenceLeaf
+from og_settle._x402 import PaymentPayload, PaymentRequirements, verify_payment
+from og_settle.relayer._intake_checks import (
+    DEFAULT_MAX_RECORD_BYTES,
+    IntakeConfig,
+    Rejected,
+    active_key,
+    check_tee_signature,
+    in_window,
+    leaf_item,
+)
+from og_settle.relayer._intake_og import parse_settlement_data, settlement_data_record
 from og_settle.relayer._states import ItemKind, Lane
 from og_settle.relayer._store import NewItem, QueueStore
 from og_settle.relayer._tee_directory import RegistryTeeDirectory, StaticTeeDirectory, TeeDirectory
-from og_settle.tee import KeyType, RegisteredTeeKey, SettlementData, tee_message_hash
 
 __all__ = [
     "DEFAULT_MAX_RECORD_BYTES",
@@ -85,8 +90,6 @@ __all__ = [
     "submit_records",
 ]
 
-# A metadata record may carry 64 KiB of data, which hex or JSON escaping can double; 256 KiB leaves room.
-DEFAULT_MAX_RECORD_BYTES: Final = 256 * 1024
 
 _INFERENCE_FIELDS: Final = frozenset(
     {
@@ -109,51 +112,6 @@ _INFERENCE_FIELDS: Final = frozenset(
     }
 )
 _PAYMENT_FIELDS: Final = frozenset({"kind", "ref", "paymentPayload", "paymentRequirements", "amount"})
-_SETTLEMENT_DATA_FIELDS: Final = frozenset({"kind", "ref", "settlement_type", "data"})
-
-
-class Rejected(InvalidInput):
-    """A record that will not be queued; ``reason`` is a machine-readable code, the message says why.
-
-    Attributes:
-        reason: ``malformed``, ``oversized``, ``unknown_kind``, ``invalid_record``, ``invalid_tee_signature``,
-            ``tee_not_active``, ``tee_unverifiable``, ``timestamp_too_old``, ``timestamp_in_future``, or an x402
-            reason code for payments.
-        kind: what the record claimed to be.
-    """
-
-    def __init__(self, reason: str, detail: str, kind: ItemKind = ItemKind.INFERENCE) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.kind = kind
-
-
-@dataclass(frozen=True, slots=True)
-class IntakeConfig:
-    """What intake checks records against.
-
-    Attributes:
-        deployment: the contracts the queue settles to (chain id, registry, facilitator, Permit2).
-        relayer: the relayer account (the only one allowed to settle upto payments naming it).
-        max_record_bytes: longest accepted record (one JSONL line), in bytes.
-        max_age_seconds: oldest accepted inference timestamp, relative to now (the registry's ``maxAge``).
-        max_future_drift_seconds: latest accepted inference timestamp, relative to now.
-        chain_reader: chain reads for payment verification (nonce, allowance, balance); None checks offline only.
-        verify_tee_signatures: check ECDSA TEE signatures (individual and metadata always need them).
-        tee_directory: where each leaf's TEE key is looked up (the TEE registry); None: leaves cannot be checked.
-        allow_unverified: queue leaves that cannot be checked (no directory), marked unverified, instead of
-            refusing them.
-    """
-
-    deployment: Deployment
-    relayer: str | None = None
-    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
-    max_age_seconds: int = 3 * 24 * 3600
-    max_future_drift_seconds: int = 300
-    chain_reader: ChainReader | None = None
-    verify_tee_signatures: bool = True
-    tee_directory: TeeDirectory | None = None
-    allow_unverified: bool = False
 
 
 def _lane(value: Any) -> Lane:
@@ -192,73 +150,7 @@ def _timestamp(obj: Mapping[str, Any], config: IntakeConfig, now: float) -> int:
         raise InvalidInput("timestamp: missing")
     if type(value) is not int:
         raise InvalidInput(f"timestamp: expected a JSON integer, got {value!r}")
-    return _in_window(parse_uint256(value, "timestamp"), config, now)
-
-
-def _in_window(timestamp: int, config: IntakeConfig, now: float) -> int:
-    if timestamp > now + config.max_future_drift_seconds:
-        raise Rejected(
-            "timestamp_in_future",
-            f"timestamp {timestamp} is more than {config.max_future_drift_seconds}s after now ({int(now)})",
-        )
-    if timestamp < now - config.max_age_seconds:
-        raise Rejected(
-            "timestamp_too_old",
-            f"timestamp {timestamp} is more than {config.max_age_seconds}s before "
-            f"now ({int(now)}); the registry would refuse it",
-        )
-    return timestamp
-
-
-def _active_key(config: IntakeConfig, tee_id: bytes) -> RegisteredTeeKey:
-    assert config.tee_directory is not None
-    key = config.tee_directory.active_key(tee_id)
-    if key is None:
-        raise Rejected("tee_not_active", f"tee_id {to_hex(tee_id)} is not an active TEE in the registry")
-    return key
-
-
-def _check_leaf_signer(
-    leaf: InferenceLeaf, config: IntakeConfig, domain: Eip712Domain, payload: dict[str, Any]
-) -> None:
-    """A batch (or private) leaf's signature against the registry's active key for its TEE."""
-    if config.tee_directory is None:
-        if len(leaf.tee_signature) == 65:  # offline, an ECDSA signer can still be checked against the teeId itself
-            attestation = InferenceAttestation(leaf.tee_id, leaf.input_hash, leaf.output_hash, leaf.timestamp)
-            _check_tee_signature(leaf.tee_id, domain.digest(attestation.struct_hash()), leaf.tee_signature)
-        if not config.allow_unverified:
-            raise Rejected(
-                "tee_unverifiable",
-                "no TEE registry to check the leaf's signer against (give the node's RPC URL, or queue it explicitly "
-                "unverified)",
-            )
-        payload["tee_verified"] = False
-        return
-    key = _active_key(config, leaf.tee_id)
-    if key.key_type is KeyType.RSA:
-        message = tee_message_hash(leaf.input_hash, leaf.output_hash, leaf.timestamp)
-        kind = "RSA-PSS signature over keccak256(inputHash || outputHash || timestamp)"
-    else:
-        attestation = InferenceAttestation(leaf.tee_id, leaf.input_hash, leaf.output_hash, leaf.timestamp)
-        message = domain.digest(attestation.struct_hash())
-        kind = "ECDSA signature over the EIP-712 Inference struct"
-    if not key.verify(message, leaf.tee_signature):
-        raise Rejected(
-            "invalid_tee_signature",
-            f"tee_signature ({len(leaf.tee_signature)} bytes) is not the registered {key.key_type.name} key's {kind}",
-        )
-
-
-def _check_tee_signature(tee_id: bytes, digest: bytes, signature: bytes) -> None:
-    expected = parse_address(to_hex(tee_id[12:]), "tee_id")
-    try:
-        recovered = recover_signer(digest, signature)
-    except InvalidInput as err:
-        raise Rejected("invalid_tee_signature", str(err)) from None
-    if recovered != expected:
-        raise Rejected(
-            "invalid_tee_signature", f"tee_signature recovers to {recovered}, not to the TEE's signer {expected}"
-        )
+    return in_window(parse_uint256(value, "timestamp"), config, now)
 
 
 def _inference(obj: Mapping[str, Any], config: IntakeConfig, source: str, now: float) -> NewItem:
@@ -297,9 +189,9 @@ def _inference(obj: Mapping[str, Any], config: IntakeConfig, source: str, now: f
             metadata=_text_or_hex(obj, "metadata", required=False, max_len=64 * 1024),
         )
         digest = domain.digest(record.struct_hash())
-        _check_tee_signature(tee_id, digest, signature)
+        check_tee_signature(tee_id, digest, signature)
         if config.tee_directory is not None:
-            _active_key(config, tee_id)
+            active_key(config, tee_id)
         payload.update(
             payer=record.payer,
             model=record.model_id,
@@ -330,9 +222,9 @@ def _inference(obj: Mapping[str, Any], config: IntakeConfig, source: str, now: f
             payer=parse_address(obj.get("payer"), "payer") if "payer" in obj else _missing("payer"),
         )
         digest = domain.digest(settlement.struct_hash())
-        _check_tee_signature(tee_id, digest, signature)
+        check_tee_signature(tee_id, digest, signature)
         if config.tee_directory is not None:
-            _active_key(config, tee_id)
+            active_key(config, tee_id)
         payload.update(payer=settlement.payer, digest=to_hex(digest))
         return NewItem(kind=ItemKind.INFERENCE, lane=lane, key=digest, payload=payload, source=source)
 
@@ -342,117 +234,7 @@ def _inference(obj: Mapping[str, Any], config: IntakeConfig, source: str, now: f
     leaf = InferenceLeaf(
         tee_id=tee_id, input_hash=input_hash, output_hash=output_hash, tee_signature=signature, timestamp=timestamp
     )
-    return _leaf_item(leaf, lane, config, domain, payload, source)
-
-
-def _leaf_item(
-    leaf: InferenceLeaf, lane: Lane, config: IntakeConfig, domain: Eip712Domain, payload: dict[str, Any], source: str
-) -> NewItem:
-    if config.verify_tee_signatures:
-        _check_leaf_signer(leaf, config, domain, payload)
-    key = leaf_hash(OG_LEAF_ENCODING, leaf.values())
-    payload["leaf_hash"] = to_hex(key)
-    return NewItem(kind=ItemKind.INFERENCE, lane=lane, key=key, payload=payload, source=source)
-
-
-def parse_settlement_data(
-    settlement_type: str,
-    data: str | bytes | Mapping[str, Any] | None,
-    config: IntakeConfig,
-    *,
-    source: str,
-    ref: str | int | None = None,
-    now: float | None = None,
-) -> NewItem | None:
-    """Verify one OpenGradient settlement-data record (``x-settlement-type`` and ``x-settlement-data``).
-
-    Returns the queue item, or None for ``private`` (nothing about the inference goes on chain). ``data`` is the
-    header's base64 text, or the decoded JSON object. Raises ``Rejected`` as :func:`parse_record` does.
-    """
-    current = time.time() if now is None else now
-    try:
-        mode = SettlementMode.parse(settlement_type)
-    except InvalidInput as err:
-        raise Rejected("invalid_record", f"x-settlement-type: {err}") from None
-    if mode is SettlementMode.PRIVATE:
-        return None
-    if mode is SettlementMode.METADATA:
-        raise Rejected("invalid_record", "x-settlement-type: metadata is not carried by x-settlement-data")
-    if data is None:
-        raise Rejected("invalid_record", f"x-settlement-data: missing (required for {mode.value})")
-    try:
-        record = (
-            SettlementData.from_json(mode.value, data)
-            if isinstance(data, Mapping)
-            else SettlementData.from_header(mode.value, data)
-        )
-    except InvalidInput as err:
-        raise Rejected("invalid_record", str(err)) from None
-    timestamp = _in_window(record.tee_timestamp, config, current)
-    payload: dict[str, Any] = {
-        "ref": ref,
-        "format": "opengradient",
-        "tee_id": to_hex(record.tee_id),
-        "timestamp": timestamp,
-        "tee_signature": to_hex(record.tee_signature),
-        "input_hash": to_hex(record.input_hash),
-        "output_hash": to_hex(record.output_hash),
-    }
-    if mode is SettlementMode.INDIVIDUAL:
-        return _open_gradient_individual(record, config, payload, source)
-    leaf = InferenceLeaf(record.tee_id, record.input_hash, record.output_hash, record.tee_signature, timestamp)
-    domain = settlement_domain(config.deployment.chain_id, config.deployment.settlement_registry)
-    return _leaf_item(leaf, Lane.BATCH, config, domain, payload, source)
-
-
-def _open_gradient_individual(
-    record: SettlementData, config: IntakeConfig, payload: dict[str, Any], source: str
-) -> NewItem:
-    """An individual record, for ``SettlementRegistry.settleOpenGradient``: an RSA TEE's PSS signature over
-    OpenGradient's message, recorded once under ``keccak256(teeId ‖ message)``."""
-    try:
-        record.check_payload()
-    except InvalidInput as err:
-        raise Rejected("invalid_record", str(err)) from None
-    if config.tee_directory is None:
-        if not config.allow_unverified:
-            raise Rejected("tee_unverifiable", "no TEE registry to check the record's signer against")
-        payload["tee_verified"] = False
-    else:
-        key = _active_key(config, record.tee_id)
-        if key.key_type is not KeyType.RSA:
-            raise Rejected(
-                "invalid_record",
-                "individual settlement data is for RSA TEEs; a secp256k1 TEE signs an EIP-712 individual record",
-            )
-        if not key.verify(record.message_hash, record.tee_signature):
-            raise Rejected("invalid_tee_signature", "tee_signature is not the registered RSA key's signature")
-    # SettlementRegistry.openGradientDigest: the key the registry records it under, once.
-    digest = keccak256(record.tee_id + record.message_hash)
-    payload.update(
-        scheme="opengradient",
-        payer=record.eth_address,
-        digest=to_hex(digest),
-        input=record.input,
-        output=record.output,
-    )
-    return NewItem(kind=ItemKind.INFERENCE, lane=Lane.INDIVIDUAL, key=digest, payload=payload, source=source)
-
-
-def _settlement_data(obj: Mapping[str, Any], config: IntakeConfig, source: str, now: float) -> NewItem:
-    unknown = sorted(set(obj) - _SETTLEMENT_DATA_FIELDS)
-    if unknown:
-        raise InvalidInput(f"{unknown[0]}: unknown field for a settlement_data record")
-    settlement_type = obj.get("settlement_type")
-    if not isinstance(settlement_type, str):
-        raise InvalidInput("settlement_type: expected private, batch or individual")
-    ref = obj.get("ref")
-    if ref is not None and not isinstance(ref, str | int):
-        raise InvalidInput(f"ref: expected a string, got {type(ref).__name__}")
-    item = parse_settlement_data(settlement_type, obj.get("data"), config, source=source, ref=ref, now=now)
-    if item is None:
-        raise Rejected("nothing_to_settle", "settlement_type private: nothing about the inference goes on chain")
-    return item
+    return leaf_item(leaf, lane, config, domain, payload, source)
 
 
 def _missing(name: str) -> Any:
@@ -546,7 +328,7 @@ def parse_record(obj: Any, config: IntakeConfig, *, source: str, now: float | No
         if kind == "payment":
             return _payment(obj, config, source, current)
         if kind == "settlement_data":
-            return _settlement_data(obj, config, source, current)
+            return settlement_data_record(obj, config, source, current)
     except Rejected:
         raise
     except InvalidInput as err:
