@@ -8,7 +8,6 @@ first used. ``og-settle batch build`` then never loads eth_abi, eth_account or w
 
 from __future__ import annotations
 
-import ast
 import importlib
 import sys
 from collections.abc import Callable, Sequence
@@ -20,6 +19,8 @@ __all__ = ["lazy_exports"]
 
 def _sources(init_file: str) -> dict[str, str]:
     """Each name imported in the module's ``if TYPE_CHECKING:`` block, mapped to the module it comes from."""
+    import ast  # only on the first lookup: the batch tools never need it
+
     tree = ast.parse(Path(init_file).read_text(encoding="utf-8"), init_file)
     table: dict[str, str] = {}
     for node in tree.body:
