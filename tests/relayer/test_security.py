@@ -193,3 +193,57 @@ def test_a_batch_whose_estimate_fails_is_split_until_it_fits(tmp_path: Path, cha
 
 def _payer(record: dict[str, Any]) -> str:
     return str(record["paymentPayload"]["payload"]["permit2Authorization"]["from"])
+
+
+def test_a_bound_payment_links_to_exactly_one_request_instance(tmp_path: Path, chain: LiveChain) -> None:
+    """I-1: a bound payment's requestHash commits to the inference's input hash and a per-request nonce
+    (``request_binding``). Two identical requests (one input hash) paid separately: each settled payment proves,
+    with its nonce, that it paid for that input hash, and neither passes for the other request; the inference
+    itself settles under the same input hash."""
+    from og_settle import new_request_nonce, request_binding
+    from og_settle._hex import keccak256, to_hex
+    from tests.relayer.support import inference_record
+
+    inference = inference_record(chain.deployment, 73_000, mode="individual")
+    input_hash = keccak256(b"request 73000")
+    assert inference["input_hash"] == to_hex(input_hash)
+    nonces = [new_request_nonce(), new_request_nonce()]
+    assert nonces[0] != nonces[1] and request_binding(input_hash, nonces[0]) != request_binding(input_hash, nonces[1])
+    payments = []
+    for i, nonce in enumerate(nonces):
+        reqs = requirements(10**15)
+        reqs = replace(reqs, extra={**reqs.extra, "requestHash": to_hex(request_binding(input_hash, nonce))})
+        payload = create_payment_payload(
+            reqs, PAYER_KEYS[i], spender=chain.deployment.payment_facilitator, permit2=chain.deployment.permit2
+        )
+        payments.append({"kind": "payment", "ref": f"bound-{i}", "paymentPayload": payload.to_json(),
+                         "paymentRequirements": reqs.to_json()})  # fmt: skip
+    db = tmp_path / "queue.db"
+    _submit(db, chain, [inference, *payments])
+    log = tmp_path / "relayer.log"
+    proc = spawn_relayer(db, chain, "--drain", "--exit-when-done", "--poll", "0.05", log_path=log)
+    assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
+
+    deployment = str(chain.deployment_path)
+    chain_args = ("--rpc", chain.rpc_url, "--deployment", deployment, "--json")
+    store = SqliteStore(db)
+    try:
+        digest = next(i.record()["digest"] for i in store.items() if i.record().get("ref") == inference["ref"])
+    finally:
+        store.close()
+    # The inference settled under a digest of (teeId, inputHash, outputHash, timestamp, payer): its record carries
+    # the input hash the payments commit to.
+    settled = cli("status", "inference", digest, *chain_args)
+    assert settled.returncode == 0 and json.loads(settled.stdout)["settled"] is True
+    for i, payment in enumerate(payments):
+        auth = payment["paymentPayload"]["payload"]["permit2Authorization"]
+        payload_file = tmp_path / f"bound-{i}.json"
+        payload_file.write_text(json.dumps(payment["paymentPayload"]))
+        base = ("status", "payment", auth["from"], auth["nonce"], "--payload", str(payload_file), *chain_args)
+        own = cli(*base, "--input-hash", to_hex(input_hash), "--request-nonce", to_hex(nonces[i]))
+        assert own.returncode == 0, own.stdout + own.stderr
+        body = json.loads(own.stdout)
+        assert body["settled"] is True and body["pays_for"]["linked"] is True
+        other = cli(*base, "--input-hash", to_hex(input_hash), "--request-nonce", to_hex(nonces[1 - i]))
+        assert other.returncode == 1, other.stdout + other.stderr
+        assert json.loads(other.stdout)["pays_for"]["linked"] is False
