@@ -29,9 +29,13 @@ import {ISignatureTransfer} from "permit2/interfaces/ISignatureTransfer.sol";
 /// (Referenced structs follow in alphabetical order: `TokenPermissions` < `Witness`.) The string handed to
 /// Permit2 is the tail from `Witness witness)` on, see {witnessTypeString}.
 ///
-/// Bound schemes: `requestHash` is the request or inference hash the payment pays for (for OpenGradient
-/// inference, the `inputHash` of the settled record). It is signed by the payer and emitted in
-/// {PaymentSettled}, so an indexer can join a payment to the settlement record of the inference it paid for.
+/// Bound schemes: `requestHash` links the payment to the one request it pays for. og-settle's convention
+/// (`og_settle.request_binding`) is a commitment, `keccak256(keccak256("og-settle/request-binding/v1") ‖
+/// inputHash ‖ requestNonce)`: the inference's input hash (OpenGradient's request hash, the `inputHash` of its
+/// settlement record or Merkle leaf) and a 32-byte nonce picked for that request, so identical requests (one
+/// input hash) get distinct request hashes. It is signed by the payer and emitted in {PaymentSettled};
+/// revealing (inputHash, requestNonce) proves which request a settled payment paid for. This contract does not
+/// interpret it.
 ///
 /// Security assumptions:
 /// - Replay: Permit2's unordered nonce bitmap spends each (owner, nonce) once; this contract keeps no nonce

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         tee_registry_domain,
         tee_signer_for,
     )
+    from og_settle._binding import new_request_nonce, request_binding
     from og_settle._errors import InvalidInput, InvariantViolation, ToolchainError
     from og_settle._hashing import SettlementMode, input_hash, output_hash, tee_message_hash
     from og_settle._merkle import (
@@ -151,9 +152,11 @@ __all__ = [
     "leaf_hash",
     "network",
     "new_authorization",
+    "new_request_nonce",
     "output_hash",
     "reason_for_revert",
     "recover_signer",
+    "request_binding",
     "request_hash",
     "settlement_domain",
     "sign_authorization",

@@ -50,6 +50,13 @@ def register(groups: Any) -> None:
         "spent the nonce paid exactly this payment (without it, a spent nonce is reported but not called settled)",
     )
     payment.add_argument("--amount", default=None, help="with --payload, upto only: the metered amount to expect")
+    payment.add_argument(
+        "--input-hash",
+        default=None,
+        help="with --request-nonce: also check that the payment paid for the request with this input hash "
+        "(its requestHash = og_settle.request_binding(input hash, nonce))",
+    )
+    payment.add_argument("--request-nonce", default=None, help="the request's 32-byte nonce (0x hex)")
     payment.set_defaults(handler=_payment)
 
 
@@ -162,12 +169,14 @@ def _inference(args: argparse.Namespace) -> int:
 
 
 def _payment(args: argparse.Namespace) -> int:
+    from og_settle._binding import request_binding
     from og_settle._hex import parse_address, parse_uint256, to_hex
     from og_settle.clients import PaymentFacilitatorClient, Permit2Client
 
     payer = parse_address(args.payer, "payer")
     nonce = parse_uint256(int(args.nonce, 0) if isinstance(args.nonce, str) else args.nonce, "nonce")
     expected = None if args.payload is None else _payment_from_file(args.payload, args.amount, payer, nonce)
+    link = _request_link(args)
     deployment, (w3, retry) = _clients(args)
     spent = Permit2Client(w3, deployment.permit2, retry=retry).nonce_spent(payer, nonce)
     found = None
@@ -200,7 +209,30 @@ def _payment(args: argparse.Namespace) -> int:
         body["detail"] = f"the nonce was spent by a different payment ({found.describe()}; {mismatch})"
         return _emit(args, body, f"{name}: NOT settled: {body['detail']}")
     body.update(settled=True, detail=f"settled: {found.describe()}")
-    return _emit(args, body, f"{name}: settled in {to_hex(found.tx_hash)} (block {found.block_number})")
+    text = f"{name}: settled in {to_hex(found.tx_hash)} (block {found.block_number})"
+    if link is not None:
+        input_hash, request_nonce = link
+        linked = found.request_hash == request_binding(input_hash, request_nonce)
+        body["pays_for"] = {"input_hash": to_hex(input_hash), "request_nonce": to_hex(request_nonce), "linked": linked}
+        if not linked:
+            body["settled"] = False
+            body["detail"] = "settled, but for another request: its requestHash is not this request's binding"
+            return _emit(args, body, f"{name}: {body['detail']}")
+        text += f"; it paid for the request with input hash {to_hex(input_hash)}"
+    return _emit(args, body, text)
+
+
+def _request_link(args: argparse.Namespace) -> tuple[bytes, bytes] | None:
+    """(input hash, request nonce) from --input-hash / --request-nonce, or None; they go together."""
+    from og_settle._hex import parse_bytes32
+
+    if (args.input_hash is None) != (args.request_nonce is None):
+        raise InvalidInput("--input-hash and --request-nonce go together")
+    if args.input_hash is None:
+        return None
+    if args.payload is None:
+        raise InvalidInput("--input-hash: also pass --payload (the payment must be identified first)")
+    return parse_bytes32(args.input_hash, "--input-hash"), parse_bytes32(args.request_nonce, "--request-nonce")
 
 
 def _payment_from_file(path: Path, amount: str | None, payer: str, nonce: int) -> tuple[Any, bool]:
