@@ -26,6 +26,7 @@ from tests.relayer.support import (
     DEPLOYER_KEY,
     OG_SETTLE,
     PAY_TO,
+    TEE_KEY,
     LiveChain,
     cli,
     dev_key,
@@ -105,6 +106,13 @@ def test_registered_rsa_tee_is_listed_shown_and_beats(rsa_chain: RsaChain) -> No
     assert json.loads(rsa_chain.tee("show", rsa_chain.tee_id, "--json").stdout)["last_heartbeat"] == when
     again = rsa_chain.tee("heartbeat", "--tee-key-file", str(rsa_chain.pem), "--timestamp", str(when), "--json")
     assert again.returncode == 1 and json.loads(again.stdout)["error"] == "HeartbeatNotNewer"
+    # the secp256k1 TEE registered beside it beats too (ECDSA over the registry's EIP-712 Heartbeat)
+    ec_key = rsa_chain.work / "secp256k1.key"
+    ec_key.write_text("0x" + TEE_KEY.private_key.hex())
+    ec_beat = rsa_chain.tee("heartbeat", "--tee-key-file", str(ec_key), "--json")
+    assert ec_beat.returncode == 0, ec_beat.stdout + ec_beat.stderr
+    ec_when = json.loads(ec_beat.stdout)["timestamp"]
+    assert json.loads(rsa_chain.tee("show", "0x" + TEE_KEY.tee_id.hex(), "--json").stdout)["last_heartbeat"] == ec_when
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,9 @@
   hash or as AWS Nitro's three PCRs (``pcrHash = keccak256(pcr0 ‖ pcr1 ‖ pcr2)``); it must be approved, and
   ``--type`` (when given) must be the TEE type it was approved for.
 - ``tee approve``: an admin approves a measurement (or PCRs) for a TEE type, adding the type's name if it is new.
-- ``tee heartbeat``: an RSA TEE signs ``keccak256(teeId ‖ uint256 timestamp)``; anyone relays it.
+- ``tee heartbeat``: the TEE signs its liveness at a timestamp (RSA: PSS over ``keccak256(teeId ‖ uint256
+  timestamp)``, as OpenGradient's enclaves; secp256k1: ECDSA over the registry's EIP-712 ``Heartbeat``); anyone
+  relays it.
 - ``tee list`` (active TEEs, by type or owner) and ``tee show TEE_ID`` read the registry.
 
 Private keys come only from environment variables or files, never from the command line: the TEE's from
@@ -58,7 +60,7 @@ def register(groups: Any) -> None:
     approve.add_argument("--version", required=True, help="a label for the enclave build, e.g. 'tee-gateway v1.4.2'")
     approve.set_defaults(handler=_approve)
 
-    beat = commands.add_parser("heartbeat", help="sign and send an RSA TEE's heartbeat (anyone may relay it)")
+    beat = commands.add_parser("heartbeat", help="sign and send a TEE's heartbeat (anyone may relay it)")
     _chain_args(beat)
     _tee_key_args(beat)
     _sender_arg(beat, "the account that relays the heartbeat")
@@ -332,8 +334,6 @@ def _heartbeat(args: argparse.Namespace) -> int:
     from og_settle.tee import RsaTeeKey
 
     key = _signing_key(args)
-    if not isinstance(key, RsaTeeKey):
-        raise InvalidInput("tee key: heartbeats are for RSA TEEs (OpenGradient's enclaves); this is a secp256k1 key")
     if args.timestamp is not None and args.timestamp < 0:
         raise InvalidInput(f"--timestamp: must not be negative, got {args.timestamp}")
     chain = _Chain(args)
@@ -341,7 +341,10 @@ def _heartbeat(args: argparse.Namespace) -> int:
     # The registry refuses a heartbeat from the future; the latest block's time is what it compares against.
     latest = chain.read(lambda: int(chain.w3.eth.get_block("latest")["timestamp"]))
     timestamp = latest if args.timestamp is None else args.timestamp
-    signature = key.sign(chain.registry.heartbeat_message(key.tee_id, timestamp))
+    if isinstance(key, RsaTeeKey):  # OpenGradient's enclaves: RSA-PSS over keccak256(teeId || uint256 timestamp)
+        signature = key.sign(chain.registry.heartbeat_message(key.tee_id, timestamp))
+    else:  # a secp256k1 TEE: ECDSA over the EIP-712 Heartbeat(teeId, timestamp) digest of this registry
+        signature = key.sign_digest(chain.registry.secp256k1_heartbeat_digest(key.tee_id, timestamp))
     try:
         receipt = chain.send(sender, chain.registry.heartbeat_call(key.tee_id, timestamp, signature))
     except ContractRevert as err:
