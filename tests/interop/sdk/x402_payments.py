@@ -14,14 +14,17 @@ For each payment the resource server (``x402ResourceServerSync`` over ``HTTPFaci
 ``/supported``; the client (``x402ClientSync`` with the EVM exact and upto schemes, OPG allowed through
 ``set_spend_controls``) signs them; the resource server verifies, then settles ``settles`` times. An upto
 ``charge`` is applied as the SDK's ``settlement_overrides`` does: the settle-time requirements carry the charged
-amount. Output: ``{"kinds": [exact, upto], "payments": [{"requirements", "payload", "verify", "settles"}]}`` with the
-SDK's own models dumped by alias, or ``{"error": ...}`` for a step the SDK raised on.
+amount. Every payment is verified first, then settled (all at once from a thread pool with
+``"concurrentSettle": true``). Output: ``{"kinds": [exact, upto], "payments": [{"requirements", "payload",
+"verify", "settles"}]}`` with the SDK's own models dumped by alias, or ``{"error": ...}`` for a step the SDK
+raised on.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from eth_account import Account
@@ -70,6 +73,7 @@ def main() -> None:
 
     kinds = [server.get_supported_kind(2, network, scheme) for scheme in ("exact", "upto")]
     out: dict[str, Any] = {"kinds": [None if kind is None else dump(kind) for kind in kinds], "payments": []}
+    pending = []
     for payment in job["payments"]:
         config = ResourceConfig(
             scheme=payment["scheme"],
@@ -88,11 +92,18 @@ def main() -> None:
         at_settle = accepted
         if payment.get("charge") is not None:
             at_settle = accepted.model_copy(update={"amount": str(payment["charge"])})
-        count = payment.get("settles", 1)
-        settles = [attempt(lambda: server.settle_payment(payload, at_settle)) for _ in range(count)]  # noqa: B023
-        out["payments"].append(
-            {"requirements": dump(requirements[0]), "payload": dump(payload), "verify": verify, "settles": settles}
-        )
+        pending.append((payload, at_settle, payment.get("settles", 1)))
+        out["payments"].append({"requirements": dump(requirements[0]), "payload": dump(payload), "verify": verify})
+
+    def settle(index: int) -> list[Any]:
+        payload, at_settle, count = pending[index]
+        return [attempt(lambda: server.settle_payment(payload, at_settle)) for _ in range(count)]
+
+    # "concurrentSettle": every payment's /settle at once, as a busy resource server sends them.
+    workers = len(pending) if job.get("concurrentSettle") and pending else 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for entry, settles in zip(out["payments"], pool.map(settle, range(len(pending))), strict=True):
+            entry["settles"] = settles
     print(json.dumps(out))
 
 
