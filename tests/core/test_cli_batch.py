@@ -150,3 +150,26 @@ def test_prove_rejects_unknown_leaf_and_bad_index(tmp_path: Path, capsys: pytest
     assert code == 2 and "--leaf-hash: 0x" in err and "is not a leaf" in err
     code, _, err = run(capsys, "batch", "prove", str(path), "--leaf-hash", "0x00")
     assert code == 2 and "--leaf-hash: expected 32 bytes, got 1" in err
+
+
+def test_compact_dumps_are_streamed_and_each_command_checks_its_part(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a compact dump with one changed value: verify finds it (exit 1), prove refuses that value and proves the
+    others, inspect (layout and counts only, no hashing) still reports the dump."""
+    tree = StandardMerkleTree.of([InferenceLeaf.from_json(leaf_json(i)) for i in range(6)])
+    dump = tree.dump()
+    dump["values"][2]["value"][4] = "1"
+    path = tmp_path / "batch.json"
+    path.write_text(json.dumps(dump, separators=(",", ":")))
+    code, _, err = run(capsys, "batch", "verify", str(path))
+    assert code == 1 and "values[2]: the value does not hash to tree[" in err
+    code, _, err = run(capsys, "batch", "prove", str(path), "--index", "2")
+    assert code == 2 and "values[2]: the value does not hash to tree[" in err
+    code, out, _ = run(capsys, "batch", "prove", str(path), "--index", "3", "--json")
+    assert code == 0 and json.loads(out)["proof"] == ["0x" + node.hex() for node in tree.proof(3)]
+    code, out, _ = run(capsys, "batch", "inspect", str(path), "--json")
+    assert code == 0 and json.loads(out)["count"] == 6
+    path.write_text(json.dumps({**dump, "values": dump["values"][:5]}, separators=(",", ":")))
+    code, _, err = run(capsys, "batch", "inspect", str(path))
+    assert code == 2 and "values: a tree of 11 nodes has 6 leaves, but there are 5" in err

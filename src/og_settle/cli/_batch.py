@@ -165,7 +165,7 @@ def _prove(args: argparse.Namespace) -> int:
     except OSError as err:
         raise _unreadable(args.dump, err) from None
     except _NotALeaf:
-        raise InvalidInput(f"--leaf-hash: {args.leaf_hash} is not a leaf of {args.dump}") from None
+        raise InvalidInput(f"--leaf-hash: {to_hex(wanted or b'')} is not a leaf of {args.dump}") from None
     except _OutOfRange as err:
         raise InvalidInput(f"--index: {args.index} is out of range for a dump of {err.args[0]} leaves") from None
     result = {
