@@ -158,8 +158,9 @@ def batch_1m(options: argparse.Namespace) -> list[Row]:
         ("build peak RSS", f"{build.peak_rss / 2**20:,.0f} MiB", f"goal: <= 1024 MiB {verdict(build.peak_rss <= GIB)}"),
     ]
     for name, run in (("prove --index", prove), ("prove --leaf-hash", by_hash), ("verify", verify)):
-        met = run.wall <= 3 and run.peak_rss <= GIB
-        rows.append((name, f"{run.wall:.2f} s", f"{figures(run)}; goal: <= 3 s, <= 1 GiB {verdict(met)}"))
+        small = run.peak_rss <= GIB
+        goal = f"goal: <= 3 s, <= 1 GiB: CPU {verdict(run.cpu <= 3 and small)}, wall {verdict(run.wall <= 3 and small)}"
+        rows.append((name, f"{run.wall:.2f} s", f"{figures(run)}; {goal}"))
     rows.append(("inspect", f"{inspect.wall:.2f} s", figures(inspect)))
     return rows
 
