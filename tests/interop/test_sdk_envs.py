@@ -67,6 +67,8 @@ def test_an_unreachable_registry_is_one_clear_line(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(sdk_envs, "CACHE", tmp_path / "cache")
     monkeypatch.setitem(sdk_envs.PYTHON_SDKS, "unreachable", requirements)
     monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")  # no extra indexes or local wheel folders
+    for variable in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_NO_INDEX"):
+        monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{port}/simple")
     monkeypatch.setenv("PIP_RETRIES", "0")
     monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
