@@ -16,7 +16,7 @@ import pytest
 
 from og_settle._networks import network
 from og_settle.clients import make_web3
-from tests.gateway.stack import Stack, running_stack, settles_stock_payloads
+from tests.gateway.stack import Stack, address_of, running_stack, settles_stock_payloads
 from tests.support.sdk_envs import python_env, run_python
 
 X402_CLIENT = Path(__file__).with_name("x402_client.py")
@@ -80,6 +80,7 @@ def test_the_stock_sdk_pays_and_its_batch_leaf_is_in_a_recorded_root(paid: dict[
 
 @pytest.mark.parametrize("mode", ["individual", "metadata"])
 def test_individual_and_metadata_are_proven_on_chain(paid: dict[str, Any], stack: Stack, mode: str) -> None:
+    from og_settle._artifacts import abi
     from og_settle.clients import SettlementRegistryClient
     from og_settle.gateway import LocalBlobStore
     from og_settle.relayer import SqliteStore
@@ -97,8 +98,17 @@ def test_individual_and_metadata_are_proven_on_chain(paid: dict[str, Any], stack
         keys = [item.key for item in store.items() if item.record().get("input_hash") == blob["input_hash"]]
     finally:
         store.close()
-    registry = SettlementRegistryClient(make_web3(stack.rpc_url), stack.deployment.settlement_registry)
-    assert keys and all(key is not None and registry.is_settled(key) for key in keys)
+    w3 = make_web3(stack.rpc_url)
+    registry = SettlementRegistryClient(w3, stack.deployment.settlement_registry)
+    assert len(keys) == 1 and keys[0] is not None and registry.is_settled(keys[0])
+    # settleOpenGradient recorded it with the DA pointer naming the blob that holds the full record.
+    contract = w3.eth.contract(address=stack.deployment.settlement_registry, abi=abi("SettlementRegistry"))
+    (event,) = [e for e in contract.events.OpenGradientSettled.get_logs(from_block=0) if e["args"]["digest"] == keys[0]]
+    assert LocalBlobStore.blob_id_from_pointer(event["args"]["daPointer"]) == answer["blob_id"]
+    assert event["args"]["payer"] == address_of(stack.payer_key(1))
+    assert "0x" + event["args"]["inputHash"].hex().removeprefix("0x") == blob["input_hash"]
+    if mode == "metadata":
+        assert blob["model"] == "stand-in-echo" and blob["metadata"]["usage"]["completion_tokens"] > 0
 
 
 def test_a_refused_mode_charges_nothing(paid: dict[str, Any], stack: Stack) -> None:

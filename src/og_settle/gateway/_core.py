@@ -416,6 +416,9 @@ class Gateway:
                 }
             blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
             blob_id = await asyncio.to_thread(self.blobs.put, blob)
+        if blob_id is not None and self.blobs is not None:
+            # The chain records where the full record is; its hashes (checked on chain) commit to the blob.
+            record = {**record, "da_pointer": self.blobs.pointer(blob_id).decode("ascii")}
         assert self.sink is not None  # check_record ran first
         receipt = await self.sink.submit(record)
         return Recorded(mode, blob_id=blob_id, queue_key=receipt.key)

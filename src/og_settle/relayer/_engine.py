@@ -369,7 +369,10 @@ class Relayer:
             if record.get("scheme") == "opengradient":  # an RSA TEE's record from x-settlement-data (intake)
                 from og_settle.clients import OpenGradientSettlement
 
-                return chain.registry.settle_open_gradient_call(OpenGradientSettlement(**fields), signature)
+                pointer = str(record.get("da_pointer") or "").encode()  # where the full record is (the gateway's blob)
+                return chain.registry.settle_open_gradient_call(
+                    OpenGradientSettlement(**fields, da_pointer=pointer), signature
+                )
             return chain.registry.settle_individual_call(IndividualSettlement(**fields), signature)
         if batch.lane is Lane.METADATA:
             record = items[0].record()

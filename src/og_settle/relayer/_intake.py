@@ -18,8 +18,9 @@ One record is one JSON object (one line of JSONL) with a ``kind``:
     ``x-settlement-data`` headers; see :class:`og_settle.tee.SettlementData`): snake_case keys, a base64 signature
     (RSA-PSS for OpenGradient's enclaves), a decimal-string timestamp. A batch record becomes a batch leaf carrying
     the raw signature bytes; an individual record (an RSA TEE's, its ``input`` and ``output`` matching the signed
-    hashes) is settled with ``settleOpenGradient`` under ``keccak256(teeId ‖ message)``; ``private`` carries nothing
-    to settle. Optional ``ref``.
+    hashes) is settled with ``settleOpenGradient`` under ``keccak256(teeId ‖ message)``, with the optional
+    ``da_pointer`` (text: where the full record is stored) recorded beside it; ``private`` carries nothing to
+    settle. Optional ``ref``.
 
 Verification before acceptance: field shapes and sizes; the timestamp must lie in the registry's window; and the
 TEE's signature, against the key the TEE registry holds for ``tee_id`` (:class:`TeeDirectory`):

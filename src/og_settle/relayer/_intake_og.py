@@ -22,7 +22,9 @@ from og_settle.tee import KeyType, SettlementData
 
 __all__ = ["parse_settlement_data", "settlement_data_record"]
 
-_SETTLEMENT_DATA_FIELDS: Final = frozenset({"kind", "ref", "settlement_type", "data"})
+_SETTLEMENT_DATA_FIELDS: Final = frozenset({"kind", "ref", "settlement_type", "data", "da_pointer"})
+# The registry's MAX_DA_POINTER_LENGTH.
+_MAX_DA_POINTER_BYTES: Final = 256
 
 
 def parse_settlement_data(
@@ -33,11 +35,14 @@ def parse_settlement_data(
     source: str,
     ref: str | int | None = None,
     now: float | None = None,
+    da_pointer: str | None = None,
 ) -> NewItem | None:
     """Verify one OpenGradient settlement-data record (``x-settlement-type`` and ``x-settlement-data``).
 
     Returns the queue item, or None for ``private`` (nothing about the inference goes on chain). ``data`` is the
-    header's base64 text, or the decoded JSON object. Raises ``Rejected`` as :func:`parse_record` does.
+    header's base64 text, or the decoded JSON object. ``da_pointer`` (individual only) is where the full record is
+    stored, recorded on chain with it (for example a Walrus blob id). Raises ``Rejected`` as :func:`parse_record`
+    does.
     """
     current = time.time() if now is None else now
     try:
@@ -68,6 +73,12 @@ def parse_settlement_data(
         "input_hash": to_hex(record.input_hash),
         "output_hash": to_hex(record.output_hash),
     }
+    if da_pointer is not None:
+        if mode is not SettlementMode.INDIVIDUAL:
+            raise Rejected("invalid_record", "da_pointer: only an individual record carries one (a batch has its own)")
+        if not isinstance(da_pointer, str) or len(da_pointer.encode()) > _MAX_DA_POINTER_BYTES:
+            raise Rejected("invalid_record", f"da_pointer: expected text of at most {_MAX_DA_POINTER_BYTES} bytes")
+        payload["da_pointer"] = da_pointer
     if mode is SettlementMode.INDIVIDUAL:
         return _open_gradient_individual(record, config, payload, source)
     leaf = InferenceLeaf(record.tee_id, record.input_hash, record.output_hash, record.tee_signature, timestamp)
@@ -119,7 +130,9 @@ def settlement_data_record(obj: Mapping[str, Any], config: IntakeConfig, source:
     ref = obj.get("ref")
     if ref is not None and not isinstance(ref, str | int):
         raise InvalidInput(f"ref: expected a string, got {type(ref).__name__}")
-    item = parse_settlement_data(settlement_type, obj.get("data"), config, source=source, ref=ref, now=now)
+    item = parse_settlement_data(
+        settlement_type, obj.get("data"), config, source=source, ref=ref, now=now, da_pointer=obj.get("da_pointer")
+    )
     if item is None:
         raise Rejected("nothing_to_settle", "settlement_type private: nothing about the inference goes on chain")
     return item
