@@ -87,7 +87,7 @@ def test_a_payer_spending_the_nonce_first_does_not_get_the_merchants_payment_con
         "--exit-when-done",
         "--poll",
         "0.05",
-        env={"OG_SETTLE_TEST_PAUSE": "signed:3"},
+        env={"OG_SETTLE_TEST_PAUSE": "signed:8"},
         log_path=log,
     )
     try:

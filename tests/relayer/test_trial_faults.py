@@ -38,10 +38,11 @@ def test_drain_skips_expired_payments_without_a_transaction_and_exits_non_zero(
     """Payments that expired after intake fail before anything is sent (no gas spent on them), and
     ``--drain --exit-when-done`` exits 1 because items failed."""
     now = int(time.time())
-    records = [payment_record(chain.deployment, 80_000 + i, now=now - 3600 + 3, timeout=3600) for i in range(3)]
+    # Valid for 10 s more: long enough for intake on a loaded machine, short enough to expire before the run.
+    records = [payment_record(chain.deployment, 80_000 + i, now=now - 3600 + 10, timeout=3600) for i in range(3)]
     db = tmp_path / "queue.db"
-    _submit(db, chain, records)  # still valid for about 3 s
-    time.sleep(max(0.0, now + 5 - time.time()))
+    _submit(db, chain, records)
+    time.sleep(max(0.0, now + 12 - time.time()))
     relayer = Account.from_key(RELAYER_KEY).address
     nonce_before = chain.web3().eth.get_transaction_count(relayer)
     log = tmp_path / "relayer.log"
