@@ -8,8 +8,11 @@ from typing import Any
 
 import ape
 import pytest
+from eth_abi.abi import encode
 from eth_account import Account
 from eth_utils import keccak
+from hypothesis import given
+from hypothesis import strategies as st
 
 from og_settle import (
     PERMIT2_ADDRESS,
@@ -381,3 +384,67 @@ def test_gas_batch_of_50_first_time_stock_payers(
     gas_snapshot.record("StockPaymentBatcher.settle(50 exact, 50 payers) total", tx.gas_used)
     print(f"\nstock batch of 50 first-time payers: total {tx.gas_used}, per payment {per_payment}")
     assert per_payment <= 54_500
+
+
+# --- the packed encoding, property-tested -----------------------------------------------------------------------
+
+UINT = st.integers(min_value=0, max_value=2**256 - 1)
+
+
+@pytest.fixture(scope="module")
+def echo_batcher(project: Any, deployer: Any, relayer: Any) -> Any:
+    """A batcher whose "proxies" revert with the keccak256 of the calldata they got."""
+    echo = project.CalldataEchoProxy.deploy(sender=deployer)
+    contract = project.StockPaymentBatcher.deploy(deployer.address, echo.address, echo.address, sender=deployer)
+    contract.grantRole(SETTLER_ROLE, relayer.address, sender=deployer)
+    return contract
+
+
+@given(
+    scheme=st.sampled_from(["exact", "upto"]),
+    items=st.lists(
+        st.tuples(UINT, UINT, UINT, UINT, UINT, st.binary(max_size=150), st.integers(min_value=0, max_value=2)),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_packed_items_become_the_proxy_abi_call(
+    echo_batcher: Any, opg: Any, relayer: Any, accounts: Any, chain: Any, chain_id: int, scheme: str, items: Any
+) -> None:
+    """Any values (0 .. 2^256-1, any signature length) reach the proxy as exactly its ABI-encoded ``settle``."""
+    recipients = [accounts[7].address, accounts[8].address, accounts[9].address]
+    payments = [
+        StockPayment(
+            scheme=scheme,
+            owner=accounts[i % 7].address,
+            token=opg.address,
+            permitted=max(permitted, charge),
+            charge=charge if scheme == "upto" else max(permitted, charge),
+            nonce=nonce,
+            deadline=deadline,
+            to=recipients[r],
+            valid_after=valid_after,
+            facilitator=echo_batcher.address if scheme == "upto" else None,
+            signature=signature,
+            chain_id=chain_id,
+        )
+        for i, (permitted, charge, nonce, deadline, valid_after, signature, r) in enumerate(items)
+    ]
+    with chain.isolate():
+        tx = echo_batcher.settle(encode_batch(payments, batcher=echo_batcher.address), sender=relayer)
+    reasons = {log.index: bytes(log.reason) for log in tx.decode_logs(echo_batcher.PaymentFailed)}
+    for index, p in enumerate(payments):
+        permit = ((p.token, p.permitted), p.nonce, p.deadline)
+        if scheme == "exact":
+            call = keccak(text="settle(((address,uint256),uint256,uint256),address,(address,uint256),bytes)")[:4]
+            call += encode(
+                ["((address,uint256),uint256,uint256)", "address", "(address,uint256)", "bytes"],
+                [permit, p.owner, (p.to, p.valid_after), p.signature],
+            )
+        else:
+            sig = "settle(((address,uint256),uint256,uint256),uint256,address,(address,address,uint256),bytes)"
+            call = keccak(text=sig)[:4] + encode(
+                ["((address,uint256),uint256,uint256)", "uint256", "address", "(address,address,uint256)", "bytes"],
+                [permit, p.charge, p.owner, (p.to, echo_batcher.address, p.valid_after), p.signature],
+            )
+        assert reasons[index] == keccak(call), f"item {index}"
