@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from og_settle._hex import keccak256
-from og_settle.tee import RsaTeeKey, SettlementData, canonical_request, sign_response
+from og_settle.tee import RsaTeeKey, SettlementData, canonical_request, open_gradient_digest, sign_response
 from tests.relayer.support import (
     DEPLOYER_KEY,
     OG_SETTLE,
@@ -191,6 +191,8 @@ def test_rsa_settlement_data_is_settled_and_proven_on_chain(rsa_chain: RsaChain)
     (dump,) = settle_queue(queue, chain, work)
     code, body = inference_status(chain, "--leaf", json.dumps(leaf_of(batch)), "--dump", str(dump))
     assert code == 0 and body["settled"] is True, body  # verifyInferenceSignature checked the RSA-PSS leaf
-    digest = keccak256(individual.tee_id + individual.message_hash)  # SettlementRegistry.openGradientDigest
+    digest = open_gradient_digest(
+        individual.tee_id, individual.input_hash, individual.output_hash, individual.tee_timestamp
+    )
     code, body = inference_status(chain, "0x" + digest.hex())
     assert code == 0 and body["mode"] == "opengradient", body

@@ -13,6 +13,7 @@ from og_settle._hashing import tee_message_hash
 from og_settle._hex import keccak256, parse_address, parse_bytes32, to_hex
 from og_settle.clients._base import ContractClient
 from og_settle.clients._tx import ContractCall, Receipt, TxSender
+from og_settle.tee import heartbeat_message_hash, open_gradient_digest
 
 __all__ = [
     "KEY_TYPES",
@@ -73,7 +74,7 @@ class OpenGradientSettlement:
     @property
     def digest(self) -> bytes:
         """What the registry records it under: ``keccak256(teeId ‖ message_hash)``."""
-        return keccak256(self.tee_id + self.message_hash)
+        return open_gradient_digest(self.tee_id, self.input_hash, self.output_hash, self.timestamp)
 
     def as_abi(self) -> tuple[bytes, bytes, bytes, int, str, bytes]:
         return (self.tee_id, self.input_hash, self.output_hash, self.timestamp, self.payer, self.da_pointer)
@@ -423,7 +424,7 @@ class TeeRegistryClient(ContractClient):
     @staticmethod
     def heartbeat_message(tee_id: bytes, timestamp: int) -> bytes:
         """What an RSA TEE signs for a heartbeat: ``keccak256(teeId ‖ uint256 timestamp)``."""
-        return keccak256(parse_bytes32(tee_id, "tee_id") + timestamp.to_bytes(32, "big"))
+        return heartbeat_message_hash(tee_id, timestamp)
 
     def secp256k1_heartbeat_digest(self, tee_id: bytes, timestamp: int) -> bytes:
         """What a secp256k1 TEE signs for a heartbeat: the EIP-712 digest of ``Heartbeat(bytes32 teeId,uint256

@@ -13,12 +13,12 @@ from typing import Any, Final
 from og_settle._attestation import settlement_domain
 from og_settle._errors import InvalidInput
 from og_settle._hashing import SettlementMode
-from og_settle._hex import keccak256, to_hex
+from og_settle._hex import to_hex
 from og_settle._merkle import InferenceLeaf
 from og_settle.relayer._intake_checks import IntakeConfig, Rejected, active_key, in_window, leaf_item
 from og_settle.relayer._states import ItemKind, Lane
 from og_settle.relayer._store import NewItem
-from og_settle.tee import KeyType, SettlementData
+from og_settle.tee import KeyType, SettlementData, open_gradient_digest
 
 __all__ = ["parse_settlement_data", "settlement_data_record"]
 
@@ -108,8 +108,7 @@ def _open_gradient_individual(
             )
         if not key.verify(record.message_hash, record.tee_signature):
             raise Rejected("invalid_tee_signature", "tee_signature is not the registered RSA key's signature")
-    # SettlementRegistry.openGradientDigest: the key the registry records it under, once.
-    digest = keccak256(record.tee_id + record.message_hash)
+    digest = open_gradient_digest(record.tee_id, record.input_hash, record.output_hash, record.tee_timestamp)
     payload.update(
         scheme="opengradient",
         payer=record.eth_address,

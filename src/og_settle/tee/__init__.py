@@ -21,7 +21,14 @@ from og_settle.tee._canonical import (
     response_output,
     response_output_hash,
 )
-from og_settle.tee._hashing import canonical_json, input_hash, output_hash, tee_message_hash
+from og_settle.tee._hashing import (
+    canonical_json,
+    heartbeat_message_hash,
+    input_hash,
+    open_gradient_digest,
+    output_hash,
+    tee_message_hash,
+)
 from og_settle.tee._keys import (
     KeyType,
     RegisteredTeeKey,
@@ -76,8 +83,10 @@ __all__ = [
     "canonical_json",
     "canonical_request",
     "decode_signature",
+    "heartbeat_message_hash",
     "input_hash",
     "load_signing_key",
+    "open_gradient_digest",
     "output_hash",
     "parse_public_key",
     "recover_signer",

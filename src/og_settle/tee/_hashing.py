@@ -10,6 +10,9 @@
   ``keccak256(json.dumps(tool_calls, sort_keys=True))`` instead, with the same JSON conventions.
 * The TEE signs ``tee_message_hash = keccak256(inputHash ‖ outputHash ‖ uint256 timestamp)``
   (``abi.encodePacked(bytes32, bytes32, uint256)``, 96 bytes).
+* The settlement registry records an OpenGradient settlement once, under
+  ``open_gradient_digest = keccak256(teeId ‖ tee_message_hash)``.
+* An RSA TEE's heartbeat signs ``heartbeat_message_hash = keccak256(teeId ‖ uint256 timestamp)``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ from typing import Any
 from og_settle._errors import InvalidInput
 from og_settle._hex import keccak256, parse_bytes32, parse_uint256
 
-__all__ = ["canonical_json", "input_hash", "output_hash", "tee_message_hash"]
+__all__ = [
+    "canonical_json",
+    "heartbeat_message_hash",
+    "input_hash",
+    "open_gradient_digest",
+    "output_hash",
+    "tee_message_hash",
+]
 
 
 def canonical_json(value: Any, field: str) -> bytes:
@@ -75,3 +85,13 @@ def tee_message_hash(input_hash: Any, output_hash: Any, timestamp: Any) -> bytes
         + parse_uint256(timestamp, "timestamp").to_bytes(32, "big")
     )
     return keccak256(packed)
+
+
+def open_gradient_digest(tee_id: Any, input_hash: Any, output_hash: Any, timestamp: Any) -> bytes:
+    """``keccak256(teeId ‖ tee_message_hash(...))``: what ``SettlementRegistry.settleOpenGradient`` records, once."""
+    return keccak256(parse_bytes32(tee_id, "tee_id") + tee_message_hash(input_hash, output_hash, timestamp))
+
+
+def heartbeat_message_hash(tee_id: Any, timestamp: Any) -> bytes:
+    """``keccak256(teeId ‖ uint256 timestamp)``: what an RSA TEE signs for ``TeeRegistry.heartbeat``."""
+    return keccak256(parse_bytes32(tee_id, "tee_id") + parse_uint256(timestamp, "timestamp").to_bytes(32, "big"))
