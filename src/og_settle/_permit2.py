@@ -11,17 +11,27 @@ Only eth-abi, eth-account and the keccak are imported here; :func:`ensure_opg_ap
 from __future__ import annotations
 
 import enum
+import functools
 import secrets
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+import coincurve
 from eth_abi.abi import encode
 from eth_account import Account
 
 from og_settle._addresses import OPG_ADDRESS, PERMIT2_ADDRESS
 from og_settle._errors import InvalidInput, InvariantViolation
-from og_settle._hex import keccak256, parse_address, parse_bytes32, parse_hex_bytes, parse_uint256, to_hex
+from og_settle._hex import (
+    keccak256,
+    parse_address,
+    parse_bytes32,
+    parse_hex_bytes,
+    parse_uint256,
+    to_checksum_address,
+    to_hex,
+)
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -117,6 +127,21 @@ class PaymentScheme(enum.IntEnum):
         return PERMIT_WITNESS_TRANSFER_FROM_STUB + self.witness_type_string
 
 
+def _word(value: str | int | bytes) -> bytes:
+    """One static ABI word: an address (``0x`` + 40 hex digits), a uint256, or 32 bytes."""
+    if isinstance(value, str):
+        return bytes(12) + bytes.fromhex(value[2:])
+    if isinstance(value, int):
+        return value.to_bytes(32, "big")
+    return value
+
+
+@functools.lru_cache(maxsize=16)
+def _type_hash(encoded_type: str) -> bytes:
+    return keccak256(encoded_type.encode())
+
+
+@functools.lru_cache(maxsize=64)
 def domain_separator(chain_id: int, permit2: str = PERMIT2_ADDRESS) -> bytes:
     """Permit2's EIP-712 domain separator: ``(name "Permit2", chainId, verifyingContract)``, no version."""
     return keccak256(
@@ -188,35 +213,25 @@ class Permit2Authorization:
 
     def witness_hash(self) -> bytes:
         """``hashStruct(witness)``: the bytes32 passed to Permit2 as ``witness``."""
-        fields = self.scheme.witness_fields
         values = self.witness_values()
-        return keccak256(
-            encode(
-                ["bytes32", *(kind for _, kind in fields)],
-                [keccak256(self.scheme.witness_type.encode()), *(values[name] for name, _ in fields)],
-            )
-        )
+        words = [_type_hash(self.scheme.witness_type), *(_word(values[name]) for name, _ in self.scheme.witness_fields)]
+        return keccak256(b"".join(words))
 
     def struct_hash(self) -> bytes:
-        """``hashStruct(PermitWitnessTransferFrom)``, computed by hand as Permit2's PermitHash does."""
-        permitted = keccak256(
-            encode(
-                ["bytes32", "address", "uint256"], [keccak256(TOKEN_PERMISSIONS_TYPE.encode()), self.token, self.amount]
-            )
+        """``hashStruct(PermitWitnessTransferFrom)``, computed by hand as Permit2's PermitHash does.
+
+        Every member is a static 32-byte word (address, uint256, bytes32), so the ABI encoding is the words
+        concatenated; the tests hold this to eth-account's EIP-712 encoding."""
+        permitted = keccak256(_type_hash(TOKEN_PERMISSIONS_TYPE) + _word(self.token) + _word(self.amount))
+        words = (
+            _type_hash(self.scheme.full_type),
+            permitted,
+            _word(self.spender),
+            _word(self.nonce),
+            _word(self.deadline),
+            self.witness_hash(),
         )
-        return keccak256(
-            encode(
-                ["bytes32", "bytes32", "address", "uint256", "uint256", "bytes32"],
-                [
-                    keccak256(self.scheme.full_type.encode()),
-                    permitted,
-                    self.spender,
-                    self.nonce,
-                    self.deadline,
-                    self.witness_hash(),
-                ],
-            )
-        )
+        return keccak256(b"".join(words))
 
     def digest(self, chain_id: int, permit2: str = PERMIT2_ADDRESS) -> bytes:
         """The EIP-712 digest the payer signs and Permit2 recovers from."""
@@ -344,9 +359,12 @@ def recover_signer(
         vs = int.from_bytes(raw[32:], "big")
         raw = raw[:32] + (vs & ((1 << 255) - 1)).to_bytes(32, "big") + bytes([27 + (vs >> 255)])
     try:
-        recovered: str = Account._recover_hash(authorization.digest(chain_id, permit2), signature=raw)
-    except Exception:  # eth-keys raises several types for points that are not on the curve
+        public_key = coincurve.PublicKey.from_signature_and_message(
+            raw[:64] + bytes([raw[64] - 27]), authorization.digest(chain_id, permit2), hasher=None
+        )
+    except ValueError:  # r or s out of range, or no point on the curve: no signer
         return None
+    recovered = to_checksum_address(keccak256(public_key.format(compressed=False)[1:])[12:])
     return recovered
 
 

@@ -10,8 +10,9 @@
 
 x402 rejections are HTTP 200 bodies; HTTP errors are reserved for what is not an x402 request: a body that is
 not JSON (400), too large (413), a wrong path or method (404/405), a missing key (401), the node down (503).
-Every request has a whole-request deadline: a client too slow to send its body gets 408. Blocking work (chain
-reads, signature recovery, settlement) runs in worker threads, never on the event loop. Each request is one
+Every request has a whole-request deadline: a client too slow to send its body gets 408. ``/verify`` reads the
+chain through an asyncio JSON-RPC client (one batch per request); blocking work (settlement, its store, the
+status route) runs in worker threads, never on the event loop. Each request is one
 JSON log line; a client that disconnects is logged (status 499), never a traceback.
 """
 
@@ -33,6 +34,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from og_settle.facilitator._auth import ApiKeys
+from og_settle.facilitator._chain import AsyncRpcBatchReader
 from og_settle.facilitator._log import RequestLog
 from og_settle.facilitator._protocol import Facilitator, NodeError
 from og_settle.facilitator._settle_data import SETTLE_DATA_PATH, SettlementDataQueue, settle_data_handler
@@ -194,9 +196,11 @@ def create_app(
     async def health(request: Request) -> Any:
         return {"status": "ok", "network": facilitator.network}
 
+    readers: list[AsyncRpcBatchReader] = []
+
     async def verify(request: Request) -> Any:
         body = await _json_body(request, max_body_bytes)
-        result = await in_thread(facilitator.verify, body)
+        result = await facilitator.verify_async(body, readers[0])
         fields = _fields(request)
         fields.update(isValid=result.is_valid, payer=result.payer)
         if result.invalid_reason is not None:
@@ -230,12 +234,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        readers.append(facilitator.async_reader())
         if manage_facilitator:
             facilitator.start()
         log.write("facilitator.start", network=facilitator.network, settler=facilitator.relayer)
         try:
             yield
         finally:
+            await readers.pop().aclose()
             if manage_facilitator:
                 await anyio.to_thread.run_sync(facilitator.close)
             log.write("facilitator.stop", reason="shutdown")

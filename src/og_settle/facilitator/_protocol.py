@@ -44,7 +44,7 @@ from og_settle._x402 import (
     VerifyResult,
     verify_payment,
 )
-from og_settle.facilitator._chain import RpcBatchReader, RpcError
+from og_settle.facilitator._chain import AsyncRpcBatchReader, ChainSnapshot, RpcBatchReader, RpcError
 from og_settle.facilitator._engine import CallBuilder, Outcome, SettlementEngine, SettlementJob
 from og_settle.facilitator._proxy import proxy_settle_call
 from og_settle.facilitator._store import SettlementState, SettlementStore, SqliteSettlementStore
@@ -297,6 +297,27 @@ class Facilitator:
             return VerifyResult(is_valid=False, invalid_reason=err.reason, invalid_message=err.message)
         return self._check(request, request.requirements)
 
+    async def verify_async(self, body: Any, reader: AsyncRpcBatchReader) -> VerifyResult:
+        """:meth:`verify` for an event loop: the chain reads go through ``reader`` without a worker thread; the
+        checks themselves (parsing, one signature recovery) are short CPU work done in place."""
+        try:
+            request = parse_request(body, settling=False)
+        except _Malformed as err:
+            return VerifyResult(is_valid=False, invalid_reason=err.reason, invalid_message=err.message)
+        route = self._precheck(request, request.requirements)
+        if isinstance(route, VerifyResult):
+            return route
+        auth = request.payload.payload.authorization
+        try:
+            snapshot = await reader.snapshot(auth.owner, auth.token, auth.nonce)
+        except RpcError as err:
+            raise NodeError(f"chain node unavailable: {err}") from err
+        return self._conclude(request, request.requirements, route, snapshot)
+
+    def async_reader(self) -> AsyncRpcBatchReader:
+        """A new :class:`AsyncRpcBatchReader` on this facilitator's node (to create inside the serving loop)."""
+        return AsyncRpcBatchReader(self.reader.rpc_url, self.permit2)
+
     def settle(self, body: Any, notes: dict[str, Any] | None = None) -> SettleResponse:
         """The ``POST /settle`` answer: verify, then settle on chain once. ``notes`` receives log details."""
         notes = notes if notes is not None else {}
@@ -404,7 +425,8 @@ class Facilitator:
             )
         return route
 
-    def _check(self, request: _Request, requirements: PaymentRequirements) -> VerifyResult:
+    def _precheck(self, request: _Request, requirements: PaymentRequirements) -> VerifyResult | _Route:
+        """The checks before any chain read: network, payTo allow-list, spender route."""
         auth = request.payload.payload.authorization
         if requirements.network != self.network:
             return VerifyResult(
@@ -420,13 +442,11 @@ class Facilitator:
                 payer=auth.owner,
                 invalid_message=f"payTo: {requirements.pay_to} is not on this facilitator's allow-list",
             )
-        route = self._route(request)
-        if isinstance(route, VerifyResult):
-            return route
-        try:
-            snapshot = self.reader.snapshot(auth.owner, auth.token, auth.nonce)
-        except RpcError as err:
-            raise NodeError(f"chain node unavailable: {err}") from err
+        return self._route(request)
+
+    def _conclude(
+        self, request: _Request, requirements: PaymentRequirements, route: _Route, snapshot: ChainSnapshot
+    ) -> VerifyResult:
         return verify_payment(
             request.payload,
             requirements,
@@ -436,6 +456,17 @@ class Facilitator:
             settler=route.settler,
             permit2=self.permit2,
         )
+
+    def _check(self, request: _Request, requirements: PaymentRequirements) -> VerifyResult:
+        route = self._precheck(request, requirements)
+        if isinstance(route, VerifyResult):
+            return route
+        auth = request.payload.payload.authorization
+        try:
+            snapshot = self.reader.snapshot(auth.owner, auth.token, auth.nonce)
+        except RpcError as err:
+            raise NodeError(f"chain node unavailable: {err}") from err
+        return self._conclude(request, requirements, route, snapshot)
 
     def _outcome_of(self, record: Any, *, wait: float) -> Outcome:
         if record.state == SettlementState.SETTLED:
