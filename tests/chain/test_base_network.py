@@ -22,7 +22,7 @@ from og_settle.clients import StockPayment, StockPaymentBatcherClient, TxSender,
 from og_settle.replica import DEV_MNEMONIC, ReplicaInfo, running_replica
 from og_settle.replica._rpc import JsonRpc, RpcError
 from tests.support.stock import StockPayment as SignedStock
-from tests.support.stock import stock_payment
+from tests.support.stock import as_x402, stock_payment
 
 ONE = 10**18
 Account.enable_unaudited_hdwallet_features()
@@ -63,20 +63,7 @@ def now(rpc: JsonRpc) -> int:
 
 
 def as_stock(signed: SignedStock, charge: int) -> StockPayment:
-    return StockPayment(
-        scheme=signed.scheme,
-        owner=signed.owner,
-        token=signed.token,
-        permitted=signed.amount,
-        charge=charge,
-        nonce=signed.nonce,
-        deadline=signed.deadline,
-        to=signed.to,
-        valid_after=signed.valid_after,
-        facilitator=signed.facilitator,
-        signature=signed.signature,
-        chain_id=BASE.chain_id,
-    )
+    return StockPayment.from_x402(*as_x402(signed, BASE.chain_id, charge))
 
 
 def test_base_replica_holds_the_canonical_contracts(base: ReplicaInfo, rpc: JsonRpc) -> None:

@@ -19,8 +19,6 @@ from og_settle import (
     X402_EXACT_PERMIT2_PROXY,
     X402_UPTO_PERMIT2_PROXY,
     InvalidInput,
-    PaymentPayload,
-    PaymentRequirements,
     ensure_opg_approval,
 )
 from og_settle.clients import (
@@ -31,7 +29,7 @@ from og_settle.clients import (
     exact_proxy_call,
     group_batches,
 )
-from tests.support.stock import stock_payment
+from tests.support.stock import as_x402, stock_payment
 from tests.support.tokens import deal_opg
 
 ONE = 10**18
@@ -62,17 +60,7 @@ def stock(opg: Any, payee: Any, chain_id: int, now: int, permit2_approved: None)
         values: dict[str, Any] = {"chain_id": chain_id, "token": opg.address, "amount": ONE, "to": payee.address}
         values.update(fields)
         signed = stock_payment(key, now=now, **values)
-        requirements = PaymentRequirements(
-            scheme=signed.scheme,
-            network=f"eip155:{chain_id}",
-            amount=signed.amount if charge is None else charge,
-            asset=signed.token,
-            pay_to=signed.to,
-            max_timeout_seconds=3600,
-            extra={"assetTransferMethod": "permit2"},
-        )
-        accepted = {**requirements.to_json(), "amount": str(signed.amount)}
-        payload = PaymentPayload.from_json({"x402Version": 2, "accepted": accepted, "payload": signed.payload()})
+        payload, requirements = as_x402(signed, chain_id, charge)
         return StockPayment.from_x402(payload, requirements)
 
     return make

@@ -161,3 +161,22 @@ def stock_payment(
     payment = replace(payment, **overrides)
     signed = Account.sign_typed_data(key if sign_key is None else sign_key, full_message=typed_data(payment, chain_id))
     return replace(payment, signature=bytes(signed.signature))
+
+
+def as_x402(payment: StockPayment, chain_id: int, charge: int | None = None) -> tuple[Any, Any]:
+    """The x402 v2 ``(PaymentPayload, PaymentRequirements)`` a facilitator's ``/settle`` receives for ``payment``,
+    parsed by og-settle's x402 types; ``charge`` is the upto ``paymentRequirements.amount`` (default: permitted)."""
+    from og_settle import PaymentPayload, PaymentRequirements
+
+    requirements = PaymentRequirements(
+        scheme=payment.scheme,
+        network=f"eip155:{chain_id}",
+        amount=payment.amount if charge is None else charge,
+        asset=payment.token,
+        pay_to=payment.to,
+        max_timeout_seconds=3600,
+        extra={"assetTransferMethod": "permit2"},
+    )
+    accepted = {**requirements.to_json(), "amount": str(payment.amount)}
+    payload = PaymentPayload.from_json({"x402Version": 2, "accepted": accepted, "payload": payment.payload()})
+    return payload, requirements
