@@ -100,7 +100,7 @@ def gateway_paid(options: argparse.Namespace) -> list[Row]:
     import httpx
 
     from og_settle._x402 import decode_payment_required_header
-    from tests.gateway.stack import running_stack
+    from og_settle.demo._stack import running_stack
 
     with (
         tempfile.TemporaryDirectory(prefix="og-settle-gateway-bench-") as work,

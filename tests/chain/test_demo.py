@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from og_settle._demo import MODES, format_report, run_demo
+from og_settle.demo import MODES, format_report, run_demo
 
 
 def test_demo_settles_every_mode_and_reports_success(tmp_path: Path) -> None:

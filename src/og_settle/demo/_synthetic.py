@@ -38,7 +38,7 @@ from og_settle._hex import keccak256, to_hex
 from og_settle._merkle import StandardMerkleTree
 from og_settle._x402 import PaymentRequirements, Web3ChainReader, create_payment_payload
 
-__all__ = ["DemoReport", "format_report", "run_demo"]
+__all__ = ["MODES", "DemoReport", "format_report", "run_demo"]
 
 # The stand-in TEE key is derived from a fixed label, so every run registers the same TEE. A real TEE's key is
 # generated inside the enclave and bound to its attestation report; this one is neither.
