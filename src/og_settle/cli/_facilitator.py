@@ -77,6 +77,7 @@ def register(groups: Any) -> None:
     serve.add_argument(
         "--request-timeout", type=float, default=None, help="whole-request deadline (default: receipt timeout + 10)"
     )
+    serve.add_argument("--body-timeout", type=float, default=5.0, help="seconds a client may take to send its body")
     serve.add_argument("--threads", type=int, default=64, help="worker threads for chain calls")
     serve.add_argument(
         "--queue",
@@ -118,6 +119,8 @@ def _check_args(args: argparse.Namespace) -> float:
         raise InvalidInput(f"--max-batch: must be positive, got {args.max_batch}")
     if args.receipt_timeout <= 0:
         raise InvalidInput(f"--receipt-timeout: must be positive, got {args.receipt_timeout}")
+    if not 0 < args.body_timeout <= (args.request_timeout or args.receipt_timeout + 10.0):
+        raise InvalidInput(f"--body-timeout: must be positive and within the request deadline, got {args.body_timeout}")
     if args.threads < 1:
         raise InvalidInput(f"--threads: must be positive, got {args.threads}")
     timeout = args.request_timeout if args.request_timeout is not None else args.receipt_timeout + 10.0
@@ -186,6 +189,7 @@ def _serve(args: argparse.Namespace) -> int:
             facilitator,
             api_keys=api_keys,
             request_timeout=request_timeout,
+            body_timeout=args.body_timeout,
             max_body_bytes=args.max_body,
             log=log,
             threads=args.threads,

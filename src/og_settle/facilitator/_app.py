@@ -10,7 +10,8 @@
 
 x402 rejections are HTTP 200 bodies; HTTP errors are reserved for what is not an x402 request: a body that is
 not JSON (400), too large (413), a wrong path or method (404/405), a missing key (401), the node down (503).
-Every request has a whole-request deadline: a client too slow to send its body gets 408. ``/verify`` reads the
+Every request has a whole-request deadline, and its body a shorter one: a client too slow to send its body gets
+408 within seconds, so a stalled client cannot hold up a shutdown. ``/verify`` reads the
 chain through an asyncio JSON-RPC client (one batch per request); blocking work (settlement, its store, the
 status route) runs in worker threads, never on the event loop. Each request is one
 JSON log line; a client that disconnects is logged (status 499), never a traceback.
@@ -118,7 +119,7 @@ async def _send_json(send: Send, status: int, body: Any, *, close: bool = False)
     await send({"type": "http.response.body", "body": data})
 
 
-async def _json_body(request: Request, limit: int) -> Any:
+async def _json_body(request: Request, limit: int, timeout: float) -> Any:
     length = request.headers.get("content-length")
     if length is not None:
         if not length.isdigit():
@@ -126,10 +127,15 @@ async def _json_body(request: Request, limit: int) -> Any:
         if int(length) > limit:
             raise HttpError(413, f"body: {length} bytes is over the {limit}-byte limit", {"Connection": "close"})
     chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > limit:
-            raise HttpError(413, f"body: over the {limit}-byte limit", {"Connection": "close"})
+    # A body is a few kilobytes: a client that takes longer than ``timeout`` to send it is stalling, and must
+    # not hold a shutdown for the whole request deadline (which is sized for settlement receipts).
+    with anyio.move_on_after(timeout) as reading:
+        async for chunk in request.stream():
+            chunks += chunk
+            if len(chunks) > limit:
+                raise HttpError(413, f"body: over the {limit}-byte limit", {"Connection": "close"})
+    if reading.cancelled_caught:
+        raise HttpError(408, f"body: not received within {timeout:g}s", {"Connection": "close"})
     try:
         return json.loads(chunks.decode("utf-8"))
     except UnicodeDecodeError:
@@ -169,13 +175,15 @@ def create_app(
     *,
     api_keys: ApiKeys | None = None,
     request_timeout: float = 60.0,
+    body_timeout: float = 5.0,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     log: RequestLog | None = None,
     threads: int = 64,
     manage_facilitator: bool = True,
     settle_data: SettlementDataQueue | None = None,
 ) -> Starlette:
-    """The ASGI app serving ``facilitator``. With ``manage_facilitator`` the lifespan starts its settlement
+    """The ASGI app serving ``facilitator``. ``request_timeout`` bounds a whole request (408 if it is not answered
+    by then), ``body_timeout`` the reading of its body. With ``manage_facilitator`` the lifespan starts its settlement
     engine and closes it (after settlements in flight) at shutdown. ``api_keys=None`` leaves ``/settle`` open:
     only for tests and private networks."""
     log = log or RequestLog()
@@ -199,7 +207,7 @@ def create_app(
     readers: list[AsyncRpcBatchReader] = []
 
     async def verify(request: Request) -> Any:
-        body = await _json_body(request, max_body_bytes)
+        body = await _json_body(request, max_body_bytes, body_timeout)
         result = await facilitator.verify_async(body, readers[0])
         fields = _fields(request)
         fields.update(isValid=result.is_valid, payer=result.payer)
@@ -209,7 +217,7 @@ def create_app(
 
     async def settle(request: Request) -> Any:
         authorize(request)
-        body = await _json_body(request, max_body_bytes)
+        body = await _json_body(request, max_body_bytes, body_timeout)
         notes: dict[str, Any] = {}
         response = await in_thread(facilitator.settle, body, notes)
         fields = _fields(request)
@@ -257,7 +265,7 @@ def create_app(
         handler = settle_data_handler(
             settle_data,
             authorize=authorize,
-            read_body=lambda request: _json_body(request, max_body_bytes),
+            read_body=lambda request: _json_body(request, max_body_bytes, body_timeout),
             in_thread=in_thread,
             log_fields=_fields,
         )
