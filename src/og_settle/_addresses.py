@@ -1,4 +1,5 @@
-"""Kept so existing imports work: the network facts live in :mod:`og_settle._networks`, their one home."""
+"""Deprecated alias, kept so older imports keep working: network facts live in :mod:`og_settle._networks`, their
+one home, and og-settle itself imports them from there."""
 
 from og_settle._networks import (
     BASE_SEPOLIA_CAIP2,

@@ -29,10 +29,16 @@ from typing import Any, Protocol
 import sha3
 from eth_abi.abi import encode
 
-from og_settle._addresses import DETERMINISTIC_DEPLOYER, OPG_ADDRESS, PERMIT2_ADDRESS
 from og_settle._artifacts import artifact
 from og_settle._errors import InvalidInput
-from og_settle._networks import NETWORKS, X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY
+from og_settle._networks import (
+    DETERMINISTIC_DEPLOYER,
+    NETWORKS,
+    OPG_ADDRESS,
+    PERMIT2_ADDRESS,
+    X402_EXACT_PERMIT2_PROXY,
+    X402_UPTO_PERMIT2_PROXY,
+)
 from og_settle.replica._node import create2_address
 
 __all__ = [

@@ -21,7 +21,6 @@ import coincurve
 from eth_abi.abi import encode
 from eth_account import Account
 
-from og_settle._addresses import OPG_ADDRESS, PERMIT2_ADDRESS
 from og_settle._errors import InvalidInput, InvariantViolation
 from og_settle._hex import (
     keccak256,
@@ -32,6 +31,7 @@ from og_settle._hex import (
     to_checksum_address,
     to_hex,
 )
+from og_settle._networks import OPG_ADDRESS, PERMIT2_ADDRESS
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount

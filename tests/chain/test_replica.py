@@ -12,7 +12,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 
 from og_settle import BASE_SEPOLIA_CHAIN_ID, DETERMINISTIC_DEPLOYER, OPG_ADDRESS, PERMIT2_ADDRESS
-from og_settle._addresses import PERMIT2_SALT
+from og_settle._networks import PERMIT2_SALT
 from og_settle.replica import compile_permit2, create2_address
 from tests.conftest import OPG_PER_PAYER
 

@@ -22,7 +22,6 @@ from typing import Any
 from eth_account import Account
 from eth_keys import keys
 
-from og_settle._addresses import BASE_SEPOLIA_CAIP2, OPG_ADDRESS
 from og_settle._attestation import (
     IndividualSettlement,
     InferenceAttestation,
@@ -34,6 +33,7 @@ from og_settle._attestation import (
 )
 from og_settle._deploy import Deployment, Web3Sender, deploy
 from og_settle._hex import keccak256, to_hex
+from og_settle._networks import BASE_SEPOLIA_CAIP2, OPG_ADDRESS
 from og_settle._permit2 import ensure_opg_approval
 from og_settle._x402 import PaymentRequirements, create_payment_payload
 from og_settle.replica import DEV_MNEMONIC

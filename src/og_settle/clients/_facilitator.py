@@ -9,8 +9,8 @@ from typing import Any, Final
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 
-from og_settle._addresses import PERMIT2_ADDRESS
 from og_settle._hex import keccak256, parse_address, parse_uint256
+from og_settle._networks import PERMIT2_ADDRESS
 from og_settle.clients._base import ContractClient
 from og_settle.clients._errors import NamedError, decode_revert, x402_reason
 from og_settle.clients._tx import ContractCall, Receipt, RetryPolicy, TxSender, call_with_retries, revert_data

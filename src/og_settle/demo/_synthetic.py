@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from og_settle._addresses import OPG_ADDRESS
 from og_settle._attestation import (
     IndividualSettlement,
     InferenceAttestation,
@@ -36,6 +35,7 @@ from og_settle._deploy import Deployment, Web3Sender, deploy
 from og_settle._hashing import input_hash, output_hash
 from og_settle._hex import keccak256, to_hex
 from og_settle._merkle import StandardMerkleTree
+from og_settle._networks import OPG_ADDRESS
 from og_settle._x402 import PaymentRequirements, Web3ChainReader, create_payment_payload
 
 __all__ = ["MODES", "DemoReport", "format_report", "run_demo"]
