@@ -25,14 +25,14 @@ from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Final, Protocol
+from typing import Any, BinaryIO, Final, NoReturn, Protocol
 
 import msgspec
 import sha3
 
 from og_settle import _merkle_stream as _stream
 from og_settle._errors import InvalidInput, InvariantViolation
-from og_settle._hex import to_hex
+from og_settle._hex import parse_bytes32, to_hex
 from og_settle._merkle import (
     OG_LEAF_ENCODING,
     STANDARD_V1,
@@ -249,8 +249,14 @@ class _StreamedDump:
         try:
             node = _unhexlify(self._tree_text[start : start + 64])
         except ValueError:
-            raise _NotCompact from None  # load() names the fault
+            self._bad_node(index)
         return node
+
+    def _bad_node(self, index: int) -> NoReturn:
+        """Raise load()'s InvalidInput for node ``index``, whose 64 characters are not all hex digits."""
+        start = _NODE * index + 1
+        parse_bytes32(self._tree_text[start : start + 66].decode("utf-8", "replace"), f"tree[{index}]")
+        raise InvariantViolation(f"tree[{index}] was refused as hex but parses")  # pragma: no cover
 
     def _nodes(self) -> bytes:
         """Every node's 32 bytes, in tree order."""
@@ -259,11 +265,15 @@ class _StreamedDump:
         for start in range(0, len(text), step):
             window = bytes(text[start : start + step])
             try:
-                parts.append(_unhexlify(window.replace(b'",', b"").replace(b'"0x', b"")))
+                nodes = _unhexlify(window.replace(b'",', b"").replace(b'"0x', b""))
             except ValueError:
-                raise _NotCompact from None
-            if len(parts[-1]) * 69 != len(window) * 32:
-                raise _NotCompact
+                nodes = b""
+            if len(nodes) * _NODE != len(window) * 32:  # a character that is not a hex digit: find the node
+                first = start // _NODE
+                for index in range(first, first + len(window) // _NODE):
+                    self._node(index)
+                raise InvariantViolation("a tree window was refused as hex but each node parses")
+            parts.append(nodes)
         return b"".join(parts)
 
     # -- the values, streamed

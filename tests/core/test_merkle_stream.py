@@ -121,6 +121,8 @@ def set_value(i: int, field: int, text: str) -> Any:
         set_value(4, 4, str(2**256)),
         set_value(9, 3, "0x" + "ab" * 1025),
         lambda dump: dump["values"][2].__setitem__("treeIndex", 10**18),
+        lambda dump: dump["tree"].__setitem__(30, "0x" + "zz" + "00" * 31),
+        lambda dump: dump["tree"].__setitem__(0, "0x" + "00" * 31 + " 0"),
     ],
 )
 def test_streamed_verify_finds_what_load_finds(
@@ -291,3 +293,13 @@ def test_the_batch_commands_import_no_abi_or_network_stack(tmp_path: Path) -> No
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.splitlines()[-1] == "[]"
+
+
+def test_a_bad_tree_node_is_named_without_loading_the_dump_whole(tmp_path: Path, small_blocks: None) -> None:
+    tree = og_tree(20)
+    path = tmp_path / "dump.json"
+    path.write_text(tampered(tree, lambda dump: dump["tree"].__setitem__(30, "0x" + "zz" + "00" * 31)))
+    dump = dumps.open_dump(path)
+    assert isinstance(dump, dumps._StreamedDump)
+    with pytest.raises(InvalidInput, match=r"^tree\[30\]: not a hex string \(bad character 'z'\)"):
+        dump.verify()
