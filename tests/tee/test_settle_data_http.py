@@ -73,6 +73,16 @@ def test_settle_data_queues_checked_leaves_that_the_relayer_settles(
 
             private = _post(url, "private", None)
             assert private.status_code == 202 and private.json()["settlementJob"] is None
+            empty_body = httpx.post(
+                url + "/settle_data", headers={"Authorization": f"Bearer {BEARER}", "x-settlement-type": "private"}
+            )
+            assert empty_body.status_code == 202, empty_body.text
+            not_json = httpx.post(
+                url + "/settle_data",
+                headers={"Authorization": f"Bearer {BEARER}", "x-settlement-type": "private"},
+                content=b"{nope",
+            )
+            assert not_json.status_code == 400 and "not valid JSON" in not_json.json()["error"]
 
             first = _post(url, "batch", honest)
             assert first.status_code == 202, first.text

@@ -161,7 +161,8 @@ def _inference(args: argparse.Namespace) -> int:
     }
     if failed is None:
         body["signer"] = signer
-        text = f"inference {to_hex(hashed)}: settled in batch {batch_id} (root {to_hex(tree.root)}), signed by {signer}"
+        by = signer if int(signer, 16) else f"the RSA TEE {to_hex(leaf.tee_id)}"  # RSA TEEs have no signer address
+        text = f"inference {to_hex(hashed)}: settled in batch {batch_id} (root {to_hex(tree.root)}), signed by {by}"
     else:
         body["reason"] = failed
         text = f"inference {to_hex(hashed)}: not settled ({failed}; root {to_hex(tree.root)})"

@@ -3,7 +3,7 @@
 A TEE gateway sends each inference's settlement data to its facilitator as OpenGradient's inference facilitator
 expects it: the headers ``x-settlement-type`` (``private``, ``batch`` or ``individual``; SDK and product-document
 names are read too) and ``x-settlement-data`` (base64 JSON, see :class:`og_settle.tee.SettlementData`), with a JSON
-body that is ignored (``{}``). The record goes through the relayer's own intake
+body that is ignored (``{}``; an empty body is accepted too). The record goes through the relayer's own intake
 (:func:`og_settle.relayer.parse_settlement_data`: shape, time window, and the leaf's signer against the TEE
 registry's active key) into the relayer's durable queue, where ``og-settle relayer run`` batches and settles it.
 
@@ -102,7 +102,8 @@ def settle_data_handler(
 
     async def settle_data(request: Request) -> Response:
         authorize(request)
-        await read_body(request)  # OpenGradient sends {}; read (and size-check) it, but the data is in the headers
+        if request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers:
+            await read_body(request)  # OpenGradient sends {}: read and size-check it; the data is in the headers
         settlement_type = request.headers.get(_TYPE_HEADER, "").strip()
         fields = log_fields(request)
         if not settlement_type:

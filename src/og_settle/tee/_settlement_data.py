@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from og_settle._errors import InvalidInput
 from og_settle._hex import keccak256, parse_address, parse_uint256, to_hex
+from og_settle._merkle import TEE_SIGNATURE_MAX_BYTES
 from og_settle.tee._canonical import request_hash, response_output_hash
 from og_settle.tee._hashing import canonical_json, tee_message_hash
 from og_settle.tee._rsa import decode_signature
@@ -39,7 +40,6 @@ MAX_SETTLEMENT_DATA_BYTES: Final = 256 * 1024
 SETTLEMENT_DATA_MODES: Final = ("batch", "individual")
 _BATCH_KEYS: Final = frozenset({"tee_id", "input_hash", "output_hash", "tee_signature", "tee_timestamp"})
 _INDIVIDUAL_KEYS: Final = _BATCH_KEYS | {"input", "output", "timestamp", "eth_address"}
-_MAX_SIGNATURE_BYTES: Final = 1024
 
 
 def _bytes32(obj: Mapping[str, Any], name: str) -> bytes:
@@ -110,8 +110,9 @@ class SettlementData:
     def __post_init__(self) -> None:
         if self.mode not in SETTLEMENT_DATA_MODES:
             raise InvalidInput(f"x-settlement-type: {self.mode!r} carries no settlement data")
-        if not 0 < len(self.tee_signature) <= _MAX_SIGNATURE_BYTES:
-            raise InvalidInput(f"tee_signature: {len(self.tee_signature)} bytes (expected 1..{_MAX_SIGNATURE_BYTES})")
+        if not 0 < len(self.tee_signature) <= TEE_SIGNATURE_MAX_BYTES:
+            size, limit = len(self.tee_signature), TEE_SIGNATURE_MAX_BYTES
+            raise InvalidInput(f"tee_signature: {size} bytes (expected 1..{limit})")
         if self.mode == "individual":
             if self.eth_address is None:
                 raise InvalidInput("eth_address: missing (an individual record names its payer)")
