@@ -25,7 +25,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Final, NoReturn, Protocol
+from typing import Any, BinaryIO, Final, NoReturn, Protocol, TypeVar
 
 import msgspec
 import sha3
@@ -48,6 +48,7 @@ from og_settle._merkle_stream import _og_encoding
 __all__ = ["DumpFile", "DumpProof", "open_dump", "with_fallback"]
 
 _BLOCK: Final = 1 << 23  # bytes read at a time: 8 MiB
+_T = TypeVar("_T")
 _keccak = sha3.keccak_256
 _unhexlify = binascii.unhexlify
 
@@ -508,7 +509,7 @@ def open_dump(path: Path) -> DumpFile:
             return _load_whole(path, handle)
 
 
-def with_fallback(path: Path, action: Callable[[DumpFile], Any]) -> Any:
+def with_fallback(path: Path, action: Callable[[DumpFile], _T]) -> _T:
     """Run ``action`` on the opened dump; when a streamed dump turns out not to be compact after all (a block
     that does not decode), run it again on the dump loaded whole, which names the fault exactly."""
     dump = open_dump(path)

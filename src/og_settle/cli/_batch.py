@@ -21,9 +21,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from og_settle._errors import InvalidInput
+
+if TYPE_CHECKING:
+    from og_settle._merkle_dump import DumpFile, DumpProof
+
+_T = TypeVar("_T")
 
 # A progress bar is drawn on a terminal for inputs of at least this many bytes (about 1,000 leaves).
 _PROGRESS_MIN_BYTES = 1_000_000
@@ -129,7 +134,7 @@ def _build(args: argparse.Namespace) -> int:
 # -- reading dumps
 
 
-def _with_dump(path: Path, action: Callable[[Any], Any]) -> Any:
+def _with_dump(path: Path, action: Callable[[DumpFile], _T]) -> _T:
     """Open the dump at ``path`` (streamed when compact) and run ``action`` on it; InvalidInput names the file."""
     from og_settle._merkle_dump import with_fallback
 
@@ -148,7 +153,7 @@ def _prove(args: argparse.Namespace) -> int:
 
     wanted = None if args.leaf_hash is None else parse_bytes32(args.leaf_hash, "--leaf-hash")
 
-    def prove(dump: Any) -> Any:
+    def prove(dump: DumpFile) -> DumpProof:
         if wanted is not None:
             try:
                 index = dump.index_of(wanted)
@@ -168,13 +173,14 @@ def _prove(args: argparse.Namespace) -> int:
         raise InvalidInput(f"--leaf-hash: {to_hex(wanted or b'')} is not a leaf of {args.dump}") from None
     except _OutOfRange as err:
         raise InvalidInput(f"--index: {args.index} is out of range for a dump of {err.args[0]} leaves") from None
-    result = {
+    proof = [to_hex(node) for node in found.proof]
+    result: dict[str, Any] = {
         "root": to_hex(found.root),
         "index": found.index,
         "tree_index": found.tree_index,
         "leaf_hash": to_hex(found.leaf_hash),
         "value": found.value,
-        "proof": [to_hex(node) for node in found.proof],
+        "proof": proof,
     }
     if args.json:
         print(json.dumps(result))
@@ -184,7 +190,7 @@ def _prove(args: argparse.Namespace) -> int:
         print(f"leaf hash  {result['leaf_hash']}")
         print(f"value      {json.dumps(found.value)}")
         print(f"proof      {len(found.proof)} nodes")
-        for node in result["proof"]:
+        for node in proof:
             print(f"  {node}")
     return 0
 
@@ -197,7 +203,7 @@ class _OutOfRange(Exception):
     pass
 
 
-def _summary(dump: Any) -> dict[str, Any]:
+def _summary(dump: DumpFile) -> dict[str, Any]:
     from og_settle._hex import to_hex
     from og_settle._merkle import STANDARD_V1
 
@@ -210,7 +216,7 @@ def _summary(dump: Any) -> dict[str, Any]:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    def verify(dump: Any) -> dict[str, Any]:
+    def verify(dump: DumpFile) -> dict[str, Any]:
         dump.verify()
         return _summary(dump)
 
@@ -231,7 +237,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    def inspect(dump: Any) -> dict[str, Any]:
+    def inspect(dump: DumpFile) -> dict[str, Any]:
         dump.check_count()
         return _summary(dump)
 
