@@ -86,7 +86,7 @@ def deployment_file(
     from scripts.deploy import ApeSender
 
     out_dir = tmp_path_factory.mktemp("deployments")
-    deployed = deploy(ApeSender(deployer), out_dir=out_dir)
+    deployed = deploy(ApeSender(deployer), relayers=[relayer.address], out_dir=out_dir)
     return out_dir / f"{deployed.chain_id}.json"
 
 

@@ -452,3 +452,60 @@ def test_stock_payloads_settle_through_the_canonical_proxies(
     assert opg.balanceOf(payee) - before == 3 * ONE
     again = client.post("/settle", json=body(payload, charge), headers=AUTH).json()
     assert again == answer and opg.balanceOf(payee) - before == 3 * ONE
+
+
+def test_stock_payloads_batch_through_the_stock_payment_batcher(
+    serve: Client,
+    deployment: Deployment,
+    rpc_url: str,
+    opg: Any,
+    payee: Any,
+    payers: list[Any],
+    chain_id: int,
+    now: int,
+    funded: None,
+) -> None:
+    """With the StockPaymentBatcher route, /supported announces the batcher as upto facilitatorAddress,
+    concurrent stock settlements within the window share one batcher transaction (each caller its own answer),
+    and an upto payment bound to the batcher settles its settle-time charge."""
+    from og_settle.facilitator._stock import stock_route
+
+    route = stock_route(make_web3(rpc_url), deployment.stock_payment_batcher, chain_id)
+    client = serve(stock=route, batch_window=0.5)
+    upto_kind = client.get("/supported").json()["kinds"][1]
+    assert upto_kind["extra"]["facilitatorAddress"] == deployment.stock_payment_batcher
+
+    def stock(scheme: str, amount: int, **extra: Any) -> PaymentRequirements:
+        return PaymentRequirements(
+            scheme=scheme,
+            network=f"eip155:{chain_id}",
+            amount=amount,
+            asset=opg.address,
+            pay_to=payee.address,
+            max_timeout_seconds=600,
+            extra={"assetTransferMethod": "permit2", **extra},
+        )
+
+    exact = stock("exact", ONE)
+    payloads = [create_payment_payload(exact, p.private_key, now=now) for p in payers[:3]]
+    before = opg.balanceOf(payee)
+    answers: dict[int, dict[str, Any]] = {}
+
+    def settle(i: int) -> None:
+        answers[i] = client.post("/settle", json=body(payloads[i], exact), headers=AUTH).json()
+
+    threads = [threading.Thread(target=settle, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert all(answers[i]["success"] for i in range(3)), answers
+    assert len({answers[i]["transaction"] for i in range(3)}) == 1
+    assert opg.balanceOf(payee) - before == 3 * ONE
+
+    maximum = stock("upto", 4 * ONE, facilitatorAddress=deployment.stock_payment_batcher)
+    payload = create_payment_payload(maximum, payers[3].private_key, now=now)
+    assert client.post("/verify", json=body(payload, maximum)).json()["isValid"] is True
+    answer = client.post("/settle", json=body(payload, dataclasses.replace(maximum, amount=ONE)), headers=AUTH).json()
+    assert answer["success"] is True and answer["amount"] == str(ONE), answer
+    assert opg.balanceOf(payee) - before == 4 * ONE

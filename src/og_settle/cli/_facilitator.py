@@ -102,10 +102,20 @@ def _account(variable: str) -> Any:
         raise InvalidInput(f"--key-env: {variable} does not hold a valid private key") from None
 
 
-def _stock_route(deployment: Any, w3: Any) -> Any:
-    """The canonical-proxy route, when the deployment has a StockPaymentBatcher (None otherwise)."""
-    # Filled in once the StockPaymentBatcher client (clients/_stock.py) and its deployment entry exist.
-    return None
+def _stock_route(deployment: Any, w3: Any, account: Any) -> Any:
+    """The StockPaymentBatcher route when the deployment has a batcher and this account is one of its settlers;
+    None otherwise (stock payloads then go straight to the proxies)."""
+    from og_settle.facilitator._stock import settles_through, stock_route
+
+    batcher = deployment.stock_payment_batcher
+    if not batcher:
+        return None
+    try:
+        if not settles_through(w3, batcher, account.address):
+            return None
+    except Exception:  # no batcher code on this node (an older deployment file): use the proxies directly
+        return None
+    return stock_route(w3, batcher, deployment.chain_id)
 
 
 def _check_args(args: argparse.Namespace) -> float:
@@ -166,7 +176,7 @@ def _serve(args: argparse.Namespace) -> int:
             account,
             rpc_url=args.rpc,
             store=SqliteSettlementStore(store_path),
-            stock=_stock_route(deployment, w3),
+            stock=_stock_route(deployment, w3, account),
             receipt_timeout=args.receipt_timeout,
             batch_window=args.batch_window_ms / 1000.0,
             max_batch=args.max_batch,
@@ -204,6 +214,7 @@ def _serve(args: argparse.Namespace) -> int:
                 "spender": facilitator.spender,
                 "facilitator": facilitator.relayer,
                 "uptoFacilitator": facilitator.upto_facilitator,
+                "stockRoute": "proxy" if facilitator.stock is None else "StockPaymentBatcher",
                 "store": str(store_path),
                 "auth": api_keys is not None,
                 "settleData": None if args.queue is None else str(args.queue),

@@ -190,11 +190,13 @@ class SettlementEngine:
                         stopping = True
                         break
                     gathered.append(more)
-            groups: dict[str, list[tuple[SettlementJob, Future[Outcome]]]] = {}
+            groups: dict[tuple[str, str, str], list[tuple[SettlementJob, Future[Outcome]]]] = {}
             singles: list[list[tuple[SettlementJob, Future[Outcome]]]] = []
             for job, future in gathered:
-                if job.route in self.batchable:
-                    groups.setdefault(job.route, []).append((job, future))
+                if job.route in self.batchable:  # one transaction settles one route, scheme and token
+                    auth = job.payload.payload.authorization
+                    key = (job.route, auth.scheme.x402_scheme, auth.token)
+                    groups.setdefault(key, []).append((job, future))
                 else:
                     singles.append([(job, future)])
             for group in [*groups.values(), *singles]:
