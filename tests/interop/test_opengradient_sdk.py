@@ -58,10 +58,14 @@ def base_facilitator(
 ) -> Iterator[RunningFacilitator]:
     folder = tmp_path_factory.mktemp("base-facilitator")
     rpc = base_replica["rpc_url"]
-    argv = [sys.executable, "-m", "og_settle.cli", "deploy", "--rpc-url", rpc, "--out-dir", str(folder)]
+    argv = [sys.executable, "-m", "og_settle.cli", "deploy", "--network", "base", "--rpc-url", rpc]
+    argv += ["--out-dir", str(folder)]
     argv += ["--relayer", Account.from_key(DEPLOYER_KEY).address]  # the settling account gets its roles
-    subprocess.run(argv, env={**os.environ, "OG_SETTLE_DEPLOYER_KEY": DEPLOYER_KEY}, check=True, capture_output=True)
-    with running_facilitator(folder / "8453.json", rpc, DEPLOYER_KEY, folder) as running:
+    env = {**os.environ, "OG_SETTLE_DEPLOYER_KEY": DEPLOYER_KEY}
+    done = subprocess.run(argv, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"og-settle deploy exited {done.returncode}: {done.stderr.strip()}"
+    network = ["--network", "base"]
+    with running_facilitator(folder / "8453.json", rpc, DEPLOYER_KEY, folder, network) as running:
         yield running
 
 
