@@ -135,7 +135,10 @@ class _Chain:
         from og_settle.clients import RetryPolicy, TeeRegistryClient, make_web3
 
         self.deployment = load_deployment(args.deployment)
-        self.w3 = make_web3(args.rpc)
+        try:
+            self.w3 = make_web3(args.rpc)
+        except InvalidInput as err:
+            raise InvalidInput(f"--rpc: {str(err).removeprefix('rpc_url: ')}") from None
         chain_id = _node(lambda: int(self.w3.eth.chain_id), args.rpc)
         if chain_id != self.deployment.chain_id:
             raise InvalidInput(f"--rpc: the node is chain {chain_id}, the deployment is for {self.deployment.chain_id}")
