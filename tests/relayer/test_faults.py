@@ -161,7 +161,6 @@ def test_crash_recovery_settles_everything_exactly_once(tmp_path: Path) -> None:
         # (what to wait for, or a delay in seconds) for each of the kills
         plan: list[str | float] = ["batch.built", "tx.broadcast", rng.uniform(0.3, 1.5), "tx.signed", "tx.broadcast"]
         plan += [rng.uniform(0.3, 2.0), "tx.broadcast"]
-        started = time.monotonic()
         for step in plan:
             proc = spawn_relayer(db, chain, *args, env=pauses, log_path=log)
             try:
@@ -181,7 +180,6 @@ def test_crash_recovery_settles_everything_exactly_once(tmp_path: Path) -> None:
                     proc.wait(10)
         final = spawn_relayer(db, chain, *args, log_path=log)
         assert final.wait(timeout=120) == 0, log.read_text()[-3000:]
-        elapsed = time.monotonic() - started
 
         assert len(kills) >= 5, f"only {len(kills)} kills happened: {kills}"
         assert kills.count("tx.broadcast") >= 2
@@ -197,7 +195,6 @@ def test_crash_recovery_settles_everything_exactly_once(tmp_path: Path) -> None:
         assert state.in_flight == 0
         assert state.items_by_state == {"confirmed": len(records)}
         _assert_settled_exactly_once(chain, dump_dir, batch_records, payments, _digests(db), paid_before)
-        assert elapsed < 150
 
 
 def test_node_outage_backs_off_and_loses_nothing(tmp_path: Path) -> None:

@@ -413,7 +413,7 @@ class Relayer:
             gas = sender.estimate_gas(call)
         except ContractRevert as revert:
             self._rpc_ok()
-            if revert.error.name in _SPLIT_ERRORS:
+            if revert.error.name in _SPLIT_ERRORS and batch.lane is Lane.PAYMENT:
                 self._split(batch, items, f"gas estimate: {revert.error}")
                 return
             self._on_revert(batch, revert.error, tx=None)
@@ -421,9 +421,15 @@ class Relayer:
         except Exception as err:
             if isinstance(err, NodeUnavailable) or is_connection_error(err):
                 raise
+            why = f"gas estimate failed without revert data: {str(err)[:200]}"
+            if batch.lane is not Lane.PAYMENT:
+                # One record (or one Merkle root) per transaction: nothing to split. Retry later, do not crash.
+                self._paused_until = time.monotonic() + 30.0
+                self.log.warning("tx.estimate_failed", batch=batch.id, lane=batch.lane.value, error=why, retry_in_s=30)
+                return
             # No revert data names an item (the batch may not fit a block, or an item burns its gas): split the
             # batch until the bad item stands alone, instead of crashing or failing every item.
-            self._split(batch, items, f"gas estimate failed without revert data: {str(err)[:200]}")
+            self._split(batch, items, why)
             return
         nonce = max(sender.next_nonce(), sender.chain_nonce("latest"))
         signed = sender.sign(call, nonce=nonce, gas=gas)
