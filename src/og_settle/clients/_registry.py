@@ -13,7 +13,7 @@ from og_settle._hashing import tee_message_hash
 from og_settle._hex import keccak256, parse_address, parse_bytes32, to_hex
 from og_settle.clients._base import ContractClient
 from og_settle.clients._tx import ContractCall, Receipt, TxSender
-from og_settle.tee import heartbeat_message_hash, open_gradient_digest
+from og_settle.tee import KeyType, heartbeat_message_hash, open_gradient_digest
 
 __all__ = [
     "KEY_TYPES",
@@ -28,7 +28,7 @@ __all__ = [
 
 _SETTLEMENT_KINDS: Final = ("none", "individual", "metadata", "opengradient")
 # ITeeRegistry.KeyType and DisabledBy, by value.
-KEY_TYPES: Final = ("none", "secp256k1", "rsa")
+KEY_TYPES: Final = ("none", *(kind.name.lower() for kind in sorted(KeyType)))  # og_settle.tee.KeyType, by value
 _DISABLED_BY: Final = ("none", "operator", "admin")
 _MAX_DA_POINTER_LENGTH: Final = 256
 
