@@ -58,6 +58,14 @@ TX_HASH_HEADER: Final = "x-settlement-tx-hash"
 BLOB_ID_HEADER: Final = "x-settlement-walrus-blob-id"
 
 
+# /settle was sent but no answer came back: the facilitator may or may not have settled. It settles one payment at most
+# once, so the same payment sent again gets the answer and is charged at most once.
+_SETTLEMENT_UNKNOWN: Final = (
+    "the facilitator did not answer /settle, so whether the payment settled is unknown; send the same request with "
+    "the same payment again (a payment is settled at most once)"
+)
+
+
 def _error(status: int, code: str, message: str) -> JSONResponse:
     kind = "invalid_request_error" if status < 500 else "server_error"
     return JSONResponse({"error": {"message": message, "type": kind, "code": code}}, status_code=status)
@@ -205,7 +213,11 @@ class _Handler:
             gateway.check_record(mode, record)
             settle_started = time.monotonic()
             fields["model_ms"] = round((settle_started - model_started) * 1000, 1)
-            settlement = await gateway.settle(auth, output.completion_tokens)
+            try:
+                settlement = await gateway.settle(auth, output.completion_tokens)
+            except FacilitatorUnavailable as err:
+                fields["error"] = str(err)
+                return _error(503, "settlement_unknown", _SETTLEMENT_UNKNOWN)
             fields["settle_ms"] = _ms_since(settle_started)
             settled = settlement.success
             if not settlement.success:
@@ -332,10 +344,17 @@ class _PaidStream(Response):
         gateway = self.handler.gateway
         if disconnected and self.auth.scheme == "upto" and pieces:
             # The client left mid-stream: upto pays for the output it was sent (one piece ~ one token).
-            settlement = await gateway.settle(self.auth, pieces)
-            self.fields.update(
-                disconnected=True, charged_pieces=pieces, transaction=settlement.transaction, settled=settlement.success
-            )
+            try:
+                settlement = await gateway.settle(self.auth, pieces)
+            except FacilitatorUnavailable as err:  # nobody is left to tell; the log says what happened
+                self.fields.update(disconnected=True, charged_pieces=pieces, settle_error=str(err))
+            else:
+                self.fields.update(
+                    disconnected=True,
+                    charged_pieces=pieces,
+                    transaction=settlement.transaction,
+                    settled=settlement.success,
+                )
         else:
             await gateway.release(self.auth)
             self.fields.update(disconnected=disconnected, charged_pieces=0)
@@ -356,15 +375,12 @@ class _PaidStream(Response):
             settlement = await gateway.settle(auth, output.completion_tokens)
         except (GatewayError, FacilitatorUnavailable) as err:
             await gateway.release(auth)
-            message = err.message if isinstance(err, GatewayError) else str(err)
+            if isinstance(err, GatewayError):  # refused before /settle
+                message, code = f"{err.message}; nothing was charged", err.code
+            else:
+                message, code = _SETTLEMENT_UNKNOWN, "settlement_unknown"
             self.fields["error"] = message
-            error = {
-                "error": {
-                    "message": f"{message}; nothing was charged",
-                    "type": "server_error",
-                    "code": "settlement_unavailable",
-                }
-            }
+            error = {"error": {"message": message, "type": "server_error", "code": code}}
             await send({"type": "http.response.body", "body": self._frame(error), "more_body": False})
             return
         if not settlement.success:
