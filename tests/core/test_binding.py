@@ -13,7 +13,7 @@ from og_settle._binding import REQUEST_BINDING_TAG
 def test_binding_is_the_tagged_abi_encoding_hashed() -> None:
     """requestHash = keccak256(abi.encode(tag, inputHash, requestNonce)) with the documented tag."""
     input_hash, nonce = keccak(b"input"), keccak(b"nonce")
-    assert REQUEST_BINDING_TAG == keccak(b"og-settle/request-binding/v1")
+    assert keccak(b"og-settle/request-binding/v1") == REQUEST_BINDING_TAG
     expected = keccak(encode(["bytes32", "bytes32", "bytes32"], [REQUEST_BINDING_TAG, input_hash, nonce]))
     assert request_binding(input_hash, nonce) == expected
     assert request_binding("0x" + input_hash.hex(), "0x" + nonce.hex()) == expected
