@@ -290,9 +290,8 @@ class Permit2Payload:
         permitted = _require(auth, "permitted", where)
         witness = _require(auth, "witness", where)
         request_hash = witness.get("requestHash") if isinstance(witness, Mapping) else None
-        return cls(
-            signature=signature,
-            authorization=Permit2Authorization(
+        try:
+            authorization = Permit2Authorization(
                 owner=_require(auth, "from", where),
                 token=_require(permitted, "token", f"{where}.permitted"),
                 amount=_require(permitted, "amount", f"{where}.permitted"),
@@ -303,8 +302,11 @@ class Permit2Payload:
                 valid_after=_require(witness, "validAfter", f"{where}.witness"),
                 facilitator=witness.get("facilitator"),
                 request_hash=None if request_hash is None else parse_bytes32(request_hash, "witness.requestHash"),
-            ),
-        )
+            )
+        except InvalidInput as err:  # name the field by its path in the payload (nonce, deadline, witness...)
+            message = str(err)
+            raise InvalidInput(message if message.startswith(where) else f"{where}.{message}") from None
+        return cls(signature=signature, authorization=authorization)
 
 
 @dataclass(frozen=True, slots=True)
