@@ -497,3 +497,40 @@ def test_stock_payloads_batch_through_the_stock_payment_batcher(
     answer = client.post("/settle", json=body(payload, dataclasses.replace(maximum, amount=ONE)), headers=AUTH).json()
     assert answer["success"] is True and answer["amount"] == str(ONE), answer
     assert opg.balanceOf(payee) - before == 4 * ONE
+
+
+def test_an_intent_written_before_a_crash_is_sent_and_answered_after_it(
+    serve: Client,
+    make_facilitator: MakeFacilitator,
+    requirements: Any,
+    payers: list[Any],
+    payee: Any,
+    opg: Any,
+    now: int,
+    funded: None,
+) -> None:
+    """A crash between writing the intent and broadcasting leaves a signed transaction in the store; the next
+    identical /settle sends those very bytes (not a second payment) and answers with their hash."""
+    from og_settle.facilitator import SettlementJob
+
+    reqs = requirements()
+    payload = create_payment_payload(reqs, payers[4].private_key, now=now)
+    crashed = make_facilitator()  # the process that wrote its intent and died before broadcasting
+    auth = payload.payload.authorization
+    job = SettlementJob(
+        key="0x" + auth.digest(crashed.chain_id, crashed.permit2).hex(),
+        payload=payload,
+        amount=auth.amount,
+        route="facilitator",
+        network=crashed.network,
+    )
+    call = crashed.client.settle_call(auth.payment_args(payload.payload.signature))
+    signed = crashed.engine.sender.sign(call, nonce=crashed.engine.sender.next_nonce())
+    crashed.store.put_submitted([job.record("0x" + signed.tx_hash.hex(), signed.raw)])
+    crashed.store.close()
+
+    before = opg.balanceOf(payee)
+    client = serve()  # the restarted server, on the same store file
+    answer = client.post("/settle", json=body(payload, reqs), headers=AUTH).json()
+    assert answer["success"] is True and answer["transaction"] == "0x" + signed.tx_hash.hex(), answer
+    assert opg.balanceOf(payee) - before == ONE
