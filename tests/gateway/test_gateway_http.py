@@ -338,3 +338,16 @@ def test_batch_dumps_go_to_the_da_store_and_their_pointer_on_chain(stack: Stack)
                 assert registry.verify_inclusion(event["root"], leaf, tree.proof(index))
                 return
     raise AssertionError("the leaf is in no recorded batch")
+
+
+def test_zz_facilitator_down_is_503_and_costs_nothing(stack: Stack, client: httpx.Client) -> None:
+    """Last in this module: it stops the module's facilitator. The gateway answers 503 and charges nothing."""
+    body = chat("is anyone there")
+    header = pay(stack, required(client, body)["exact"], payer=5)
+    ledger = Ledger(stack, header)
+    assert stack.facilitator.stop() == 0
+    response = client.post("/v1/chat/completions", json=body, headers={"PAYMENT-SIGNATURE": header})
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "facilitator_unavailable" and error["message"].endswith("nothing was charged")
+    assert ledger.charged() == 0 and not ledger.nonce_used()
