@@ -16,6 +16,7 @@ facilitator, the gateway with its STAND-IN TEE registered on the TeeRegistry, th
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,6 +92,8 @@ def run_http_demo(out_dir: Path, say: Callable[[str], None] = print) -> HttpDemo
 
     report = HttpDemoReport()
     started = time.monotonic()
+    # Each run is a fresh chain: yesterday's queue, blobs and key would only describe a chain that is gone.
+    shutil.rmtree(out_dir, ignore_errors=True)
     with running_stack(out_dir, "base") as stack:
         report.timings["stack up (replica, deploy, TEE registration, facilitator, gateway)"] = (
             time.monotonic() - started
