@@ -107,3 +107,15 @@ def facilitator(
 ) -> Iterator[RunningFacilitator]:
     with running_facilitator(deployment_file, str(chain.provider.http_uri), relayer.private_key, tmp_path) as running:
         yield running
+
+
+@pytest.fixture
+def batching_facilitator(
+    deployment_file: Path, chain: Any, relayer: Any, permit2_approved: None, tmp_path: Path
+) -> Iterator[RunningFacilitator]:
+    """The same server gathering concurrent stock ``/settle`` calls for up to a second into one transaction."""
+    rpc = str(chain.provider.http_uri)
+    with running_facilitator(
+        deployment_file, rpc, relayer.private_key, tmp_path, ["--batch-window-ms", "1000"]
+    ) as running:
+        yield running

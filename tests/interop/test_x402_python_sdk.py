@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from og_settle import X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY
+from og_settle._deploy import Deployment
 from tests.interop.conftest import RunningFacilitator
 from tests.support import sdk_envs
 
@@ -29,6 +30,7 @@ def pay(
     payments: list[dict[str, Any]],
     *,
     api_key: str | None = "from-facilitator",
+    concurrent: bool = False,
 ) -> Any:
     job = {
         "facilitator": facilitator.url,
@@ -39,6 +41,7 @@ def pay(
         "payerKey": payer.private_key,
         "maxTimeoutSeconds": 600,
         "payments": payments,
+        "concurrentSettle": concurrent,
     }
     return sdk_envs.run_python(env, SCRIPT, input_json=job, timeout=240)
 
@@ -161,3 +164,35 @@ def test_settle_without_the_bearer_key_moves_nothing(
         [settled] = payment["settles"]
         assert "error" in settled or settled["success"] is False, settled
     assert opg.balanceOf(payee) == before
+
+
+def test_concurrent_settles_share_a_batch_and_each_caller_gets_its_answer(
+    x402_env: sdk_envs.SdkEnv,
+    batching_facilitator: RunningFacilitator,
+    deployment_file: Path,
+    payers: list[Any],
+    payee: Any,
+    opg: Any,
+    chain: Any,
+    chain_id: int,
+) -> None:
+    """Six stock payments settled at once through a facilitator with a batching window: fewer transactions than
+    payments, every caller answered with a mined transaction, each paid exactly once (a replay answers the same
+    transaction)."""
+    payer = payers[0]
+    before = opg.balanceOf(payee)
+    payments = [{"scheme": "exact", "price": ONE, "settles": 2} for _ in range(6)]
+    out = pay(x402_env, batching_facilitator, payer, payee, opg, chain_id, payments, concurrent=True)
+    transactions = []
+    for payment in out["payments"]:
+        assert payment["verify"]["isValid"] is True, payment["verify"]
+        first, replay = payment["settles"]
+        assert first["success"] is True, first
+        assert replay["success"] is True and replay["transaction"] == first["transaction"], replay
+        assert mined(chain, first["transaction"])
+        transactions.append(first["transaction"])
+    assert len(set(transactions)) < len(transactions), transactions  # gathered into shared transactions
+    batcher = Deployment.from_json(deployment_file.read_text()).stock_payment_batcher
+    for tx in set(transactions):
+        assert chain.provider.web3.eth.get_transaction(tx)["to"] == batcher  # the StockPaymentBatcher settled them
+    assert opg.balanceOf(payee) - before == 6 * ONE
