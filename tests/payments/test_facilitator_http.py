@@ -171,14 +171,20 @@ def test_verify_then_settle_once_and_replay_answers_the_original_transaction(
     client = serve()
     reqs = requirements(amount=2 * ONE)
     payload = create_payment_payload(reqs, payer.private_key, now=now)
+    payment_id = "0x" + payload.payload.authorization.digest(int(reqs.chain_id)).hex()
+    extensions = {"og-settle": {"paymentId": payment_id}}  # the id the status route takes
     answer = client.post("/verify", json=body(payload, reqs))
-    assert (answer.status_code, answer.json()) == (200, {"isValid": True, "payer": payer.address})
+    assert (answer.status_code, answer.json()) == (
+        200,
+        {"isValid": True, "payer": payer.address, "extensions": extensions},
+    )
 
     payee_before, payer_before = opg.balanceOf(payee), opg.balanceOf(payer)
     first = client.post("/settle", json=body(payload, reqs), headers=AUTH).json()
     assert first["success"] is True, first
     assert first["payer"] == payer.address and "amount" not in first  # an exact success carries no amount
     assert first["network"] == reqs.network and len(first["transaction"]) == 66
+    assert first["extensions"] == extensions
     assert opg.balanceOf(payee) - payee_before == 2 * ONE
     assert payer_before - opg.balanceOf(payer) == 2 * ONE
 
@@ -193,6 +199,7 @@ def test_verify_then_settle_once_and_replay_answers_the_original_transaction(
 
     status = client.get(f"/settle/status/{first['transaction']}", headers=AUTH).json()
     assert status["settlements"] == [first]
+    assert client.get(f"/settle/status/{payment_id}", headers=AUTH).json() == status
 
 
 def test_settle_requires_a_bearer_key(
@@ -268,6 +275,7 @@ def test_zero_upto_is_a_success_that_sends_nothing(
     payload = create_payment_payload(maximum, payers[2].private_key, now=now)
     sent_before = chain.provider.web3.eth.get_transaction_count(relayer.address)
     answer = client.post("/settle", json=body(payload, requirements("upto", 0)), headers=AUTH).json()
+    assert answer.pop("extensions")["og-settle"]["paymentId"].startswith("0x")
     assert answer == {
         "success": True,
         "payer": payers[2].address,

@@ -26,6 +26,7 @@ until a later call (or :meth:`Facilitator.status`) finds the receipt.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -57,6 +58,15 @@ if TYPE_CHECKING:
 __all__ = ["Facilitator", "NodeError", "StockRoute"]
 
 _SCHEMES: Final = ("exact", "upto")
+
+
+EXTENSION: Final = "og-settle"
+
+
+def payment_extension(key: str) -> dict[str, Any]:
+    """The ``extensions`` of og-settle's answers: ``{"og-settle": {"paymentId": <Permit2 digest>}}``, the id
+    ``GET /settle/status/<id>`` takes."""
+    return {EXTENSION: {"paymentId": key}}
 
 
 class NodeError(RuntimeError):
@@ -295,7 +305,8 @@ class Facilitator:
             request = parse_request(body, settling=False)
         except _Malformed as err:
             return VerifyResult(is_valid=False, invalid_reason=err.reason, invalid_message=err.message)
-        return self._check(request, request.requirements)
+        result = self._check(request, request.requirements)
+        return dataclasses.replace(result, extensions=payment_extension(self._key(request)))
 
     async def verify_async(self, body: Any, reader: AsyncRpcBatchReader) -> VerifyResult:
         """:meth:`verify` for an event loop: the chain reads go through ``reader`` without a worker thread; the
@@ -312,7 +323,8 @@ class Facilitator:
             snapshot = await reader.snapshot(auth.owner, auth.token, auth.nonce)
         except RpcError as err:
             raise NodeError(f"chain node unavailable: {err}") from err
-        return self._conclude(request, request.requirements, route, snapshot)
+        result = self._conclude(request, request.requirements, route, snapshot)
+        return dataclasses.replace(result, extensions=payment_extension(self._key(request)))
 
     def async_reader(self) -> AsyncRpcBatchReader:
         """A new :class:`AsyncRpcBatchReader` on this facilitator's node (to create inside the serving loop)."""
@@ -329,16 +341,7 @@ class Facilitator:
             )
         auth = request.payload.payload.authorization
         payer = auth.owner
-
-        def failed(reason: str, message: str | None, transaction: str = "") -> SettleResponse:
-            return SettleResponse(
-                success=False,
-                transaction=transaction,
-                network=self.network,
-                payer=payer,
-                error_reason=str(reason),
-                error_message=message,
-            )
+        failed = functools.partial(self._failed, payer)
 
         requirements = request.requirements
         if requirements.network != self.network:
@@ -355,38 +358,11 @@ class Facilitator:
             return failed(
                 ReasonCode.PERMIT2_AMOUNT_MISMATCH, f"amount: exact charges the permitted {auth.amount}, not {charge}"
             )
-        key = "0x" + auth.digest(self.chain_id, self.permit2).hex()
+        key = self._key(request)
         notes["id"] = key
         with self._keys.hold(key):
-            record = self.store.get(key)
-            if record is not None and record.state != SettlementState.FAILED:
-                if record.amount != charge:
-                    return failed(
-                        ReasonCode.PERMIT2_INVALID_NONCE,
-                        f"this permit already settled for {record.amount} in {record.transaction}",
-                        record.transaction,
-                    )
-                outcome = self._outcome_of(record, wait=self.receipt_timeout)
-                if outcome.state != "failed":
-                    notes["replayed"] = True
-                    return self._answer(outcome, payer, charge, auth.scheme.is_upto, notes)
-            result = self._check(request, requirements)
-            if not result.is_valid:
-                return failed(str(result.invalid_reason), result.invalid_message)
-            if charge == 0:
-                return SettleResponse(success=True, transaction="", network=self.network, payer=payer, amount=0)
-            route = self._route(request)
-            assert isinstance(route, _Route)  # _check passed, so the spender has a route
-            job = SettlementJob(key=key, payload=request.payload, amount=charge, route=route.name, network=self.network)
-            future = self.engine.submit(job)
-            try:
-                outcome = future.result(timeout=self.receipt_timeout + 30.0)
-            except FutureTimeout:
-                outcome = Outcome("pending", "", str(ReasonCode.SETTLEMENT_PENDING), "the settlement is queued")
-            except Exception as err:
-                self._raise_if_node_down(err)
-                raise
-            return self._answer(outcome, payer, charge, auth.scheme.is_upto, notes)
+            response = self._settle_once(request, requirements, key, charge, notes)
+        return dataclasses.replace(response, extensions=payment_extension(key))
 
     def status(self, ident: str) -> list[SettleResponse]:
         """The settlements stored under a payment id (its Permit2 digest) or a transaction hash, refreshed
@@ -397,12 +373,63 @@ class Facilitator:
         answers = []
         for record in records:
             outcome = self._outcome_of(record, wait=0.0)
-            answers.append(
-                self._answer(outcome, record.payer, record.amount, record.scheme == "upto", {"id": record.key})
-            )
+            answer = self._answer(outcome, record.payer, record.amount, record.scheme == "upto", {"id": record.key})
+            answers.append(dataclasses.replace(answer, extensions=payment_extension(record.key)))
         return answers
 
     # -- internals ---------------------------------------------------------------------------------------------
+
+    def _settle_once(
+        self, request: _Request, requirements: PaymentRequirements, key: str, charge: int, notes: dict[str, Any]
+    ) -> SettleResponse:
+        """Settle payment ``key`` (its lock held): answer a stored settlement, or verify and send."""
+        auth = request.payload.payload.authorization
+        payer = auth.owner
+        failed = functools.partial(self._failed, payer)
+
+        record = self.store.get(key)
+        if record is not None and record.state != SettlementState.FAILED:
+            if record.amount != charge:
+                return failed(
+                    ReasonCode.PERMIT2_INVALID_NONCE,
+                    f"this permit already settled for {record.amount} in {record.transaction}",
+                    record.transaction,
+                )
+            outcome = self._outcome_of(record, wait=self.receipt_timeout)
+            if outcome.state != "failed":
+                notes["replayed"] = True
+                return self._answer(outcome, payer, charge, auth.scheme.is_upto, notes)
+        result = self._check(request, requirements)
+        if not result.is_valid:
+            return failed(str(result.invalid_reason), result.invalid_message)
+        if charge == 0:
+            return SettleResponse(success=True, transaction="", network=self.network, payer=payer, amount=0)
+        route = self._route(request)
+        assert isinstance(route, _Route)  # _check passed, so the spender has a route
+        job = SettlementJob(key=key, payload=request.payload, amount=charge, route=route.name, network=self.network)
+        future = self.engine.submit(job)
+        try:
+            outcome = future.result(timeout=self.receipt_timeout + 30.0)
+        except FutureTimeout:
+            outcome = Outcome("pending", "", str(ReasonCode.SETTLEMENT_PENDING), "the settlement is queued")
+        except Exception as err:
+            self._raise_if_node_down(err)
+            raise
+        return self._answer(outcome, payer, charge, auth.scheme.is_upto, notes)
+
+    def _failed(self, payer: str, reason: str, message: str | None, transaction: str = "") -> SettleResponse:
+        return SettleResponse(
+            success=False,
+            transaction=transaction,
+            network=self.network,
+            payer=payer,
+            error_reason=str(reason),
+            error_message=message,
+        )
+
+    def _key(self, request: _Request) -> str:
+        """The payment's id: its Permit2 EIP-712 digest on this chain."""
+        return "0x" + request.payload.payload.authorization.digest(self.chain_id, self.permit2).hex()
 
     def _route(self, request: _Request) -> _Route | VerifyResult:
         auth = request.payload.payload.authorization
