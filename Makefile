@@ -18,7 +18,7 @@ export OG_SETTLE_HOME := $(CURDIR)
 # it isolating wherever the checkout is; the compile happens before `ape test`, which then finds it up to date.
 APE_TMP := $(CURDIR)/.cache/ape-tmp
 
-.PHONY: setup test test-base demo bench lint typecheck compile gas-update artifacts clean sdk-envs
+.PHONY: setup postgres test test-base demo bench lint typecheck compile gas-update artifacts clean sdk-envs
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -40,6 +40,10 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# PostgreSQL server binaries for the PostgreSQL queue store tests (installed through apt-get as root if missing).
+postgres:
+	@toolchain/ensure-postgres.sh
+
 # The stock SDKs (x402, opengradient, @x402/evm) in their own environments under .cache/sdk-envs/, built up front
 # with progress output whenever the run includes tests/interop (the full suite does); reused while their pins hold.
 sdk-envs: setup
@@ -51,7 +55,7 @@ compile: setup
 	@mkdir -p $(APE_TMP)
 	TMPDIR=$(APE_TMP) $(BIN)/ape compile
 
-test: setup lint typecheck compile $(if $(filter tests tests/ tests/interop%,$(TESTS)),sdk-envs)
+test: setup lint typecheck compile postgres $(if $(filter tests tests/ tests/interop%,$(TESTS)),sdk-envs)
 	$(BIN)/og-settle chain exec -- $(BIN)/ape test $(TESTS) --network $(NETWORK) -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: setup

@@ -1,4 +1,7 @@
-"""The durable queue: states move only along allowed transitions, atomically, and survive reopening."""
+"""The durable queue: states move only along allowed transitions, atomically, and survive reopening.
+
+The contract tests take ``store`` / ``queue_db`` and run once on SQLite and once on a real PostgreSQL server,
+which shows both stores keep the same guarantees."""
 
 from __future__ import annotations
 
@@ -7,11 +10,22 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from og_settle import InvariantViolation
-from og_settle.relayer import BatchPolicy, BatchState, ItemKind, ItemState, Lane, NewItem, SqliteStore, Trigger
+from og_settle.relayer import (
+    BatchPolicy,
+    BatchState,
+    ItemKind,
+    ItemState,
+    Lane,
+    NewItem,
+    QueueStore,
+    SqliteStore,
+    Trigger,
+    open_store,
+)
 from og_settle.relayer._states import ITEM_TRANSITIONS, check_item_transition
 
 
@@ -20,14 +34,15 @@ def _item(n: int, lane: Lane = Lane.BATCH) -> NewItem:
     return NewItem(kind=kind, lane=lane, key=n.to_bytes(32, "big"), payload={"n": n}, source=f"test:{n}")
 
 
-def test_wal_and_full_sync(store: SqliteStore) -> None:
+def test_wal_and_full_sync(tmp_path: Path) -> None:
     """The queue file runs in WAL mode with synchronous=FULL (2)."""
+    store = SqliteStore(tmp_path / "queue.db")
     db = sqlite3.connect(store.path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2
 
 
-def test_duplicate_intake_is_detected_not_queued(store: SqliteStore) -> None:
+def test_duplicate_intake_is_detected_not_queued(store: QueueStore) -> None:
     """A second record with the same idempotency key is reported as a duplicate of the first."""
     first = store.add_items([_item(1), _item(2)])
     again = store.add_items([_item(2), _item(3)])
@@ -37,17 +52,16 @@ def test_duplicate_intake_is_detected_not_queued(store: SqliteStore) -> None:
     assert store.status().items_by_state == {"received": 3}
 
 
-def test_full_lifecycle_and_reopen(tmp_path: Path) -> None:
+def test_full_lifecycle_and_reopen(queue_db: str) -> None:
     """received -> batched -> submitted -> confirmed, with the signed transaction kept across a reopen."""
-    path = tmp_path / "q.db"
-    store = SqliteStore(path)
+    store = open_store(queue_db)
     ids = [o.item_id for o in store.add_items([_item(n) for n in range(5)])]
     batch = store.create_batch(Lane.BATCH, ids[:3], root=b"\1" * 32, dump_path=None, dump="{}")
     assert {i.state for i in store.batch_items(batch.id)} == {ItemState.BATCHED}
     tx = store.record_signed_tx(batch.id, tx_hash=b"\2" * 32, nonce=7, sender="0xabc", raw=b"raw-bytes")
     store.close()
 
-    reopened = SqliteStore(path)
+    reopened = open_store(queue_db)
     assert reopened.batch(batch.id).state is BatchState.SUBMITTED
     assert reopened.current_tx(batch.id) == tx
     assert reopened.status().in_flight == 5
@@ -60,7 +74,7 @@ def test_full_lifecycle_and_reopen(tmp_path: Path) -> None:
     reopened.close()
 
 
-def test_reopen_batch_after_replacement(store: SqliteStore) -> None:
+def test_reopen_batch_after_replacement(store: QueueStore) -> None:
     """A replaced transaction sends its batch back to built and its items back to batched."""
     ids = [o.item_id for o in store.add_items([_item(n, Lane.PAYMENT) for n in range(3)])]
     batch = store.create_batch(Lane.PAYMENT, ids, root=None, dump_path=None, dump=None)
@@ -79,7 +93,7 @@ def test_reopen_batch_after_replacement(store: SqliteStore) -> None:
     assert store.batch(batch.id).attempts == 2
 
 
-def test_failed_transition_changes_nothing(store: SqliteStore) -> None:
+def test_failed_transition_changes_nothing(store: QueueStore) -> None:
     """A transition that breaks the state machine raises and leaves the queue as it was."""
     ids = [o.item_id for o in store.add_items([_item(n) for n in range(2)])]
     batch = store.create_batch(Lane.BATCH, ids, root=b"\1" * 32, dump_path=None, dump=None)
@@ -93,7 +107,7 @@ def test_failed_transition_changes_nothing(store: SqliteStore) -> None:
     assert store.status() == before
 
 
-def test_rejected_records_are_visible_with_reason(store: SqliteStore) -> None:
+def test_rejected_records_are_visible_with_reason(store: QueueStore) -> None:
     """A rejected record is stored with its reason and counted, never queued."""
     store.add_rejected(ItemKind.PAYMENT, "in.jsonl:3", "{...}", "permit2_deadline_expired: too late")
     status = store.status()
@@ -136,14 +150,18 @@ def test_policy_triggers() -> None:
     assert policy.capacity(Lane.INDIVIDUAL) == 1
 
 
-@settings(max_examples=25)
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=60), st.integers(1, 7))
-def test_batches_partition_items(keys: list[int], max_items: int) -> None:
+def test_batches_partition_items(kind: str, request: pytest.FixtureRequest, keys: list[int], max_items: int) -> None:
     """Cutting batches of at most max_items puts every distinct record in exactly one batch."""
     import tempfile
 
+    # Each example gets a queue of its own (the fixtures used here hold no per-example state).
     with tempfile.TemporaryDirectory() as tmp:
-        store = SqliteStore(Path(tmp) / "q.db")
+        postgres = request.getfixturevalue("postgres") if kind == "postgres" else None
+        location = str(Path(tmp) / "q.db") if postgres is None else postgres.create_database()
+        store = open_store(location)
         store.add_items([_item(k) for k in keys])
         while True:
             waiting = store.items(state=ItemState.RECEIVED, lane=Lane.BATCH, limit=max_items)
@@ -154,3 +172,5 @@ def test_batches_partition_items(keys: list[int], max_items: int) -> None:
         assert sorted(i.key for i in batched) == sorted(k.to_bytes(32, "big") for k in set(keys))  # type: ignore[misc]
         assert all(b.size <= max_items for b in store.batches())
         store.close()
+        if postgres is not None:
+            postgres.drop_database(location)

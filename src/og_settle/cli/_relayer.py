@@ -16,6 +16,7 @@ from og_settle._errors import InvalidInput
 from og_settle.cli._network import add_network_option, check_node_network
 
 _KEY_ENV_DEFAULT = "OG_SETTLE_RELAYER_KEY"
+_DB_HELP = "the queue: an SQLite file, or a PostgreSQL URL (postgresql://user[:password]@host[:port]/dbname)"
 
 
 def register(groups: Any) -> None:
@@ -85,19 +86,19 @@ def register(groups: Any) -> None:
     submit.set_defaults(handler=_submit)
 
     status = commands.add_parser("status", help="counts by state, the oldest pending record, the last transaction")
-    status.add_argument("--db", type=Path, required=True, help="the queue's SQLite file")
+    status.add_argument("--db", required=True, help=_DB_HELP)
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(handler=_status)
 
     items = commands.add_parser("items", help="list queued records, optionally by state")
-    items.add_argument("--db", type=Path, required=True, help="the queue's SQLite file")
+    items.add_argument("--db", required=True, help=_DB_HELP)
     items.add_argument("--state", default=None, help="received, batched, submitted, confirmed, failed or rejected")
     items.add_argument("--limit", type=int, default=100)
     items.set_defaults(handler=_items)
 
 
 def _db_and_deployment(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", type=Path, required=True, help="the queue's SQLite file (created if missing)")
+    parser.add_argument("--db", required=True, help=_DB_HELP + " (an SQLite file is created if missing)")
     parser.add_argument(
         "--deployment",
         type=Path,
@@ -106,12 +107,21 @@ def _db_and_deployment(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _open(args: argparse.Namespace) -> tuple[Any, Any]:
+def _open(args: argparse.Namespace, store: Any = None) -> tuple[Any, Any]:
     from og_settle._deploy import load_deployment
-    from og_settle.relayer import SqliteStore, bind_deployment
+    from og_settle.relayer import bind_deployment, is_postgres_url, open_store, remove_sqlite_files
 
-    store = SqliteStore(args.db)
-    deployment = bind_deployment(store, None if args.deployment is None else load_deployment(args.deployment))
+    if store is not None:
+        return store, bind_deployment(store, None if args.deployment is None else load_deployment(args.deployment))
+    created = not is_postgres_url(args.db) and not Path(args.db).exists()
+    store = open_store(args.db)
+    try:
+        deployment = bind_deployment(store, None if args.deployment is None else load_deployment(args.deployment))
+    except BaseException:
+        store.close()
+        if created:  # a queue this run created and could not use: leave nothing behind
+            remove_sqlite_files(args.db)
+        raise
     return store, deployment
 
 
@@ -148,7 +158,7 @@ def _run(args: argparse.Namespace) -> int:
         confirmations=args.confirmations,
         receipt_timeout=args.receipt_timeout,
         poll_interval=args.poll,
-        dump_dir=args.dump_dir if args.dump_dir is not None else args.db.parent / (args.db.stem + "-dumps"),
+        dump_dir=args.dump_dir if args.dump_dir is not None else _default_dump_dir(args.db),
         da_prefix=args.da_prefix,
         blob_store=_blob_store(args.blobs),
         gas_margin=args.gas_margin,
@@ -194,6 +204,14 @@ def _run(args: argparse.Namespace) -> int:
         lease.release()
 
 
+def _default_dump_dir(db: str) -> Path:
+    from og_settle.relayer import is_postgres_url
+
+    if is_postgres_url(db):
+        return Path("relayer-dumps")
+    return Path(db).parent / (Path(db).stem + "-dumps")
+
+
 def _with_from_block(config: Any, block: int) -> Any:
     from dataclasses import replace
 
@@ -201,9 +219,17 @@ def _with_from_block(config: Any, block: int) -> Any:
 
 
 def _submit(args: argparse.Namespace) -> int:
+    from og_settle.relayer import store_for_write
+
+    # A submit that fails before the new queue holds any record removes the queue it created.
+    with store_for_write(args.db) as store:
+        return _submit_to(args, store)
+
+
+def _submit_to(args: argparse.Namespace, store: Any) -> int:
     from og_settle.relayer import IntakeConfig, submit_records
 
-    store, deployment = _open(args)
+    store, deployment = _open(args, store)
     reader = None
     directory = None
     if args.rpc is not None:
@@ -223,19 +249,16 @@ def _submit(args: argparse.Namespace) -> int:
         allow_unverified=args.allow_unverified,
     )
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
-    try:
-        for name in args.files:
-            if name == "-":
-                reports = submit_records(store, sys.stdin.buffer, config, name="stdin")
-                counts = _print_reports(reports, counts, args.quiet)
-            else:
-                path = Path(name)
-                if not path.is_file():
-                    raise InvalidInput(f"files: {name} is not a file")
-                with path.open("rb") as handle:
-                    counts = _print_reports(submit_records(store, handle, config, name=path.name), counts, args.quiet)
-    finally:
-        store.close()
+    for name in args.files:
+        if name == "-":
+            reports = submit_records(store, sys.stdin.buffer, config, name="stdin")
+            counts = _print_reports(reports, counts, args.quiet)
+        else:
+            path = Path(name)
+            if not path.is_file():
+                raise InvalidInput(f"files: {name} is not a file")
+            with path.open("rb") as handle:
+                counts = _print_reports(submit_records(store, handle, config, name=path.name), counts, args.quiet)
     print(json.dumps({"summary": counts}), flush=True)
     return 0 if counts["rejected"] == 0 else 1
 
@@ -249,11 +272,9 @@ def _print_reports(reports: Any, counts: dict[str, int], quiet: bool) -> dict[st
 
 
 def _status(args: argparse.Namespace) -> int:
-    from og_settle.relayer import SqliteStore, format_status, status_json
+    from og_settle.relayer import format_status, open_store, status_json
 
-    if not args.db.is_file():
-        raise InvalidInput(f"--db: {args.db} does not exist")
-    store = SqliteStore(args.db)
+    store = open_store(args.db, create=False)
     try:
         status = store.status()
     finally:
@@ -263,15 +284,13 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _items(args: argparse.Namespace) -> int:
-    from og_settle.relayer import ItemState, SqliteStore
+    from og_settle.relayer import ItemState, open_store
 
-    if not args.db.is_file():
-        raise InvalidInput(f"--db: {args.db} does not exist")
     try:
         state = None if args.state is None else ItemState(args.state)
     except ValueError:
         raise InvalidInput(f"--state: unknown state {args.state!r}") from None
-    store = SqliteStore(args.db)
+    store = open_store(args.db, create=False)
     try:
         for item in store.items(state=state, limit=args.limit):
             print(

@@ -20,6 +20,7 @@ from og_settle.relayer._intake import (
 )
 from og_settle.relayer._log import EventLog
 from og_settle.relayer._policy import BULK_BATCH_SIZE, BatchPolicy, Trigger
+from og_settle.relayer._queue_db import is_postgres_url, open_store, remove_sqlite_files, store_for_write
 from og_settle.relayer._states import BatchState, ItemKind, ItemState, Lane
 from og_settle.relayer._status import format_status, status_json
 from og_settle.relayer._store import (
@@ -33,6 +34,7 @@ from og_settle.relayer._store import (
     SqliteStore,
     TxRecord,
 )
+from og_settle.relayer._store_postgres import PostgresStore
 from og_settle.relayer._tee_directory import RegistryTeeDirectory, StaticTeeDirectory, TeeDirectory
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "LaneBacklog",
     "NewItem",
     "ParsedLine",
+    "PostgresStore",
     "QueueStatus",
     "QueueStore",
     "RegistryTeeDirectory",
@@ -66,10 +69,14 @@ __all__ = [
     "TxRecord",
     "bind_deployment",
     "format_status",
+    "is_postgres_url",
+    "open_store",
     "parse_jsonl",
     "parse_record",
     "parse_settlement_data",
     "payment_key",
+    "remove_sqlite_files",
     "status_json",
+    "store_for_write",
     "submit_records",
 ]
