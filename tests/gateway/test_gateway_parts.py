@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ def test_blob_store_is_content_addressed_and_durable(tmp_path: Path) -> None:
     store = LocalBlobStore(tmp_path / "blobs")
     data = b'{"tee_id":"0x01"}'
     blob_id = store.put(data)
-    assert blob_id == base64.urlsafe_b64encode(__import__("hashlib").sha256(data).digest()).rstrip(b"=").decode()
+    assert blob_id == base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
     assert store.put(data) == blob_id  # idempotent
     assert LocalBlobStore(tmp_path / "blobs").get(blob_id) == data  # a new process reads it back
     assert store.pointer(blob_id) == b"local-sha256:" + blob_id.encode()
