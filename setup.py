@@ -2,4 +2,13 @@
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("og_settle._batch_native", ["src/og_settle/_batch_native.c"], extra_compile_args=["-O2"])])
+setup(
+    ext_modules=[
+        Extension(
+            "og_settle._batch_native",
+            ["src/og_settle/_batch_native.c"],
+            extra_compile_args=["-O3", "-pthread"],
+            extra_link_args=["-pthread"],
+        )
+    ]
+)

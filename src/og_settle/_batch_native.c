@@ -16,11 +16,22 @@
  *   {"value":["0x..","0x..","0x..","0x..","<decimal>"],"treeIndex":N}
  * for encodings[start:stop], comma-separated, exactly as StandardMerkleTree.dump_json() writes them.
  *
- * Hashing stays in Python, through safe-pysha3.
+ * The hashing, in C, with the GIL released (and split across threads when there is enough of it):
+ *
+ * keccak256(data) -> the 32-byte Keccak-256 digest (Ethereum's: the original Keccak padding 0x01, not SHA-3's 0x06).
+ * leaf_hashes(encodings, threads) -> keccak256(keccak256(e)) of each encoding, concatenated (32 bytes each).
+ * merkle_tree(leaves, sort, threads) -> (tree, tree_index): OpenZeppelin's flat StandardMerkleTree array (32
+ *   bytes per node) over the concatenated leaf hashes, sorted first (stably) when sort is true; tree_index[i]
+ *   is the slot of leaf i.
+ * first_bad_node(nodes, threads) -> the first internal node of a flat tree that is not the hash of its sorted
+ *   children, or -1.
+ * render_nodes(nodes, start, stop) -> the dump's "0x.." strings of nodes[start:stop], comma-separated.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SIG_MAX 1024
@@ -374,6 +385,386 @@ fail:
     return NULL;
 }
 
+/* ---------------------------------------------------------------------------------------------------------
+ * Keccak-256, written from the Keccak reference's description (FIPS 202 section 3 with the original padding):
+ * the state is 25 little-endian 64-bit lanes, the rate 136 bytes, the padding 0x01 .. 0x80.
+ */
+
+static const uint64_t ROUND_CONSTANTS[24] = {
+    0x0000000000000001ULL, 0x0000000000008082ULL, 0x800000000000808AULL, 0x8000000080008000ULL,
+    0x000000000000808BULL, 0x0000000080000001ULL, 0x8000000080008081ULL, 0x8000000000008009ULL,
+    0x000000000000008AULL, 0x0000000000000088ULL, 0x0000000080008009ULL, 0x000000008000000AULL,
+    0x000000008000808BULL, 0x800000000000008BULL, 0x8000000000008089ULL, 0x8000000000008003ULL,
+    0x8000000000008002ULL, 0x8000000000000080ULL, 0x000000000000800AULL, 0x800000008000000AULL,
+    0x8000000080008081ULL, 0x8000000000008080ULL, 0x0000000080000001ULL, 0x8000000080008008ULL,
+};
+
+/* rho and pi together: following pi's single cycle through the 24 lanes other than lane 0, the lane reached at
+ * step i (LANE_CYCLE[i]) receives the lane before it rotated by ROTATIONS[i]. */
+static const unsigned char LANE_CYCLE[24] = {10, 7, 11, 17, 18, 3, 5, 16, 8, 21, 24, 4, 15, 23, 19, 13, 12, 2, 20, 14, 22, 9, 6, 1};
+static const unsigned char ROTATIONS[24] = {1, 3, 6, 10, 15, 21, 28, 36, 45, 55, 2, 14, 27, 41, 56, 8, 25, 43, 62, 18, 39, 61, 20, 44};
+
+#define ROTATE(x, n) (((x) << (n)) | ((x) >> (64 - (n))))
+#define RATE 136
+
+static void keccak_f1600(uint64_t a[25]) {
+    for (int round = 0; round < 24; round++) {
+        uint64_t c[5];
+#pragma GCC unroll 5
+        for (int x = 0; x < 5; x++) c[x] = a[x] ^ a[x + 5] ^ a[x + 10] ^ a[x + 15] ^ a[x + 20];
+#pragma GCC unroll 5
+        for (int x = 0; x < 5; x++) {
+            uint64_t d = c[(x + 4) % 5] ^ ROTATE(c[(x + 1) % 5], 1);
+#pragma GCC unroll 5
+            for (int y = 0; y < 25; y += 5) a[y + x] ^= d;
+        }
+        uint64_t carried = a[1];
+#pragma GCC unroll 24
+        for (int i = 0; i < 24; i++) {
+            uint64_t next = a[LANE_CYCLE[i]];
+            a[LANE_CYCLE[i]] = ROTATE(carried, ROTATIONS[i]);
+            carried = next;
+        }
+#pragma GCC unroll 5
+        for (int y = 0; y < 25; y += 5) {
+            uint64_t row[5];
+#pragma GCC unroll 5
+            for (int x = 0; x < 5; x++) row[x] = a[y + x];
+#pragma GCC unroll 5
+            for (int x = 0; x < 5; x++) a[y + x] = row[x] ^ (~row[(x + 1) % 5] & row[(x + 2) % 5]);
+        }
+        a[0] ^= ROUND_CONSTANTS[round];
+    }
+}
+
+static uint64_t load_le(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+static void keccak256(const unsigned char *data, size_t length, unsigned char out[32]) {
+    uint64_t a[25] = {0};
+    for (; length >= RATE; data += RATE, length -= RATE) {
+        for (int i = 0; i < RATE / 8; i++) a[i] ^= load_le(data + 8 * i);
+        keccak_f1600(a);
+    }
+    unsigned char last[RATE] = {0};
+    memcpy(last, data, length);
+    last[length] ^= 0x01;
+    last[RATE - 1] ^= 0x80;
+    for (int i = 0; i < RATE / 8; i++) a[i] ^= load_le(last + 8 * i);
+    keccak_f1600(a);
+    for (int i = 0; i < 32; i++) out[i] = (unsigned char)(a[i / 8] >> (8 * (i % 8)));
+}
+
+/* OpenZeppelin's commutative node hash: keccak256 of the two 32-byte children, the smaller first. */
+static void hash_pair(const unsigned char *a, const unsigned char *b, unsigned char out[32]) {
+    unsigned char pair[64];
+    int a_first = memcmp(a, b, 32) < 0;
+    memcpy(pair, a_first ? a : b, 32);
+    memcpy(pair + 32, a_first ? b : a, 32);
+    keccak256(pair, 64, out);
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Work split across threads: [0, n) in equal contiguous parts, the caller's thread taking the first; one
+ * thread does it all when asked for one or when n is small. Callers hold no GIL and touch no Python object.
+ */
+
+typedef void (*RangeWork)(void *context, Py_ssize_t start, Py_ssize_t stop);
+
+typedef struct {
+    RangeWork work;
+    void *context;
+    Py_ssize_t start, stop;
+} Part;
+
+#define MAX_THREADS 16
+#define PARALLEL_MIN 1024
+
+static void *run_part(void *arg) {
+    Part *part = (Part *)arg;
+    part->work(part->context, part->start, part->stop);
+    return NULL;
+}
+
+static void in_parallel(RangeWork work, void *context, Py_ssize_t n, int threads) {
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (threads < 2 || n < PARALLEL_MIN) {
+        work(context, 0, n);
+        return;
+    }
+    Part parts[MAX_THREADS];
+    pthread_t ids[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    for (int t = 0; t < threads; t++) parts[t] = (Part){work, context, n * t / threads, n * (t + 1) / threads};
+    for (int t = 1; t < threads; t++) {
+        started[t] = pthread_create(&ids[t], NULL, run_part, &parts[t]) == 0;
+        if (!started[t]) run_part(&parts[t]); /* no thread to be had: do it here */
+    }
+    run_part(&parts[0]);
+    for (int t = 1; t < threads; t++) {
+        if (started[t]) pthread_join(ids[t], NULL);
+    }
+}
+
+static int thread_count(PyObject *value) {
+    long threads = PyLong_AsLong(value);
+    if (threads == -1 && PyErr_Occurred()) return -1;
+    return threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : (int)threads;
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+ * The Python functions
+ */
+
+static PyObject *py_keccak256(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer data;
+    if (!PyArg_ParseTuple(args, "y*", &data)) return NULL;
+    unsigned char digest[32];
+    Py_BEGIN_ALLOW_THREADS keccak256((const unsigned char *)data.buf, (size_t)data.len, digest);
+    Py_END_ALLOW_THREADS PyBuffer_Release(&data);
+    return PyBytes_FromStringAndSize((const char *)digest, 32);
+}
+
+typedef struct {
+    const unsigned char **data;
+    const Py_ssize_t *length;
+    unsigned char *out;
+} LeafWork;
+
+static void hash_leaves(void *context, Py_ssize_t start, Py_ssize_t stop) {
+    const LeafWork *w = (const LeafWork *)context;
+    unsigned char inner[32];
+    for (Py_ssize_t i = start; i < stop; i++) {
+        keccak256(w->data[i], (size_t)w->length[i], inner);
+        keccak256(inner, 32, w->out + 32 * i);
+    }
+}
+
+static PyObject *py_leaf_hashes(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *sequence, *thread_arg;
+    if (!PyArg_ParseTuple(args, "OO", &sequence, &thread_arg)) return NULL;
+    int threads = thread_count(thread_arg);
+    if (threads < 0) return NULL;
+    PyObject *items = PySequence_Tuple(sequence); /* holds every item while the GIL is released */
+    if (items == NULL) return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(items);
+    const unsigned char **data = PyMem_Malloc(sizeof *data * (size_t)(n ? n : 1));
+    Py_ssize_t *length = PyMem_Malloc(sizeof *length * (size_t)(n ? n : 1));
+    PyObject *result = NULL;
+    if (data == NULL || length == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyTuple_GET_ITEM(items, i);
+        if (!PyBytes_Check(item)) {
+            PyErr_Format(PyExc_TypeError, "leaf_hashes: item %zd is not bytes", i);
+            goto done;
+        }
+        data[i] = (const unsigned char *)PyBytes_AS_STRING(item);
+        length[i] = PyBytes_GET_SIZE(item);
+    }
+    result = PyBytes_FromStringAndSize(NULL, 32 * n);
+    if (result == NULL) goto done;
+    LeafWork work = {data, length, (unsigned char *)PyBytes_AS_STRING(result)};
+    Py_BEGIN_ALLOW_THREADS in_parallel(hash_leaves, &work, n, threads);
+    Py_END_ALLOW_THREADS
+done:
+    PyMem_Free(data);
+    PyMem_Free(length);
+    Py_DECREF(items);
+    return result;
+}
+
+typedef struct {
+    uint64_t key; /* the hash's first 8 bytes, big-endian: most comparisons end here */
+    const unsigned char *hash;
+    Py_ssize_t index;
+} SortItem;
+
+static int compare_items(const void *x, const void *y) {
+    const SortItem *a = (const SortItem *)x, *b = (const SortItem *)y;
+    if (a->key != b->key) return a->key < b->key ? -1 : 1;
+    int order = memcmp(a->hash, b->hash, 32);
+    if (order) return order;
+    return a->index < b->index ? -1 : a->index > b->index; /* stable, as Python's and JavaScript's sorts */
+}
+
+typedef struct {
+    unsigned char *tree;
+    Py_ssize_t first; /* the level's first node */
+} LevelWork;
+
+static void hash_level(void *context, Py_ssize_t start, Py_ssize_t stop) {
+    const LevelWork *w = (const LevelWork *)context;
+    for (Py_ssize_t i = w->first + start; i < w->first + stop; i++) {
+        hash_pair(w->tree + 32 * (2 * i + 1), w->tree + 32 * (2 * i + 2), w->tree + 32 * i);
+    }
+}
+
+/* Fill the internal nodes of a flat tree of size 2n - 1 whose leaves are in place, deepest level first. */
+static void fill_internal(unsigned char *tree, Py_ssize_t n, int threads) {
+    Py_ssize_t last = n - 2; /* the last internal node */
+    if (last < 0) return;
+    int depth = 0;
+    while (((Py_ssize_t)2 << depth) - 2 < last) depth++; /* the depth of node `last` */
+    for (; depth >= 0; depth--) {
+        Py_ssize_t lo = ((Py_ssize_t)1 << depth) - 1;
+        Py_ssize_t hi = ((Py_ssize_t)2 << depth) - 2;
+        if (hi > last) hi = last;
+        LevelWork work = {tree, lo};
+        in_parallel(hash_level, &work, hi - lo + 1, threads);
+    }
+}
+
+static PyObject *py_merkle_tree(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer leaves;
+    int sort;
+    PyObject *thread_arg;
+    if (!PyArg_ParseTuple(args, "y*pO", &leaves, &sort, &thread_arg)) return NULL;
+    int threads = thread_count(thread_arg);
+    Py_ssize_t n = leaves.len / 32;
+    PyObject *tree = NULL, *tree_index = NULL;
+    SortItem *items = NULL;
+    if (threads < 0) goto fail;
+    if (n == 0 || leaves.len % 32) {
+        PyErr_SetString(PyExc_ValueError, "merkle_tree: expected one or more 32-byte leaf hashes");
+        goto fail;
+    }
+    items = PyMem_Malloc(sizeof *items * (size_t)n);
+    tree = PyBytes_FromStringAndSize(NULL, 32 * (2 * n - 1));
+    tree_index = PyList_New(n);
+    if (items == NULL || tree == NULL || tree_index == NULL) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        goto fail;
+    }
+    const unsigned char *hashes = (const unsigned char *)leaves.buf;
+    unsigned char *nodes = (unsigned char *)PyBytes_AS_STRING(tree);
+    Py_BEGIN_ALLOW_THREADS for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t key = 0;
+        for (int k = 0; k < 8; k++) key = key << 8 | hashes[32 * i + k];
+        items[i] = (SortItem){key, hashes + 32 * i, i};
+    }
+    if (sort) qsort(items, (size_t)n, sizeof *items, compare_items);
+    for (Py_ssize_t position = 0; position < n; position++) { /* the leaves, reversed, in the last n slots */
+        memcpy(nodes + 32 * (2 * n - 2 - position), items[position].hash, 32);
+    }
+    fill_internal(nodes, n, threads);
+    Py_END_ALLOW_THREADS for (Py_ssize_t position = 0; position < n; position++) {
+        PyObject *slot = PyLong_FromSsize_t(2 * n - 2 - position);
+        if (slot == NULL) goto fail;
+        PyList_SET_ITEM(tree_index, items[position].index, slot);
+    }
+    PyMem_Free(items);
+    PyBuffer_Release(&leaves);
+    return Py_BuildValue("(NN)", tree, tree_index);
+fail:
+    PyMem_Free(items);
+    Py_XDECREF(tree);
+    Py_XDECREF(tree_index);
+    PyBuffer_Release(&leaves);
+    return NULL;
+}
+
+typedef struct {
+    const unsigned char *nodes;
+    Py_ssize_t first_bad; /* the lowest bad node found so far, or PY_SSIZE_T_MAX; updated atomically */
+} CheckWork;
+
+static void check_nodes(void *context, Py_ssize_t start, Py_ssize_t stop) {
+    CheckWork *w = (CheckWork *)context;
+    unsigned char digest[32];
+    for (Py_ssize_t i = start; i < stop; i++) {
+        if (i >= __atomic_load_n(&w->first_bad, __ATOMIC_RELAXED)) return;
+        hash_pair(w->nodes + 32 * (2 * i + 1), w->nodes + 32 * (2 * i + 2), digest);
+        if (memcmp(digest, w->nodes + 32 * i, 32) != 0) {
+            Py_ssize_t seen = __atomic_load_n(&w->first_bad, __ATOMIC_RELAXED);
+            while (i < seen && !__atomic_compare_exchange_n(&w->first_bad, &seen, i, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+            }
+            return;
+        }
+    }
+}
+
+static PyObject *py_first_bad_node(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer nodes;
+    PyObject *thread_arg;
+    if (!PyArg_ParseTuple(args, "y*O", &nodes, &thread_arg)) return NULL;
+    int threads = thread_count(thread_arg);
+    if (threads < 0 || nodes.len % 32 || (nodes.len / 32) % 2 == 0) {
+        if (threads >= 0) PyErr_SetString(PyExc_ValueError, "first_bad_node: expected an odd number of 32-byte nodes");
+        PyBuffer_Release(&nodes);
+        return NULL;
+    }
+    CheckWork work = {(const unsigned char *)nodes.buf, PY_SSIZE_T_MAX};
+    Py_BEGIN_ALLOW_THREADS in_parallel(check_nodes, &work, nodes.len / 64, threads);
+    Py_END_ALLOW_THREADS PyBuffer_Release(&nodes);
+    return PyLong_FromSsize_t(work.first_bad == PY_SSIZE_T_MAX ? -1 : work.first_bad);
+}
+
+static PyObject *py_render_nodes(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer nodes;
+    Py_ssize_t start, stop;
+    if (!PyArg_ParseTuple(args, "y*nn", &nodes, &start, &stop)) return NULL;
+    if (start < 0 || start > stop || 32 * stop > nodes.len) {
+        PyErr_SetString(PyExc_IndexError, "render_nodes: range out of bounds");
+        PyBuffer_Release(&nodes);
+        return NULL;
+    }
+    Py_ssize_t count = stop - start;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, count ? 69 * count - 1 : 0);
+    if (result != NULL) {
+        char *out = PyBytes_AS_STRING(result);
+        for (Py_ssize_t i = start; i < stop; i++) {
+            if (i > start) *out++ = ',';
+            memcpy(out, "\"0x", 3);
+            out = put_lower_hex(out + 3, (const unsigned char *)nodes.buf + 32 * i, 32);
+            *out++ = '"';
+        }
+    }
+    PyBuffer_Release(&nodes);
+    return result;
+}
+
+
+/* check_leaves(nodes, hashes, slots, first_leaf, used_by, first) -> bool: for a block of a dump's values (the
+ * k-th has leaf hash hashes[32k:32k+32] and tree index slots[k]), check that every slot is a leaf slot not
+ * yet in used_by (an int64 array, -1 where free, indexed by slot - first_leaf), then mark it used by value
+ * first + k, and that every value hashes to its slot's node. False, with used_by as it was, if anything is
+ * wrong: the caller then checks the block again the slow way and names the fault. */
+static PyObject *py_check_leaves(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer nodes, hashes, used_by;
+    PyObject *slots;
+    Py_ssize_t first_leaf, first;
+    if (!PyArg_ParseTuple(args, "y*y*O!nw*n", &nodes, &hashes, &PyList_Type, &slots, &first_leaf, &used_by, &first)) {
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(slots), size = nodes.len / 32, marked = 0;
+    int64_t *used = (int64_t *)used_by.buf;
+    Py_ssize_t used_count = used_by.len / (Py_ssize_t)sizeof(int64_t);
+    int ok = hashes.len == 32 * count && used_by.itemsize == sizeof(int64_t) && first_leaf >= 0;
+    for (; ok && marked < count; marked++) {
+        Py_ssize_t slot = PyLong_AsSsize_t(PyList_GET_ITEM(slots, marked));
+        if (slot == -1 && PyErr_Occurred()) PyErr_Clear();
+        if (slot < first_leaf || slot >= size || slot - first_leaf >= used_count || used[slot - first_leaf] >= 0 ||
+            memcmp((const char *)nodes.buf + 32 * slot, (const char *)hashes.buf + 32 * marked, 32) != 0) {
+            ok = 0;
+            break;
+        }
+        used[slot - first_leaf] = first + marked;
+    }
+    if (!ok) {
+        while (marked-- > 0) used[PyLong_AsSsize_t(PyList_GET_ITEM(slots, marked)) - first_leaf] = -1;
+    }
+    PyBuffer_Release(&nodes);
+    PyBuffer_Release(&hashes);
+    PyBuffer_Release(&used_by);
+    return PyBool_FromLong(ok);
+}
+
 static PyMethodDef methods[] = {
     {"encode_lines", encode_lines, METH_VARARGS,
      "encode_lines(block, start, end) -> (encodings, stop): the ABI encodings of the OpenGradient leaves on "
@@ -385,6 +776,22 @@ static PyMethodDef methods[] = {
     {"render_values", render_values, METH_VARARGS,
      "render_values(encodings, tree_index, start, stop) -> bytes: the dump's values entries for "
      "encodings[start:stop], comma-separated."},
+    {"keccak256", py_keccak256, METH_VARARGS, "keccak256(data) -> bytes: the Keccak-256 digest (Ethereum's)."},
+    {"leaf_hashes", py_leaf_hashes, METH_VARARGS,
+     "leaf_hashes(encodings, threads) -> bytes: keccak256(keccak256(e)) of each encoding, 32 bytes each, "
+     "concatenated."},
+    {"merkle_tree", py_merkle_tree, METH_VARARGS,
+     "merkle_tree(leaves, sort, threads) -> (tree, tree_index): the flat StandardMerkleTree array over the "
+     "concatenated 32-byte leaf hashes (sorted stably first when sort is true), 32 bytes per node, and each "
+     "leaf's slot in it."},
+    {"first_bad_node", py_first_bad_node, METH_VARARGS,
+     "first_bad_node(nodes, threads) -> int: the first internal node of a flat tree (32 bytes per node) that is "
+     "not the hash of its sorted children, or -1."},
+    {"render_nodes", py_render_nodes, METH_VARARGS,
+     "render_nodes(nodes, start, stop) -> bytes: the dump's \"0x..\" strings of nodes[start:stop], comma-separated."},
+    {"check_leaves", py_check_leaves, METH_VARARGS,
+     "check_leaves(nodes, hashes, slots, first_leaf, used_by, first) -> bool: a block of a dump's values sits on "
+     "free leaf slots (then marked in used_by) and hashes to them; False, used_by unchanged, if not."},
     {NULL, NULL, 0, NULL},
 };
 

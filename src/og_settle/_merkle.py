@@ -419,6 +419,18 @@ def _build_tree(leaves: list[bytes]) -> list[bytes]:
     return tree
 
 
+def _tree_and_slots(hashes: list[bytes], sort: bool) -> tuple[list[bytes], list[int]]:
+    """The flat array over the leaf ``hashes`` (stably sorted by hash first when ``sort``) and each leaf's slot."""
+    n = len(hashes)
+    order = sorted(range(n), key=hashes.__getitem__) if sort else range(n)
+    tree = _build_tree(list(map(hashes.__getitem__, order)))
+    tree_index = [0] * n
+    last = 2 * n - 2
+    for position, leaf in enumerate(order):
+        tree_index[leaf] = last - position
+    return tree, tree_index
+
+
 def _process_proof(leaf: bytes, proof: Iterable[bytes]) -> bytes:
     node = leaf
     keccak = _keccak
@@ -557,14 +569,7 @@ class StandardMerkleTree:
             canonical = _canonical_values(encoding, values, "values")
             if not canonical:
                 raise InvalidInput("values: a Merkle tree needs at least one value")
-            hashes = _leaf_hashes(encoding, canonical)
-            n = len(hashes)
-            order = sorted(range(n), key=hashes.__getitem__) if sort_leaves else range(n)
-            tree = _build_tree(list(map(hashes.__getitem__, order)))
-            tree_index = [0] * n
-            last = 2 * n - 2
-            for leaf_position, value_index in enumerate(order):
-                tree_index[value_index] = last - leaf_position
+            tree, tree_index = _tree_and_slots(_leaf_hashes(encoding, canonical), sort_leaves)
         return cls(tree, canonical, tree_index, encoding)
 
     @classmethod

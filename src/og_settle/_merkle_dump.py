@@ -30,7 +30,7 @@ from typing import Any, BinaryIO, Final, NoReturn, Protocol, TypeVar
 import msgspec
 import sha3
 
-from og_settle import _merkle_stream as _stream
+from og_settle import _merkle_hash as _hashing
 from og_settle._errors import InvalidInput, InvariantViolation
 from og_settle._hex import parse_bytes32, to_hex
 from og_settle._merkle import (
@@ -347,8 +347,8 @@ class _StreamedDump:
                     canonical = _coerce_value(encoding, value, f"values[{first + offset}].value")
                     encoded = next(og_encodings([canonical]))
                 encodings.append(encoded)
-            keccak = _keccak
-            return [keccak(keccak(encoded).digest()).digest() for encoded in encodings]
+            joined = _hashing.leaf_hashes(encodings)
+            return [joined[k : k + 32] for k in range(0, len(joined), 32)]
         values = [
             _coerce_value(encoding, entry.value, f"values[{first + offset}].value")
             for offset, entry in enumerate(entries)
@@ -442,8 +442,7 @@ class _StreamedDump:
         nodes = self._nodes()
         first_leaf = self._count - 1
         used_by = array("q", [-1]) * self._count  # the value on each leaf slot, by slot - first_leaf
-        native = _stream._native if self._encoding == OG_LEAF_ENCODING else None
-        keccak = _keccak
+        native = _hashing._native if self._encoding == OG_LEAF_ENCODING else None
         seen = 0
         for first, text, stop, count in self._scan():
             parsed = None if native is None else native.parse_entries(text, 0, stop)
@@ -454,6 +453,11 @@ class _StreamedDump:
             else:
                 entries = self._entries(text, stop, count)
                 slots = [entry.treeIndex for entry in entries]
+            if encodings and _hashing.check_leaves(
+                nodes, _hashing.leaf_hashes(encodings), slots, first_leaf, used_by, first
+            ):
+                seen = first + count  # every value on its own free slot, hashing to it
+                continue
             for offset, slot in enumerate(slots):
                 if not first_leaf <= slot < self._size:
                     self._tree_index(first + offset, slot)  # raises, naming the value
@@ -465,7 +469,8 @@ class _StreamedDump:
             if entries:
                 hashes = self._leaf_hashes(first, entries)
             else:
-                hashes = [keccak(keccak(encoded).digest()).digest() for encoded in encodings]
+                joined = _hashing.leaf_hashes(encodings)
+                hashes = [joined[k : k + 32] for k in range(0, len(joined), 32)]
             for offset, (digest, slot) in enumerate(zip(hashes, slots, strict=True)):
                 if nodes[32 * slot : 32 * slot + 32] != digest:
                     raise InvalidInput(f"values[{first + offset}]: the value does not hash to tree[{slot}]")
@@ -476,22 +481,9 @@ class _StreamedDump:
 
 def _check_internal_nodes(nodes: bytes) -> None:
     """Raise InvalidInput naming the first internal node (of the 32-byte ``nodes``) that does not hash its children."""
-    keccak = _keccak
-    internal = len(nodes) // 64
-    for start in range(0, internal, _NODES_PER_READ):
-        stop = min(start + _NODES_PER_READ, internal)
-        children = nodes[32 * (2 * start + 1) : 32 * (2 * stop + 1)]
-        pairs = [(children[k : k + 32], children[k + 32 : k + 64]) for k in range(0, len(children), 64)]
-        parents = b"".join([keccak(a + b if a < b else b + a).digest() for a, b in pairs])
-        if parents != nodes[32 * start : 32 * stop]:
-            at = 32 * start
-            bad = (
-                start
-                + next(k for k in range(0, len(parents), 32) if parents[k : k + 32] != nodes[at + k : at + k + 32])
-                // 32
-            )
-            children_text = f"tree[{2 * bad + 1}] and tree[{2 * bad + 2}]"
-            raise InvalidInput(f"tree[{bad}]: is not the hash of its children {children_text}")
+    bad = _hashing.first_bad_node(nodes)
+    if bad is not None:
+        raise InvalidInput(f"tree[{bad}]: is not the hash of its children tree[{2 * bad + 1}] and tree[{2 * bad + 2}]")
 
 
 def _load_whole(path: Path, handle: BinaryIO) -> _LoadedDump:

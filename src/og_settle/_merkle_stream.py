@@ -8,7 +8,8 @@ is decoded by ``msgspec`` into a strict struct, and a leaf in canonical form is 
 its hex text in one ``unhexlify``; anything else (a blank line, an odd spelling such as ``0X``, an error)
 goes through :meth:`InferenceLeaf.from_json`, which stays the judge of what is valid and reports
 ``FILE:LINE: field: problem``. Only each leaf's ABI encoding is kept; the dump is then written in blocks to a
-temporary file that replaces the output only once complete and fsynced.
+temporary file that replaces the output only once complete and fsynced. The hashing, the tree and the
+rendering of its nodes are ``_merkle_hash``'s (in C when the extension is built).
 
 The dumps are read back by ``_merkle_dump``.
 """
@@ -23,11 +24,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from io import BufferedReader
 from pathlib import Path
-from types import ModuleType
 from typing import BinaryIO, Final
 
 import msgspec
-import sha3
 
 from og_settle._errors import InvalidInput
 from og_settle._hex import UINT256_MAX
@@ -36,23 +35,15 @@ from og_settle._merkle import (
     STANDARD_V1,
     TEE_SIGNATURE_MAX_BYTES,
     InferenceLeaf,
-    _build_tree,
     _gc_paused,
     og_encodings,
 )
-
-try:
-    from og_settle import _batch_native as _native_module
-except ImportError:  # not built (pip install builds it, see setup.py): the same work in Python, slower
-    _native: ModuleType | None = None
-else:
-    _native = _native_module
+from og_settle._merkle_hash import _native, leaf_hashes, merkle_tree, render_nodes
 
 __all__ = ["BuildSummary", "build_dump", "read_leaf_encodings"]
 
 _BLOCK: Final = 1 << 23  # bytes read at a time: 8 MiB
 _WRITE_BLOCK: Final = 128  # values per write (about 100 kB: small writes reuse memory, big ones map it anew)
-_keccak = sha3.keccak_256
 _unhexlify = binascii.unhexlify
 
 # The fixed hex words of an OpenGradient leaf's ABI encoding (see ``_merkle.og_encodings``).
@@ -254,14 +245,16 @@ def _write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
         raise
 
 
-def _write_og_dump(out: BinaryIO, tree: list[bytes], encodings: list[bytes], tree_index: list[int]) -> None:
-    """The compact JSON of the dump, byte-identical to ``StandardMerkleTree.dump_json()``, written in blocks."""
+def _write_og_dump(out: BinaryIO, tree: bytes, encodings: list[bytes], tree_index: list[int]) -> None:
+    """The compact JSON of the dump, byte-identical to ``StandardMerkleTree.dump_json()``, written in blocks
+    (``tree`` is the flat tree, 32 bytes per node)."""
     encoding_json = json.dumps(list(OG_LEAF_ENCODING), separators=(",", ":"))
     out.write(f'{{"format":"{STANDARD_V1}","leafEncoding":{encoding_json},"tree":['.encode())
-    hexed = bytes.hex
-    for start in range(0, len(tree), 16 * _WRITE_BLOCK):
-        nodes = '","0x'.join(map(hexed, tree[start : start + 16 * _WRITE_BLOCK]))
-        out.write(f'{"," if start else ""}"0x{nodes}"'.encode())
+    size = len(tree) // 32
+    for start in range(0, size, 16 * _WRITE_BLOCK):
+        if start:
+            out.write(b",")
+        out.write(render_nodes(tree, start, min(start + 16 * _WRITE_BLOCK, size)))
     out.write(b'],"values":[')
     native = _native
     for start in range(0, len(encodings), _WRITE_BLOCK):
@@ -292,18 +285,9 @@ def build_dump(source: Path, output: Path, progress: Callable[[str, int, int], N
         encodings = read_leaf_encodings(
             source, None if progress is None else (lambda done, _leaves: progress("reading", done, size))
         )
-        keccak = _keccak
-        hashes = [keccak(keccak(encoded).digest()).digest() for encoded in encodings]
-        n = len(hashes)
-        order = sorted(range(n), key=hashes.__getitem__)
-        tree = _build_tree(list(map(hashes.__getitem__, order)))
-        del hashes
-        tree_index = [0] * n
-        last = 2 * n - 2
-        for position, value_index in enumerate(order):
-            tree_index[value_index] = last - position
-        del order
+        tree, tree_index = merkle_tree(leaf_hashes(encodings))
+        n = len(encodings)
         if progress is not None:
             progress("writing", 0, n)
         _write_atomically(output, lambda out: _write_og_dump(out, tree, encodings, tree_index))
-    return BuildSummary(root=tree[0], count=n)
+    return BuildSummary(root=tree[:32], count=n)

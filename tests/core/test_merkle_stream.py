@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from og_settle import OG_LEAF_ENCODING, InferenceLeaf, InvalidInput, StandardMerkleTree
 from og_settle import _merkle_dump as dumps
+from og_settle import _merkle_hash as hashing
 from og_settle import _merkle_stream as stream
 from tests.core.strategies import batches, og_batches
 
@@ -38,6 +39,7 @@ def leaf_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     """Build through the C extension, and again without it (the pure-Python path must give the same)."""
     if request.param == "python":
         monkeypatch.setattr(stream, "_native", None)
+        monkeypatch.setattr(hashing, "_native", None)
     return str(request.param)
 
 
