@@ -36,6 +36,19 @@ contract SettlementRegistry is ISettlementRegistry, AccessControl, Pausable, EIP
     bytes32 public constant METADATA_SETTLEMENT_TYPEHASH = InferenceHash.METADATA_SETTLEMENT_TYPEHASH;
 
     /// @inheritdoc ISettlementRegistry
+    uint256 public constant MAX_BATCH_ITEMS = 256;
+    /// @inheritdoc ISettlementRegistry
+    uint8 public constant ITEM_INDIVIDUAL = 0;
+    /// @inheritdoc ISettlementRegistry
+    uint8 public constant ITEM_OPEN_GRADIENT = 1;
+    /// @dev itemGas (4) + TEE count (1).
+    uint256 private constant _BATCH_HEADER = 5;
+    /// @dev kind (1) + TEE index (1) + inputHash (32) + outputHash (32) + timestamp (8) + payer (20).
+    uint256 private constant _ITEM_FIXED = 94;
+    /// @dev Gas a batch item's call needs beyond its cap: argument encoding, the CALL itself, the result check.
+    uint256 private constant _GAS_RESERVE = 10_000;
+
+    /// @inheritdoc ISettlementRegistry
     ITeeRegistry public immutable teeRegistry;
 
     /// @dev The pause flag, the timestamp window and the batch counters share one slot: every settlement checks the
@@ -52,6 +65,14 @@ contract SettlementRegistry is ISettlementRegistry, AccessControl, Pausable, EIP
         uint32 maxFutureDrift;
         uint32 batches;
         uint64 inferencesInBatches;
+    }
+
+    /// @dev One individual or OpenGradient record's fields, whichever way they arrived (struct or packed batch).
+    struct Item {
+        bytes32 inputHash;
+        bytes32 outputHash;
+        uint256 timestamp;
+        address payer;
     }
 
     State private _state;
@@ -100,22 +121,10 @@ contract SettlementRegistry is ISettlementRegistry, AccessControl, Pausable, EIP
         onlyRole(RELAYER_ROLE)
         returns (bytes32 digest)
     {
-        if (settlement.payer == address(0)) revert InvalidPayer(settlement.payer);
-        State memory state = _state;
-        _checkTimestamp(settlement.timestamp, state);
-        digest = _hashTypedDataV4(settlement.hash());
-        if (_settlements[digest].kind != SettlementKind.None) revert SettlementAlreadyRecorded(digest);
-        _checkTeeSignature(settlement.teeId, digest, signature);
-
-        _settlements[digest] =
-            Settlement({kind: SettlementKind.Individual, recordedAt: uint64(block.timestamp), relayer: msg.sender});
-        emit IndividualSettled(
-            digest,
+        return _settleIndividual(
             settlement.teeId,
-            settlement.payer,
-            settlement.inputHash,
-            settlement.outputHash,
-            settlement.timestamp,
+            Item(settlement.inputHash, settlement.outputHash, settlement.timestamp, settlement.payer),
+            signature,
             msg.sender
         );
     }
@@ -127,30 +136,63 @@ contract SettlementRegistry is ISettlementRegistry, AccessControl, Pausable, EIP
         onlyRole(RELAYER_ROLE)
         returns (bytes32 digest)
     {
-        if (settlement.payer == address(0)) revert InvalidPayer(settlement.payer);
-        if (settlement.daPointer.length > MAX_DA_POINTER_LENGTH) {
-            revert InvalidDaPointerLength(settlement.daPointer.length, MAX_DA_POINTER_LENGTH);
-        }
-        State memory state = _state;
-        _checkTimestamp(settlement.timestamp, state);
-        bytes32 message =
-            InferenceHash.openGradientMessage(settlement.inputHash, settlement.outputHash, settlement.timestamp);
-        digest = InferenceHash.openGradientDigest(settlement.teeId, message);
-        if (_settlements[digest].kind != SettlementKind.None) revert SettlementAlreadyRecorded(digest);
-        _checkRsaSignature(settlement.teeId, message, signature, state.maxHeartbeatAge);
-
-        _settlements[digest] =
-            Settlement({kind: SettlementKind.OpenGradient, recordedAt: uint64(block.timestamp), relayer: msg.sender});
-        emit OpenGradientSettled(
-            digest,
+        return _settleOpenGradient(
             settlement.teeId,
-            settlement.payer,
-            settlement.inputHash,
-            settlement.outputHash,
-            settlement.timestamp,
-            msg.sender,
-            settlement.daPointer
+            Item(settlement.inputHash, settlement.outputHash, settlement.timestamp, settlement.payer),
+            settlement.daPointer,
+            signature,
+            msg.sender
         );
+    }
+
+    /// @inheritdoc ISettlementRegistry
+    function settleIndividualBatch(bytes calldata batch)
+        external
+        whenNotPaused
+        onlyRole(RELAYER_ROLE)
+        returns (uint256 settledMask, uint256 count)
+    {
+        if (batch.length < _BATCH_HEADER) revert MalformedSettlementBatch(0);
+        uint256 itemGas = uint32(bytes4(batch[0:4]));
+        uint256 p = _BATCH_HEADER + 32 * uint8(batch[4]);
+        if (batch.length <= p) revert MalformedSettlementBatch(batch.length);
+        while (p < batch.length) {
+            if (count == MAX_BATCH_ITEMS) revert TooManySettlementItems(MAX_BATCH_ITEMS);
+            (uint256 end, bytes32 teeId) = _nextItem(batch, p);
+            // The callee must receive the whole cap despite the 63/64 rule (EIP-150), so that running out of gas is
+            // the item's own doing; otherwise the caller sent too little gas and the whole batch reverts.
+            uint256 available = gasleft();
+            if (available < itemGas + itemGas / 63 + _GAS_RESERVE) {
+                revert InsufficientGasForItem(count, available, itemGas + itemGas / 63 + _GAS_RESERVE);
+            }
+            try this.settleBatchItem{gas: itemGas}(teeId, batch[p:end], msg.sender) {
+                settledMask |= 1 << count;
+            } catch (bytes memory reason) {
+                // No revert data after using at least 15/16 of the cap: the item ran out of gas (an out-of-gas deep
+                // inside leaves up to 1/64 unused per call level).
+                if (reason.length == 0 && available - gasleft() >= itemGas - itemGas / 16) {
+                    reason = abi.encodeWithSelector(ItemOutOfGas.selector, itemGas);
+                }
+                emit SettlementItemFailed(count, reason);
+            }
+            unchecked {
+                ++count;
+            }
+            p = end;
+        }
+    }
+
+    /// @inheritdoc ISettlementRegistry
+    function settleBatchItem(bytes32 teeId, bytes calldata item, address relayer) external returns (bytes32 digest) {
+        if (msg.sender != address(this)) revert OnlySelf(msg.sender);
+        Item memory fields = Item(
+            bytes32(item[2:34]), bytes32(item[34:66]), uint64(bytes8(item[66:74])), address(bytes20(item[74:94]))
+        );
+        if (uint8(item[0]) == ITEM_OPEN_GRADIENT) {
+            uint256 daEnd = 96 + uint16(bytes2(item[94:96]));
+            return _settleOpenGradient(teeId, fields, item[96:daEnd], item[daEnd + 2:], relayer);
+        }
+        return _settleIndividual(teeId, fields, item[96:], relayer);
     }
 
     /// @inheritdoc ISettlementRegistry
@@ -323,6 +365,73 @@ contract SettlementRegistry is ISettlementRegistry, AccessControl, Pausable, EIP
             InferenceHash.inferenceStructHash(leaf.teeId, leaf.inputHash, leaf.outputHash, leaf.timestamp)
         );
         signer = _checkTeeSignature(leaf.teeId, digest, leaf.teeSignature);
+    }
+
+    /// @dev Records one EIP-712-signed individual settlement for `relayer`; reverts with the named reason otherwise.
+    function _settleIndividual(bytes32 teeId, Item memory item, bytes calldata signature, address relayer)
+        private
+        returns (bytes32 digest)
+    {
+        if (item.payer == address(0)) revert InvalidPayer(item.payer);
+        State memory state = _state;
+        _checkTimestamp(item.timestamp, state);
+        digest = _hashTypedDataV4(
+            InferenceHash.individualStructHash(teeId, item.inputHash, item.outputHash, item.timestamp, item.payer)
+        );
+        if (_settlements[digest].kind != SettlementKind.None) revert SettlementAlreadyRecorded(digest);
+        _checkTeeSignature(teeId, digest, signature);
+
+        _settlements[digest] =
+            Settlement({kind: SettlementKind.Individual, recordedAt: uint64(block.timestamp), relayer: relayer});
+        emit IndividualSettled(
+            digest, teeId, item.payer, item.inputHash, item.outputHash, item.timestamp, relayer
+        );
+    }
+
+    /// @dev Records one OpenGradient (RSA-PSS) settlement for `relayer`; reverts with the named reason otherwise.
+    function _settleOpenGradient(
+        bytes32 teeId,
+        Item memory item,
+        bytes calldata daPointer,
+        bytes calldata signature,
+        address relayer
+    ) private returns (bytes32 digest) {
+        if (item.payer == address(0)) revert InvalidPayer(item.payer);
+        if (daPointer.length > MAX_DA_POINTER_LENGTH) {
+            revert InvalidDaPointerLength(daPointer.length, MAX_DA_POINTER_LENGTH);
+        }
+        State memory state = _state;
+        _checkTimestamp(item.timestamp, state);
+        bytes32 message = InferenceHash.openGradientMessage(item.inputHash, item.outputHash, item.timestamp);
+        digest = InferenceHash.openGradientDigest(teeId, message);
+        if (_settlements[digest].kind != SettlementKind.None) revert SettlementAlreadyRecorded(digest);
+        _checkRsaSignature(teeId, message, signature, state.maxHeartbeatAge);
+
+        _settlements[digest] =
+            Settlement({kind: SettlementKind.OpenGradient, recordedAt: uint64(block.timestamp), relayer: relayer});
+        emit OpenGradientSettled(
+            digest, teeId, item.payer, item.inputHash, item.outputHash, item.timestamp, relayer, daPointer
+        );
+    }
+
+    /// @dev The end of the item starting at `p` and its TEE id (see ISettlementRegistry.settleIndividualBatch);
+    /// reverts MalformedSettlementBatch when it runs past the batch, has an unknown kind or TEE index.
+    function _nextItem(bytes calldata batch, uint256 p) private pure returns (uint256 end, bytes32 teeId) {
+        end = p + _ITEM_FIXED;
+        if (end + 2 > batch.length) revert MalformedSettlementBatch(p);
+        uint256 kind = uint8(batch[p]);
+        if (kind == ITEM_OPEN_GRADIENT) {
+            end += 2 + uint16(bytes2(batch[end:end + 2]));
+            if (end + 2 > batch.length) revert MalformedSettlementBatch(p);
+        } else if (kind != ITEM_INDIVIDUAL) {
+            revert MalformedSettlementBatch(p);
+        }
+        end += 2 + uint16(bytes2(batch[end:end + 2]));
+        if (end > batch.length) revert MalformedSettlementBatch(p);
+        uint256 tee = uint8(batch[p + 1]);
+        if (tee >= uint8(batch[4])) revert MalformedSettlementBatch(p + 1);
+        uint256 at = _BATCH_HEADER + 32 * tee;
+        teeId = bytes32(batch[at:at + 32]);
     }
 
     /// @dev Reverts unless `timestamp` is within [now - maxAge, now + maxFutureDrift].

@@ -202,6 +202,12 @@ interface ISettlementRegistry {
         address relayer,
         bytes daPointer
     );
+    /// @notice Item `index` of a `settleIndividualBatch` was not settled; the other items are unaffected.
+    /// @param index The item's position in the batch (0-based).
+    /// @param reason The item's revert data: one of this contract's named errors (for example
+    ///        `InvalidTeeSignature(teeId, recovered)`, `SettlementAlreadyRecorded(digest)`, `TimestampTooOld(ts, oldest)`,
+    ///        `TeeNotActive(teeId)`), or `ItemOutOfGas(gasCap)` when the item used up its gas cap.
+    event SettlementItemFailed(uint256 indexed index, bytes reason);
     /// @notice The heartbeat age OpenGradient settlements require changed (0: liveness not required).
     event LivenessRequirementUpdated(uint256 maxHeartbeatAge, address indexed admin);
     /// @notice The timestamp window changed.
@@ -244,6 +250,18 @@ interface ISettlementRegistry {
     error InvalidPayer(address payer);
     /// @notice The metadata record is larger than MAX_METADATA_SIZE (sum of modelId, input, output, metadata bytes).
     error MetadataTooLarge(uint256 size, uint256 max);
+    /// @notice The packed batch is malformed at byte `offset` (truncated item, unknown item kind, TEE index out of
+    /// range, no items).
+    error MalformedSettlementBatch(uint256 offset);
+    /// @notice The batch has more than `max` items.
+    error TooManySettlementItems(uint256 max);
+    /// @notice Before item `index`, less gas was left (`available`) than its cap needs under the 63/64 rule
+    /// (`required`): the transaction was sent with too little gas, so the whole batch reverts.
+    error InsufficientGasForItem(uint256 index, uint256 available, uint256 required);
+    /// @notice Reported (in SettlementItemFailed) for an item that used up its gas cap.
+    error ItemOutOfGas(uint256 gasCap);
+    /// @notice `settleBatchItem` is the batch's own isolation boundary; only the registry itself may call it.
+    error OnlySelf(address caller);
     /// @notice The timestamp window is out of range (each bound at most MAX_WINDOW).
     error InvalidTimestampWindow(uint256 maxAge, uint256 maxFutureDrift);
 
@@ -251,6 +269,12 @@ interface ISettlementRegistry {
     function ADMIN_ROLE() external view returns (bytes32);
     /// @notice Role that records batches and settles individual and metadata records.
     function RELAYER_ROLE() external view returns (bytes32);
+    /// @notice Most items one `settleIndividualBatch` carries (the settled mask has one bit per item).
+    function MAX_BATCH_ITEMS() external view returns (uint256);
+    /// @notice Item kind of a packed batch: an EIP-712 `IndividualSettlement` with a secp256k1 TEE's signature.
+    function ITEM_INDIVIDUAL() external view returns (uint8);
+    /// @notice Item kind of a packed batch: an OpenGradient settlement with an RSA TEE's RSA-PSS signature.
+    function ITEM_OPEN_GRADIENT() external view returns (uint8);
     /// @notice Longest accepted data-availability pointer, in bytes.
     function MAX_DA_POINTER_LENGTH() external view returns (uint256);
     /// @notice Largest accepted metadata record: bytes of modelId + input + output + metadata together (64 KiB).
@@ -302,6 +326,33 @@ interface ISettlementRegistry {
     function settleOpenGradient(OpenGradientSettlement calldata settlement, bytes calldata signature)
         external
         returns (bytes32 digest);
+
+    /// @notice Settles many individual records in one transaction, each isolated: an item that fails (bad signature,
+    /// already settled, timestamp outside the window, TEE not active or not live, zero payer, out of gas) emits
+    /// SettlementItemFailed with its named reason and leaves the others alone. Only RELAYER_ROLE, when not paused.
+    /// @param batch Packed, big-endian, no padding:
+    ///  header: `uint32 itemGas` (each item's gas cap) ‖ `uint8 teeCount` ‖ `bytes32 teeId` × teeCount;
+    ///  then items until the end, each: `uint8 kind` (ITEM_INDIVIDUAL or ITEM_OPEN_GRADIENT) ‖ `uint8 teeIndex` ‖
+    ///  `bytes32 inputHash` ‖ `bytes32 outputHash` ‖ `uint64 timestamp` ‖ `address payer` ‖
+    ///  (ITEM_OPEN_GRADIENT only: `uint16 daLength` ‖ daPointer) ‖ `uint16 signatureLength` ‖ signature.
+    ///  The TEE table is shared by the batch's items; an item's fields mean what they mean in `settleIndividual`
+    ///  and `settleOpenGradient`, and it is recorded under the same digest (so the two paths exclude each other).
+    /// @return settledMask Bit i is set when item i was settled.
+    /// @return count The number of items.
+    /// @dev Each item runs in a call to `settleBatchItem` with exactly `itemGas` gas; before each, the batch
+    /// checks that gasleft() covers itemGas under the 63/64 rule plus a reserve, and reverts the whole batch with
+    /// InsufficientGasForItem otherwise, so an item never fails for want of gas the caller withheld. Reverts
+    /// MalformedSettlementBatch, TooManySettlementItems, InsufficientGasForItem. Emits IndividualSettled /
+    /// OpenGradientSettled (with the caller as relayer) or SettlementItemFailed per item.
+    function settleIndividualBatch(bytes calldata batch) external returns (uint256 settledMask, uint256 count);
+
+    /// @notice One item of `settleIndividualBatch`, run in its own call frame so that its failure reverts only its
+    /// own effects. Callable only by the registry itself (reverts OnlySelf).
+    /// @param teeId The item's TEE (from the batch's table).
+    /// @param item The packed item (see `settleIndividualBatch`).
+    /// @param relayer The batch's caller, recorded as the item's relayer.
+    /// @return digest The recorded digest.
+    function settleBatchItem(bytes32 teeId, bytes calldata item, address relayer) external returns (bytes32 digest);
 
     /// @notice Records a full record signed by an active TEE; the data is emitted, only the digest is stored.
     /// Only RELAYER_ROLE, when not paused.

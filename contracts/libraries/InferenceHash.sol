@@ -50,6 +50,17 @@ library InferenceHash {
         return keccak256(abi.encode(INFERENCE_TYPEHASH, teeId, inputHash, outputHash, timestamp));
     }
 
+    /// @notice EIP-712 struct hash of `IndividualSettlement`, from its fields.
+    function individualStructHash(
+        bytes32 teeId,
+        bytes32 inputHash,
+        bytes32 outputHash,
+        uint256 timestamp,
+        address payer
+    ) internal pure returns (bytes32) {
+        return keccak256(abi.encode(INDIVIDUAL_SETTLEMENT_TYPEHASH, teeId, inputHash, outputHash, timestamp, payer));
+    }
+
     /// @notice EIP-712 struct hash of `IndividualSettlement`.
     function hash(ISettlementRegistry.IndividualSettlement calldata s) internal pure returns (bytes32) {
         return keccak256(

@@ -5,6 +5,14 @@ Importing this package imports web3 (about half a second); ``import og_settle`` 
 
 from og_settle.clients._errors import X402_REASONS, ContractRevert, NamedError, decode_revert, error_table, x402_reason
 from og_settle.clients._facilitator import PaymentFacilitatorClient, PaymentOutcome, Permit2Client, SettledPayment
+from og_settle.clients._individual_batch import (
+    DEFAULT_INDIVIDUAL_ITEM_GAS,
+    MAX_INDIVIDUAL_BATCH_ITEMS,
+    IndividualBatchItem,
+    IndividualOutcome,
+    encode_individual_batch,
+    individual_batch_gas_limit,
+)
 from og_settle.clients._registry import (
     KEY_TYPES,
     OpenGradientSettlement,
@@ -39,12 +47,16 @@ from og_settle.clients._tx import (
 )
 
 __all__ = [
+    "DEFAULT_INDIVIDUAL_ITEM_GAS",
     "DEFAULT_ITEM_GAS",
     "KEY_TYPES",
+    "MAX_INDIVIDUAL_BATCH_ITEMS",
     "X402_REASONS",
     "BroadcastOutcome",
     "ContractCall",
     "ContractRevert",
+    "IndividualBatchItem",
+    "IndividualOutcome",
     "NamedError",
     "NodeUnavailable",
     "OpenGradientSettlement",
@@ -67,9 +79,11 @@ __all__ = [
     "call_with_retries",
     "decode_revert",
     "encode_batch",
+    "encode_individual_batch",
     "error_table",
     "exact_proxy_call",
     "group_batches",
+    "individual_batch_gas_limit",
     "is_connection_error",
     "make_web3",
     "revert_data",

@@ -3,7 +3,7 @@ TeeRegistry (TEE types, measurements and PCRs, secp256k1 and RSA registration, h
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -212,6 +212,39 @@ class SettlementRegistryClient(ContractClient):
             (settlement.as_abi(), bytes(signature)),
             f"settleOpenGradient(teeId={to_hex(settlement.tee_id)}, inputHash={to_hex(settlement.input_hash)})",
         )
+
+    def settle_individual_batch_call(self, items: Sequence[Any], *, item_gas: int | None = None) -> ContractCall:
+        """``settleIndividualBatch(batch)``: many ``IndividualBatchItem``s (ECDSA and OpenGradient RSA records
+        alike) in one transaction, each isolated under ``item_gas`` (see ``og_settle.clients.encode_individual_batch``).
+        """
+        from og_settle.clients._individual_batch import DEFAULT_INDIVIDUAL_ITEM_GAS, encode_individual_batch
+
+        batch = encode_individual_batch(items, item_gas=item_gas or DEFAULT_INDIVIDUAL_ITEM_GAS)
+        return self._call("settleIndividualBatch", (batch,), f"settleIndividualBatch({len(items)} items)")
+
+    def individual_batch_outcomes(self, receipt: Receipt, count: int) -> list[Any]:
+        """Per-item ``IndividualOutcome``s of a mined ``settleIndividualBatch`` of ``count`` items, in batch order:
+        an item settled unless a ``SettlementItemFailed`` event names it (with its decoded error). A reverted
+        transaction settled nothing; every item is reported with the error ``BatchReverted``."""
+        from og_settle.clients._errors import NamedError
+        from og_settle.clients._individual_batch import IndividualOutcome
+
+        if not receipt.succeeded:
+            return [IndividualOutcome(i, False, NamedError(name="BatchReverted")) for i in range(count)]
+        event = self.contract.events.SettlementItemFailed()
+        failed: dict[int, bytes] = {}
+        for log in receipt.logs:
+            if str(log["address"]).lower() != self.address.lower():
+                continue
+            try:
+                decoded = event.process_log(log)
+            except Exception:
+                continue
+            failed[int(decoded["args"]["index"])] = bytes(decoded["args"]["reason"])
+        return [
+            IndividualOutcome(i, False, self.decode_error(failed[i])) if i in failed else IndividualOutcome(i, True)
+            for i in range(count)
+        ]
 
     def send_settle_open_gradient(
         self, sender: TxSender, settlement: OpenGradientSettlement, signature: bytes, **wait: Any
