@@ -60,5 +60,20 @@ class ContractClient:
         data = self.contract.encode_abi(name, args=list(args))
         return ContractCall(to=self.address, data=bytes.fromhex(data.removeprefix("0x")), description=description)
 
+    def indexed_failures(self, receipt: Any, event_name: str) -> dict[int, bytes]:
+        """``index -> reason`` of this contract's per-item failure events (``event_name(uint256 indexed index, ...,
+        bytes reason)``) in ``receipt``'s logs; logs of other contracts and events are skipped."""
+        event = getattr(self.contract.events, event_name)()
+        failed: dict[int, bytes] = {}
+        for log in receipt.logs:
+            if str(log["address"]).lower() != self.address.lower():
+                continue
+            try:
+                decoded = event.process_log(log)
+            except Exception:
+                continue
+            failed[int(decoded["args"]["index"])] = bytes(decoded["args"]["reason"])
+        return failed
+
     def decode_error(self, data: bytes) -> NamedError:
         return decode_revert(data, self.errors)

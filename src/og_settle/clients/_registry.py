@@ -231,16 +231,7 @@ class SettlementRegistryClient(ContractClient):
 
         if not receipt.succeeded:
             return [IndividualOutcome(i, False, NamedError(name="BatchReverted")) for i in range(count)]
-        event = self.contract.events.SettlementItemFailed()
-        failed: dict[int, bytes] = {}
-        for log in receipt.logs:
-            if str(log["address"]).lower() != self.address.lower():
-                continue
-            try:
-                decoded = event.process_log(log)
-            except Exception:
-                continue
-            failed[int(decoded["args"]["index"])] = bytes(decoded["args"]["reason"])
+        failed = self.indexed_failures(receipt, "SettlementItemFailed")
         return [
             IndividualOutcome(i, False, self.decode_error(failed[i])) if i in failed else IndividualOutcome(i, True)
             for i in range(count)

@@ -322,16 +322,7 @@ class StockPaymentBatcherClient(ContractClient):
                 )
                 for i, p in enumerate(payments)
             ]
-        event = self.contract.events.PaymentFailed()
-        failed: dict[int, bytes] = {}
-        for log in receipt.logs:
-            if str(log["address"]).lower() != self.address.lower():
-                continue
-            try:
-                decoded = event.process_log(log)
-            except Exception:
-                continue
-            failed[int(decoded["args"]["index"])] = bytes(decoded["args"]["reason"])
+        failed = self.indexed_failures(receipt, "PaymentFailed")
         outcomes = []
         for index, payment in enumerate(payments):
             if index in failed:
