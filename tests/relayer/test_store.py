@@ -109,7 +109,7 @@ def test_failed_transition_changes_nothing(store: QueueStore) -> None:
 
 def test_rejected_records_are_visible_with_reason(store: QueueStore) -> None:
     """A rejected record is stored with its reason and counted, never queued."""
-    store.add_rejected(ItemKind.PAYMENT, "in.jsonl:3", "{...}", "permit2_deadline_expired: too late")
+    store.add_rejected(ItemKind.PAYMENT, "in.jsonl:3", "{...\0}", "permit2_deadline_expired: too late")
     status = store.status()
     assert status.items_by_state == {"rejected": 1}
     assert status.in_flight == 0
