@@ -13,7 +13,7 @@ from og_settle import InvalidInput, InvariantViolation
 from og_settle._deploy import Deployment
 from og_settle.relayer import ItemKind, ItemState, Lane, NewItem, PostgresStore, open_store
 from og_settle.relayer._store_postgres import migrations
-from tests.relayer.support import cli, payment_record, write_jsonl
+from tests.relayer.support import LiveChain, cli, inference_record, payment_record, spawn_relayer, write_jsonl
 from tests.support.postgres import PostgresServer
 
 DEPLOYMENT = Deployment(
@@ -169,3 +169,46 @@ def test_failed_submit_leaves_no_queue_file(tmp_path: Path, deployment_file: Pat
     reopened = open_store(db, create=False)
     assert reopened.status().items_by_state == {"received": 1}
     reopened.close()
+
+
+def test_relayer_run_settles_a_postgres_queue_on_chain(pg_url: str, chain: LiveChain, tmp_path: Path) -> None:
+    """`relayer submit` and `relayer run --db postgresql://…` on anvil: payments, batch leaves and an individual
+    record settle, each transaction is mined successfully on chain, and the Merkle root is recorded there."""
+    records = [payment_record(chain.deployment, 81_000 + i) for i in range(3)]
+    records += [inference_record(chain.deployment, 81_100 + i) for i in range(4)]
+    records.append(inference_record(chain.deployment, 81_200, mode="individual"))
+    path = write_jsonl(tmp_path / "in.jsonl", records)
+    submitted = cli(
+        "relayer", "submit", "--db", pg_url, "--deployment", str(chain.deployment_path), "--rpc", chain.rpc_url,
+        "--quiet", str(path),
+    )  # fmt: skip
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    log = tmp_path / "relayer.log"
+    proc = spawn_relayer(
+        pg_url,  # type: ignore[arg-type]
+        chain, "--drain", "--exit-when-done", "--poll", "0.05", "--dump-dir", str(tmp_path / "dumps"), log_path=log,
+    )  # fmt: skip
+    try:
+        assert proc.wait(timeout=180) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    store = open_store(pg_url)
+    try:
+        assert store.status().items_by_state == {"confirmed": 8}
+        batches = store.batches()
+        assert {b.lane for b in batches} == {Lane.PAYMENT, Lane.BATCH, Lane.INDIVIDUAL}
+        w3 = chain.web3()
+        for batch in batches:
+            tx = store.current_tx(batch.id)
+            assert tx is not None and tx.state == "mined"
+            assert w3.eth.get_transaction_receipt(tx.tx_hash)["status"] == 1
+        root = next(b.root for b in batches if b.lane is Lane.BATCH)
+        assert root is not None
+        status = cli(
+            "status", "batch", "0x" + root.hex(), "--rpc", chain.rpc_url, "--deployment", str(chain.deployment_path)
+        )
+        assert status.returncode == 0 and "not recorded" not in status.stdout, status.stdout + status.stderr
+    finally:
+        store.close()
