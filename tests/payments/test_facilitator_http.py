@@ -542,3 +542,19 @@ def test_an_intent_written_before_a_crash_is_sent_and_answered_after_it(
     answer = client.post("/settle", json=body(payload, reqs), headers=AUTH).json()
     assert answer["success"] is True and answer["transaction"] == "0x" + signed.tx_hash.hex(), answer
     assert opg.balanceOf(payee) - before == ONE
+
+
+def test_a_payer_cannot_settle_its_own_upto_payment_for_one_wei(
+    serve: Client, requirements: Any, payers: list[Any], payee: Any, relayer: Any, opg: Any, now: int, funded: None
+) -> None:
+    """M-1's first attack: the payer, holding its own signed upto payload, asks /settle to charge 1 wei. Without
+    the resource server's key it is refused and nothing moves; the merchant's own settle then charges in full."""
+    client = serve()
+    maximum = requirements("upto", 3 * ONE, facilitator=relayer.address)
+    payload = create_payment_payload(maximum, payers[0].private_key, now=now)
+    before = opg.balanceOf(payee)
+    attack = client.post("/settle", json=body(payload, requirements("upto", 1)))
+    assert attack.status_code == 401 and opg.balanceOf(payee) == before
+    merchant = client.post("/settle", json=body(payload, requirements("upto", 3 * ONE)), headers=AUTH).json()
+    assert merchant["success"] is True and merchant["amount"] == str(3 * ONE), merchant
+    assert opg.balanceOf(payee) - before == 3 * ONE
