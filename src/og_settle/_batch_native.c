@@ -407,35 +407,36 @@ static const unsigned char ROTATIONS[24] = {1, 3, 6, 10, 15, 21, 28, 36, 45, 55,
 #define ROTATE(x, n) (((x) << (n)) | ((x) >> (64 - (n))))
 #define RATE 136
 
-static void keccak_f1600(uint64_t a[25]) {
-    for (int round = 0; round < 24; round++) {
-        uint64_t c[5];
-#pragma GCC unroll 5
-        for (int x = 0; x < 5; x++) c[x] = a[x] ^ a[x + 5] ^ a[x + 10] ^ a[x + 15] ^ a[x + 20];
-#pragma GCC unroll 5
-        for (int x = 0; x < 5; x++) {
-            uint64_t d = c[(x + 4) % 5] ^ ROTATE(c[(x + 1) % 5], 1);
-#pragma GCC unroll 5
-            for (int y = 0; y < 25; y += 5) a[y + x] ^= d;
-        }
-        uint64_t carried = a[1];
-#pragma GCC unroll 24
-        for (int i = 0; i < 24; i++) {
-            uint64_t next = a[LANE_CYCLE[i]];
-            a[LANE_CYCLE[i]] = ROTATE(carried, ROTATIONS[i]);
-            carried = next;
-        }
-#pragma GCC unroll 5
-        for (int y = 0; y < 25; y += 5) {
-            uint64_t row[5];
-#pragma GCC unroll 5
-            for (int x = 0; x < 5; x++) row[x] = a[y + x];
-#pragma GCC unroll 5
-            for (int x = 0; x < 5; x++) a[y + x] = row[x] ^ (~row[(x + 1) % 5] & row[(x + 2) % 5]);
-        }
-        a[0] ^= ROUND_CONSTANTS[round];
+/* One Keccak-f[1600] permutation, for lanes of type T: a uint64_t (one state) or a vector of four (four states
+ * side by side, one per vector slot). */
+#define DEFINE_KECCAK_F1600(NAME, T, BROADCAST, ATTRIBUTES)                                            \
+    ATTRIBUTES static void NAME(T a[25]) {                                                            \
+        for (int round = 0; round < 24; round++) {                                                     \
+            T c[5];                                                                                    \
+            _Pragma("GCC unroll 5") for (int x = 0; x < 5; x++) c[x] =                                 \
+                a[x] ^ a[x + 5] ^ a[x + 10] ^ a[x + 15] ^ a[x + 20];                                   \
+            _Pragma("GCC unroll 5") for (int x = 0; x < 5; x++) {                                      \
+                T d = c[(x + 4) % 5] ^ ROTATE(c[(x + 1) % 5], 1);                                      \
+                _Pragma("GCC unroll 5") for (int y = 0; y < 25; y += 5) a[y + x] ^= d;                 \
+            }                                                                                          \
+            T carried = a[1];                                                                          \
+            _Pragma("GCC unroll 24") for (int i = 0; i < 24; i++) {                                    \
+                T next = a[LANE_CYCLE[i]];                                                             \
+                a[LANE_CYCLE[i]] = ROTATE(carried, ROTATIONS[i]);                                      \
+                carried = next;                                                                        \
+            }                                                                                          \
+            _Pragma("GCC unroll 5") for (int y = 0; y < 25; y += 5) {                                  \
+                T row[5];                                                                              \
+                _Pragma("GCC unroll 5") for (int x = 0; x < 5; x++) row[x] = a[y + x];                 \
+                _Pragma("GCC unroll 5") for (int x = 0; x < 5; x++) a[y + x] =                         \
+                    row[x] ^ (~row[(x + 1) % 5] & row[(x + 2) % 5]);                                   \
+            }                                                                                          \
+            a[0] ^= BROADCAST(ROUND_CONSTANTS[round]);                                                 \
+        }                                                                                              \
     }
-}
+
+#define SAME(v) (v)
+DEFINE_KECCAK_F1600(keccak_f1600, uint64_t, SAME, )
 
 static uint64_t load_le(const unsigned char *p) {
     uint64_t v = 0;
@@ -466,6 +467,60 @@ static void hash_pair(const unsigned char *a, const unsigned char *b, unsigned c
     memcpy(pair + 32, a_first ? b : a, 32);
     keccak256(pair, 64, out);
 }
+
+/* Four hashes at once, when the CPU has AVX2 (checked at import): four states in the four 64-bit slots of
+ * 256-bit vectors, so one permutation's instructions serve four messages of the same length. */
+#if defined(__GNUC__) && defined(__x86_64__)
+#define FOUR_WAY 1
+typedef uint64_t Lanes4 __attribute__((vector_size(32)));
+#define FOUR(v) ((Lanes4){(v), (v), (v), (v)})
+#define AVX2 __attribute__((target("avx2")))
+DEFINE_KECCAK_F1600(keccak_f1600_x4, Lanes4, FOUR, AVX2)
+
+static int four_way; /* the CPU has AVX2 */
+
+AVX2 static void keccak256_x4(const unsigned char *const data[4], size_t length, unsigned char *const out[4]) {
+    Lanes4 a[25];
+    for (int i = 0; i < 25; i++) a[i] = FOUR(0);
+    size_t offset = 0;
+    for (; length - offset >= RATE; offset += RATE) {
+        for (int i = 0; i < RATE / 8; i++) {
+            size_t at = offset + 8 * (size_t)i;
+            a[i] ^= (Lanes4){load_le(data[0] + at), load_le(data[1] + at), load_le(data[2] + at), load_le(data[3] + at)};
+        }
+        keccak_f1600_x4(a);
+    }
+    unsigned char last[4][RATE];
+    memset(last, 0, sizeof last);
+    for (int k = 0; k < 4; k++) {
+        memcpy(last[k], data[k] + offset, length - offset);
+        last[k][length - offset] ^= 0x01;
+        last[k][RATE - 1] ^= 0x80;
+    }
+    for (int i = 0; i < RATE / 8; i++) {
+        a[i] ^= (Lanes4){load_le(last[0] + 8 * i), load_le(last[1] + 8 * i), load_le(last[2] + 8 * i), load_le(last[3] + 8 * i)};
+    }
+    keccak_f1600_x4(a);
+    for (int k = 0; k < 4; k++) {
+        for (int i = 0; i < 32; i++) out[k][i] = (unsigned char)(a[i / 8][k] >> (8 * (i % 8)));
+    }
+}
+
+/* The node hashes of the children of nodes first .. first + 3 of a flat tree, into out[0..3]. */
+static void hash_pairs_x4(const unsigned char *tree, Py_ssize_t first, unsigned char *const out[4]) {
+    unsigned char pairs[4][64];
+    const unsigned char *data[4] = {pairs[0], pairs[1], pairs[2], pairs[3]};
+    for (int k = 0; k < 4; k++) {
+        const unsigned char *a = tree + 32 * (2 * (first + k) + 1), *b = a + 32;
+        int a_first = memcmp(a, b, 32) < 0;
+        memcpy(pairs[k], a_first ? a : b, 32);
+        memcpy(pairs[k] + 32, a_first ? b : a, 32);
+    }
+    keccak256_x4(data, 64, out);
+}
+#else
+#define FOUR_WAY 0
+#endif
 
 /* ---------------------------------------------------------------------------------------------------------
  * Work split across threads: [0, n) in equal contiguous parts, the caller's thread taking the first; one
@@ -537,7 +592,26 @@ typedef struct {
 static void hash_leaves(void *context, Py_ssize_t start, Py_ssize_t stop) {
     const LeafWork *w = (const LeafWork *)context;
     unsigned char inner[32];
-    for (Py_ssize_t i = start; i < stop; i++) {
+    Py_ssize_t i = start;
+#if FOUR_WAY
+    unsigned char middle[4][32];
+    unsigned char *const middles[4] = {middle[0], middle[1], middle[2], middle[3]};
+    const unsigned char *const middles_in[4] = {middle[0], middle[1], middle[2], middle[3]};
+    while (four_way && i + 4 <= stop) {
+        const Py_ssize_t *length = w->length + i;
+        if (length[0] != length[1] || length[0] != length[2] || length[0] != length[3]) {
+            keccak256(w->data[i], (size_t)length[0], inner); /* one alone, then four again */
+            keccak256(inner, 32, w->out + 32 * i);
+            i++;
+            continue;
+        }
+        unsigned char *const outs[4] = {w->out + 32 * i, w->out + 32 * i + 32, w->out + 32 * i + 64, w->out + 32 * i + 96};
+        keccak256_x4(w->data + i, (size_t)length[0], middles);
+        keccak256_x4(middles_in, 32, outs);
+        i += 4;
+    }
+#endif
+    for (; i < stop; i++) {
         keccak256(w->data[i], (size_t)w->length[i], inner);
         keccak256(inner, 32, w->out + 32 * i);
     }
@@ -600,7 +674,14 @@ typedef struct {
 
 static void hash_level(void *context, Py_ssize_t start, Py_ssize_t stop) {
     const LevelWork *w = (const LevelWork *)context;
-    for (Py_ssize_t i = w->first + start; i < w->first + stop; i++) {
+    Py_ssize_t i = w->first + start;
+#if FOUR_WAY
+    for (; four_way && i + 4 <= w->first + stop; i += 4) {
+        unsigned char *const outs[4] = {w->tree + 32 * i, w->tree + 32 * i + 32, w->tree + 32 * i + 64, w->tree + 32 * i + 96};
+        hash_pairs_x4(w->tree, i, outs);
+    }
+#endif
+    for (; i < w->first + stop; i++) {
         hash_pair(w->tree + 32 * (2 * i + 1), w->tree + 32 * (2 * i + 2), w->tree + 32 * i);
     }
 }
@@ -677,7 +758,22 @@ typedef struct {
 static void check_nodes(void *context, Py_ssize_t start, Py_ssize_t stop) {
     CheckWork *w = (CheckWork *)context;
     unsigned char digest[32];
-    for (Py_ssize_t i = start; i < stop; i++) {
+    Py_ssize_t i = start;
+#if FOUR_WAY
+    unsigned char digests[4][32];
+    unsigned char *const outs[4] = {digests[0], digests[1], digests[2], digests[3]};
+    for (; four_way && i + 4 <= stop; i += 4) {
+        if (i >= __atomic_load_n(&w->first_bad, __ATOMIC_RELAXED)) return;
+        hash_pairs_x4(w->nodes, i, outs);
+        int k = 0;
+        while (k < 4 && memcmp(digests[k], w->nodes + 32 * (i + k), 32) == 0) k++;
+        if (k < 4) {
+            stop = i + k + 1; /* the scalar loop below finds it again and records it */
+            break;
+        }
+    }
+#endif
+    for (; i < stop; i++) {
         if (i >= __atomic_load_n(&w->first_bad, __ATOMIC_RELAXED)) return;
         hash_pair(w->nodes + 32 * (2 * i + 1), w->nodes + 32 * (2 * i + 2), digest);
         if (memcmp(digest, w->nodes + 32 * i, 32) != 0) {
@@ -799,5 +895,9 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_batch_native", NULL
 
 PyMODINIT_FUNC PyInit__batch_native(void) {
     fill_hex_table();
+#if FOUR_WAY
+    __builtin_cpu_init();
+    four_way = __builtin_cpu_supports("avx2") && getenv("OG_SETTLE_NO_AVX2") == NULL;
+#endif
     return PyModule_Create(&module);
 }

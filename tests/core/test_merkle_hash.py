@@ -3,7 +3,10 @@ the Python fallback: Keccak-256 itself, leaf hashes, whole trees (also split acr
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from array import array
 from collections.abc import Iterator
 
@@ -58,6 +61,33 @@ def test_leaf_hashes_are_double_keccak(threads: int) -> None:
     assert native.leaf_hashes([], threads) == b""
     with pytest.raises(TypeError):
         native.leaf_hashes([b"", "text"], threads)
+
+
+@pytest.mark.parametrize("length", [0, 1, 31, 32, 64, 135, 136, 137, 272, 448, 1000])
+def test_leaf_hashes_four_at_a_time(length: int) -> None:
+    """Runs of equal lengths go four at a time (AVX2) and the rest one by one: all are double keccak."""
+    assert native is not None
+    rng = random.Random(length)
+    encodings = [rng.randbytes(length) for _ in range(9)] + [rng.randbytes(rng.randrange(300)) for _ in range(5)]
+    encodings += [rng.randbytes(length) for _ in range(6)]
+    assert native.leaf_hashes(encodings, 1) == b"".join(keccak(keccak(encoded)) for encoded in encodings)
+
+
+def test_the_one_at_a_time_path_gives_the_same() -> None:
+    """With OG_SETTLE_NO_AVX2 set, the extension hashes one state at a time; trees and checks come out the same."""
+    probe = (
+        "import random, sys; from og_settle import _batch_native as n; r = random.Random(3); "
+        "leaves = n.leaf_hashes([r.randbytes(448) for _ in range(3000)], 2); "
+        "tree, slots = n.merkle_tree(leaves, True, 2); "
+        "sys.stdout.write(tree.hex() + ' ' + str(n.first_bad_node(tree[:32] + bytes(32) + tree[64:], 2)))"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", probe], env={**os.environ, **extra}, capture_output=True, text=True, check=True
+        ).stdout
+        for extra in ({}, {"OG_SETTLE_NO_AVX2": "1"})
+    }
+    assert len(outputs) == 1 and outputs.pop().endswith(" 0")
 
 
 def python_tree(leaves: bytes, sort: bool) -> tuple[bytes, list[int]]:
