@@ -217,3 +217,22 @@ def _transactions(db: Path) -> list[tuple[bytes, str]]:
 
     with sqlite3.connect(db) as conn:
         return [(bytes(h), str(s)) for h, s in conn.execute("SELECT tx_hash, state FROM transactions ORDER BY id")]
+
+
+def test_relayer_refuses_a_network_its_queue_does_not_settle_to(tmp_path: Path, chain: LiveChain) -> None:
+    """With the node down the chain id cannot be asked, so ``--network`` is checked against the queue's
+    deployment: a Base Sepolia queue run as ``--network base`` is refused in one line, exit 2."""
+    db = tmp_path / "queue.db"
+    _submit(db, chain, [payment_record(chain.deployment, 83_000)])
+    dead = f"http://127.0.0.1:{free_port()}"
+    done = subprocess.run(
+        [OG_SETTLE, "relayer", "run", "--db", str(db), "--rpc", dead, "--network", "base"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "--network base: this queue settles to chain 84532" in done.stderr

@@ -38,8 +38,13 @@ def explicit_network(args: argparse.Namespace) -> Network | None:
     return None if not key else network(key)
 
 
-def check_node_network(args: argparse.Namespace, rpc_url: str, option: str = "--rpc") -> Network | None:
+def check_node_network(
+    args: argparse.Namespace, rpc_url: str, option: str = "--rpc", *, unreachable_ok: bool = False
+) -> Network | None:
     """When a network was named, check that the node at ``rpc_url`` serves it; return it (None when unnamed).
+
+    With ``unreachable_ok`` (long-running services that back off until their node is back), a node that cannot
+    be reached skips the check instead of failing it.
 
     Raises:
         InvalidInput: the node is another chain, or cannot be reached, as a one-line error.
@@ -52,6 +57,8 @@ def check_node_network(args: argparse.Namespace, rpc_url: str, option: str = "--
     try:
         chain_id = int(JsonRpc(rpc_url, timeout=10).call("eth_chainId"), 16)
     except (OSError, RpcError, ValueError) as err:
+        if unreachable_ok:
+            return chosen
         raise InvalidInput(f"{option}: cannot reach the node at {rpc_url} ({type(err).__name__})") from None
     if chain_id != chosen.chain_id:
         raise InvalidInput(

@@ -135,7 +135,8 @@ def _run(args: argparse.Namespace) -> int:
     key = os.environ.get(args.key_env)
     if not key:
         raise InvalidInput(f"--key-env: environment variable {args.key_env} is not set (the relayer's private key)")
-    check_node_network(args, args.rpc)
+    # The relayer backs off while its node is down, so an unreachable node is no reason to refuse to start.
+    chosen = check_node_network(args, args.rpc, unreachable_ok=True)
     try:
         account = Account.from_key(key)
     except (ValueError, TypeError) as err:
@@ -151,6 +152,12 @@ def _run(args: argparse.Namespace) -> int:
     if policy.max_items > BULK_BATCH_SIZE:
         print(f"og-settle: note: batches of {policy.max_items} leaves exceed the tested bulk size", file=sys.stderr)
     store, deployment = _open(args)
+    if chosen is not None and chosen.chain_id != deployment.chain_id:
+        store.close()
+        raise InvalidInput(
+            f"--network {chosen.name}: this queue settles to chain {deployment.chain_id}, "
+            f"{chosen.label} is {chosen.chain_id}"
+        )
     log = EventLog(verbose=args.verbose)
     from_block = store.get_meta("log_from_block")
     config = RelayerConfig(
