@@ -861,6 +861,34 @@ static PyObject *py_check_leaves(PyObject *Py_UNUSED(self), PyObject *args) {
     return PyBool_FromLong(ok);
 }
 
+
+/* decode_nodes(text) -> bytes | None: the 32-byte nodes of a dump's tree text, '"0x<64 hex digits>",' per node
+ * (its framing already checked by the caller), or None if any of those digits is not a hex digit. */
+static PyObject *py_decode_nodes(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer text;
+    if (!PyArg_ParseTuple(args, "y*", &text)) return NULL;
+    Py_ssize_t count = text.len / 69;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, 32 * count);
+    if (result != NULL) {
+        const unsigned char *in = (const unsigned char *)text.buf;
+        unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+        int bad = 0;
+        for (Py_ssize_t i = 0; i < count; i++, in += 69, out += 32) {
+            for (int k = 0; k < 32; k++) {
+                signed char high = HEX[in[3 + 2 * k]], low = HEX[in[4 + 2 * k]];
+                bad |= (high | low) < 0;
+                out[k] = (unsigned char)((high & 15) << 4 | (low & 15));
+            }
+        }
+        if (bad) {
+            Py_DECREF(result);
+            result = Py_NewRef(Py_None);
+        }
+    }
+    PyBuffer_Release(&text);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"encode_lines", encode_lines, METH_VARARGS,
      "encode_lines(block, start, end) -> (encodings, stop): the ABI encodings of the OpenGradient leaves on "
@@ -888,6 +916,9 @@ static PyMethodDef methods[] = {
     {"check_leaves", py_check_leaves, METH_VARARGS,
      "check_leaves(nodes, hashes, slots, first_leaf, used_by, first) -> bool: a block of a dump's values sits on "
      "free leaf slots (then marked in used_by) and hashes to them; False, used_by unchanged, if not."},
+    {"decode_nodes", py_decode_nodes, METH_VARARGS,
+     "decode_nodes(text) -> bytes | None: the 32-byte nodes of a dump's tree text ('\"0x<64 hex>\",' per node), "
+     "or None if a digit is not hex."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -261,6 +261,9 @@ class _StreamedDump:
 
     def _nodes(self) -> bytes:
         """Every node's 32 bytes, in tree order."""
+        decoded = _hashing.decode_nodes(self._tree_text)
+        if decoded is not None:
+            return decoded
         text, parts = self._tree_text, []
         step = _NODE * _NODES_PER_READ
         for start in range(0, len(text), step):

@@ -24,7 +24,7 @@ except ImportError:  # not built: the same results in Python, slower
 else:
     _native = _native_module
 
-__all__ = ["check_leaves", "first_bad_node", "leaf_hashes", "merkle_tree", "render_nodes"]
+__all__ = ["check_leaves", "decode_nodes", "first_bad_node", "leaf_hashes", "merkle_tree", "render_nodes"]
 
 _affinity = getattr(os, "sched_getaffinity", None)
 THREADS: Final = max(1, min(len(_affinity(0)) if _affinity else (os.cpu_count() or 1), 8))
@@ -71,6 +71,15 @@ def render_nodes(nodes: bytes, start: int, stop: int) -> bytes:
         text: bytes = _native.render_nodes(nodes, start, stop)
         return text
     return ",".join([f'"0x{nodes[32 * i : 32 * i + 32].hex()}"' for i in range(start, stop)]).encode()
+
+
+def decode_nodes(text: bytearray) -> bytes | None:
+    """The 32-byte nodes of a dump's tree text (``"0x<64 hex digits>",`` per node, framing already checked) in
+    C; None without the extension or when a digit is not hex (the caller then decodes and names the node)."""
+    if _native is None:
+        return None
+    nodes: bytes | None = _native.decode_nodes(text)
+    return nodes
 
 
 def check_leaves(

@@ -168,3 +168,16 @@ def test_check_leaves_marks_only_a_whole_good_block() -> None:
         before = list(used)
         assert not native.check_leaves(flat, block, slots, 7, used, 3)
         assert list(used) == before
+
+
+def test_tree_text_decodes_as_unhexlify_does() -> None:
+    assert native is not None
+    nodes = random.Random(4).randbytes(32 * 5)
+    text = bytearray(b"".join(b'"0x' + nodes[k : k + 32].hex().encode() + b'",' for k in range(0, len(nodes), 32)))
+    assert native.decode_nodes(text) == nodes
+    text[3 + 69 * 2 : 13 + 69 * 2] = text[3 + 69 * 2 : 13 + 69 * 2].upper()  # upper case is hex too
+    assert native.decode_nodes(text) == nodes
+    for bad in (b"g", b" ", b"\xff"):
+        spoiled = bytearray(text)
+        spoiled[69 * 4 + 66] = bad[0]
+        assert native.decode_nodes(spoiled) is None
