@@ -357,23 +357,12 @@ class Relayer:
                 pointer = self.config.blob_store.pointer(batch.dump_path.rsplit("/", 1)[-1])
             return chain.registry.record_batch_call(batch.root, batch.size, pointer)
         if batch.lane is Lane.INDIVIDUAL:
-            record = items[0].record()
-            fields: dict[str, Any] = {
-                "tee_id": parse_bytes32(record["tee_id"], "tee_id"),
-                "input_hash": parse_bytes32(record["input_hash"], "input_hash"),
-                "output_hash": parse_bytes32(record["output_hash"], "output_hash"),
-                "timestamp": int(record["timestamp"]),
-                "payer": record["payer"],
-            }
-            signature = parse_hex_bytes(record["tee_signature"], "tee_signature")
-            if record.get("scheme") == "opengradient":  # an RSA TEE's record from x-settlement-data (intake)
-                from og_settle.clients import OpenGradientSettlement
-
-                pointer = str(record.get("da_pointer") or "").encode()  # where the full record is (the gateway's blob)
-                return chain.registry.settle_open_gradient_call(
-                    OpenGradientSettlement(**fields, da_pointer=pointer), signature
-                )
-            return chain.registry.settle_individual_call(IndividualSettlement(**fields), signature)
+            if len(items) > 1:  # one settleIndividualBatch: each item isolated, its failure named in the receipt
+                return chain.registry.settle_individual_batch_call([_individual_item(i.record()) for i in items])
+            item = _individual_item(items[0].record())
+            if isinstance(item.settlement, IndividualSettlement):
+                return chain.registry.settle_individual_call(item.settlement, item.signature)
+            return chain.registry.settle_open_gradient_call(item.settlement, item.signature)
         if batch.lane is Lane.METADATA:
             record = items[0].record()
             return chain.registry.settle_metadata_call(
@@ -577,6 +566,16 @@ class Relayer:
                     failures[item.id] = verdict
                     continue
                 failures[item.id] = f"{outcome.reason}: {outcome.error}"
+        elif batch.lane is Lane.INDIVIDUAL and len(items := self.store.open_items(batch.id)) > 1:
+            for item, result in zip(
+                items, self.chain.registry.individual_batch_outcomes(receipt, len(items)), strict=True
+            ):
+                if result.error is None:
+                    continue
+                if result.error.name in _ALREADY_SETTLED:
+                    notes[item.id] = f"already on chain ({result.error})"
+                    continue
+                failures[item.id] = f"{result.error.name}: {result.error}"
         self.store.confirm_batch(
             batch.id,
             tx_hash=tx.tx_hash,
@@ -807,6 +806,25 @@ def _leaf(record: dict[str, Any]) -> InferenceLeaf:
         tee_signature=parse_hex_bytes(record["tee_signature"], "tee_signature"),
         timestamp=int(record["timestamp"]),
     )
+
+
+def _individual_item(record: dict[str, Any]) -> Any:
+    """The record's ``IndividualBatchItem``: an EIP-712 individual settlement, or an RSA TEE's OpenGradient one
+    (``scheme: opengradient``, from x-settlement-data at intake) with its DA pointer."""
+    from og_settle.clients import IndividualBatchItem, OpenGradientSettlement
+
+    fields: dict[str, Any] = {
+        "tee_id": parse_bytes32(record["tee_id"], "tee_id"),
+        "input_hash": parse_bytes32(record["input_hash"], "input_hash"),
+        "output_hash": parse_bytes32(record["output_hash"], "output_hash"),
+        "timestamp": int(record["timestamp"]),
+        "payer": record["payer"],
+    }
+    signature = parse_hex_bytes(record["tee_signature"], "tee_signature")
+    if record.get("scheme") == "opengradient":
+        pointer = str(record.get("da_pointer") or "").encode()  # where the full record is (the gateway's blob)
+        return IndividualBatchItem(OpenGradientSettlement(**fields, da_pointer=pointer), signature)
+    return IndividualBatchItem(IndividualSettlement(**fields), signature)
 
 
 def _payment_args(record: dict[str, Any]) -> tuple[Any, ...]:

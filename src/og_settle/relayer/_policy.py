@@ -35,6 +35,8 @@ class BatchPolicy:
         payments_per_tx: most payments in one ``settleBatch`` transaction (bounded by block gas).
         payment_max_wait_seconds: longest a payment waits for others to share its transaction. Payments carry
             deadlines (x402 ``maxTimeoutSeconds``), so they do not wait for the inference triggers.
+        individual_per_tx: most individual records in one ``settleIndividualBatch`` transaction (1..256); they
+            never wait for others, a batch takes whatever is waiting.
     """
 
     max_items: int = 20
@@ -42,6 +44,7 @@ class BatchPolicy:
     max_age_seconds: float = 900.0
     payments_per_tx: int = 50
     payment_max_wait_seconds: float = 2.0
+    individual_per_tx: int = 20
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_items <= 2**32 - 1:
@@ -54,6 +57,8 @@ class BatchPolicy:
             raise InvalidInput(f"payment_max_wait_seconds: must not be negative, got {self.payment_max_wait_seconds}")
         if not 1 <= self.payments_per_tx <= 1000:
             raise InvalidInput(f"payments_per_tx: must be between 1 and 1000, got {self.payments_per_tx}")
+        if not 1 <= self.individual_per_tx <= 256:
+            raise InvalidInput(f"individual_per_tx: must be between 1 and 256, got {self.individual_per_tx}")
 
     @classmethod
     def opengradient(cls) -> BatchPolicy:
@@ -73,7 +78,9 @@ class BatchPolicy:
             return self.payments_per_tx
         if lane is Lane.PRIVATE:
             return self.max_items
-        return 1  # individual and metadata records are settled one per transaction
+        if lane is Lane.INDIVIDUAL:
+            return self.individual_per_tx
+        return 1  # metadata records are settled one per transaction
 
     def trigger(self, backlog: LaneBacklog | None, now: float, *, drain: bool = False) -> str | None:
         """Which trigger fires for ``backlog`` at Unix time ``now`` (None: keep waiting).
