@@ -22,6 +22,10 @@ from og_settle import OPG_ADDRESS, PERMIT2_ADDRESS
 from og_settle.replica import compile_permit2
 from tests.support.gas import GasSnapshot
 from tests.support.tokens import deal_opg
+from tests.support.upstream import ensure_upstream
+
+# A plain `ape test` (no `og-settle chain exec`): start the replica as the fork's upstream before Ape connects.
+ensure_upstream()
 
 settings.register_profile(
     "fast",
