@@ -17,6 +17,8 @@ Registered:
 * ``rsa-gas``: RSA-2048 (OpenGradient TEE) gas on an anvil with the replica's modexp pricing and on one with
   ``--hardfork osaka`` (EIP-7883): PSS verification alone, settleOpenGradient, heartbeat, registration
   (``rsa_gas.py``).
+* ``individual-gas``: gas per individual inference, ``settleIndividual`` alone against a
+  ``settleIndividualBatch`` of 20 (``individual_gas.py``).
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from collections.abc import Callable
 from batch import BATCH_BENCHMARKS
 from facilitator_load import add_options as add_facilitator_load_options
 from gateway_load import add_options as add_gateway_load_options
+from individual_gas import individual_gas
 from rsa_gas import rsa_gas
 
 Row = tuple[str, str, str]
 Benchmark = Callable[[argparse.Namespace], list[Row]]
 BENCHMARKS: dict[str, Benchmark] = dict(BATCH_BENCHMARKS)
 BENCHMARKS["rsa-gas"] = rsa_gas
+BENCHMARKS["individual-gas"] = individual_gas
 
 
 def benchmark(name: str) -> Callable[[Benchmark], Benchmark]:
