@@ -654,17 +654,38 @@ done:
 }
 
 typedef struct {
-    uint64_t key; /* the hash's first 8 bytes, big-endian: most comparisons end here */
+    uint64_t key; /* the hash's first 8 bytes, big-endian: the radix sort's key */
     const unsigned char *hash;
     Py_ssize_t index;
 } SortItem;
 
-static int compare_items(const void *x, const void *y) {
-    const SortItem *a = (const SortItem *)x, *b = (const SortItem *)y;
-    if (a->key != b->key) return a->key < b->key ? -1 : 1;
-    int order = memcmp(a->hash, b->hash, 32);
-    if (order) return order;
-    return a->index < b->index ? -1 : a->index > b->index; /* stable, as Python's and JavaScript's sorts */
+#define DIGITS 65536 /* the radix sort's digits are 16 bits */
+
+/* Sort items by hash, stably (as Python's and JavaScript's sorts): a least-significant-digit radix sort on the
+ * keys (four passes, each stable, through `spare`), then equal keys put in order by their whole hashes. */
+static void sort_items(SortItem *items, SortItem *spare, size_t *counts, Py_ssize_t n) {
+    SortItem *from = items, *to = spare;
+    for (int shift = 0; shift < 64; shift += 16) {
+        memset(counts, 0, DIGITS * sizeof *counts);
+        for (Py_ssize_t i = 0; i < n; i++) counts[(from[i].key >> shift) & (DIGITS - 1)]++;
+        size_t total = 0;
+        for (size_t d = 0; d < DIGITS; d++) {
+            size_t count = counts[d];
+            counts[d] = total;
+            total += count;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) to[counts[(from[i].key >> shift) & (DIGITS - 1)]++] = from[i];
+        SortItem *swap = from;
+        from = to;
+        to = swap;
+    } /* four passes: the items are back in `items` */
+    for (Py_ssize_t i = 1; i < n; i++) {
+        for (Py_ssize_t j = i; j > 0 && items[j - 1].key == items[j].key && memcmp(items[j - 1].hash, items[j].hash, 32) > 0; j--) {
+            SortItem swap = items[j];
+            items[j] = items[j - 1];
+            items[j - 1] = swap;
+        }
+    }
 }
 
 typedef struct {
@@ -709,16 +730,19 @@ static PyObject *py_merkle_tree(PyObject *Py_UNUSED(self), PyObject *args) {
     int threads = thread_count(thread_arg);
     Py_ssize_t n = leaves.len / 32;
     PyObject *tree = NULL, *tree_index = NULL;
-    SortItem *items = NULL;
+    SortItem *items = NULL, *spare = NULL;
+    size_t *counts = NULL;
     if (threads < 0) goto fail;
     if (n == 0 || leaves.len % 32) {
         PyErr_SetString(PyExc_ValueError, "merkle_tree: expected one or more 32-byte leaf hashes");
         goto fail;
     }
     items = PyMem_Malloc(sizeof *items * (size_t)n);
+    spare = sort ? PyMem_Malloc(sizeof *spare * (size_t)n) : NULL;
+    counts = sort ? PyMem_Malloc(sizeof *counts * DIGITS) : NULL;
     tree = PyBytes_FromStringAndSize(NULL, 32 * (2 * n - 1));
     tree_index = PyList_New(n);
-    if (items == NULL || tree == NULL || tree_index == NULL) {
+    if (items == NULL || (sort && (spare == NULL || counts == NULL)) || tree == NULL || tree_index == NULL) {
         if (!PyErr_Occurred()) PyErr_NoMemory();
         goto fail;
     }
@@ -729,7 +753,7 @@ static PyObject *py_merkle_tree(PyObject *Py_UNUSED(self), PyObject *args) {
         for (int k = 0; k < 8; k++) key = key << 8 | hashes[32 * i + k];
         items[i] = (SortItem){key, hashes + 32 * i, i};
     }
-    if (sort) qsort(items, (size_t)n, sizeof *items, compare_items);
+    if (sort) sort_items(items, spare, counts, n);
     for (Py_ssize_t position = 0; position < n; position++) { /* the leaves, reversed, in the last n slots */
         memcpy(nodes + 32 * (2 * n - 2 - position), items[position].hash, 32);
     }
@@ -740,10 +764,14 @@ static PyObject *py_merkle_tree(PyObject *Py_UNUSED(self), PyObject *args) {
         PyList_SET_ITEM(tree_index, items[position].index, slot);
     }
     PyMem_Free(items);
+    PyMem_Free(spare);
+    PyMem_Free(counts);
     PyBuffer_Release(&leaves);
     return Py_BuildValue("(NN)", tree, tree_index);
 fail:
     PyMem_Free(items);
+    PyMem_Free(spare);
+    PyMem_Free(counts);
     Py_XDECREF(tree);
     Py_XDECREF(tree_index);
     PyBuffer_Release(&leaves);

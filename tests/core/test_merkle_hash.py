@@ -108,6 +108,17 @@ def test_trees_are_the_python_trees(count: int, sort: bool, seed: int) -> None:
     assert hashing.merkle_tree(leaves, sort) == python_tree(leaves, sort)
 
 
+def test_hashes_sharing_their_first_bytes_sort_by_the_whole_hash() -> None:
+    """The C sort keys on the first 8 bytes; longer common prefixes and whole duplicates still sort stably."""
+    rng = random.Random(5)
+    prefixes = [rng.randbytes(8) for _ in range(20)]
+    tails = [rng.randbytes(24) for _ in range(20)]
+    leaves = b"".join(
+        rng.choice(prefixes) + (rng.choice(tails) if rng.random() < 0.5 else rng.randbytes(24)) for _ in range(3000)
+    )
+    assert hashing.merkle_tree(leaves, True) == python_tree(leaves, True)
+
+
 def test_a_large_tree_split_across_threads_is_openzeppelins() -> None:
     assert native is not None
     values = [
