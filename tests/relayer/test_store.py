@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from og_settle import InvariantViolation
+from og_settle import InvalidInput, InvariantViolation
 from og_settle.relayer import (
     BatchPolicy,
     BatchState,
@@ -147,7 +147,11 @@ def test_policy_triggers() -> None:
     assert policy.trigger(old, now) == Trigger.MAX_AGE
     assert policy.trigger(LaneBacklog(Lane.INDIVIDUAL, 1, now, now), now) == Trigger.SIZE
     assert policy.capacity(Lane.PAYMENT) == 50
-    assert policy.capacity(Lane.INDIVIDUAL) == 1
+    assert policy.capacity(Lane.INDIVIDUAL) == 20  # one settleIndividualBatch
+    assert policy.capacity(Lane.METADATA) == 1
+    assert BatchPolicy(individual_per_tx=256).capacity(Lane.INDIVIDUAL) == 256
+    with pytest.raises(InvalidInput):
+        BatchPolicy(individual_per_tx=257)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
