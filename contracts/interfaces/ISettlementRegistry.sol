@@ -40,6 +40,11 @@ import {ITeeRegistry} from "./ITeeRegistry.sol";
 ///    unsigned payer or pointer, so a relayer cannot settle one signed inference twice under two payers. PSS
 ///    signatures are randomised, so the digest never includes the signature. When `maxHeartbeatAge` is non-zero
 ///    (OpenGradient: 1,800 s), the TEE must also be live: its last accepted heartbeat at most that many seconds old.
+///  - `settleIndividualBatch` settles many individual and OpenGradient records in one transaction (packed calldata,
+///    TEE ids shared). Each item runs in its own call to `settleBatchItem` (callable only by the registry itself) with
+///    the batch's fixed gas cap, checked against the 63/64 rule before each call, so a failing item reverts only its
+///    own effects and is reported by SettlementItemFailed with its named error; an item is checked exactly as the
+///    single-record function checks it and recorded under the same digest. At most MAX_BATCH_ITEMS items.
 ///  - Unbounded calldata is capped: batch data-availability pointers at MAX_DA_POINTER_LENGTH bytes, metadata
 ///    records at MAX_METADATA_SIZE bytes in total.
 ///
