@@ -31,6 +31,7 @@ from tests.relayer.support import (
     cli,
     dev_key,
     live_chain,
+    read_events,
 )
 from tests.support.children import json_child
 from tests.tee.live import inference_status, leaf_of, settle_queue
@@ -174,8 +175,9 @@ def test_rsa_settlement_data_is_settled_and_proven_on_chain(rsa_chain: RsaChain)
     ]  # fmt: skip
     env = {"FACILITATOR_KEY": dev_key(2), "FACILITATOR_BEARERS": BEARER}
     batch, individual = _settlement_data("batch", 1), _settlement_data("individual", 2)
+    another = _settlement_data("individual", 3)  # the two individual records share one settleIndividualBatch
     with json_child("facilitator", argv, work / "facilitator.log", env=env) as child:
-        for data in (batch, individual):
+        for data in (batch, individual, another):
             answer = httpx.post(
                 child.start["url"] + "/settle_data",
                 headers={
@@ -191,8 +193,9 @@ def test_rsa_settlement_data_is_settled_and_proven_on_chain(rsa_chain: RsaChain)
     (dump,) = settle_queue(queue, chain, work)
     code, body = inference_status(chain, "--leaf", json.dumps(leaf_of(batch)), "--dump", str(dump))
     assert code == 0 and body["settled"] is True, body  # verifyInferenceSignature checked the RSA-PSS leaf
-    digest = open_gradient_digest(
-        individual.tee_id, individual.input_hash, individual.output_hash, individual.tee_timestamp
-    )
-    code, body = inference_status(chain, "0x" + digest.hex())
-    assert code == 0 and body["mode"] == "opengradient", body
+    events = read_events(work / "relayer.log")
+    assert [e["size"] for e in events if e.get("event") == "batch.confirmed" and e.get("lane") == "individual"] == [2]
+    for record in (individual, another):
+        digest = open_gradient_digest(record.tee_id, record.input_hash, record.output_hash, record.tee_timestamp)
+        code, body = inference_status(chain, "0x" + digest.hex())
+        assert code == 0 and body["mode"] == "opengradient", body
