@@ -338,6 +338,11 @@ def og_encodings(values: Iterable[LeafValue]) -> Iterator[bytes]:
 
 
 def _og_leaf_hashes(values: list[LeafValue]) -> list[bytes]:
+    from og_settle import _merkle_hash  # the C hashing, when built (it imports this module, so not at the top)
+
+    if _merkle_hash._native is not None:
+        joined = _merkle_hash.leaf_hashes(list(og_encodings(values)))
+        return [joined[k : k + 32] for k in range(0, len(joined), 32)]
     keccak = _keccak
     return [keccak(keccak(encoded).digest()).digest() for encoded in og_encodings(values)]
 
@@ -421,6 +426,11 @@ def _build_tree(leaves: list[bytes]) -> list[bytes]:
 
 def _tree_and_slots(hashes: list[bytes], sort: bool) -> tuple[list[bytes], list[int]]:
     """The flat array over the leaf ``hashes`` (stably sorted by hash first when ``sort``) and each leaf's slot."""
+    from og_settle import _merkle_hash  # the C tree, when built (it imports this module, so not at the top)
+
+    if _merkle_hash._native is not None:
+        flat, tree_index = _merkle_hash.merkle_tree(b"".join(hashes), sort)
+        return [flat[k : k + 32] for k in range(0, len(flat), 32)], tree_index
     n = len(hashes)
     order = sorted(range(n), key=hashes.__getitem__) if sort else range(n)
     tree = _build_tree(list(map(hashes.__getitem__, order)))

@@ -7,17 +7,30 @@ subsets, and byte-identical JSON.stringify(dump()) text; each library must load 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from og_settle import OG_LEAF_ENCODING, StandardMerkleTree
+from og_settle import _merkle_hash as hashing
 from tests.core.conftest import OzWorker
 from tests.core.strategies import batches, og_batches
 
 DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture(scope="module", params=["native", "python"], autouse=True)
+def hashing_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every cross-check twice: with the C hashing (og_settle._batch_native) and with the Python fallback."""
+    saved = hashing._native
+    if request.param == "python":
+        hashing._native = None
+    yield str(request.param)
+    hashing._native = saved
 
 
 def hexes(nodes: tuple[bytes, ...] | list[bytes]) -> list[str]:
