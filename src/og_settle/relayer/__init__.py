@@ -34,13 +34,14 @@ from og_settle.relayer._store import (
     SqliteStore,
     TxRecord,
 )
-from og_settle.relayer._store_postgres import PostgresStore
+from og_settle.relayer._store_postgres import BatchLease, PostgresStore
 from og_settle.relayer._tee_directory import RegistryTeeDirectory, StaticTeeDirectory, TeeDirectory
 
 __all__ = [
     "BULK_BATCH_SIZE",
     "DEFAULT_MAX_RECORD_BYTES",
     "Batch",
+    "BatchLease",
     "BatchPolicy",
     "BatchState",
     "EventLog",

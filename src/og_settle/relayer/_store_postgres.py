@@ -16,7 +16,9 @@ records which ones ran. A database newer than this og-settle is refused.
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -27,9 +29,9 @@ from typing import Any, Final, cast
 
 from og_settle._errors import InvalidInput, InvariantViolation
 from og_settle.relayer._states import BatchState, ItemKind, ItemState, Lane
-from og_settle.relayer._store import Batch, IntakeOutcome, NewItem, SqliteStore, _now
+from og_settle.relayer._store import Batch, IntakeOutcome, Item, NewItem, SqliteStore, _now
 
-__all__ = ["Migration", "PostgresStore", "migrations", "redact_url"]
+__all__ = ["BatchLease", "Migration", "PostgresStore", "migrations", "redact_url"]
 
 # pg_advisory_xact_lock key taken while migrating: "og-settle" as an int64, so unrelated users of the database
 # are not blocked.
@@ -50,6 +52,23 @@ class Migration:
     version: int
     name: str
     sql: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLease:
+    """A batch this instance holds: nobody else builds on or sends it until ``until``.
+
+    Attributes:
+        batch: the batch as claimed.
+        worker: the instance holding it.
+        fence: the fencing token drawn when it was claimed; a later claim by anyone draws a larger one.
+        until: Unix time the lease runs out unless renewed.
+    """
+
+    batch: Batch
+    worker: str
+    fence: int
+    until: float
 
 
 def migrations() -> list[Migration]:
@@ -114,7 +133,7 @@ class PostgresStore(SqliteStore):
     statements (see the module's description); the contract tests run against both stores.
     """
 
-    def __init__(self, url: str, *, connect_timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, connect_timeout: float = 10.0, worker: str | None = None) -> None:
         try:
             import psycopg
         except ImportError:  # pragma: no cover - depends on the installation
@@ -122,6 +141,8 @@ class PostgresStore(SqliteStore):
                 "db: PostgreSQL needs psycopg; install og-settle[postgres] (pip install 'psycopg[binary]')"
             ) from None
         self.url = url
+        # The instance id written on every row this store claims or batches (host and process by default).
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
         try:
             conn = psycopg.connect(
                 url, autocommit=True, row_factory=_rows, connect_timeout=max(1, int(connect_timeout))
@@ -247,12 +268,19 @@ class PostgresStore(SqliteStore):
             ).fetchone()
             # The WHERE clause is re-checked after any concurrent writer commits, so an item another process
             # batched meanwhile is not counted here and the whole batch is refused.
+            # Items another instance holds a live claim on are not this instance's to batch.
+            free = (ItemState.RECEIVED.value, lane.value, self.worker, now)
             changed = db.execute(
-                "UPDATE items SET state = ?, batch_id = ?, updated_at = ? WHERE id = ANY(?) AND state = ? AND lane = ?",
-                (ItemState.BATCHED.value, row["id"], now, wanted, ItemState.RECEIVED.value, lane.value),
+                "UPDATE items SET state = ?, batch_id = ?, updated_at = ?, claimed_by = ?"
+                " WHERE id = ANY(?) AND state = ? AND lane = ?"
+                " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until < ?)",
+                [ItemState.BATCHED.value, row["id"], now, self.worker, wanted, *free],
             ).rowcount
+            db.execute("UPDATE batches SET worker = ? WHERE id = ?", (self.worker, row["id"]))
             if changed != len(wanted):
-                raise InvariantViolation(f"batch {row['id']}: some of items {wanted} are not received {lane} items")
+                raise InvariantViolation(
+                    f"batch {row['id']}: some of items {wanted} are not received {lane} items free for {self.worker}"
+                )
         return self._batch(row)
 
     def _move_items(
@@ -265,3 +293,54 @@ class PostgresStore(SqliteStore):
     def _move_batch(self, db: sqlite3.Connection, batch_id: int, new: BatchState, **fields: Any) -> Batch:
         db.execute("SELECT id FROM batches WHERE id = ? FOR UPDATE", (batch_id,))
         return super()._move_batch(db, batch_id, new, **fields)
+
+    # -- leases (several instances on one queue) -----------------------------------------------------------------
+
+    def claim_items(self, lane: Lane, limit: int, *, ttl: float) -> list[Item]:
+        """Claim up to ``limit`` received items of ``lane`` for this instance for ``ttl`` seconds, oldest first.
+        Rows another instance is claiming right now are skipped, not waited for (``FOR UPDATE SKIP LOCKED``);
+        rows under a live claim (anyone's, this instance's too) are left alone, so calling it again returns new
+        work only. The instance then batches exactly these (``create_batch``)."""
+        now = _now()
+        with self._write() as db:
+            rows = db.execute(
+                "UPDATE items SET claimed_by = ?, claimed_until = ? WHERE id IN ("
+                " SELECT id FROM items WHERE state = ? AND lane = ? AND (claimed_until IS NULL OR claimed_until < ?)"
+                " ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING *",
+                (self.worker, now + ttl, ItemState.RECEIVED.value, lane.value, now, limit),
+            ).fetchall()
+        return sorted((self._item(row) for row in rows), key=lambda item: item.id)
+
+    def claimed_by(self, item_id: int) -> str | None:
+        """The instance that claimed or batched the item, if any."""
+        row = self._db.execute("SELECT claimed_by FROM items WHERE id = ?", (item_id,)).fetchone()
+        if row is None:
+            raise InvalidInput(f"item: no item with id {item_id}")
+        return None if row[0] is None else str(row[0])
+
+    def claim_batches(self, states: Sequence[BatchState], limit: int, *, ttl: float) -> list[BatchLease]:
+        """Lease up to ``limit`` batches in ``states`` that nobody holds (or whose lease ran out), oldest first, for
+        ``ttl`` seconds; each lease gets a new fencing token. A lease this instance holds is kept with
+        ``renew_lease``."""
+        now = _now()
+        with self._write() as db:
+            rows = db.execute(
+                "UPDATE batches SET worker = ?, lease_until = ?, fence = nextval('lease_fence') WHERE id IN ("
+                " SELECT id FROM batches WHERE state = ANY(?)"
+                " AND (lease_until IS NULL OR lease_until < ?)"
+                " ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING *",
+                (self.worker, now + ttl, [s.value for s in states], now, limit),
+            ).fetchall()
+        leases = [BatchLease(self._batch(r), str(r["worker"]), int(r["fence"]), float(r["lease_until"])) for r in rows]
+        return sorted(leases, key=lambda lease: lease.batch.id)
+
+    def renew_lease(self, lease: BatchLease, *, ttl: float) -> BatchLease | None:
+        """Extend a lease this instance holds; None when it was lost (its fencing token is no longer the batch's,
+        because another instance took the batch over after the lease ran out)."""
+        now = _now()
+        with self._write() as db:
+            row = db.execute(
+                "UPDATE batches SET lease_until = ? WHERE id = ? AND worker = ? AND fence = ? RETURNING *",
+                (now + ttl, lease.batch.id, lease.worker, lease.fence),
+            ).fetchone()
+        return None if row is None else BatchLease(self._batch(row), lease.worker, lease.fence, now + ttl)

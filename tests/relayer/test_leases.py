@@ -1,0 +1,92 @@
+"""Several relayer instances on one PostgreSQL queue: items and batches are leased with ``FOR UPDATE SKIP
+LOCKED``, every claimed row names its instance, and a take-over after a lease runs out fences the old holder."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from og_settle import InvariantViolation
+from og_settle.relayer import BatchState, ItemKind, Lane, NewItem, PostgresStore
+from tests.support.postgres import PostgresServer
+
+
+def _item(n: int) -> NewItem:
+    return NewItem(kind=ItemKind.INFERENCE, lane=Lane.BATCH, key=n.to_bytes(32, "big"), payload={"n": n}, source="t")
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> str:
+    return postgres.create_database("lease")
+
+
+def test_concurrent_claims_are_disjoint_and_name_their_worker(pg_url: str) -> None:
+    """Four instances claiming at once, 7 at a time, until nothing is left: every item is claimed exactly once and
+    carries the id of the instance that claimed it."""
+    stores = [PostgresStore(pg_url, worker=f"relayer-{i}") for i in range(4)]
+    stores[0].add_items([_item(n) for n in range(300)])
+    claims: dict[str, list[int]] = {}
+    barrier = threading.Barrier(4)
+
+    def work(store: PostgresStore) -> None:
+        barrier.wait()
+        mine: list[int] = []
+        while batch := store.claim_items(Lane.BATCH, 7, ttl=60):
+            mine.extend(i.id for i in batch)
+        claims[store.worker] = mine
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [i for ids in claims.values() for i in ids]
+    assert sorted(every) == sorted(i.id for i in stores[0].items())  # each of the 300 exactly once
+    assert sum(1 for ids in claims.values() if ids) >= 2  # the work was actually shared
+    for worker, ids in claims.items():
+        assert {stores[0].claimed_by(i) for i in ids} <= {worker}
+    for store in stores:
+        store.close()
+
+
+def test_a_live_claim_keeps_others_out_and_an_expired_one_does_not(pg_url: str) -> None:
+    """Items another instance claimed cannot be batched or claimed by this one until the claim runs out."""
+    a, b = PostgresStore(pg_url, worker="a"), PostgresStore(pg_url, worker="b")
+    ids = [o.item_id for o in a.add_items([_item(n) for n in range(4)])]
+    assert [i.id for i in a.claim_items(Lane.BATCH, 2, ttl=60)] == ids[:2]
+    assert [i.id for i in b.claim_items(Lane.BATCH, 10, ttl=60)] == ids[2:]
+    with pytest.raises(InvariantViolation, match="free for b"):
+        b.create_batch(Lane.BATCH, ids[:2], root=b"\1" * 32, dump_path=None, dump=None)
+    batch = a.create_batch(Lane.BATCH, ids[:2], root=b"\1" * 32, dump_path=None, dump=None)
+    assert {i.batch_id for i in a.batch_items(batch.id)} == {batch.id}
+    short = PostgresStore(pg_url, worker="c")
+    a.add_items([_item(10)])
+    (taken,) = short.claim_items(Lane.BATCH, 1, ttl=0.5)
+    assert b.claim_items(Lane.BATCH, 10, ttl=60) == []  # c holds the new one; b's own live claim is not new work
+    time.sleep(0.6)
+    assert [i.id for i in b.claim_items(Lane.BATCH, 10, ttl=60)] == [taken.id]  # c's claim ran out
+    assert b.claimed_by(taken.id) == "b"
+    for store in (a, b, short):
+        store.close()
+
+
+def test_batch_leases_skip_held_batches_and_fence_a_lost_holder(pg_url: str) -> None:
+    """A built batch is leased by one instance at a time; after its lease runs out another takes it over with a
+    larger fencing token, and the old holder can no longer renew."""
+    a, b = PostgresStore(pg_url, worker="a"), PostgresStore(pg_url, worker="b")
+    ids = [o.item_id for o in a.add_items([_item(n) for n in range(2)])]
+    batch = a.create_batch(Lane.BATCH, ids, root=b"\1" * 32, dump_path=None, dump=None)
+    (held,) = a.claim_batches([BatchState.BUILT], 5, ttl=0.2)
+    assert (held.batch.id, held.worker) == (batch.id, "a")
+    assert b.claim_batches([BatchState.BUILT], 5, ttl=60) == []  # a holds it
+    renewed = a.renew_lease(held, ttl=0.05)
+    assert renewed is not None and renewed.fence == held.fence
+    time.sleep(0.1)
+    (taken,) = b.claim_batches([BatchState.BUILT], 5, ttl=60)
+    assert taken.worker == "b" and taken.fence > held.fence
+    assert a.renew_lease(held, ttl=60) is None  # fenced out
+    assert b.renew_lease(taken, ttl=60) is not None
+    for store in (a, b):
+        store.close()
