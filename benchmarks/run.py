@@ -14,6 +14,8 @@ Registered:
 * ``gateway-paid``: paid chat requests through ``og-settle gateway serve`` (verify, stand-in model, TEE signature,
   settlement on chain); requests/s, p50/p99 latency, and the share of the gateway's time in ``/verify`` and
   ``/settle`` (``gateway_load.py``).
+* ``payment-gas``: PaymentFacilitator's single exact/upto settle and batched payment gas (from the committed gas
+  snapshot) beside the x402 proxies' figures (``payment_gas.py``).
 * ``rsa-gas``: RSA-2048 (OpenGradient TEE) gas on an anvil with the replica's modexp pricing and on one with
   ``--hardfork osaka`` (EIP-7883): PSS verification alone, settleOpenGradient, heartbeat, registration
   (``rsa_gas.py``).
@@ -32,6 +34,7 @@ from batch import BATCH_BENCHMARKS
 from facilitator_load import add_options as add_facilitator_load_options
 from gateway_load import add_options as add_gateway_load_options
 from individual_gas import individual_gas
+from payment_gas import payment_gas
 from rsa_gas import rsa_gas
 
 Row = tuple[str, str, str]
@@ -39,6 +42,7 @@ Benchmark = Callable[[argparse.Namespace], list[Row]]
 BENCHMARKS: dict[str, Benchmark] = dict(BATCH_BENCHMARKS)
 BENCHMARKS["rsa-gas"] = rsa_gas
 BENCHMARKS["individual-gas"] = individual_gas
+BENCHMARKS["payment-gas"] = payment_gas
 
 
 def benchmark(name: str) -> Callable[[Benchmark], Benchmark]:

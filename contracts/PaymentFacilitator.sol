@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
-import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {ISignatureTransfer} from "permit2/interfaces/ISignatureTransfer.sol";
 import {IPaymentFacilitator} from "./interfaces/IPaymentFacilitator.sol";
@@ -44,7 +43,7 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
 
     /// @dev The selector of Permit2's single `permitWitnessTransferFrom` (the function is overloaded).
     bytes4 private constant _PERMIT_WITNESS_TRANSFER_FROM = 0x137c29fe;
-    /// @dev Permit2's `InvalidNonce()` (PermitErrors.sol), which {settleBatch} reports as {NonceAlreadyUsed}.
+    /// @dev Permit2's `InvalidNonce()` (PermitErrors.sol), which is reported as {NonceAlreadyUsed}.
     bytes4 private constant _PERMIT2_INVALID_NONCE = 0x756688fe;
     /// @dev The `balanceBefore` that tells {settleOne} to read the recipient's balance itself. A recipient
     /// really holding this much cannot receive a non-zero amount, so the value never stands for a real balance.
@@ -59,10 +58,7 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
     /// @inheritdoc IPaymentFacilitator
     function settle(Payment calldata payment) external nonReentrant returns (uint256 amount) {
         amount = _check(payment, msg.sender);
-        // Nonce: Permit2 would revert InvalidNonce(); checking first names the owner and nonce.
-        address owner = payment.owner;
-        uint256 nonce = payment.permit.nonce;
-        if ((PERMIT2.nonceBitmap(owner, nonce >> 8) >> (nonce & 0xff)) & 1 != 0) revert NonceAlreadyUsed(owner, nonce);
+        // The nonce is not pre-read: Permit2's InvalidNonce() comes back as NonceAlreadyUsed(owner, nonce).
         _transfer(payment, amount, _UNKNOWN_BALANCE);
     }
 
@@ -96,17 +92,13 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
     }
 
     /// @dev Emits PaymentFailed for item `index` with (at most {MAX_REVERT_DATA} bytes of) the revert data of its
-    /// call and returns the data's selector (zero if it has none). Items skip the nonce pre-read of {settle}, so
-    /// Permit2's `InvalidNonce()` is reported as our {NonceAlreadyUsed}; an item that used up its gas cap is
-    /// reported as {ItemGasLimitExceeded}.
+    /// call and returns the data's selector (zero if it has none). An item that used up its gas cap is reported as
+    /// {ItemGasLimitExceeded}.
     function _reportFailure(uint256 index, Payment calldata payment, bool exhausted) private returns (bytes4 selector) {
         bytes memory reason =
             exhausted ? abi.encodeWithSelector(ItemGasLimitExceeded.selector, ITEM_GAS_LIMIT) : _returnData();
         // Raw loads: a malformed item must not be able to revert the batch here.
         (address owner, uint256 nonce) = _ownerAndNonce(payment);
-        if (reason.length == 4 && bytes4(reason) == _PERMIT2_INVALID_NONCE) {
-            reason = abi.encodeWithSelector(NonceAlreadyUsed.selector, owner, nonce);
-        }
         if (reason.length >= 4) selector = bytes4(reason);
         emit PaymentFailed(index, owner, nonce, reason);
     }
@@ -183,12 +175,28 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
         returns (uint256 balanceAfter)
     {
         (address owner, address token, address to,) = payment.parties();
-        if (balanceBefore == _UNKNOWN_BALANCE) balanceBefore = IERC20(token).balanceOf(to);
+        if (balanceBefore == _UNKNOWN_BALANCE) balanceBefore = _balanceOf(token, to);
         _permitWitnessTransferFrom(payment, amount);
-        balanceAfter = IERC20(token).balanceOf(to);
+        balanceAfter = _balanceOf(token, to);
         uint256 received = balanceAfter > balanceBefore ? balanceAfter - balanceBefore : 0;
         if (received != amount) revert TransferShortfall(token, to, amount, received);
         _emitPaymentSettled(payment, owner, to, token, amount);
+    }
+
+    /// @dev `IERC20(token).balanceOf(account)` without the high-level call's extra checks (the token's code was
+    /// checked in {_check}); the token's revert data is bubbled up, and a short answer reverts without data.
+    function _balanceOf(address token, address account) private view returns (uint256 amount) {
+        assembly ("memory-safe") {
+            mstore(0x00, 0x70a08231) // balanceOf(address)
+            mstore(0x20, account)
+            if iszero(staticcall(gas(), token, 0x1c, 0x24, 0x00, 0x20)) {
+                let data := mload(0x40)
+                returndatacopy(data, 0, returndatasize())
+                revert(data, returndatasize())
+            }
+            if lt(returndatasize(), 0x20) { revert(0, 0) }
+            amount := mload(0x00)
+        }
     }
 
     /// @dev `emit PaymentSettled(owner, to, payment.requestHash, token, amount, payment.permit.nonce,
@@ -199,23 +207,27 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
         bytes32 topic = PaymentSettled.selector;
         assembly ("memory-safe") {
             let data := mload(0x40)
-            mstore(data, token)
-            mstore(add(data, 0x20), amount)
-            mstore(add(data, 0x40), calldataload(add(payment, 0x80))) // permit.nonce
-            mstore(add(data, 0x60), calldataload(payment)) // scheme
-            log4(data, 0x80, topic, owner, to, calldataload(add(payment, 0x120))) // requestHash
+            mstore(data, to)
+            mstore(add(data, 0x20), calldataload(add(payment, 0x120))) // requestHash
+            mstore(add(data, 0x40), token)
+            mstore(add(data, 0x60), amount)
+            mstore(add(data, 0x80), calldataload(add(payment, 0x80))) // permit.nonce
+            mstore(add(data, 0xa0), calldataload(payment)) // scheme
+            log2(data, 0xc0, topic, owner)
         }
     }
 
     /// @dev `PERMIT2.permitWitnessTransferFrom(payment.permit, (payment.to, amount), payment.owner,
     /// payment.hash(), payment.scheme.typeString(), payment.signature)`, with the arguments laid out directly:
     /// the permit's four words are copied from the item's calldata as they are, and Permit2's revert data is
-    /// bubbled up unchanged. Permit2's code was checked at deployment.
+    /// bubbled up unchanged except `InvalidNonce()`, which becomes {NonceAlreadyUsed}. Permit2's code was checked at
+    /// deployment.
     function _permitWitnessTransferFrom(Payment calldata payment, uint256 amount) private {
         bytes32 witness = payment.hash();
         string memory typeString = payment.scheme.typeString();
         bytes calldata signature = payment.signature;
         address permit2 = address(PERMIT2);
+        bytes4 nonceAlreadyUsed = NonceAlreadyUsed.selector;
         assembly ("memory-safe") {
             let data := mload(0x40)
             mstore(data, _PERMIT_WITNESS_TRANSFER_FROM)
@@ -241,6 +253,16 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
             calldatacopy(add(sig, 0x20), signature.offset, signature.length)
             let end := add(add(sig, 0x20), sigPadded)
             if iszero(call(gas(), permit2, 0, data, sub(end, data), 0, 0)) {
+                // Permit2's InvalidNonce() becomes NonceAlreadyUsed(owner, nonce), naming both.
+                if eq(returndatasize(), 4) {
+                    returndatacopy(data, 0, 4)
+                    if eq(shr(224, mload(data)), shr(224, _PERMIT2_INVALID_NONCE)) {
+                        mstore(data, nonceAlreadyUsed)
+                        mstore(add(data, 0x04), calldataload(add(payment, 0x20))) // owner
+                        mstore(add(data, 0x24), calldataload(add(payment, 0x80))) // permit.nonce
+                        revert(data, 0x44)
+                    }
+                }
                 returndatacopy(data, 0, returndatasize())
                 revert(data, returndatasize())
             }

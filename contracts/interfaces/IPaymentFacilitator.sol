@@ -113,6 +113,8 @@ interface IPaymentFacilitator {
     }
 
     /// @notice A payment moved `amount` of `token` from `payer` to `to` through Permit2.
+    /// @dev Only `payer` is indexed: each topic costs 375 gas against 256 for a data word, and (payer, nonce) is
+    /// what a settlement is looked up by.
     /// @param payer The Permit2 owner who signed.
     /// @param to The recipient (`witness.to`).
     /// @param requestHash The bound request or inference hash; zero for the unbound schemes.
@@ -122,8 +124,8 @@ interface IPaymentFacilitator {
     /// @param scheme The scheme the payer signed.
     event PaymentSettled(
         address indexed payer,
-        address indexed to,
-        bytes32 indexed requestHash,
+        address to,
+        bytes32 requestHash,
         address token,
         uint256 amount,
         uint256 nonce,
@@ -190,7 +192,8 @@ interface IPaymentFacilitator {
 
     /// @notice Settles one payment, reverting with a named error if it cannot.
     /// @dev Check order: scheme fields, time window, amounts, parties, caller (upto), token code, signature
-    /// shape, nonce; then the Permit2 transfer; then the recipient's balance delta and the event.
+    /// shape; then the Permit2 transfer (Permit2 checks the nonce first, whose `InvalidNonce()` is reported as
+    /// {NonceAlreadyUsed}); then the recipient's balance delta and the event.
     /// Reverts with Permit2's own errors (`InvalidSigner`, `InvalidSignature`, `InvalidContractSignature`,
     /// `InvalidAmount`) when Permit2 rejects the signature, and with the token's error when it lacks
     /// balance or allowance.
@@ -200,8 +203,7 @@ interface IPaymentFacilitator {
 
     /// @notice Settles many payments in one transaction; each item succeeds or fails on its own.
     /// @dev A failing item emits {PaymentFailed} with its revert reason (bounded) and leaves no trace (its nonce
-    /// stays unspent unless it already was); the others settle. Items do not pre-read the nonce as {settle}
-    /// does: a spent nonce makes Permit2 revert `InvalidNonce()`, which is reported as {NonceAlreadyUsed}.
+    /// stays unspent unless it already was); the others settle. A spent nonce is reported as {NonceAlreadyUsed}.
     /// The recipient's balance is read once per run of consecutive settled items with the same token and
     /// recipient and carried from item to item; each item's balance delta is still checked on its own. For upto
     /// items, `msg.sender` must be the item's `witness.facilitator`. Each item's call gets at most 200,000 gas.
@@ -212,9 +214,7 @@ interface IPaymentFacilitator {
     function settleBatch(Payment[] calldata payments) external returns (Result[] memory results);
 
     /// @notice Settles one item of a batch in its own call frame, so that a failure reverts only that item.
-    /// @dev Only callable by this contract (from {settleBatch}); reverts {OnlySelf} otherwise. Unlike {settle}
-    /// it does not pre-read the nonce: Permit2 reverts `InvalidNonce()` for a spent one, which {settleBatch}
-    /// reports as {NonceAlreadyUsed}.
+    /// @dev Only callable by this contract (from {settleBatch}); reverts {OnlySelf} otherwise. Checks as {settle}.
     /// @param payment The item.
     /// @param caller The `msg.sender` of {settleBatch}, checked against `witness.facilitator` for upto.
     /// @param balanceBefore The recipient's balance of the item's token when the batch already knows it (the
