@@ -21,6 +21,7 @@ Registered:
   (``rsa_gas.py``).
 * ``individual-gas``: gas per individual inference, ``settleIndividual`` alone against a
   ``settleIndividualBatch`` of 20 (``individual_gas.py``).
+* ``queue-intake``: records/s a queue store takes (``add_items``), SQLite and PostgreSQL (``queue_intake.py``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from facilitator_load import add_options as add_facilitator_load_options
 from gateway_load import add_options as add_gateway_load_options
 from individual_gas import individual_gas
 from payment_gas import payment_gas
+from queue_intake import queue_intake
 from rsa_gas import rsa_gas
 
 Row = tuple[str, str, str]
@@ -43,6 +45,7 @@ BENCHMARKS: dict[str, Benchmark] = dict(BATCH_BENCHMARKS)
 BENCHMARKS["rsa-gas"] = rsa_gas
 BENCHMARKS["individual-gas"] = individual_gas
 BENCHMARKS["payment-gas"] = payment_gas
+BENCHMARKS["queue-intake"] = queue_intake
 
 
 def benchmark(name: str) -> Callable[[Benchmark], Benchmark]:

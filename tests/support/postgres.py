@@ -19,6 +19,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -34,6 +35,20 @@ HOW_TO_GET_ONE: Final = (
     " OG_SETTLE_PG_BIN to a folder holding initdb and pg_ctl, or OG_SETTLE_TEST_POSTGRES_URL to a superuser URL"
     " of a running server"
 )
+# Stops the server and deletes its folder if the process that started it dies without stopping it (a killed or
+# timed-out test run); exits on its own once the folder is gone (a normal stop).
+_WATCHDOG: Final = """
+import os, shutil, subprocess, sys, time
+parent, base, stop = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+while os.path.isdir(base):
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:
+        subprocess.run(stop, capture_output=True, timeout=60, check=False)
+        shutil.rmtree(base, ignore_errors=True)
+        break
+    time.sleep(1)
+"""
 _SERVICE_USER: Final = "postgres"
 _SUPERUSER: Final = "og_settle"
 
@@ -73,7 +88,8 @@ class PostgresServer:
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @classmethod
-    def start(cls, *, timeout: float = 60.0) -> PostgresServer:
+    def start(cls, *, timeout: float = 60.0, fsync: bool = False) -> PostgresServer:
+        """Start a server (``fsync`` off by default: tests need its semantics, not its crash safety)."""
         external = os.environ.get("OG_SETTLE_TEST_POSTGRES_URL")
         if external:
             server = cls(admin_url=external)
@@ -102,7 +118,7 @@ class PostgresServer:
         base.chmod(0o700)
         server = cls(admin_url="", base_dir=base, bin_dir=bin_dir, _as_user=as_user)
         try:
-            server._init_and_start(timeout)
+            server._init_and_start(timeout, fsync=fsync)
         except BaseException:
             server.stop()
             raise
@@ -115,7 +131,7 @@ class PostgresServer:
             command, capture_output=True, text=True, timeout=timeout, check=False, cwd=self.base_dir, env=_clean_env()
         )
 
-    def _init_and_start(self, timeout: float) -> None:
+    def _init_and_start(self, timeout: float, *, fsync: bool) -> None:
         assert self.base_dir is not None
         data = self.base_dir / "data"
         result = self._run(
@@ -128,7 +144,7 @@ class PostgresServer:
             port = _free_port()
             options = (
                 f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={self.base_dir}"
-                " -c max_connections=60 -c shared_buffers=32MB -c fsync=off"
+                f" -c max_connections=60 -c shared_buffers=32MB -c fsync={'on' if fsync else 'off'}"
             )
             result = self._run(
                 "pg_ctl", "-D", str(data), "-l", str(self.base_dir / "server.log"), "-o", options, "-w",
@@ -136,6 +152,14 @@ class PostgresServer:
             )  # fmt: skip
             if result.returncode == 0:
                 self.admin_url = f"postgresql://{_SUPERUSER}@127.0.0.1:{port}/postgres"
+                stop = [*self._as_user, str(self.bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]
+                subprocess.Popen(
+                    [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(self.base_dir), *stop],
+                    start_new_session=True,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
                 self._check_reachable()
                 return
             last_error = self.log_tail() or result.stderr
