@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -122,3 +123,46 @@ def test_node_on_another_chain_is_bad_input(run: Run, pay: Any, rpc_url: str, pa
     code, out, err = run("payment", "verify", payload, "--requirements", reqs, "--rpc-url", rpc_url)
     assert code == 2 and out == ""
     assert err == f"og-settle: error: --rpc-url: the node is chain {chain_id}, the requirements are for eip155:1\n"
+
+
+def test_permit2_approve_lets_a_new_payer_pay(
+    run: Run, pay: Any, rpc_url: str, opg: Any, chain: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh payer meets permit2_allowance_required; `og-settle permit2 approve` fixes it, once."""
+    from eth_account import Account
+
+    from tests.support.tokens import deal_opg
+
+    fresh = Account.create()
+    newcomer = SimpleNamespace(address=fresh.address, private_key=fresh.key.hex())
+    chain.set_balance(fresh.address, ONE)
+    deal_opg(chain.provider, opg, fresh.address, 10 * ONE)
+    reqs, payload = pay(newcomer, 2 * ONE)
+    code, result = verify(run, payload, reqs, rpc_url)
+    assert code == 1 and result["invalidReason"] == "permit2_allowance_required"
+
+    monkeypatch.setenv("OG_SETTLE_PAYER_KEY", newcomer.private_key)
+    code, out, err = run("permit2", "approve", "--rpc-url", rpc_url, "--amount", str(5 * ONE), "--json")
+    assert code == 0, err
+    approved = json.loads(out)
+    assert approved["allowance_before"] == "0" and approved["allowance_after"] == str(5 * ONE)
+    assert approved["tx_hash"] and approved["spender"] == PERMIT2_ADDRESS
+    assert opg.allowance(fresh.address, PERMIT2_ADDRESS) == 5 * ONE
+    code, result = verify(run, payload, reqs, rpc_url)
+    assert code == 0 and result == {"isValid": True, "payer": fresh.address}
+
+    # Enough already: no second transaction. `--rpc` is the alias of `--rpc-url`.
+    code, out, err = run("permit2", "approve", "--rpc", rpc_url, "--amount", str(2 * ONE), "--json")
+    assert code == 0 and json.loads(out)["tx_hash"] is None, err
+
+
+def test_permit2_approve_bad_key_and_dead_node_are_one_line_errors(
+    run: Run, rpc_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OG_SETTLE_PAYER_KEY", "not-a-key")
+    code, out, err = run("permit2", "approve", "--rpc-url", rpc_url, "--amount", "1")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "does not hold a hex private key" in err
+    assert "not-a-key" not in err
+    monkeypatch.setenv("OG_SETTLE_PAYER_KEY", "0x" + "11" * 32)
+    code, out, err = run("permit2", "approve", "--rpc-url", "http://127.0.0.1:9", "--amount", "1")
+    assert code == 2 and err.count("\n") == 1 and "cannot reach the node at http://127.0.0.1:9" in err

@@ -9,6 +9,26 @@ from og_settle._errors import InvalidInput
 from og_settle._networks import DEFAULT_NETWORK, NETWORK_NAMES, Network, network
 
 NETWORK_ENV = "OG_SETTLE_NETWORK"
+RPC_URL_ENV = "OG_SETTLE_RPC_URL"
+
+
+def add_rpc_url_option(
+    parser: argparse.ArgumentParser, *, required: bool = False, dest: str = "rpc_url", help: str | None = None
+) -> None:
+    """Add ``--rpc-url URL`` (alias ``--rpc``), defaulting to ``$OG_SETTLE_RPC_URL``.
+
+    With ``required``, the flag may still be left out when the environment variable is set.
+    """
+    default = os.environ.get(RPC_URL_ENV) or None
+    parser.add_argument(
+        "--rpc-url",
+        "--rpc",
+        dest=dest,
+        default=default,
+        required=required and default is None,
+        metavar="URL",
+        help=f"{help or 'the HTTP JSON-RPC URL of the node'} (default: ${RPC_URL_ENV})",
+    )
 
 
 def add_network_option(parser: argparse.ArgumentParser) -> None:
