@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 
 from og_settle import ToolchainError
 from og_settle.replica._node import start_anvil
@@ -42,6 +43,11 @@ def test_chain_up_serves_base_sepolia_and_stops_cleanly(stop_signal: signal.Sign
         assert info["chain_id"] == 84532
         assert info["permit2"] == "0x000000000022D473030F116dDEE9F6B43aC78BA3"
         assert _chain_id(info["rpc_url"]) == 84532
+        # As anvil prints them: the dev accounts' keys (same order), and what each holds in OPG (read from chain).
+        assert len(info["dev_keys"]) == len(info["dev_accounts"]) == len(info["opg_balances"]) == 10
+        for key, account in zip(info["dev_keys"], info["dev_accounts"], strict=True):
+            assert Account.from_key(key).address.lower() == account.lower()
+        assert all(int(amount) == 1_000_000 * 10**18 for amount in info["opg_balances"])
         proc.send_signal(stop_signal)
         assert proc.wait(timeout=20) == 0
     finally:

@@ -36,7 +36,45 @@ def register(groups: Any) -> None:
     run.set_defaults(handler=_exec)
 
 
-def _describe(info: Any) -> dict[str, Any]:
+def _holdings(info: Any) -> list[tuple[int, int]]:
+    """Each dev account's (wei, OPG base units), read from the node."""
+    from og_settle.replica._rpc import JsonRpc
+
+    rpc = JsonRpc(info.rpc_url, timeout=10)
+    selector = "0x70a08231"  # balanceOf(address)
+    return [
+        (
+            int(rpc.call("eth_getBalance", account, "latest"), 16),
+            int(
+                rpc.call("eth_call", {"to": info.opg, "data": selector + account[2:].lower().rjust(64, "0")}, "latest"),
+                16,
+            ),
+        )
+        for account in info.dev_accounts
+    ]
+
+
+def _print_accounts(info: Any, holdings: list[tuple[int, int]]) -> None:
+    """The dev accounts and their keys, laid out as anvil prints them, with what each holds."""
+    from og_settle._hex import parse_address
+
+    print("\nAvailable Accounts\n==================")
+    for index, (account, (wei, opg)) in enumerate(zip(info.dev_accounts, holdings, strict=True)):
+        print(f"({index}) {parse_address(account, 'dev account')} ({_units(wei)} ETH, {_units(opg)} OPG)")
+    print("\nPrivate Keys\n==================")
+    for index, key in enumerate(info.dev_keys):
+        print(f"({index}) {key}")
+    holders = [str(index) for index, (_, opg) in enumerate(holdings) if opg > 0]
+    print(f"\nOPG holders: accounts {', '.join(holders) or 'none'}; these keys are public, for local use only\n")
+
+
+def _units(amount: int) -> str:
+    """An 18-decimal amount in whole units (trailing zeros dropped)."""
+    whole, frac = divmod(amount, 10**18)
+    return f"{whole}.{str(frac).rjust(18, '0').rstrip('0')}" if frac else str(whole)
+
+
+def _describe(info: Any, holdings: list[tuple[int, int]]) -> dict[str, Any]:
     return {
         "rpc_url": info.rpc_url,
         "chain_id": info.chain_id,
@@ -46,6 +84,8 @@ def _describe(info: Any) -> dict[str, Any]:
         "x402_exact_proxy": info.x402_exact_proxy,
         "x402_upto_proxy": info.x402_upto_proxy,
         "dev_accounts": list(info.dev_accounts),
+        "dev_keys": list(info.dev_keys),
+        "opg_balances": [str(amount) for _, amount in holdings],
         "startup_seconds": round(info.startup_seconds, 2),
     }
 
@@ -71,14 +111,16 @@ def _up(args: argparse.Namespace) -> int:
     network = selected_network(args)
     with running_replica(port=args.port, network=network) as info:
         if not stop.is_set():
+            holdings = _holdings(info)
             if args.json:
-                print(json.dumps(_describe(info)), flush=True)
+                print(json.dumps(_describe(info, holdings)), flush=True)
             else:
                 print(f"{network.label} replica (chain id {info.chain_id}) at {info.rpc_url}", flush=True)
                 print(f"  Permit2     {info.permit2}  (genuine, CREATE2 at its canonical address)")
                 print(f"  OPG         {info.opg}  (18 decimals, replica stand-in)")
                 print(f"  x402 exact  {info.x402_exact_proxy}  (replica stand-in for the canonical proxy)")
                 print(f"  x402 upto   {info.x402_upto_proxy}  (replica stand-in for the canonical proxy)")
+                _print_accounts(info, holdings)
                 print(f"  started in {info.startup_seconds:.2f}s; Ctrl-C to stop", flush=True)
             stop.wait()
     print("replica stopped", file=sys.stderr)

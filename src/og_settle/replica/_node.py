@@ -92,6 +92,7 @@ class ReplicaInfo:
         network: the short name of the network replicated (``"base-sepolia"`` or ``"base"``).
         x402_exact_proxy: the canonical x402 exact proxy's address (a stand-in on the replica).
         x402_upto_proxy: the canonical x402 upto proxy's address (a stand-in on the replica).
+        dev_keys: the dev accounts' private keys (0x hex, same order), from anvil's well-known test mnemonic.
     """
 
     rpc_url: str
@@ -103,6 +104,26 @@ class ReplicaInfo:
     network: str = DEFAULT_NETWORK.name
     x402_exact_proxy: str = X402_EXACT_PERMIT2_PROXY
     x402_upto_proxy: str = X402_UPTO_PERMIT2_PROXY
+    dev_keys: tuple[str, ...] = ()
+
+
+def dev_account_keys(accounts: tuple[str, ...]) -> tuple[str, ...]:
+    """The private keys of anvil's dev ``accounts``, derived from ``DEV_MNEMONIC`` as anvil derives them
+    (BIP-44 ``m/44'/60'/0'/0/i``). Public knowledge: for local chains only.
+
+    Raises:
+        ToolchainError: a derived address is not the node's account (anvil changed its derivation).
+    """
+    from eth_account import Account
+
+    Account.enable_unaudited_hdwallet_features()
+    keys = []
+    for index, address in enumerate(accounts):
+        account = Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+        if account.address.lower() != address.lower():
+            raise ToolchainError(f"dev account {index}: derived {account.address}, anvil reports {address}")
+        keys.append("0x" + bytes(account.key).hex())
+    return tuple(keys)
 
 
 class AnvilProcess:
@@ -255,6 +276,7 @@ def running_replica(port: int | None = None, network: Network = DEFAULT_NETWORK)
             network=network.name,
             x402_exact_proxy=exact,
             x402_upto_proxy=upto,
+            dev_keys=dev_account_keys(accounts),
         )
     finally:
         anvil.stop()
