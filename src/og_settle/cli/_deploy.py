@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from og_settle._errors import InvalidInput
-from og_settle.cli._network import add_network_option, check_node_network
+from og_settle.cli._network import add_network_option, add_rpc_url_option, check_node_network
 
 
 def register(groups: Any) -> None:
@@ -17,7 +17,7 @@ def register(groups: Any) -> None:
         "deploy",
         help="deploy (or find) TeeRegistry, SettlementRegistry and PaymentFacilitator at their CREATE2 addresses",
     )
-    cmd.add_argument("--rpc-url", default=os.environ.get("OG_SETTLE_RPC_URL"), help="JSON-RPC endpoint")
+    add_rpc_url_option(cmd)
     cmd.add_argument(
         "--key-env",
         default="OG_SETTLE_DEPLOYER_KEY",

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from og_settle._errors import InvalidInput
-from og_settle.cli._network import add_network_option, check_node_network
+from og_settle.cli._network import add_network_option, add_rpc_url_option, check_node_network
 
 _KEY_ENV_DEFAULT = "OG_SETTLE_RELAYER_KEY"
 
@@ -49,7 +49,7 @@ def register(groups: Any) -> None:
     serve.add_argument(
         "--deployment", type=Path, required=True, help="deployments/<chain id>.json from `og-settle deploy`"
     )
-    serve.add_argument("--rpc", required=True, help="the node's HTTP JSON-RPC URL")
+    add_rpc_url_option(serve, required=True, dest="rpc")
     add_network_option(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=0, help="port to listen on (0: any free port)")
@@ -185,7 +185,7 @@ def _serve(args: argparse.Namespace) -> int:
         try:
             facilitator.check_node()
         except NodeError as err:
-            raise InvalidInput(f"--rpc: cannot use the node at {args.rpc} ({err})") from None
+            raise InvalidInput(f"--rpc-url: cannot use the node at {args.rpc} ({err})") from None
         settle_data = None
         if args.queue is not None:
             from og_settle.facilitator import SettlementDataQueue

@@ -13,13 +13,20 @@ RPC_URL_ENV = "OG_SETTLE_RPC_URL"
 
 
 def add_rpc_url_option(
-    parser: argparse.ArgumentParser, *, required: bool = False, dest: str = "rpc_url", help: str | None = None
+    parser: argparse.ArgumentParser,
+    *,
+    required: bool = False,
+    dest: str = "rpc_url",
+    help: str | None = None,
+    from_env: bool = True,
 ) -> None:
-    """Add ``--rpc-url URL`` (alias ``--rpc``), defaulting to ``$OG_SETTLE_RPC_URL``.
+    """Add ``--rpc-url URL`` (alias ``--rpc``), defaulting to ``$OG_SETTLE_RPC_URL`` when ``from_env``.
 
-    With ``required``, the flag may still be left out when the environment variable is set.
+    With ``required``, the flag may still be left out when the environment variable is set. Optional flags whose
+    presence switches extra checks on (``payment verify``, ``relayer submit``) pass ``from_env=False``.
     """
-    default = os.environ.get(RPC_URL_ENV) or None
+    default = (os.environ.get(RPC_URL_ENV) or None) if from_env else None
+    suffix = f" (default: ${RPC_URL_ENV})" if from_env else ""
     parser.add_argument(
         "--rpc-url",
         "--rpc",
@@ -27,7 +34,7 @@ def add_rpc_url_option(
         default=default,
         required=required and default is None,
         metavar="URL",
-        help=f"{help or 'the HTTP JSON-RPC URL of the node'} (default: ${RPC_URL_ENV})",
+        help=f"{help or 'the HTTP JSON-RPC URL of the node'}{suffix}",
     )
 
 
@@ -59,7 +66,7 @@ def explicit_network(args: argparse.Namespace) -> Network | None:
 
 
 def check_node_network(
-    args: argparse.Namespace, rpc_url: str, option: str = "--rpc", *, unreachable_ok: bool = False
+    args: argparse.Namespace, rpc_url: str, option: str = "--rpc-url", *, unreachable_ok: bool = False
 ) -> Network | None:
     """When a network was named, check that the node at ``rpc_url`` serves it; return it (None when unnamed).
 

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from og_settle._errors import InvalidInput
+from og_settle.cli._network import add_rpc_url_option
 
 if TYPE_CHECKING:
     from og_settle._x402 import PaymentPayload, PaymentRequirements
@@ -97,7 +98,7 @@ def register(groups: Any) -> None:
     verify.add_argument(
         "--requirements", default=None, help="the server's requirements (file, JSON or header; default: accepted)"
     )
-    verify.add_argument("--rpc-url", default=None, help="also check the nonce, allowance and balance on this node")
+    add_rpc_url_option(verify, from_env=False, help="also check the nonce, allowance and balance on this node")
     verify.add_argument(
         "--spender",
         "--facilitator-address",

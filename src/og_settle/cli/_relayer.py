@@ -13,7 +13,7 @@ from types import FrameType
 from typing import Any
 
 from og_settle._errors import InvalidInput
-from og_settle.cli._network import add_network_option, check_node_network
+from og_settle.cli._network import add_network_option, add_rpc_url_option, check_node_network
 
 _KEY_ENV_DEFAULT = "OG_SETTLE_RELAYER_KEY"
 _DB_HELP = "the queue: an SQLite file, or a PostgreSQL URL (postgresql://user[:password]@host[:port]/dbname)"
@@ -29,7 +29,7 @@ def register(groups: Any) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     _db_and_deployment(run)
-    run.add_argument("--rpc", required=True, help="the node's HTTP JSON-RPC URL")
+    add_rpc_url_option(run, required=True, dest="rpc")
     add_network_option(run)
     run.add_argument(
         "--key-env", default=_KEY_ENV_DEFAULT, help="environment variable holding the relayer's private key"
@@ -71,15 +71,16 @@ def register(groups: Any) -> None:
     )
     _db_and_deployment(submit)
     submit.add_argument("files", nargs="*", default=["-"], help="JSONL files; - or nothing for stdin")
-    submit.add_argument(
-        "--rpc",
-        default=None,
+    add_rpc_url_option(
+        submit,
+        dest="rpc",
+        from_env=False,
         help="check on chain: payments (nonce, allowance, balance) and each leaf's signer against the TEE registry",
     )
     submit.add_argument(
         "--allow-unverified",
         action="store_true",
-        help="without --rpc, queue batch leaves marked unverified instead of refusing them (tee_unverifiable)",
+        help="without --rpc-url, queue batch leaves marked unverified instead of refusing them (tee_unverifiable)",
     )
     submit.add_argument("--relayer-address", default=None, help="the relayer account (checked for upto payments)")
     submit.add_argument("--quiet", action="store_true", help="print only the summary")

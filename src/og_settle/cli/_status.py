@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from og_settle._errors import InvalidInput
-from og_settle.cli._network import add_network_option, check_node_network
+from og_settle.cli._network import add_network_option, add_rpc_url_option, check_node_network
 
 
 def register(groups: Any) -> None:
@@ -61,7 +61,7 @@ def register(groups: Any) -> None:
 
 
 def _chain_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rpc", required=True, help="the node's HTTP JSON-RPC URL")
+    add_rpc_url_option(parser, required=True, dest="rpc")
     parser.add_argument("--deployment", type=Path, required=True, help="deployments/<chain id>.json")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_network_option(parser)
@@ -75,7 +75,9 @@ def _clients(args: argparse.Namespace) -> tuple[Any, Any]:
     check_node_network(args, args.rpc)
     w3 = make_web3(args.rpc)
     if int(w3.eth.chain_id) != deployment.chain_id:
-        raise InvalidInput(f"--rpc: the node is chain {w3.eth.chain_id}, the deployment is for {deployment.chain_id}")
+        raise InvalidInput(
+            f"--rpc-url: the node is chain {w3.eth.chain_id}, the deployment is for {deployment.chain_id}"
+        )
     return deployment, (w3, RetryPolicy(max_elapsed=20.0))
 
 

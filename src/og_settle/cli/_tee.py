@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from og_settle._errors import InvalidInput
+from og_settle.cli._network import add_rpc_url_option
 
 _SENDER_ENV_DEFAULT = "OG_SETTLE_OPERATOR_KEY"
 _ZERO32 = bytes(32)
@@ -83,7 +84,7 @@ def register(groups: Any) -> None:
 
 
 def _chain_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rpc", required=True, help="the node's HTTP JSON-RPC URL")
+    add_rpc_url_option(parser, required=True, dest="rpc")
     parser.add_argument("--deployment", type=Path, required=True, help="deployments/<chain id>.json")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -138,10 +139,12 @@ class _Chain:
         try:
             self.w3 = make_web3(args.rpc)
         except InvalidInput as err:
-            raise InvalidInput(f"--rpc: {str(err).removeprefix('rpc_url: ')}") from None
+            raise InvalidInput(f"--rpc-url: {str(err).removeprefix('rpc_url: ')}") from None
         chain_id = _node(lambda: int(self.w3.eth.chain_id), args.rpc)
         if chain_id != self.deployment.chain_id:
-            raise InvalidInput(f"--rpc: the node is chain {chain_id}, the deployment is for {self.deployment.chain_id}")
+            raise InvalidInput(
+                f"--rpc-url: the node is chain {chain_id}, the deployment is for {self.deployment.chain_id}"
+            )
         self.registry = TeeRegistryClient(self.w3, self.deployment.tee_registry, retry=RetryPolicy(max_elapsed=20.0))
         self.rpc = args.rpc
 
@@ -175,10 +178,10 @@ def _node(fn: Any, rpc: str) -> Any:
     except ContractRevert:
         raise
     except NodeUnavailable as err:
-        raise InvalidInput(f"--rpc: the node at {rpc} does not answer ({err})") from None
+        raise InvalidInput(f"--rpc-url: the node at {rpc} does not answer ({err})") from None
     except Exception as err:
         if is_connection_error(err):
-            raise InvalidInput(f"--rpc: cannot reach the node at {rpc} ({type(err).__name__})") from None
+            raise InvalidInput(f"--rpc-url: cannot reach the node at {rpc} ({type(err).__name__})") from None
         raise
 
 

@@ -1,0 +1,87 @@
+"""The command line's shared options: ``--version``, one ``--rpc-url`` (alias ``--rpc``) everywhere."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections.abc import Iterator
+from importlib.metadata import version
+
+import pytest
+
+from og_settle.cli import build_parser, main
+
+
+def _parsers(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    yield " ".join(path), parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, (*path, name))
+
+
+def _rpc_actions() -> list[tuple[str, argparse.Action]]:
+    return [
+        (command, action)
+        for command, parser in _parsers(build_parser())
+        for action in parser._actions
+        if {"--rpc", "--rpc-url"} & set(action.option_strings)
+    ]
+
+
+def test_version_is_the_installed_distributions(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"og-settle {version('og-settle')}\n"
+
+
+def test_every_rpc_flag_is_rpc_url_with_the_rpc_alias() -> None:
+    found = _rpc_actions()
+    commands = {command for command, _ in found}
+    # The commands that talk to a node (a sample that must stay covered).
+    assert {
+        "deploy",
+        "relayer run",
+        "relayer submit",
+        "status batch",
+        "facilitator serve",
+        "permit2 approve",
+    } <= commands
+    for command, action in found:
+        assert action.option_strings == ["--rpc-url", "--rpc"], command
+
+
+def test_required_rpc_url_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OG_SETTLE_RPC_URL", "http://127.0.0.1:8545")
+    args = build_parser().parse_args(["status", "batch", "0x" + "00" * 32, "--deployment", "d.json"])
+    assert args.rpc == "http://127.0.0.1:8545"
+    # Optional ones, whose presence switches on-chain checks on, do not pick it up.
+    args = build_parser().parse_args(["relayer", "submit", "--db", "q.db", "--deployment", "d.json"])
+    assert args.rpc is None
+    monkeypatch.delenv("OG_SETTLE_RPC_URL")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["status", "batch", "0x" + "00" * 32, "--deployment", "d.json"])
+
+
+def test_help_lists_every_command() -> None:
+    shown = subprocess.run(
+        [sys.executable, "-m", "og_settle.cli", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for name in (
+        "batch",
+        "chain",
+        "demo",
+        "deploy",
+        "facilitator",
+        "gateway",
+        "payment",
+        "permit2",
+        "relayer",
+        "status",
+        "tee",
+    ):
+        assert f"    {name} " in shown or f"    {name}\n" in shown, name
