@@ -85,3 +85,24 @@ def test_help_lists_every_command() -> None:
         "tee",
     ):
         assert f"    {name} " in shown or f"    {name}\n" in shown, name
+
+
+def test_only_the_invoked_commands_module_is_imported() -> None:
+    probe = (
+        "import sys\n"
+        "from og_settle.cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('og_settle.cli._')))\n"
+    )
+
+    def loaded(*argv: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-c", probe, *argv], capture_output=True, text=True, check=True
+        ).stdout.splitlines()[-1]
+
+    assert loaded("batch", "--help") == "['og_settle.cli._batch']"
+    assert loaded("--help") == "[]"
+    assert loaded("--version") == "[]"

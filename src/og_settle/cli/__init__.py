@@ -1,29 +1,35 @@
-"""The ``og-settle`` command line. Each command group lives in its own module and registers itself here."""
+"""The ``og-settle`` command line. Each command group lives in its own module, imported only when it is run."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from og_settle._errors import InvalidInput, ToolchainError
-from og_settle.cli import (
-    _batch,
-    _chain,
-    _demo,
-    _deploy,
-    _facilitator,
-    _gateway,
-    _payment,
-    _permit2,
-    _relayer,
-    _status,
-    _tee,
-)
 
-# Each module exposes ``register(subparsers)``; the parser it adds sets ``handler`` to a function
-# taking the parsed namespace and returning the exit code.
-_COMMAND_GROUPS = (_batch, _chain, _demo, _deploy, _facilitator, _gateway, _payment, _permit2, _relayer, _status, _tee)
+# Command -> (module under og_settle.cli, one-line help). Each module exposes ``register(subparsers)``; the parser
+# it adds sets ``handler`` to a function taking the parsed namespace and returning the exit code. Only the invoked
+# command's module is imported (so ``og-settle batch build`` does not load the servers); the others appear in
+# ``--help`` from this table.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "batch": ("_batch", "build, prove, verify and inspect batch Merkle trees (offline)"),
+    "chain": ("_chain", "the local replica of Base Sepolia or Base"),
+    "demo": ("_demo", "run the end-to-end demo on a fresh local replica"),
+    "deploy": (
+        "_deploy",
+        "deploy (or find) TeeRegistry, SettlementRegistry and PaymentFacilitator at their CREATE2 addresses",
+    ),
+    "facilitator": ("_facilitator", "x402 facilitator HTTP server: /verify, /settle, /supported"),
+    "gateway": ("_gateway", "the paid-inference gateway: OpenAI routes, x402, TEE signatures"),
+    "payment": ("_payment", "x402 Permit2 payments: write requirements, sign, verify (offline)"),
+    "permit2": ("_permit2", "the payer's one-time OPG approval of Uniswap Permit2"),
+    "relayer": ("_relayer", "the settlement relayer: durable queue, batching, submission"),
+    "status": ("_status", "settlement status of a batch, an inference or a payment, on chain"),
+    "tee": ("_tee", "TEE registry: register a TEE (RSA or secp256k1), heartbeat, list, show"),
+}
 
 
 def _installed_version() -> str:
@@ -36,19 +42,43 @@ def _installed_version() -> str:
         return "unknown (not installed)"
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Groups:
+    """The subparsers action, handing each command its help from ``_COMMANDS``."""
+
+    def __init__(self, groups: Any) -> None:
+        self._groups = groups
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = self._groups.add_parser(name, help=_COMMANDS[name][1], **kwargs)
+        return parser
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``og-settle`` parser: every command in full, or with ``only`` just that one (the rest as names)."""
     parser = argparse.ArgumentParser(
         prog="og-settle", description="On-chain settlement for paid, TEE-verified LLM inference."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_installed_version()}")
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
-    for module in _COMMAND_GROUPS:
-        module.register(groups)
+    for name, (module, help_text) in _COMMANDS.items():
+        if only is None or name == only:
+            importlib.import_module(f"og_settle.cli.{module}").register(_Groups(groups))
+        else:
+            groups.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
+def _command(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names (its first word that is not an option), if it is one; else None."""
+    first = next((word for word in argv if not word.startswith("-")), None)
+    return first if first in _COMMANDS else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = _command(words)
+    # Without a known command (--help, --version, a typo) only the names are needed, and nothing is imported.
+    args = build_parser(only=command or "").parse_args(words)
     try:
         code: int = args.handler(args)
     except (InvalidInput, ToolchainError) as err:

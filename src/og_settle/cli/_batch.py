@@ -35,7 +35,7 @@ _PROGRESS_MIN_BYTES = 1_000_000
 
 
 def register(groups: Any) -> None:
-    batch = groups.add_parser("batch", help="build, prove, verify and inspect batch Merkle trees (offline)")
+    batch = groups.add_parser("batch")
     commands = batch.add_subparsers(dest="batch_command", required=True, metavar="COMMAND")
 
     build = commands.add_parser("build", help="build the batch tree of a JSON-lines file of leaves")

@@ -17,7 +17,7 @@ from og_settle.cli._network import NETWORK_ENV, add_network_option, selected_net
 
 
 def register(groups: Any) -> None:
-    chain = groups.add_parser("chain", help="the local replica of Base Sepolia or Base")
+    chain = groups.add_parser("chain")
     commands = chain.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
 
     up = commands.add_parser("up", help="start the replica in the foreground; Ctrl-C or SIGTERM stops it")

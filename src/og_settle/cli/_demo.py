@@ -8,7 +8,7 @@ from typing import Any
 
 
 def register(groups: Any) -> None:
-    demo = groups.add_parser("demo", help="run the end-to-end demo on a fresh local replica")
+    demo = groups.add_parser("demo")
     demo.add_argument("--count", type=int, default=300, help="synthetic inferences to create (default 300)")
     demo.add_argument("--out-dir", type=Path, default=Path("demo-output"), help="where dumps, logs and the queue go")
     demo.add_argument("--skip-http", action="store_true", help="skip the HTTP half (clients -> gateway -> chain)")

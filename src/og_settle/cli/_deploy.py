@@ -13,10 +13,7 @@ from og_settle.cli._network import add_network_option, add_rpc_url_option, check
 
 
 def register(groups: Any) -> None:
-    cmd = groups.add_parser(
-        "deploy",
-        help="deploy (or find) TeeRegistry, SettlementRegistry and PaymentFacilitator at their CREATE2 addresses",
-    )
+    cmd = groups.add_parser("deploy")
     add_rpc_url_option(cmd)
     cmd.add_argument(
         "--key-env",

@@ -38,7 +38,7 @@ _KEY_ENV_DEFAULT = "OG_SETTLE_RELAYER_KEY"
 
 
 def register(groups: Any) -> None:
-    facilitator = groups.add_parser("facilitator", help="x402 facilitator HTTP server: /verify, /settle, /supported")
+    facilitator = groups.add_parser("facilitator")
     commands = facilitator.add_subparsers(dest="facilitator_command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser(

@@ -36,7 +36,7 @@ _STAND_IN_PRICES = {
 
 
 def register(groups: Any) -> None:
-    gateway = groups.add_parser("gateway", help="the paid-inference gateway: OpenAI routes, x402, TEE signatures")
+    gateway = groups.add_parser("gateway")
     commands = gateway.add_subparsers(dest="gateway_command", required=True, metavar="COMMAND")
     serve = commands.add_parser(
         "serve",

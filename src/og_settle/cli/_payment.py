@@ -36,7 +36,7 @@ _DEFAULT_NETWORK: Final = "eip155:84532"
 
 
 def register(groups: Any) -> None:
-    payment = groups.add_parser("payment", help="x402 Permit2 payments: write requirements, sign, verify (offline)")
+    payment = groups.add_parser("payment")
     commands = payment.add_subparsers(dest="payment_command", required=True, metavar="COMMAND")
 
     requirements = commands.add_parser(

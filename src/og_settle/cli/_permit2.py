@@ -19,7 +19,7 @@ _MAX_UINT256 = 2**256 - 1
 
 
 def register(groups: Any) -> None:
-    permit2 = groups.add_parser("permit2", help="the payer's one-time OPG approval of Uniswap Permit2")
+    permit2 = groups.add_parser("permit2")
     commands = permit2.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     approve = commands.add_parser(
         "approve",

@@ -20,7 +20,7 @@ _DB_HELP = "the queue: an SQLite file, or a PostgreSQL URL (postgresql://user[:p
 
 
 def register(groups: Any) -> None:
-    relayer = groups.add_parser("relayer", help="the settlement relayer: durable queue, batching, submission")
+    relayer = groups.add_parser("relayer")
     commands = relayer.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
 
     run = commands.add_parser(

@@ -15,7 +15,7 @@ from og_settle.cli._network import add_network_option, add_rpc_url_option, check
 
 
 def register(groups: Any) -> None:
-    status = groups.add_parser("status", help="settlement status of a batch, an inference or a payment, on chain")
+    status = groups.add_parser("status")
     kinds = status.add_subparsers(dest="what", required=True, metavar="WHAT")
 
     batch = kinds.add_parser("batch", help="is this Merkle root recorded? (batch id, size, relayer, time)")

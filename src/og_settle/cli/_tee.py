@@ -33,7 +33,7 @@ _ZERO32 = bytes(32)
 
 
 def register(groups: Any) -> None:
-    tee = groups.add_parser("tee", help="TEE registry: register a TEE (RSA or secp256k1), heartbeat, list, show")
+    tee = groups.add_parser("tee")
     commands = tee.add_subparsers(dest="tee_command", required=True, metavar="SUBCOMMAND")
 
     reg = commands.add_parser("register", help="register a TEE key under an approved measurement (OPERATOR_ROLE)")
