@@ -149,7 +149,9 @@ def permit2_approved(opg: Any, funded_payers: list[Any]) -> None:
             opg.approve(PERMIT2_ADDRESS, 2**256 - 1, sender=account)
 
 
-@pytest.fixture(scope="session")
+# autouse: a session fixture first requested after a module's deployment makes Ape rebase its snapshots, which
+# reverted that deployment under a gas test (InvalidIsolationWarning, then ContractNotFoundError) in full runs.
+@pytest.fixture(scope="session", autouse=True)
 def gas_snapshot() -> Iterator[GasSnapshot]:
     """Named gas figures, checked against ``gas-snapshot.json`` at the end of the session."""
     snapshot = GasSnapshot.load()
