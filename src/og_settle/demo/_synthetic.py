@@ -37,6 +37,7 @@ from og_settle._hex import keccak256, to_hex
 from og_settle._merkle import StandardMerkleTree
 from og_settle._networks import OPG_ADDRESS
 from og_settle._x402 import PaymentRequirements, Web3ChainReader, create_payment_payload
+from og_settle.demo._stack import dev_keys
 
 __all__ = ["MODES", "DemoReport", "format_report", "run_demo"]
 
@@ -63,18 +64,6 @@ class DemoReport:
     checks: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def _dev_keys(count: int) -> list[str]:
-    from eth_account import Account
-
-    from og_settle.replica import DEV_MNEMONIC
-
-    Account.enable_unaudited_hdwallet_features()
-    return [
-        "0x" + bytes(Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key).hex()
-        for i in range(count)
-    ]
 
 
 class _Timer:
@@ -228,7 +217,7 @@ def run_demo(out_dir: Path, count: int = 300, say: Callable[[str], None] = print
     for stale in ("queue.sqlite", "queue.sqlite-wal", "queue.sqlite-shm"):
         (out_dir / stale).unlink(missing_ok=True)
     started = time.monotonic()
-    keys = _dev_keys(8)
+    keys = dev_keys(8)
     deployer_key, relayer_key, operator_key, payer_keys = keys[0], keys[1], keys[2], keys[3:8]
     relayer = Account.from_key(relayer_key)
     operator = Account.from_key(operator_key).address
