@@ -17,7 +17,7 @@ from og_settle.clients import (
     SettlementRegistryClient,
     TxSender,
 )
-from og_settle.relayer._engine import _leaf
+from og_settle.relayer._calls import leaf
 from tests.relayer.support import RELAYER_KEY, LiveChain, cli, inference_record, payment_record
 
 
@@ -27,7 +27,7 @@ def test_batch_record_read_inclusion_and_named_revert(chain: LiveChain, tmp_path
     w3 = chain.web3()
     sender = TxSender(w3, Account.from_key(RELAYER_KEY))
     registry = SettlementRegistryClient(w3, chain.deployment.settlement_registry)
-    leaves = [_leaf(inference_record(chain.deployment, 90_000 + i)) for i in range(5)]
+    leaves = [leaf(inference_record(chain.deployment, 90_000 + i)) for i in range(5)]
     tree = StandardMerkleTree.of([leaf.values() for leaf in leaves], OG_LEAF_ENCODING)
     assert registry.get_batch(tree.root) is None
     registry.send_record_batch(sender, tree.root, len(tree), b"og-settle:test")

@@ -81,7 +81,7 @@ def _assert_settled_exactly_once(
     settled exactly once and the payee received exactly the sum."""
     from og_settle._merkle import OG_LEAF_ENCODING, leaf_hash
     from og_settle.clients import PaymentFacilitatorClient, Permit2Client, SettlementRegistryClient
-    from og_settle.relayer._engine import _leaf
+    from og_settle.relayer._calls import leaf
 
     w3 = chain.web3()
     registry = SettlementRegistryClient(w3, chain.deployment.settlement_registry)
@@ -95,7 +95,7 @@ def _assert_settled_exactly_once(
         assert tree.root == event["root"] and len(tree) == event["size"]
         for value in tree.values:
             on_chain[leaf_hash(OG_LEAF_ENCODING, value)] += 1
-    expected = Counter(leaf_hash(OG_LEAF_ENCODING, _leaf(r).values()) for r in batch_records)
+    expected = Counter(leaf_hash(OG_LEAF_ENCODING, leaf(r).values()) for r in batch_records)
     assert on_chain == expected, "every leaf must be recorded in exactly one root, and nothing else"
 
     for digest in single_digests:

@@ -5,7 +5,8 @@ intake and status parts import neither web3 nor Ape; :class:`Relayer` (the chain
 when it is constructed.
 """
 
-from og_settle.relayer._engine import Relayer, RelayerConfig, RelayerHalted, bind_deployment
+from og_settle.relayer._config import RelayerConfig, RelayerHalted, bind_deployment
+from og_settle.relayer._engine import Relayer
 from og_settle.relayer._intake import (
     DEFAULT_MAX_RECORD_BYTES,
     IntakeConfig,

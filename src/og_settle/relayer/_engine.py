@@ -26,28 +26,25 @@ last guard: a duplicate would revert, and that revert is recognised and recorded
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final
 
 from eth_account.signers.local import LocalAccount
 
-from og_settle._attestation import IndividualSettlement, MetadataSettlement
-from og_settle._blobs import BlobStore
 from og_settle._deploy import Deployment
 from og_settle._errors import InvalidInput, InvariantViolation
-from og_settle._hex import parse_bytes32, parse_hex_bytes, to_hex
-from og_settle._merkle import OG_LEAF_ENCODING, InferenceLeaf, StandardMerkleTree
+from og_settle._hex import to_hex
+from og_settle.relayer._batching import BatchCutter
+from og_settle.relayer._calls import ChainView, payment_args, settlement_call
+from og_settle.relayer._chain_facts import ChainFacts
+from og_settle.relayer._config import RelayerConfig, RelayerHalted, bind_deployment, fault_pause
 from og_settle.relayer._log import EventLog
-from og_settle.relayer._policy import BatchPolicy
 from og_settle.relayer._states import BatchState, ItemState, Lane
 from og_settle.relayer._store import Batch, Item, QueueStore, TxRecord
 
-__all__ = ["Relayer", "RelayerConfig", "RelayerHalted", "bind_deployment"]
+__all__ = ["Relayer"]
 
 # Named errors that mean "this is already on chain": the batch is settled, whoever sent it.
 _ALREADY_SETTLED: Final = frozenset({"BatchRootAlreadyRecorded", "SettlementAlreadyRecorded"})
@@ -55,107 +52,11 @@ _ALREADY_SETTLED: Final = frozenset({"BatchRootAlreadyRecorded", "SettlementAlre
 # items for them. Paused: wait. Missing role: stop and tell the operator.
 _WAIT_ERRORS: Final = frozenset({"EnforcedPause"})
 _HALT_ERRORS: Final = frozenset({"AccessControlUnauthorizedAccount"})
-_LANE_ORDER: Final = (Lane.PAYMENT, Lane.BATCH, Lane.INDIVIDUAL, Lane.METADATA)
 _MAX_ATTEMPTS: Final = 5
 # PaymentFacilitator's per-item gas cap in settleBatch (ITEM_GAS_LIMIT): payers with code are simulated under it.
 _ITEM_GAS_LIMIT: Final = 200_000
 # Named errors of an estimate that mean "this batch is too big for the gas available", not "this item is bad".
 _SPLIT_ERRORS: Final = frozenset({"InsufficientGasForItem"})
-_TEST_PAUSE_ENV: Final = "OG_SETTLE_TEST_PAUSE"
-
-
-class RelayerHalted(RuntimeError):
-    """The relayer cannot go on without the operator (for example, it lacks the registry's relayer role)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RelayerConfig:
-    """How the relayer runs.
-
-    Attributes:
-        policy: the batching triggers.
-        confirmations: how deep a transaction must be before its items count as confirmed (1 = mined).
-        receipt_timeout: seconds to wait for a receipt before checking whether the transaction was replaced
-            and broadcasting it again.
-        poll_interval: seconds between loop iterations when there is nothing to do.
-        dump_dir: where Merkle tree dumps (standard-v1 JSON, named ``<root>.json``) are written; None keeps
-            them in the queue database.
-        da_prefix: the on-chain data-availability pointer of a batch is this prefix followed by the root in hex.
-        blob_store: a content-addressed DA store (:class:`og_settle._blobs.BlobStore`); when set, each dump is
-            stored there before its batch exists, and the batch's on-chain pointer is the store's pointer to it
-            (``dump_dir`` and ``da_prefix`` are then unused).
-        gas_margin: the node's gas estimate is multiplied by this.
-        drain: cut batches from whatever waits instead of waiting for the triggers (for catching up, tests).
-        exit_when_done: stop once nothing is in flight (with ``drain``: once everything is settled).
-        log_from_block: first block to search for events (payments settled by another transaction).
-    """
-
-    policy: BatchPolicy = field(default_factory=BatchPolicy)
-    confirmations: int = 1
-    receipt_timeout: float = 60.0
-    poll_interval: float = 0.5
-    dump_dir: Path | None = None
-    da_prefix: str = "og-settle:"
-    blob_store: BlobStore | None = None
-    gas_margin: float = 1.25
-    drain: bool = False
-    exit_when_done: bool = False
-    log_from_block: int = 0
-
-    def __post_init__(self) -> None:
-        if self.confirmations < 1:
-            raise InvalidInput(f"confirmations: must be at least 1, got {self.confirmations}")
-        if self.receipt_timeout <= 0:
-            raise InvalidInput(f"receipt_timeout: must be positive, got {self.receipt_timeout}")
-
-
-def bind_deployment(store: QueueStore, deployment: Deployment | None) -> Deployment:
-    """Tie the queue to one deployment (the first time), or check it is the one it is tied to.
-
-    A queue holds records verified for one chain and one set of contracts; settling them elsewhere would be
-    wrong, so a mismatch is an error, not a silent switch."""
-    stored = store.get_meta("deployment")
-    if stored is None:
-        if deployment is None:
-            raise InvalidInput("deployment: this queue is new; pass --deployment (or --registry and --facilitator)")
-        store.set_meta("deployment", deployment.to_json())
-        return deployment
-    bound = Deployment.from_json(stored)
-    if deployment is not None and (
-        bound.chain_id != deployment.chain_id
-        or bound.settlement_registry != deployment.settlement_registry
-        or bound.payment_facilitator != deployment.payment_facilitator
-        or bound.permit2 != deployment.permit2
-    ):
-        raise InvalidInput(
-            f"deployment: this queue settles to chain {bound.chain_id}, registry {bound.settlement_registry}, "
-            f"facilitator {bound.payment_facilitator}; it cannot switch to chain {deployment.chain_id}, registry "
-            f"{deployment.settlement_registry}, facilitator {deployment.payment_facilitator}"
-        )
-    return bound
-
-
-def _test_pause(point: str) -> None:
-    """Fault-test hook: ``OG_SETTLE_TEST_PAUSE=signed:2,broadcast:2`` sleeps that long at that point, so a test
-    can SIGKILL the process inside the window. Unset in production: no effect."""
-    spec = os.environ.get(_TEST_PAUSE_ENV)
-    if not spec:
-        return
-    for part in spec.split(","):
-        name, _, seconds = part.partition(":")
-        if name.strip() == point:
-            time.sleep(float(seconds or "1"))
-
-
-@dataclass(slots=True)
-class _ChainView:
-    """The chain-facing pieces, built lazily so that the queue-only commands never import web3."""
-
-    w3: Any
-    sender: Any
-    registry: Any
-    facilitator: Any
-    permit2: Any
 
 
 class Relayer:
@@ -186,7 +87,7 @@ class Relayer:
 
         self.store = store
         self.deployment = bind_deployment(store, deployment)
-        self.config = config or RelayerConfig()
+        self._config = config or RelayerConfig()
         self.log = log or EventLog()
         self.stop = stop or threading.Event()
         if w3 is None:
@@ -200,12 +101,12 @@ class Relayer:
             w3,
             account,
             chain_id=self.deployment.chain_id,
-            gas_margin=self.config.gas_margin,
+            gas_margin=self._config.gas_margin,
             retry=retry,
             on_retry=self._on_retry,
             should_stop=self.stop.is_set,
         )
-        self.chain = _ChainView(
+        self.chain = ChainView(
             w3=w3,
             sender=sender,
             registry=SettlementRegistryClient(
@@ -216,10 +117,21 @@ class Relayer:
             ),
             permit2=Permit2Client(w3, self.deployment.permit2, retry=retry, **hooks),
         )
+        self.facts = ChainFacts(store, self.chain, self._config, self.log)
+        self.cutter = BatchCutter(store, self._config, self.log, self.stop)
         self._outage_since: float | None = None
         self._receipt_pending: set[int] = set()
         self._last_broadcast: dict[int, float] = {}
         self._paused_until = 0.0
+
+    @property
+    def config(self) -> RelayerConfig:
+        """How it runs; setting it takes effect from the next step."""
+        return self._config
+
+    @config.setter
+    def config(self, config: RelayerConfig) -> None:
+        self._config = self.facts.config = self.cutter.config = config
 
     # -- logging helpers ---------------------------------------------------------------------------------------
 
@@ -276,61 +188,10 @@ class Relayer:
 
     def step(self) -> bool:
         """One round: settle private items, cut due batches, then advance the transaction in flight."""
-        worked = self._settle_private()
-        worked |= self._cut_batches()
+        worked = self.cutter.settle_private()
+        worked |= self.cutter.cut_batches()
         worked |= self._advance()
         return worked
-
-    # -- batching ----------------------------------------------------------------------------------------------
-
-    def _settle_private(self) -> bool:
-        items = self.store.items(state=ItemState.RECEIVED, lane=Lane.PRIVATE, limit=10_000)
-        if not items:
-            return False
-        self.store.settle_without_tx([i.id for i in items], "private: nothing is recorded on chain")
-        self.log.info("private.settled", count=len(items))
-        return True
-
-    def _cut_batches(self) -> bool:
-        worked = False
-        policy = self.config.policy
-        for lane in _LANE_ORDER:
-            while not self.stop.is_set():
-                trigger = policy.trigger(self.store.backlog(lane), time.time(), drain=self.config.drain)
-                if trigger is None:
-                    break
-                items = self.store.items(state=ItemState.RECEIVED, lane=lane, limit=policy.capacity(lane))
-                batch = self._build(lane, items)
-                self.log.info(
-                    "batch.built",
-                    batch=batch.id,
-                    lane=lane.value,
-                    size=batch.size,
-                    trigger=trigger,
-                    root=batch.root,
-                    dump=batch.dump_path,
-                )
-                worked = True
-        return worked
-
-    def _build(self, lane: Lane, items: Sequence[Item]) -> Batch:
-        if lane is not Lane.BATCH:
-            return self.store.create_batch(lane, [i.id for i in items], root=None, dump_path=None, dump=None)
-        leaves = [_leaf(item.record()).values() for item in items]
-        tree = StandardMerkleTree.of(leaves, OG_LEAF_ENCODING)
-        dump_json = tree.dump_json()
-        dump_path: str | None = None
-        inline: str | None = dump_json
-        if self.config.blob_store is not None:
-            # Durable before the batch exists, as below; the file's name is its blob id.
-            blob_id = self.config.blob_store.put(dump_json.encode("utf-8"))
-            dump_path, inline = self.config.blob_store.location(blob_id), None
-        elif self.config.dump_dir is not None:
-            # The dump is durable before the batch exists: a root is never recorded without its tree on disk.
-            target = self.config.dump_dir / f"{to_hex(tree.root)}.json"
-            _write_durably(target, dump_json)
-            dump_path, inline = str(target), None
-        return self.store.create_batch(lane, [i.id for i in items], root=tree.root, dump_path=dump_path, dump=inline)
 
     # -- submission --------------------------------------------------------------------------------------------
 
@@ -347,45 +208,11 @@ class Relayer:
         self._submit(built[0])
         return True
 
-    def _call_for(self, batch: Batch, items: Sequence[Item]) -> Any:
-        chain = self.chain
-        if batch.lane is Lane.BATCH:
-            if batch.root is None:
-                raise InvariantViolation(f"batch {batch.id} has no root")
-            pointer = (self.config.da_prefix + to_hex(batch.root)).encode()
-            if self.config.blob_store is not None and batch.dump_path is not None:
-                pointer = self.config.blob_store.pointer(batch.dump_path.rsplit("/", 1)[-1])
-            return chain.registry.record_batch_call(batch.root, batch.size, pointer)
-        if batch.lane is Lane.INDIVIDUAL:
-            if len(items) > 1:  # one settleIndividualBatch: each item isolated, its failure named in the receipt
-                return chain.registry.settle_individual_batch_call([_individual_item(i.record()) for i in items])
-            item = _individual_item(items[0].record())
-            if isinstance(item.settlement, IndividualSettlement):
-                return chain.registry.settle_individual_call(item.settlement, item.signature)
-            return chain.registry.settle_open_gradient_call(item.settlement, item.signature)
-        if batch.lane is Lane.METADATA:
-            record = items[0].record()
-            return chain.registry.settle_metadata_call(
-                MetadataSettlement(
-                    tee_id=parse_bytes32(record["tee_id"], "tee_id"),
-                    timestamp=int(record["timestamp"]),
-                    payer=record["payer"],
-                    model_id=record["model"],
-                    input=parse_hex_bytes(record["input_hex"], "input_hex"),
-                    output=parse_hex_bytes(record["output_hex"], "output_hex"),
-                    metadata=parse_hex_bytes(record["metadata_hex"], "metadata_hex"),
-                ),
-                parse_hex_bytes(record["tee_signature"], "tee_signature"),
-            )
-        if batch.lane is Lane.PAYMENT:
-            return chain.facilitator.settle_batch_call([_payment_args(item.record()) for item in items])
-        raise InvariantViolation(f"batch {batch.id}: lane {batch.lane} has no transaction")
-
     def _submit(self, batch: Batch) -> None:
         from og_settle.clients import BroadcastOutcome, ContractRevert, NodeUnavailable, is_connection_error
 
         # Check the chain first: a batch may have reached it some other way (a previous run, another relayer).
-        if self._settled_on_chain(batch):
+        if self.facts.settled_on_chain(batch):
             return
         items = self.store.open_items(batch.id)
         if batch.lane is Lane.PAYMENT:
@@ -396,7 +223,7 @@ class Relayer:
         if batch.attempts >= _MAX_ATTEMPTS:
             self._fail(batch, f"gave up after {batch.attempts} transactions")
             return
-        call = self._call_for(batch, items)
+        call = settlement_call(self.chain, self.config, batch, items)
         sender = self.chain.sender
         try:
             gas = sender.estimate_gas(call)
@@ -430,12 +257,12 @@ class Relayer:
         self.log.info(
             "tx.signed", batch=batch.id, lane=batch.lane.value, tx=tx.tx_hash, nonce=tx.nonce, gas=gas, items=len(items)
         )
-        _test_pause("signed")
+        fault_pause("signed")
         outcome = sender.broadcast(signed.raw)
         sender.nonce_used(signed.nonce)
         self._last_broadcast[batch.id] = time.monotonic()
         self.log.info("tx.broadcast", batch=batch.id, tx=tx.tx_hash, nonce=tx.nonce, outcome=outcome)
-        _test_pause("broadcast")
+        fault_pause("broadcast")
         if outcome == BroadcastOutcome.NONCE_USED:
             sender.resync_nonce()
         self._poll(self.store.batch(batch.id))
@@ -475,7 +302,7 @@ class Relayer:
 
         try:
             error = self.chain.facilitator.simulate_settle(
-                _payment_args(record), self.chain.sender.address, gas=_ITEM_GAS_LIMIT
+                payment_args(record), self.chain.sender.address, gas=_ITEM_GAS_LIMIT
             )
         except Exception as err:
             if isinstance(err, NodeUnavailable) or is_connection_error(err):
@@ -543,7 +370,9 @@ class Relayer:
 
     def _on_receipt(self, batch: Batch, tx: TxRecord, receipt: Any) -> None:
         if not receipt.succeeded:
-            error = self.chain.sender.replay_revert(self._call_for(batch, self.store.open_items(batch.id)), receipt)
+            error = self.chain.sender.replay_revert(
+                settlement_call(self.chain, self.config, batch, self.store.open_items(batch.id)), receipt
+            )
             self.log.warning("tx.reverted", batch=batch.id, tx=tx.tx_hash, block=receipt.block_number, error=str(error))
             if error.name == "unknown":  # it does not revert when replayed: out of gas, or state moved; retry
                 self.store.reopen_batch(batch.id, f"transaction {to_hex(tx.tx_hash)} reverted without a reason")
@@ -554,12 +383,12 @@ class Relayer:
         notes: dict[int, str] = {}
         if batch.lane is Lane.PAYMENT:
             items = self.store.open_items(batch.id)
-            outcomes = self.chain.facilitator.batch_outcomes(receipt, [_payment_args(i.record()) for i in items])
+            outcomes = self.chain.facilitator.batch_outcomes(receipt, [payment_args(i.record()) for i in items])
             for item, outcome in zip(items, outcomes, strict=True):
                 if outcome.settled:
                     continue
                 if outcome.error is not None and outcome.error.name in ("NonceAlreadyUsed", "InvalidNonce"):
-                    verdict = self._spent_elsewhere(item)
+                    verdict = self.facts.spent_elsewhere(item)
                     if verdict is None:
                         notes[item.id] = "settled by another transaction"
                         continue
@@ -600,7 +429,7 @@ class Relayer:
     def _on_revert(self, batch: Batch, error: Any, *, tx: TxRecord | None, block: int | None = None) -> None:
         name = error.name
         if name in _ALREADY_SETTLED:
-            self._confirm_found(batch, f"already on chain ({error})", tx=tx)
+            self.facts.confirm_found(batch, f"already on chain ({error})", tx=tx)
             return
         if name in _WAIT_ERRORS:
             self._paused_until = time.monotonic() + 30.0
@@ -626,15 +455,6 @@ class Relayer:
         self.store.fail_batch(batch.id, reason, tx_hash=None if tx is None else tx.tx_hash, block_number=block)
         self.log.error("batch.failed", batch=batch.id, lane=batch.lane.value, reason=reason)
 
-    def _confirm_found(
-        self, batch: Batch, note: str, *, tx: TxRecord | None = None, own: tuple[TxRecord, int] | None = None
-    ) -> None:
-        """Confirm a batch whose effects are on chain; ``own`` is our own transaction (and its block) when the
-        effects are known to be its, so that it is recorded as mined rather than as replaced."""
-        tx_hash, block = (None, None) if own is None else (own[0].tx_hash, own[1])
-        self.store.confirm_batch(batch.id, tx_hash=tx_hash, block_number=block, gas_used=None, note=note)
-        self.log.info("batch.found_on_chain", batch=batch.id, lane=batch.lane.value, note=note)
-
     def _on_replaced(self, batch: Batch, tx: TxRecord) -> bool:
         """The account's mined nonce passed the transaction's and the node has no receipt for it.
 
@@ -654,7 +474,7 @@ class Relayer:
         if mined_in is not None:
             # Our own transaction is in a block: its effects are ours; without the receipt, per-item outcomes
             # come from the chain's state (as after a crash). If they are not all there yet, wait for the receipt.
-            if self._settled_on_chain(batch, own=(tx, mined_in)):
+            if self.facts.settled_on_chain(batch, own=(tx, mined_in)):
                 self.log.info("tx.mined", batch=batch.id, tx=tx.tx_hash, block=mined_in, note="no receipt from node")
                 return True
             if batch.id not in self._receipt_pending:
@@ -662,99 +482,11 @@ class Relayer:
                 self.log.info("tx.receipt_pending", batch=batch.id, tx=tx.tx_hash, block=mined_in)
             return False
         self.log.warning("tx.replaced", batch=batch.id, tx=tx.tx_hash, nonce=tx.nonce)
-        settled = self._settled_on_chain(batch, replaced=True)
+        settled = self.facts.settled_on_chain(batch, replaced=True)
         if not settled and self.store.batch(batch.id).state is BatchState.SUBMITTED:
             self.store.reopen_batch(batch.id, f"transaction {to_hex(tx.tx_hash)} was replaced")
         self.chain.sender.resync_nonce()
         return True
-
-    def _settled_on_chain(
-        self, batch: Batch, *, replaced: bool = False, own: tuple[TxRecord, int] | None = None
-    ) -> bool:
-        """Ask the chain whether the batch's effects are there; if all are, confirm it and return True.
-
-        For payments, items whose Permit2 nonce is spent are resolved one by one (settled by this facilitator,
-        or spent elsewhere); only the rest are signed again. That happens only for a batch not yet signed or
-        whose transaction was ``replaced``: a transaction that may still be mined keeps its items, and its
-        receipt tells which of them settled."""
-        registry = self.chain.registry
-        if batch.lane is Lane.BATCH:
-            if batch.root is None:
-                raise InvariantViolation(f"batch {batch.id} has no root")
-            recorded = registry.get_batch(batch.root)
-            if recorded is None:
-                return False
-            if recorded.size != batch.size:
-                raise InvariantViolation(
-                    f"root {to_hex(batch.root)} recorded with size {recorded.size}, not {batch.size}"
-                )
-            self._confirm_found(batch, f"root recorded on chain as batch {recorded.batch_id}", own=own)
-            return True
-        items = self.store.open_items(batch.id)
-        if batch.lane in (Lane.INDIVIDUAL, Lane.METADATA):
-            digests = [parse_bytes32(i.record()["digest"], "digest") for i in items]
-            if digests and all(registry.is_settled(d) for d in digests):
-                self._confirm_found(batch, "digest recorded on chain", own=own)
-                return True
-            return False
-        if batch.lane is Lane.PAYMENT:
-            confirmed: dict[int, str] = {}
-            failed: dict[int, str] = {}
-            for item in items:
-                record = item.record()
-                if not self.chain.permit2.nonce_spent(record["payer"], int(record["nonce"])):
-                    continue
-                verdict = self._spent_elsewhere(item)
-                if verdict is None:
-                    confirmed[item.id] = "settled on chain by another transaction"
-                else:
-                    failed[item.id] = verdict
-            if not confirmed and not failed:
-                return False
-            if own is not None and len(confirmed) < len(items):
-                return False  # our mined transaction's receipt will tell what happened to the others
-            if len(confirmed) + len(failed) == len(items):
-                if failed:
-                    self.store.confirm_batch(
-                        batch.id,
-                        tx_hash=None,
-                        block_number=None,
-                        gas_used=None,
-                        item_failures=failed,
-                        note="found on chain",
-                    )
-                else:
-                    self._confirm_found(batch, "every Permit2 nonce spent on chain", own=own)
-                return True
-            if batch.state is BatchState.SUBMITTED:
-                if not replaced:
-                    return False
-                self.store.reopen_batch(batch.id, "its transaction was replaced; some payments settled elsewhere")
-            self.store.resolve_items(batch.id, confirmed=confirmed, failed=failed)
-            self.log.info("payments.found_on_chain", batch=batch.id, confirmed=len(confirmed), failed=len(failed))
-            return False
-        raise InvariantViolation(f"batch {batch.id}: unexpected lane {batch.lane}")
-
-    def _spent_elsewhere(self, item: Item) -> str | None:
-        """The item's Permit2 nonce is spent, not by a transaction of this batch: None if the settlement that
-        spent it is this very payment (recipient, token, amount, scheme and request hash all equal), else the
-        failure reason. (payer, nonce) alone proves nothing: the payer can sign another payment with the same
-        nonce, say 1 wei to itself, and settle it first (issue #12 H-2)."""
-        record = item.record()
-        found = self.chain.facilitator.settled_payment(
-            record["payer"], int(record["nonce"]), from_block=self.config.log_from_block
-        )
-        if found is None:
-            return "permit2_invalid_nonce: the Permit2 nonce was spent outside this facilitator"
-        mismatch = found.mismatch(_payment_args(record))
-        if mismatch is None:
-            self.log.info("payment.settled_elsewhere", item=item.id, tx=found.tx_hash, block=found.block_number)
-            return None
-        self.log.warning("payment.nonce_stolen", item=item.id, tx=found.tx_hash, mismatch=mismatch)
-        return (
-            f"permit2_invalid_nonce: the Permit2 nonce was spent by a different payment ({found.describe()}; "
-            f"{mismatch})"
-        )
 
     # -- recovery ----------------------------------------------------------------------------------------------
 
@@ -782,7 +514,7 @@ class Relayer:
             if mined > tx.nonce:
                 self._on_replaced(batch, tx)
                 continue
-            if self._settled_on_chain(batch):
+            if self.facts.settled_on_chain(batch):
                 # Settled by some other transaction; ours (if it is in a mempool at all) would only revert.
                 self.log.info("recovery.found", batch=batch.id, tx=tx.tx_hash)
                 continue
@@ -796,55 +528,3 @@ class Relayer:
     def _nonce_of(self, batch: Batch) -> int:
         tx = self.store.current_tx(batch.id)
         return -1 if tx is None else tx.nonce
-
-
-def _leaf(record: dict[str, Any]) -> InferenceLeaf:
-    return InferenceLeaf(
-        tee_id=parse_bytes32(record["tee_id"], "tee_id"),
-        input_hash=parse_bytes32(record["input_hash"], "input_hash"),
-        output_hash=parse_bytes32(record["output_hash"], "output_hash"),
-        tee_signature=parse_hex_bytes(record["tee_signature"], "tee_signature"),
-        timestamp=int(record["timestamp"]),
-    )
-
-
-def _individual_item(record: dict[str, Any]) -> Any:
-    """The record's ``IndividualBatchItem``: an EIP-712 individual settlement, or an RSA TEE's OpenGradient one
-    (``scheme: opengradient``, from x-settlement-data at intake) with its DA pointer."""
-    from og_settle.clients import IndividualBatchItem, OpenGradientSettlement
-
-    fields: dict[str, Any] = {
-        "tee_id": parse_bytes32(record["tee_id"], "tee_id"),
-        "input_hash": parse_bytes32(record["input_hash"], "input_hash"),
-        "output_hash": parse_bytes32(record["output_hash"], "output_hash"),
-        "timestamp": int(record["timestamp"]),
-        "payer": record["payer"],
-    }
-    signature = parse_hex_bytes(record["tee_signature"], "tee_signature")
-    if record.get("scheme") == "opengradient":
-        pointer = str(record.get("da_pointer") or "").encode()  # where the full record is (the gateway's blob)
-        return IndividualBatchItem(OpenGradientSettlement(**fields, da_pointer=pointer), signature)
-    return IndividualBatchItem(IndividualSettlement(**fields), signature)
-
-
-def _payment_args(record: dict[str, Any]) -> tuple[Any, ...]:
-    from og_settle._x402 import PaymentPayload
-
-    payload = PaymentPayload.from_json(record["paymentPayload"])
-    return payload.payload.authorization.payment_args(payload.payload.signature, int(record["amount"]))
-
-
-def _write_durably(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically and fsync it (and its folder), so it survives a crash."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)

@@ -1,0 +1,98 @@
+"""Cutting batches: the batching policy decides when, the queue gives the items, and a Merkle batch's tree dump
+is durable before the batch exists (a root is never recorded without its tree)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from og_settle._hex import to_hex
+from og_settle._merkle import OG_LEAF_ENCODING, StandardMerkleTree
+from og_settle.relayer._calls import leaf
+from og_settle.relayer._config import RelayerConfig
+from og_settle.relayer._log import EventLog
+from og_settle.relayer._states import ItemState, Lane
+from og_settle.relayer._store import Batch, Item, QueueStore
+
+__all__ = ["BatchCutter"]
+
+_LANE_ORDER: Final = (Lane.PAYMENT, Lane.BATCH, Lane.INDIVIDUAL, Lane.METADATA)
+
+
+class BatchCutter:
+    """Settles private items (nothing goes on chain) and cuts the batches the policy calls for."""
+
+    def __init__(self, store: QueueStore, config: RelayerConfig, log: EventLog, stop: threading.Event) -> None:
+        self.store = store
+        self.config = config
+        self.log = log
+        self.stop = stop
+
+    def settle_private(self) -> bool:
+        items = self.store.items(state=ItemState.RECEIVED, lane=Lane.PRIVATE, limit=10_000)
+        if not items:
+            return False
+        self.store.settle_without_tx([i.id for i in items], "private: nothing is recorded on chain")
+        self.log.info("private.settled", count=len(items))
+        return True
+
+    def cut_batches(self) -> bool:
+        worked = False
+        policy = self.config.policy
+        for lane in _LANE_ORDER:
+            while not self.stop.is_set():
+                trigger = policy.trigger(self.store.backlog(lane), time.time(), drain=self.config.drain)
+                if trigger is None:
+                    break
+                items = self.store.items(state=ItemState.RECEIVED, lane=lane, limit=policy.capacity(lane))
+                batch = self.build(lane, items)
+                self.log.info(
+                    "batch.built",
+                    batch=batch.id,
+                    lane=lane.value,
+                    size=batch.size,
+                    trigger=trigger,
+                    root=batch.root,
+                    dump=batch.dump_path,
+                )
+                worked = True
+        return worked
+
+    def build(self, lane: Lane, items: Sequence[Item]) -> Batch:
+        if lane is not Lane.BATCH:
+            return self.store.create_batch(lane, [i.id for i in items], root=None, dump_path=None, dump=None)
+        leaves = [leaf(item.record()).values() for item in items]
+        tree = StandardMerkleTree.of(leaves, OG_LEAF_ENCODING)
+        dump_json = tree.dump_json()
+        dump_path: str | None = None
+        inline: str | None = dump_json
+        if self.config.blob_store is not None:
+            # Durable before the batch exists, as below; the file's name is its blob id.
+            blob_id = self.config.blob_store.put(dump_json.encode("utf-8"))
+            dump_path, inline = self.config.blob_store.location(blob_id), None
+        elif self.config.dump_dir is not None:
+            # The dump is durable before the batch exists: a root is never recorded without its tree on disk.
+            target = self.config.dump_dir / f"{to_hex(tree.root)}.json"
+            write_durably(target, dump_json)
+            dump_path, inline = str(target), None
+        return self.store.create_batch(lane, [i.id for i in items], root=tree.root, dump_path=dump_path, dump=inline)
+
+
+def write_durably(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically and fsync it (and its folder), so it survives a crash."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

@@ -1,0 +1,102 @@
+"""How the relayer runs (``RelayerConfig``), the queue's tie to one deployment, and the halting error."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from og_settle._blobs import BlobStore
+from og_settle._deploy import Deployment
+from og_settle._errors import InvalidInput
+from og_settle.relayer._policy import BatchPolicy
+from og_settle.relayer._store import QueueStore
+
+__all__ = ["RelayerConfig", "RelayerHalted", "bind_deployment", "fault_pause"]
+
+_TEST_PAUSE_ENV: Final = "OG_SETTLE_TEST_PAUSE"
+
+
+class RelayerHalted(RuntimeError):
+    """The relayer cannot go on without the operator (for example, it lacks the registry's relayer role)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RelayerConfig:
+    """How the relayer runs.
+
+    Attributes:
+        policy: the batching triggers.
+        confirmations: how deep a transaction must be before its items count as confirmed (1 = mined).
+        receipt_timeout: seconds to wait for a receipt before checking whether the transaction was replaced
+            and broadcasting it again.
+        poll_interval: seconds between loop iterations when there is nothing to do.
+        dump_dir: where Merkle tree dumps (standard-v1 JSON, named ``<root>.json``) are written; None keeps
+            them in the queue database.
+        da_prefix: the on-chain data-availability pointer of a batch is this prefix followed by the root in hex.
+        blob_store: a content-addressed DA store (:class:`og_settle._blobs.BlobStore`); when set, each dump is
+            stored there before its batch exists, and the batch's on-chain pointer is the store's pointer to it
+            (``dump_dir`` and ``da_prefix`` are then unused).
+        gas_margin: the node's gas estimate is multiplied by this.
+        drain: cut batches from whatever waits instead of waiting for the triggers (for catching up, tests).
+        exit_when_done: stop once nothing is in flight (with ``drain``: once everything is settled).
+        log_from_block: first block to search for events (payments settled by another transaction).
+    """
+
+    policy: BatchPolicy = field(default_factory=BatchPolicy)
+    confirmations: int = 1
+    receipt_timeout: float = 60.0
+    poll_interval: float = 0.5
+    dump_dir: Path | None = None
+    da_prefix: str = "og-settle:"
+    blob_store: BlobStore | None = None
+    gas_margin: float = 1.25
+    drain: bool = False
+    exit_when_done: bool = False
+    log_from_block: int = 0
+
+    def __post_init__(self) -> None:
+        if self.confirmations < 1:
+            raise InvalidInput(f"confirmations: must be at least 1, got {self.confirmations}")
+        if self.receipt_timeout <= 0:
+            raise InvalidInput(f"receipt_timeout: must be positive, got {self.receipt_timeout}")
+
+
+def bind_deployment(store: QueueStore, deployment: Deployment | None) -> Deployment:
+    """Tie the queue to one deployment (the first time), or check it is the one it is tied to.
+
+    A queue holds records verified for one chain and one set of contracts; settling them elsewhere would be
+    wrong, so a mismatch is an error, not a silent switch."""
+    stored = store.get_meta("deployment")
+    if stored is None:
+        if deployment is None:
+            raise InvalidInput("deployment: this queue is new; pass --deployment (or --registry and --facilitator)")
+        store.set_meta("deployment", deployment.to_json())
+        return deployment
+    bound = Deployment.from_json(stored)
+    if deployment is not None and (
+        bound.chain_id != deployment.chain_id
+        or bound.settlement_registry != deployment.settlement_registry
+        or bound.payment_facilitator != deployment.payment_facilitator
+        or bound.permit2 != deployment.permit2
+    ):
+        raise InvalidInput(
+            f"deployment: this queue settles to chain {bound.chain_id}, registry {bound.settlement_registry}, "
+            f"facilitator {bound.payment_facilitator}; it cannot switch to chain {deployment.chain_id}, registry "
+            f"{deployment.settlement_registry}, facilitator {deployment.payment_facilitator}"
+        )
+    return bound
+
+
+def fault_pause(point: str) -> None:
+    """Fault-test hook: ``OG_SETTLE_TEST_PAUSE=signed:2,broadcast:2`` sleeps that long at that point, so a test
+    can SIGKILL the process inside the window. Unset in production: no effect."""
+    spec = os.environ.get(_TEST_PAUSE_ENV)
+    if not spec:
+        return
+    for part in spec.split(","):
+        name, _, seconds = part.partition(":")
+        if name.strip() == point:
+            time.sleep(float(seconds or "1"))
