@@ -1,6 +1,7 @@
 """A local replica of Base Sepolia (chain id 84532, the default) or Base mainnet (8453): anvil in OP-stack mode,
-the genuine Permit2 at its canonical address, an 18-decimal OPG stand-in at that network's OPG address with
-balances for the dev accounts, and stand-ins for the canonical x402 Permit2 proxies at their addresses."""
+the genuine Permit2 at its canonical address, an 18-decimal OPG stand-in at that network's OPG address and a
+6-decimal USDC stand-in (EIP-3009, EIP-2612) at its USDC address, both with balances for the dev accounts, and
+stand-ins for the canonical x402 Permit2 proxies at their addresses."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from og_settle._networks import (
     OPG_DECIMALS,
     PERMIT2_ADDRESS,
     PERMIT2_SALT,
+    USDC_DECIMALS,
     X402_EXACT_PERMIT2_PROXY,
     X402_UPTO_PERMIT2_PROXY,
     Network,
@@ -39,6 +41,7 @@ from og_settle.replica._toolchain import (
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 DEV_ACCOUNT_COUNT = 10
 OPG_PER_DEV_ACCOUNT = 1_000_000 * 10**OPG_DECIMALS
+USDC_PER_DEV_ACCOUNT = 1_000_000 * 10**USDC_DECIMALS
 _STARTUP_TIMEOUT_S = 30.0
 # OpenZeppelin ERC20 (non-upgradeable) storage layout: _balances at slot 0, _totalSupply at slot 2.
 _ERC20_BALANCES_SLOT = 0
@@ -93,6 +96,7 @@ class ReplicaInfo:
         x402_exact_proxy: the canonical x402 exact proxy's address (a stand-in on the replica).
         x402_upto_proxy: the canonical x402 upto proxy's address (a stand-in on the replica).
         dev_keys: the dev accounts' private keys (0x hex, same order), from anvil's well-known test mnemonic.
+        usdc: USDC's address on the network (the replica's stand-in token, ``ReplicaUSDC``).
     """
 
     rpc_url: str
@@ -105,6 +109,7 @@ class ReplicaInfo:
     x402_exact_proxy: str = X402_EXACT_PERMIT2_PROXY
     x402_upto_proxy: str = X402_UPTO_PERMIT2_PROXY
     dev_keys: tuple[str, ...] = ()
+    usdc: str = DEFAULT_NETWORK.usdc
 
 
 def dev_account_keys(accounts: tuple[str, ...]) -> tuple[str, ...]:
@@ -227,12 +232,36 @@ def install_opg(rpc: JsonRpc, holders: tuple[str, ...], amount: int, address: st
     if rpc.call("eth_getCode", address, "latest") not in ("0x", "0x0"):
         return address
     rpc.call("anvil_setCode", address, "0x" + compile_replica_opg().runtime.hex())
+    _credit(rpc, address, holders, amount)
+    return address
+
+
+def install_usdc(rpc: JsonRpc, holders: tuple[str, ...], amount: int, network: Network = DEFAULT_NETWORK) -> str:
+    """Put the USDC stand-in (``contracts/replica/ReplicaUSDC.sol``) at ``network``'s USDC address, with its
+    EIP-712 name (an immutable: the constructor runs in an ``eth_call`` whose returned runtime code is set), and
+    credit ``amount`` to each holder."""
+    from eth_abi.abi import encode
+
+    usdc = network.asset("USDC")
+    if rpc.call("eth_getCode", usdc.address, "latest") not in ("0x", "0x0"):
+        return usdc.address
+    initcode = compile_replica_contract("contracts/replica/ReplicaUSDC.sol", "ReplicaUSDC", runs=200).initcode
+    initcode += encode(["string"], [usdc.eip712_name])
+    runtime = rpc.call("eth_call", {"data": "0x" + initcode.hex(), "gas": hex(10_000_000)}, "latest")
+    if runtime in ("0x", "0x0"):
+        raise ToolchainError("ReplicaUSDC: its constructor returned no runtime code")
+    rpc.call("anvil_setCode", usdc.address, runtime)
+    _credit(rpc, usdc.address, holders, amount)
+    return usdc.address
+
+
+def _credit(rpc: JsonRpc, address: str, holders: tuple[str, ...], amount: int) -> None:
+    """Write ``amount`` into each holder's balance and the total supply of the OpenZeppelin ERC-20 at ``address``."""
     word = "0x" + amount.to_bytes(32, "big").hex()
     for holder in holders:
         rpc.call("anvil_setStorageAt", address, _mapping_slot(holder, _ERC20_BALANCES_SLOT), word)
     total = "0x" + (amount * len(holders)).to_bytes(32, "big").hex()
     rpc.call("anvil_setStorageAt", address, "0x" + _ERC20_TOTAL_SUPPLY_SLOT.to_bytes(32, "big").hex(), total)
-    return address
 
 
 def install_x402_proxies(rpc: JsonRpc) -> tuple[str, str]:
@@ -265,6 +294,7 @@ def running_replica(port: int | None = None, network: Network = DEFAULT_NETWORK)
         accounts = tuple(rpc.call("eth_accounts"))
         install_permit2(rpc, accounts[0])
         install_opg(rpc, accounts, OPG_PER_DEV_ACCOUNT, network.opg)
+        usdc = install_usdc(rpc, accounts, USDC_PER_DEV_ACCOUNT, network)
         exact, upto = install_x402_proxies(rpc)
         yield ReplicaInfo(
             rpc_url=rpc.url,
@@ -277,6 +307,7 @@ def running_replica(port: int | None = None, network: Network = DEFAULT_NETWORK)
             x402_exact_proxy=exact,
             x402_upto_proxy=upto,
             dev_keys=dev_account_keys(accounts),
+            usdc=usdc,
         )
     finally:
         anvil.stop()
