@@ -45,8 +45,7 @@ def register(groups: Any) -> None:
     run.add_argument("--max-age", type=float, default=None, help="cut a batch when its oldest item is this old (s)")
     run.add_argument("--payments-per-tx", type=int, default=50, help="payments per settleBatch transaction")
     run.add_argument("--payment-wait", type=float, default=2.0, help="longest a payment waits for company (s)")
-    run.add_argument("--confirmations", type=int, default=1, help="blocks deep before a settlement is confirmed")
-    run.add_argument("--receipt-timeout", type=float, default=60.0, help="seconds before a missing receipt is chased")
+    _add_sending_options(run)
     run.add_argument("--gas-margin", type=float, default=1.25, help="gas limit = estimate x this")
     run.add_argument("--poll", type=float, default=0.5, help="seconds between rounds when idle")
     run.add_argument("--dump-dir", type=Path, default=None, help="where Merkle dumps go (default: next to --db)")
@@ -163,8 +162,7 @@ def _run(args: argparse.Namespace) -> int:
     from_block = store.get_meta("log_from_block")
     config = RelayerConfig(
         policy=policy,
-        confirmations=args.confirmations,
-        receipt_timeout=args.receipt_timeout,
+        sending=_sending_config(args),
         poll_interval=args.poll,
         dump_dir=args.dump_dir if args.dump_dir is not None else _default_dump_dir(args.db),
         da_prefix=args.da_prefix,
@@ -210,6 +208,53 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         store.close()
         lease.release()
+
+
+def _add_sending_options(run: argparse.ArgumentParser) -> None:
+    """How settlement transactions travel (``og_settle.relayer._sender``)."""
+    group = run.add_argument_group("transactions in flight")
+    group.add_argument(
+        "--max-in-flight", type=int, default=4, help="most settlement transactions pending at once (consecutive nonces)"
+    )
+    group.add_argument(
+        "--confirmations",
+        type=int,
+        default=None,
+        help="blocks deep before a settlement counts as settled (default: 5, about 10 s on Base; 1 on anvil/Hardhat)",
+    )
+    group.add_argument(
+        "--fee-bump-after",
+        type=float,
+        default=30.0,
+        help="seconds unmined before a transaction is re-sent with higher fees",
+    )
+    group.add_argument(
+        "--fee-bump-blocks", type=int, default=5, help="blocks unmined before a transaction is re-sent with higher fees"
+    )
+    group.add_argument(
+        "--fee-bump", type=float, default=12.5, help="percent both EIP-1559 fees rise in a replacement (at least 10)"
+    )
+    group.add_argument("--max-fee-gwei", type=float, default=100.0, help="cap on maxFeePerGas, in gwei")
+    group.add_argument(
+        "--receipt-timeout",
+        type=float,
+        default=60.0,
+        help="seconds without a receipt before a transaction is re-broadcast",
+    )
+
+
+def _sending_config(args: argparse.Namespace) -> Any:
+    from og_settle.relayer._sender import SenderConfig
+
+    return SenderConfig(
+        max_in_flight=args.max_in_flight,
+        confirmations=args.confirmations,
+        fee_bump_after=args.fee_bump_after,
+        fee_bump_blocks=args.fee_bump_blocks,
+        fee_bump=1 + args.fee_bump / 100,
+        max_fee_per_gas=int(args.max_fee_gwei * 10**9),
+        rebroadcast_after=args.receipt_timeout,
+    )
 
 
 def _default_dump_dir(db: str) -> Path:

@@ -199,6 +199,7 @@ class Receipt:
         succeeded: False when it reverted.
         gas_used: gas it used.
         logs: its logs, as web3 returned them.
+        block_hash: the hash of the block it was mined in (a reorg that moves it changes this).
     """
 
     tx_hash: bytes
@@ -206,6 +207,7 @@ class Receipt:
     succeeded: bool
     gas_used: int
     logs: Sequence[Any] = field(default=())
+    block_hash: bytes | None = None
 
 
 class BroadcastOutcome:
@@ -324,10 +326,13 @@ class TxSender:
             tip = 10**6  # nodes without the method: 0.001 gwei, enough on an L2
         return base_fee * self.base_fee_multiplier + tip, tip
 
-    def sign(self, call: ContractCall, *, nonce: int, gas: int | None = None) -> SignedTx:
-        """Estimate (unless ``gas`` is given), price and sign ``call`` with ``nonce``. Nothing is sent."""
+    def sign(
+        self, call: ContractCall, *, nonce: int, gas: int | None = None, fees: tuple[int, int] | None = None
+    ) -> SignedTx:
+        """Estimate (unless ``gas`` is given), price (unless ``fees``, (maxFeePerGas, maxPriorityFeePerGas), are
+        given) and sign ``call`` with ``nonce``. Nothing is sent."""
         gas_limit = gas if gas is not None else self.estimate_gas(call)
-        max_fee, tip = self.fees()
+        max_fee, tip = fees if fees is not None else self.fees()
         tx: dict[str, Any] = {
             "type": 2,
             "chainId": self.chain_id,
@@ -391,10 +396,28 @@ class TxSender:
             succeeded=int(raw["status"]) == 1,
             gas_used=int(raw["gasUsed"]),
             logs=tuple(raw["logs"]),
+            block_hash=bytes(raw["blockHash"]) if raw.get("blockHash") is not None else None,
         )
 
     def block_number(self) -> int:
         return int(self._rpc("eth_blockNumber", lambda: self.w3.eth.block_number))
+
+    def block_hash(self, number: int) -> bytes | None:
+        """The hash of the canonical block ``number`` (None if the chain is not that long)."""
+        from web3.exceptions import BlockNotFound
+
+        def fetch() -> Any:
+            try:
+                return self.w3.eth.get_block(number)
+            except BlockNotFound:
+                return None
+
+        block = self._rpc("eth_getBlockByNumber", fetch)
+        return None if block is None else bytes(block["hash"])
+
+    def client_version(self) -> str:
+        """The node's ``web3_clientVersion`` (for example ``anvil/v1.7.1``)."""
+        return str(self._rpc("web3_clientVersion", lambda: self.w3.client_version))
 
     def mined_block(self, tx_hash: bytes) -> int | None:
         """The block ``tx_hash`` was mined in, from the transaction itself (not its receipt); None if the node

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
 
 from og_settle._blobs import BlobStore
 from og_settle._deploy import Deployment
 from og_settle._errors import InvalidInput
 from og_settle.relayer._policy import BatchPolicy
+from og_settle.relayer._sender import SenderConfig
 from og_settle.relayer._store import QueueStore
 
-__all__ = ["RelayerConfig", "RelayerHalted", "bind_deployment", "fault_pause"]
-
-_TEST_PAUSE_ENV: Final = "OG_SETTLE_TEST_PAUSE"
+__all__ = ["RelayerConfig", "RelayerHalted", "bind_deployment"]
 
 
 class RelayerHalted(RuntimeError):
@@ -29,9 +25,8 @@ class RelayerConfig:
 
     Attributes:
         policy: the batching triggers.
-        confirmations: how deep a transaction must be before its items count as confirmed (1 = mined).
-        receipt_timeout: seconds to wait for a receipt before checking whether the transaction was replaced
-            and broadcasting it again.
+        sending: how transactions travel: how many in flight, confirmation depth, fee bumps
+            (:class:`og_settle.relayer._sender.SenderConfig`).
         poll_interval: seconds between loop iterations when there is nothing to do.
         dump_dir: where Merkle tree dumps (standard-v1 JSON, named ``<root>.json``) are written; None keeps
             them in the queue database.
@@ -46,8 +41,7 @@ class RelayerConfig:
     """
 
     policy: BatchPolicy = field(default_factory=BatchPolicy)
-    confirmations: int = 1
-    receipt_timeout: float = 60.0
+    sending: SenderConfig = field(default_factory=SenderConfig)
     poll_interval: float = 0.5
     dump_dir: Path | None = None
     da_prefix: str = "og-settle:"
@@ -56,12 +50,6 @@ class RelayerConfig:
     drain: bool = False
     exit_when_done: bool = False
     log_from_block: int = 0
-
-    def __post_init__(self) -> None:
-        if self.confirmations < 1:
-            raise InvalidInput(f"confirmations: must be at least 1, got {self.confirmations}")
-        if self.receipt_timeout <= 0:
-            raise InvalidInput(f"receipt_timeout: must be positive, got {self.receipt_timeout}")
 
 
 def bind_deployment(store: QueueStore, deployment: Deployment | None) -> Deployment:
@@ -88,15 +76,3 @@ def bind_deployment(store: QueueStore, deployment: Deployment | None) -> Deploym
             f"{deployment.settlement_registry}, facilitator {deployment.payment_facilitator}"
         )
     return bound
-
-
-def fault_pause(point: str) -> None:
-    """Fault-test hook: ``OG_SETTLE_TEST_PAUSE=signed:2,broadcast:2`` sleeps that long at that point, so a test
-    can SIGKILL the process inside the window. Unset in production: no effect."""
-    spec = os.environ.get(_TEST_PAUSE_ENV)
-    if not spec:
-        return
-    for part in spec.split(","):
-        name, _, seconds = part.partition(":")
-        if name.strip() == point:
-            time.sleep(float(seconds or "1"))

@@ -4,19 +4,20 @@ Write-ahead intent. A settlement transaction is signed, and the signed bytes, ha
 the queue (batch ``submitted``) *before* it is broadcast. So after a crash at any point the queue knows every
 transaction that might be on chain, and can ask the chain about it instead of guessing.
 
-One transaction is in flight at a time, so nonces are never left with gaps: the next one is signed only after
-the previous one is confirmed (``confirmations`` deep), failed, or known to be replaced.
+How transactions travel (several in flight with consecutive nonces, fee bumps, confirmation depth, reorgs) is
+``og_settle.relayer._sender``'s concern; the engine hands it a batch's call and handles what a final receipt,
+or a nonce taken by another transaction, means for the queue.
 
 Recovery (``reconcile``, run on every start, before anything new is signed):
 
-1. take the account's pending nonce from the chain;
-2. for every ``submitted`` batch, in nonce order: if its transaction has a receipt, process it exactly as a
-   live receipt (confirmed, or failed with the contract's named error); otherwise ask the chain whether the
-   batch's effects are already there (root recorded? digest settled? Permit2 nonce spent?), and if they are,
-   mark it confirmed; otherwise, if the chain's mined nonce has passed the transaction's nonce, the transaction
-   can never be mined, so the batch goes back to ``built`` and is signed again; otherwise broadcast the very
-   same signed bytes again (the node accepts them or already knows them; they cannot settle twice because they
-   carry the same nonce);
+1. take the account's pending nonce from the chain (and past every transaction of ours in flight);
+2. for every ``submitted`` batch, in nonce order: if one of its transactions has a receipt, process it exactly
+   as a live receipt once it is deep enough (confirmed, or failed with the contract's named error); otherwise,
+   if the chain's mined nonce has passed the transaction's nonce, ask the chain whether the batch's effects are
+   there (root recorded? digest settled? Permit2 nonce spent?) and confirm it, or else send the batch back to
+   ``built`` to be signed again; otherwise broadcast the very same signed bytes again (the node accepts them or
+   already knows them; they cannot settle twice because they carry the same nonce, and they keep the nonces
+   after them usable);
 3. ``built`` batches are checked against the chain again right before they are signed (step 2's questions), so
    a batch that reached the chain some other way is confirmed, not resubmitted.
 
@@ -34,13 +35,14 @@ from typing import Any, Final
 from eth_account.signers.local import LocalAccount
 
 from og_settle._deploy import Deployment
-from og_settle._errors import InvalidInput, InvariantViolation
+from og_settle._errors import InvalidInput
 from og_settle._hex import to_hex
 from og_settle.relayer._batching import BatchCutter
 from og_settle.relayer._calls import ChainView, payment_args, settlement_call
 from og_settle.relayer._chain_facts import ChainFacts
-from og_settle.relayer._config import RelayerConfig, RelayerHalted, bind_deployment, fault_pause
+from og_settle.relayer._config import RelayerConfig, RelayerHalted, bind_deployment
 from og_settle.relayer._log import EventLog
+from og_settle.relayer._sender import SendStatus, TxPipeline
 from og_settle.relayer._states import BatchState, ItemState, Lane
 from og_settle.relayer._store import Batch, Item, QueueStore, TxRecord
 
@@ -119,9 +121,9 @@ class Relayer:
         )
         self.facts = ChainFacts(store, self.chain, self._config, self.log)
         self.cutter = BatchCutter(store, self._config, self.log, self.stop)
+        self.pipeline = TxPipeline(sender, store, self._config.sending, self.log)
         self._outage_since: float | None = None
         self._receipt_pending: set[int] = set()
-        self._last_broadcast: dict[int, float] = {}
         self._paused_until = 0.0
 
     @property
@@ -160,7 +162,8 @@ class Relayer:
             registry=self.deployment.settlement_registry,
             facilitator=self.deployment.payment_facilitator,
             max_items=self.config.policy.max_items,
-            confirmations=self.config.confirmations,
+            confirmations=self.config.sending.confirmations or "auto",
+            max_in_flight=self.config.sending.max_in_flight,
         )
         failed_before = self._failed_count()
         try:
@@ -187,7 +190,7 @@ class Relayer:
         return {"items": dict(self.store.status().items_by_state)}
 
     def step(self) -> bool:
-        """One round: settle private items, cut due batches, then advance the transaction in flight."""
+        """One round: settle private items, cut due batches, then advance the transactions in flight."""
         worked = self.cutter.settle_private()
         worked |= self.cutter.cut_batches()
         worked |= self._advance()
@@ -196,20 +199,22 @@ class Relayer:
     # -- submission --------------------------------------------------------------------------------------------
 
     def _advance(self) -> bool:
-        """Move the transaction in flight along, or sign the next one."""
-        submitted = self.store.batches(BatchState.SUBMITTED)
-        if submitted:
-            return self._poll(submitted[0])
-        if time.monotonic() < self._paused_until:
-            return False
-        built = self.store.batches(BatchState.BUILT)
-        if not built:
-            return False
-        self._submit(built[0])
-        return True
+        """Move the transactions in flight along, then sign the next ones while there is room."""
+        worked = False
+        for batch in sorted(self.store.batches(BatchState.SUBMITTED), key=self.pipeline.nonce_of):
+            worked |= self._poll(batch)
+        while not self.stop.is_set() and time.monotonic() >= self._paused_until:
+            if not self.pipeline.has_room(self.store.batches(BatchState.SUBMITTED)):
+                break
+            built = self.store.batches(BatchState.BUILT)
+            if not built:
+                break
+            self._submit(built[0])
+            worked = True
+        return worked
 
     def _submit(self, batch: Batch) -> None:
-        from og_settle.clients import BroadcastOutcome, ContractRevert, NodeUnavailable, is_connection_error
+        from og_settle.clients import ContractRevert, NodeUnavailable, is_connection_error
 
         # Check the chain first: a batch may have reached it some other way (a previous run, another relayer).
         if self.facts.settled_on_chain(batch):
@@ -247,25 +252,8 @@ class Relayer:
             # batch until the bad item stands alone, instead of crashing or failing every item.
             self._split(batch, items, why)
             return
-        nonce = max(sender.next_nonce(), sender.chain_nonce("latest"))
-        signed = sender.sign(call, nonce=nonce, gas=gas)
+        self.pipeline.send(batch, call, gas=gas, items=len(items))
         self._rpc_ok()
-        # Write-ahead: the signed transaction is on disk before any node has seen it.
-        tx = self.store.record_signed_tx(
-            batch.id, tx_hash=signed.tx_hash, nonce=signed.nonce, sender=signed.sender, raw=signed.raw
-        )
-        self.log.info(
-            "tx.signed", batch=batch.id, lane=batch.lane.value, tx=tx.tx_hash, nonce=tx.nonce, gas=gas, items=len(items)
-        )
-        fault_pause("signed")
-        outcome = sender.broadcast(signed.raw)
-        sender.nonce_used(signed.nonce)
-        self._last_broadcast[batch.id] = time.monotonic()
-        self.log.info("tx.broadcast", batch=batch.id, tx=tx.tx_hash, nonce=tx.nonce, outcome=outcome)
-        fault_pause("broadcast")
-        if outcome == BroadcastOutcome.NONCE_USED:
-            sender.resync_nonce()
-        self._poll(self.store.batch(batch.id))
 
     def _drop_unsettleable(self, batch: Batch, items: list[Item]) -> list[Item]:
         """Fail, before anything is sent, the payments that cannot settle, at no gas; return the rest.
@@ -332,39 +320,24 @@ class Relayer:
             "batch.split", batch=batch.id, into=[b.id for b in halves], sizes=[half, len(ids) - half], reason=why
         )
 
-    def _poll(self, batch: Batch) -> bool:
-        """Check the batch's transaction: confirm it, fail it, rebroadcast it, or find it replaced."""
-        from og_settle.clients import BroadcastOutcome
-
-        tx = self.store.current_tx(batch.id)
-        if tx is None:
-            raise InvariantViolation(f"submitted batch {batch.id} has no transaction")
-        sender = self.chain.sender
-        # The mined nonce is read before the receipt: a transaction mined between the two reads must not look
-        # replaced (nonce used, no receipt).
-        mined = sender.chain_nonce("latest")
-        receipt = sender.receipt(tx.tx_hash)
+    def _poll(self, batch: Batch, *, recovering: bool = False) -> bool:
+        """Check the batch's transactions: confirm or fail the batch once its receipt is deep enough, or find its
+        nonce taken; the pipeline rebroadcasts, bumps fees and follows reorgs meanwhile."""
+        check = self.pipeline.check(batch)
         self._rpc_ok()
-        if receipt is not None:
-            if sender.confirmations(receipt) < self.config.confirmations:
-                return False
-            self._on_receipt(batch, tx, receipt)
+        if check.status is SendStatus.FINAL:
+            if recovering:
+                self.log.info("recovery.receipt", batch=batch.id, tx=check.tx.tx_hash, block=check.receipt.block_number)
+            self._on_receipt(batch, check.tx, check.receipt)
+            self.pipeline.forget(batch.id)
             return True
-        if mined > tx.nonce:
+        if check.status is SendStatus.NONCE_TAKEN:
             # This transaction, or another with its nonce, is mined; _on_replaced tells which.
-            return self._on_replaced(batch, tx)
-        last = self._last_broadcast.get(batch.id)
-        if last is None or time.monotonic() - last >= self.config.receipt_timeout:
-            if last is not None:
-                self.log.warning(
-                    "tx.receipt_timeout", batch=batch.id, tx=tx.tx_hash, waited_s=self.config.receipt_timeout
-                )
-            outcome = sender.broadcast(tx.raw)
-            self._last_broadcast[batch.id] = time.monotonic()
-            self.log.info("tx.rebroadcast", batch=batch.id, tx=tx.tx_hash, nonce=tx.nonce, outcome=outcome)
-            if outcome == BroadcastOutcome.NONCE_USED:
-                return True
-        return False
+            worked = self._on_replaced(batch, check.tx)
+            if self.store.batch(batch.id).state is not BatchState.SUBMITTED:
+                self.pipeline.forget(batch.id)
+            return worked
+        return check.worked
 
     # -- outcomes ----------------------------------------------------------------------------------------------
 
@@ -485,46 +458,22 @@ class Relayer:
         settled = self.facts.settled_on_chain(batch, replaced=True)
         if not settled and self.store.batch(batch.id).state is BatchState.SUBMITTED:
             self.store.reopen_batch(batch.id, f"transaction {to_hex(tx.tx_hash)} was replaced")
-        self.chain.sender.resync_nonce()
+        self.pipeline.resync()
         return True
 
     # -- recovery ----------------------------------------------------------------------------------------------
 
     def reconcile(self) -> None:
         """Bring the queue in line with the chain after a (re)start; see the module docstring."""
-        sender = self.chain.sender
-        pending = sender.resync_nonce()
-        mined = sender.chain_nonce("latest")
+        pending = self.pipeline.resync()
+        mined = self.chain.sender.chain_nonce("latest")
         self._rpc_ok()
-        submitted = sorted(self.store.batches(BatchState.SUBMITTED), key=lambda b: self._nonce_of(b))
+        submitted = sorted(self.store.batches(BatchState.SUBMITTED), key=self.pipeline.nonce_of)
         built = self.store.batches(BatchState.BUILT)
         self.log.info(
             "recovery.start", mined_nonce=mined, pending_nonce=pending, submitted=len(submitted), built=len(built)
         )
         for batch in submitted:
-            tx = self.store.current_tx(batch.id)
-            if tx is None:
-                raise InvariantViolation(f"submitted batch {batch.id} has no transaction")
-            mined = sender.chain_nonce("latest")  # before the receipt, as in _poll
-            receipt = sender.receipt(tx.tx_hash)
-            if receipt is not None:
-                self.log.info("recovery.receipt", batch=batch.id, tx=tx.tx_hash, block=receipt.block_number)
-                self._on_receipt(batch, tx, receipt)
-                continue
-            if mined > tx.nonce:
-                self._on_replaced(batch, tx)
-                continue
-            if self.facts.settled_on_chain(batch):
-                # Settled by some other transaction; ours (if it is in a mempool at all) would only revert.
-                self.log.info("recovery.found", batch=batch.id, tx=tx.tx_hash)
-                continue
-            outcome = sender.broadcast(tx.raw)
-            self._last_broadcast[batch.id] = time.monotonic()
-            sender.nonce_used(tx.nonce)
-            self.log.info("recovery.rebroadcast", batch=batch.id, tx=tx.tx_hash, nonce=tx.nonce, outcome=outcome)
-        sender.resync_nonce()
+            self._poll(batch, recovering=True)
+        self.pipeline.resync()
         self.log.info("recovery.done", **self._counts())
-
-    def _nonce_of(self, batch: Batch) -> int:
-        tx = self.store.current_tx(batch.id)
-        return -1 if tx is None else tx.nonce

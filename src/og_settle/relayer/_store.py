@@ -300,6 +300,10 @@ class QueueStore(Protocol):
 
     def record_signed_tx(self, batch_id: int, *, tx_hash: bytes, nonce: int, sender: str, raw: bytes) -> TxRecord: ...
 
+    def record_replacement_tx(
+        self, batch_id: int, *, tx_hash: bytes, nonce: int, sender: str, raw: bytes
+    ) -> TxRecord: ...
+
     def current_tx(self, batch_id: int) -> TxRecord | None: ...
 
     def batch_txs(self, batch_id: int) -> list[TxRecord]: ...
@@ -628,6 +632,30 @@ class SqliteStore:
             if not open_ids:
                 raise InvariantViolation(f"batch {batch_id} has no open items to submit")
             self._move_items(db, open_ids, ItemState.SUBMITTED, reason=None, now=now)
+            db.execute(
+                "INSERT INTO transactions (batch_id, tx_hash, nonce, sender, raw, state, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, 'sent', ?, ?)",
+                (batch_id, tx_hash, nonce, sender, raw, now, now),
+            )
+            row = db.execute("SELECT * FROM transactions WHERE tx_hash = ?", (tx_hash,)).fetchone()
+        return self._tx(row)
+
+    def record_replacement_tx(self, batch_id: int, *, tx_hash: bytes, nonce: int, sender: str, raw: bytes) -> TxRecord:
+        """A fee bump: another transaction for a submitted batch, with the same nonce as its current one and
+        higher fees, written before it is broadcast. The batch stays ``submitted``; whichever of its
+        transactions is mined confirms it, and ``confirm_batch`` marks the others replaced."""
+        now = _now()
+        with self._write() as db:
+            row = db.execute("SELECT state FROM batches WHERE id = ?", (batch_id,)).fetchone()
+            if row is None or BatchState(row[0]) is not BatchState.SUBMITTED:
+                raise InvariantViolation(
+                    f"batch {batch_id} is not submitted; a replacement needs a transaction to replace"
+                )
+            current = db.execute(
+                "SELECT nonce, sender FROM transactions WHERE batch_id = ? ORDER BY id DESC LIMIT 1", (batch_id,)
+            ).fetchone()
+            if current is None or int(current[0]) != nonce or str(current[1]) != sender:
+                raise InvariantViolation(f"batch {batch_id}: a replacement must reuse its sender and nonce {nonce}")
             db.execute(
                 "INSERT INTO transactions (batch_id, tx_hash, nonce, sender, raw, state, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, 'sent', ?, ?)",

@@ -1,0 +1,383 @@
+"""Transactions in flight for one signer: nonces, fee bumps, confirmation depth and reorgs.
+
+The relayer's engine decides *what* to send (a batch's call) and what a final receipt means for the queue; this
+module decides *how* it travels: which nonce, at what fees, when it counts as final, and what to do when it
+stalls or falls out of the chain.
+
+- **Several in flight.** Up to ``max_in_flight`` batches are submitted at once, with consecutive nonces. The
+  next nonce is tracked locally, never below the chain's mined count, and resynced (pending count, and every
+  transaction of ours the queue still has in flight) on start and after a nonce error.
+- **Durable.** Every signed transaction, first send or fee bump, is written to the queue before it is
+  broadcast (write-ahead), so a restarted relayer finds every transaction of its own that may be on chain.
+- **Fee bumps.** A transaction not mined ``fee_bump_blocks`` blocks or ``fee_bump_after`` seconds after it was
+  sent is replaced: same nonce, same call, both EIP-1559 fees raised by ``fee_bump`` (at least +10%, what
+  geth-based nodes such as Base's require of a replacement) and never below what a new transaction would pay,
+  up to ``max_fee_per_gas``. Whichever version is mined settles the batch; the others can never be mined.
+- **Confirmation depth.** A receipt counts only once it is ``confirmations`` blocks deep in the canonical
+  chain (its block hash is checked against the chain's block at that height).
+- **Reorgs.** A receipt that disappears, or moves to another block, is noticed on the next check. A transaction
+  that fell out of the chain is broadcast again byte for byte (same nonce, so it cannot settle twice; if the
+  batch reached the chain another way meanwhile, the contract's once-only rule makes it revert with the named
+  "already recorded" error, which the engine records as settled). Reorgs deeper than ``confirmations`` after a
+  batch was confirmed are not followed: the depth is the finality assumption.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from og_settle._errors import InvalidInput, InvariantViolation
+from og_settle.relayer._log import EventLog
+from og_settle.relayer._states import BatchState
+from og_settle.relayer._store import Batch, QueueStore, TxRecord
+
+__all__ = [
+    "DEFAULT_CONFIRMATIONS",
+    "MIN_FEE_BUMP",
+    "UNDERPRICED",
+    "SendCheck",
+    "SendStatus",
+    "SenderConfig",
+    "TxPipeline",
+    "fault_pause",
+]
+
+# Base makes a block every 2 s: 5 blocks is about 10 s. The sequencer's unsafe head is reorged only in rare
+# incidents; the depth keeps a settlement from being reported before a shallow reorg could undo it.
+DEFAULT_CONFIRMATIONS: Final = 5
+# Local development nodes (anvil, Hardhat) mine only when a transaction arrives: waiting for more blocks than the
+# transaction's own would wait forever, and there is nothing to reorg.
+_DEV_NODE_CONFIRMATIONS: Final = 1
+_DEV_NODES: Final = ("anvil/", "hardhat", "ganache")
+# geth (and op-geth, Base's node) refuses a replacement that does not raise both fees by at least 10%.
+MIN_FEE_BUMP: Final = 1.10
+_TEST_PAUSE_ENV: Final = "OG_SETTLE_TEST_PAUSE"
+# What nodes answer a transaction priced below the current base fee (geth, op-geth, reth, anvil), lower-cased.
+_UNDERPRICED: Final = ("less than block base fee", "fee cap less than", "transaction underpriced", "feecap too low")
+UNDERPRICED: Final = "underpriced"
+
+
+def fault_pause(point: str) -> None:
+    """Fault-test hook: ``OG_SETTLE_TEST_PAUSE=signed:2,broadcast:2`` sleeps that long at that point, so a test
+    can SIGKILL the process inside the window. Unset in production: no effect."""
+    spec = os.environ.get(_TEST_PAUSE_ENV)
+    if not spec:
+        return
+    for part in spec.split(","):
+        name, _, seconds = part.partition(":")
+        if name.strip() == point:
+            time.sleep(float(seconds or "1"))
+
+
+@dataclass(frozen=True, slots=True)
+class SenderConfig:
+    """How settlement transactions travel.
+
+    Attributes:
+        max_in_flight: most batches submitted and not yet final at once (consecutive nonces).
+        confirmations: how many blocks deep a receipt must be before its batch counts as settled (1 = mined);
+            None picks :data:`DEFAULT_CONFIRMATIONS`, or 1 on a local development node (anvil, Hardhat).
+        fee_bump_after: seconds a transaction may wait unmined before it is replaced with higher fees.
+        fee_bump_blocks: blocks a transaction may wait unmined before it is replaced with higher fees.
+        fee_bump: the factor both EIP-1559 fees are raised by in a replacement (at least 1.10).
+        max_fee_per_gas: the cap on maxFeePerGas, in wei; no transaction, first or replacement, pays more.
+        rebroadcast_after: seconds without a receipt after which the current transaction is broadcast again.
+    """
+
+    max_in_flight: int = 4
+    confirmations: int | None = None
+    fee_bump_after: float = 30.0
+    fee_bump_blocks: int = 5
+    fee_bump: float = 1.125
+    max_fee_per_gas: int = 100 * 10**9
+    rebroadcast_after: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.max_in_flight < 1:
+            raise InvalidInput(f"max_in_flight: must be at least 1, got {self.max_in_flight}")
+        if self.confirmations is not None and self.confirmations < 1:
+            raise InvalidInput(f"confirmations: must be at least 1, got {self.confirmations}")
+        if self.fee_bump_after <= 0:
+            raise InvalidInput(f"fee_bump_after: must be positive, got {self.fee_bump_after}")
+        if self.fee_bump_blocks < 1:
+            raise InvalidInput(f"fee_bump_blocks: must be at least 1, got {self.fee_bump_blocks}")
+        if not MIN_FEE_BUMP <= self.fee_bump <= 10:
+            raise InvalidInput(
+                f"fee_bump: must be between {MIN_FEE_BUMP} (nodes refuse smaller replacements) and 10, "
+                f"got {self.fee_bump}"
+            )
+        if self.max_fee_per_gas < 1:
+            raise InvalidInput(f"max_fee_per_gas: must be positive, got {self.max_fee_per_gas}")
+        if self.rebroadcast_after <= 0:
+            raise InvalidInput(f"rebroadcast_after: must be positive, got {self.rebroadcast_after}")
+
+
+class SendStatus(enum.StrEnum):
+    """What :meth:`TxPipeline.check` found."""
+
+    PENDING = "pending"  # not mined yet, or mined but not deep enough; nothing for the engine to do
+    FINAL = "final"  # mined ``confirmations`` deep in the canonical chain: the engine processes the receipt
+    NONCE_TAKEN = "nonce_taken"  # the nonce is mined and none of the batch's transactions has a receipt
+
+
+@dataclass(frozen=True, slots=True)
+class SendCheck:
+    """The outcome of one check of a submitted batch.
+
+    Attributes:
+        status: what was found.
+        tx: the batch's transaction it concerns (the mined one, for ``final``; the newest, otherwise).
+        receipt: the receipt, when mined.
+        worked: True when the check sent something (a rebroadcast or a fee bump).
+    """
+
+    status: SendStatus
+    tx: TxRecord
+    receipt: Any = None
+    worked: bool = False
+
+
+@dataclass(slots=True)
+class _Watch:
+    """What this process knows of one submitted batch's transaction (in memory; a restart starts afresh)."""
+
+    sent_at: float
+    sent_block: int
+    mined: tuple[bytes, int, bytes | None] | None = None  # (tx hash, block number, block hash) last seen
+    capped: bool = False
+
+
+class TxPipeline:
+    """Sends, watches and replaces one signer's settlement transactions (see the module docstring)."""
+
+    def __init__(self, sender: Any, store: QueueStore, config: SenderConfig, log: EventLog) -> None:
+        self.sender = sender
+        self.store = store
+        self.config = config
+        self.log = log
+        self._next_nonce: int | None = None
+        self._watches: dict[int, _Watch] = {}
+        self._confirmations = config.confirmations
+
+    # -- set-up and nonces -------------------------------------------------------------------------------------
+
+    @property
+    def confirmations(self) -> int:
+        """The confirmation depth in force (resolved against the node on first use)."""
+        if self._confirmations is None:
+            version = self.sender.client_version().lower()
+            dev = version.startswith(_DEV_NODES)
+            self._confirmations = _DEV_NODE_CONFIRMATIONS if dev else DEFAULT_CONFIRMATIONS
+            self.log.info("sender.confirmations", confirmations=self._confirmations, node=version, auto=True)
+        return self._confirmations
+
+    def resync(self) -> int:
+        """Take the next nonce from the chain's pending count, and past every transaction of ours in flight."""
+        pending = self.sender.chain_nonce("pending")
+        ours = [tx.nonce + 1 for tx in self._sent_txs() if tx.sender == self.sender.address]
+        self._next_nonce = max([pending, *ours])
+        return self._next_nonce
+
+    def next_nonce(self) -> int:
+        """The nonce the next new transaction uses: tracked locally, never below the chain's mined count."""
+        if self._next_nonce is None:
+            self.resync()
+        assert self._next_nonce is not None
+        return max(self._next_nonce, int(self.sender.chain_nonce("latest")))
+
+    def _sent_txs(self) -> list[TxRecord]:
+        txs: list[TxRecord] = []
+        for batch in self.store.batches(BatchState.SUBMITTED):
+            txs.extend(tx for tx in self.store.batch_txs(batch.id) if tx.state == "sent")
+        return txs
+
+    def has_room(self, submitted: Sequence[Batch]) -> bool:
+        """Whether another batch may be sent while ``submitted`` are in flight."""
+        return len(submitted) < self.config.max_in_flight
+
+    def nonce_of(self, batch: Batch) -> int:
+        """The nonce of the batch's current transaction (-1 if it has none)."""
+        tx = self.store.current_tx(batch.id)
+        return -1 if tx is None else tx.nonce
+
+    # -- sending -----------------------------------------------------------------------------------------------
+
+    def _fees(self) -> tuple[int, int]:
+        """(maxFeePerGas, maxPriorityFeePerGas) for a new transaction, within the cap."""
+        max_fee, tip = self.sender.fees()
+        if max_fee > self.config.max_fee_per_gas:
+            self.log.warning("tx.fee_capped", wanted=max_fee, cap=self.config.max_fee_per_gas)
+            max_fee = self.config.max_fee_per_gas
+        return max_fee, min(tip, max_fee)
+
+    def send(self, batch: Batch, call: Any, *, gas: int, items: int) -> tuple[TxRecord, str]:
+        """Sign ``call`` for ``batch`` with the next nonce, write it to the queue, then broadcast it.
+
+        Returns the stored transaction and the node's answer (a ``BroadcastOutcome``)."""
+        from og_settle.clients import BroadcastOutcome
+
+        signed = self.sender.sign(call, nonce=self.next_nonce(), gas=gas, fees=self._fees())
+        # Write-ahead: the signed transaction is on disk before any node has seen it.
+        tx = self.store.record_signed_tx(
+            batch.id, tx_hash=signed.tx_hash, nonce=signed.nonce, sender=signed.sender, raw=signed.raw
+        )
+        self.log.info(
+            "tx.signed", batch=batch.id, lane=batch.lane.value, tx=tx.tx_hash, nonce=tx.nonce, gas=gas, items=items
+        )
+        fault_pause("signed")
+        outcome = self._broadcast(signed.raw)
+        self._next_nonce = max(self._next_nonce or 0, signed.nonce + 1)
+        self._watches[batch.id] = _Watch(sent_at=time.monotonic(), sent_block=self.sender.block_number())
+        self.log.info("tx.broadcast", batch=batch.id, tx=tx.tx_hash, nonce=tx.nonce, outcome=outcome)
+        fault_pause("broadcast")
+        if outcome == BroadcastOutcome.NONCE_USED:
+            self.resync()
+        return tx, outcome
+
+    def _broadcast(self, raw: bytes) -> str:
+        """Broadcast ``raw``; a node refusing it for its price (below the base fee) answers ``underpriced``: the
+        transaction stays recorded and is replaced with higher fees after ``fee_bump_blocks``/``fee_bump_after``."""
+        from web3.exceptions import Web3RPCError
+
+        try:
+            return str(self.sender.broadcast(raw))
+        except (Web3RPCError, ValueError) as err:
+            if any(text in str(err).lower() for text in _UNDERPRICED):
+                return UNDERPRICED
+            raise
+
+    def _rebroadcast(self, batch: Batch, tx: TxRecord, watch: _Watch | None, event: str, **fields: Any) -> None:
+        outcome = self._broadcast(tx.raw)
+        head = self.sender.block_number()
+        if watch is None:
+            self._watches[batch.id] = _Watch(sent_at=time.monotonic(), sent_block=head)
+        else:
+            watch.sent_at, watch.sent_block = time.monotonic(), head
+        self.log.info(event, batch=batch.id, tx=tx.tx_hash, nonce=tx.nonce, outcome=outcome, **fields)
+
+    def _bump(self, batch: Batch, tx: TxRecord, watch: _Watch) -> bool:
+        """Replace ``tx`` with the same call and nonce at higher fees; False if the cap leaves no room."""
+        fields = _decode(tx.raw)
+        old_max, old_tip = int(fields["maxFeePerGas"]), int(fields["maxPriorityFeePerGas"])
+        now_max, now_tip = self.sender.fees()
+        tip = max(math.ceil(old_tip * self.config.fee_bump), now_tip)
+        max_fee = max(math.ceil(old_max * self.config.fee_bump), now_max, tip)
+        cap = self.config.max_fee_per_gas
+        max_fee = min(max_fee, cap)
+        tip = min(tip, max_fee)
+        if max_fee < math.ceil(old_max * MIN_FEE_BUMP) or tip < math.ceil(old_tip * MIN_FEE_BUMP):
+            if not watch.capped:
+                watch.capped = True
+                self.log.warning("tx.fee_cap_reached", batch=batch.id, tx=tx.tx_hash, max_fee=old_max, cap=cap)
+            return False
+        fields.update(maxFeePerGas=max_fee, maxPriorityFeePerGas=tip)
+        signed = self.sender.account.sign_transaction(fields)
+        raw, tx_hash = bytes(signed.raw_transaction), bytes(signed.hash)
+        new = self.store.record_replacement_tx(batch.id, tx_hash=tx_hash, nonce=tx.nonce, sender=tx.sender, raw=raw)
+        outcome = self._broadcast(raw)
+        watch.sent_at, watch.sent_block = time.monotonic(), self.sender.block_number()
+        self.log.warning(
+            "tx.fee_bumped",
+            batch=batch.id,
+            tx=new.tx_hash,
+            replaces=tx.tx_hash,
+            nonce=tx.nonce,
+            max_fee=max_fee,
+            tip=tip,
+            old_max_fee=old_max,
+            old_tip=old_tip,
+            outcome=outcome,
+        )
+        return True
+
+    # -- watching ----------------------------------------------------------------------------------------------
+
+    def check(self, batch: Batch) -> SendCheck:
+        """Look at a submitted batch's transactions on chain and move them along (rebroadcast, bump)."""
+        txs = [tx for tx in self.store.batch_txs(batch.id) if tx.state == "sent"]  # newest first
+        if not txs:
+            raise InvariantViolation(f"submitted batch {batch.id} has no transaction in flight")
+        current = txs[0]
+        sender = self.sender
+        # The mined nonce is read before the receipts: a transaction mined between the two reads must not look
+        # replaced (nonce used, no receipt).
+        mined_nonce = sender.chain_nonce("latest")
+        for tx in txs:
+            receipt = sender.receipt(tx.tx_hash)
+            if receipt is not None:
+                return self._on_mined(batch, tx, receipt)
+        watch = self._watches.get(batch.id)
+        if watch is not None and watch.mined is not None:
+            tx_hash, block, block_hash = watch.mined
+            gone = next((tx for tx in txs if tx.tx_hash == tx_hash), current)
+            watch.mined = None
+            self.log.warning(
+                "tx.reorged", batch=batch.id, tx=tx_hash, block=block, block_hash=block_hash, receipt="gone"
+            )
+            self._rebroadcast(batch, gone, watch, "tx.resent", reason="reorg")
+            return SendCheck(SendStatus.PENDING, gone, worked=True)
+        if mined_nonce > current.nonce:
+            return SendCheck(SendStatus.NONCE_TAKEN, current)
+        if watch is None:  # first look since (re)start: make sure a node has it
+            self._rebroadcast(batch, current, None, "tx.rebroadcast", reason="restart")
+            return SendCheck(SendStatus.PENDING, current, worked=True)
+        waited_s = time.monotonic() - watch.sent_at
+        waited_blocks = sender.block_number() - watch.sent_block
+        if (waited_s >= self.config.fee_bump_after or waited_blocks >= self.config.fee_bump_blocks) and self._bump(
+            batch, current, watch
+        ):
+            return SendCheck(SendStatus.PENDING, current, worked=True)
+        if waited_s >= self.config.rebroadcast_after:
+            self._rebroadcast(batch, current, watch, "tx.rebroadcast", reason="no receipt", waited_s=round(waited_s))
+            return SendCheck(SendStatus.PENDING, current, worked=True)
+        return SendCheck(SendStatus.PENDING, current)
+
+    def _on_mined(self, batch: Batch, tx: TxRecord, receipt: Any) -> SendCheck:
+        watch = self._watches.get(batch.id)
+        if watch is None:
+            watch = self._watches[batch.id] = _Watch(sent_at=time.monotonic(), sent_block=receipt.block_number)
+        seen = (tx.tx_hash, receipt.block_number, receipt.block_hash)
+        if watch.mined is not None and watch.mined != seen:
+            self.log.warning(
+                "tx.reorged",
+                batch=batch.id,
+                tx=tx.tx_hash,
+                block=watch.mined[1],
+                block_hash=watch.mined[2],
+                now_block=receipt.block_number,
+                now_block_hash=receipt.block_hash,
+            )
+        if watch.mined != seen:
+            self.log.info("tx.mined", batch=batch.id, tx=tx.tx_hash, block=receipt.block_number, nonce=tx.nonce)
+        watch.mined = seen
+        depth = self.sender.block_number() - receipt.block_number + 1
+        if depth < self.confirmations:
+            return SendCheck(SendStatus.PENDING, tx, receipt)
+        if self.confirmations > 1 and self.sender.block_hash(receipt.block_number) != receipt.block_hash:
+            # The receipt's block is no longer the chain's block at that height: look again next round.
+            return SendCheck(SendStatus.PENDING, tx, receipt)
+        del self._watches[batch.id]
+        return SendCheck(SendStatus.FINAL, tx, receipt)
+
+    def forget(self, batch_id: int) -> None:
+        """The engine settled or reopened the batch: stop watching it."""
+        self._watches.pop(batch_id, None)
+
+
+def _decode(raw: bytes) -> dict[str, Any]:
+    """The fields of a signed EIP-1559 transaction, ready to be signed again (signature removed)."""
+    from eth_account.typed_transactions.typed_transaction import TypedTransaction
+    from hexbytes import HexBytes
+
+    fields = dict(TypedTransaction.from_bytes(HexBytes(raw)).as_dict())
+    if int(fields.get("type", 0)) != 2:
+        raise InvariantViolation(f"expected an EIP-1559 transaction, got type {fields.get('type')}")
+    for name in ("v", "r", "s"):
+        fields.pop(name, None)
+    return fields

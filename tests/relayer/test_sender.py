@@ -1,0 +1,304 @@
+"""Transactions in flight (``og_settle.relayer._sender``) on a real anvil with mining under the test's control.
+
+Automine is switched off; blocks come from ``evm_mine``. A rising base fee (``anvil_setNextBlockBaseFeePerGas``)
+strands a transaction so that it must be replaced; ``anvil_reorg`` takes a mined settlement out of the chain.
+Each test proves its outcome from chain state (receipts, blocks, the registry), not from the relayer's word.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from og_settle._hex import keccak256, to_hex
+from og_settle.relayer import BatchPolicy, BatchState, EventLog, Relayer, RelayerConfig, SqliteStore
+from og_settle.relayer._sender import SenderConfig
+from og_settle.replica._rpc import JsonRpc
+from tests.relayer.support import (
+    DEPLOYER_KEY,
+    RELAYER_KEY,
+    LiveChain,
+    cli,
+    dev_key,
+    inference_record,
+    write_jsonl,
+)
+
+RELAYER = Account.from_key(RELAYER_KEY).address
+GWEI = 10**9
+
+
+@pytest.fixture
+def rpc(chain: LiveChain) -> Iterator[JsonRpc]:
+    """The module's anvil with automine off for one test (blocks only on ``evm_mine``); automine is back after."""
+    node = JsonRpc(chain.rpc_url)
+    node.call("evm_setAutomine", False)
+    try:
+        yield node
+    finally:
+        node.call("anvil_setNextBlockBaseFeePerGas", hex(GWEI))  # undo any base fee a test raised
+        node.call("evm_setAutomine", True)
+        node.call("evm_mine")
+
+
+class _Run:
+    """An in-process relayer over a fresh queue, whose JSON log lines are kept for the test."""
+
+    def __init__(self, tmp_path: Path, chain: LiveChain, records: list[dict[str, Any]], **sending: Any) -> None:
+        db = tmp_path / "queue.db"
+        path = write_jsonl(tmp_path / "in.jsonl", records)
+        result = cli(
+            "relayer",
+            "submit",
+            "--db",
+            str(db),
+            "--deployment",
+            str(chain.deployment_path),
+            "--rpc-url",
+            chain.rpc_url,
+            str(path),
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        self.store = SqliteStore(db)
+        self.stream = io.StringIO()
+        config = RelayerConfig(
+            policy=BatchPolicy(max_items=2),
+            sending=SenderConfig(**{"fee_bump_after": 3600.0, "rebroadcast_after": 3600.0, **sending}),
+            dump_dir=tmp_path / "dumps",
+            drain=True,
+            poll_interval=0.01,
+        )
+        self.relayer = Relayer(
+            self.store,
+            chain.deployment,
+            Account.from_key(RELAYER_KEY),
+            rpc_url=chain.rpc_url,
+            config=config,
+            log=EventLog(self.stream),
+        )
+        self.relayer.reconcile()
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        lines = [json.loads(line) for line in self.stream.getvalue().splitlines() if line.strip()]
+        return [e for e in lines if e["event"] == name]
+
+    def txs(self, batch_id: int) -> list[Any]:
+        return sorted(self.store.batch_txs(batch_id), key=lambda tx: tx.id)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _records(chain: LiveChain, start: int, count: int) -> list[dict[str, Any]]:
+    return [inference_record(chain.deployment, start + i) for i in range(count)]
+
+
+def _block(rpc: JsonRpc, number: int | str = "latest") -> dict[str, Any]:
+    tag = number if isinstance(number, str) else hex(number)
+    block: dict[str, Any] = rpc.call("eth_getBlockByNumber", tag, True)
+    return block
+
+
+def _receipt(rpc: JsonRpc, tx_hash: bytes) -> dict[str, Any] | None:
+    receipt: dict[str, Any] | None = rpc.call("eth_getTransactionReceipt", to_hex(tx_hash))
+    return receipt
+
+
+def _our_txs_in(rpc: JsonRpc, first: int, last: int) -> list[dict[str, Any]]:
+    """Every transaction from the relayer's account in blocks ``first``..``last`` of the canonical chain."""
+    found = []
+    for number in range(first, last + 1):
+        found += [tx for tx in _block(rpc, number)["transactions"] if tx["from"].lower() == RELAYER.lower()]
+    return found
+
+
+def _head(rpc: JsonRpc) -> int:
+    return int(rpc.call("eth_blockNumber"), 16)
+
+
+def _root_recorded(chain: LiveChain, root: bytes) -> Any:
+    from og_settle.clients import SettlementRegistryClient
+
+    return SettlementRegistryClient(chain.web3(), chain.deployment.settlement_registry).get_batch(root)
+
+
+def test_a_stuck_transaction_is_replaced_with_higher_fees_and_exactly_one_version_lands(
+    tmp_path: Path, chain: LiveChain, rpc: JsonRpc
+) -> None:
+    """The base fee jumps after the relayer signs, twice: each time its transaction is stranded, and after
+    ``fee_bump_blocks`` blocks it is replaced (same nonce, both fees up by at least 12.5%). The chain ends with
+    exactly one transaction of that nonce mined, the last replacement; the other two never land."""
+    run = _Run(tmp_path, chain, _records(chain, 91_000, 2), fee_bump_blocks=2, confirmations=1, max_fee_per_gas=10**13)
+    try:
+        start = _head(rpc) + 1
+        run.relayer.step()
+        [batch] = run.store.batches(BatchState.SUBMITTED)
+        [first] = run.txs(batch.id)
+        base = int(_block(rpc)["baseFeePerGas"], 16)
+        rpc.call("anvil_setNextBlockBaseFeePerGas", hex(base * 20))  # far above the first transaction's maxFee
+        for _ in range(2):
+            rpc.call("evm_mine")
+            run.relayer.step()
+        assert _receipt(rpc, first.tx_hash) is None  # stranded by the base fee
+        assert len(run.txs(batch.id)) == 2, "no replacement after 2 blocks"
+        second = run.txs(batch.id)[1]
+        # The base fee jumps again, past the first replacement too.
+        rpc.call("anvil_setNextBlockBaseFeePerGas", hex(base * 200))
+        for _ in range(2):
+            rpc.call("evm_mine")
+            run.relayer.step()
+        assert _receipt(rpc, second.tx_hash) is None
+        txs = run.txs(batch.id)
+        assert len(txs) == 3, "no second replacement"
+        rpc.call("evm_mine")
+        run.relayer.step()
+
+        assert run.store.batch(batch.id).state is BatchState.CONFIRMED
+        bumps = run.events("tx.fee_bumped")
+        assert len(bumps) == 2
+        for bump in bumps:
+            assert bump["max_fee"] >= bump["old_max_fee"] * 1.125 and bump["tip"] >= bump["old_tip"] * 1.125
+        assert {tx.nonce for tx in txs} == {first.nonce}
+        assert [tx.state for tx in run.txs(batch.id)] == ["replaced", "replaced", "mined"]
+        # The chain: exactly one transaction with that nonce was mined, the last replacement, and it succeeded.
+        mined = [tx for tx in _our_txs_in(rpc, start, _head(rpc)) if int(tx["nonce"], 16) == first.nonce]
+        assert [tx["hash"] for tx in mined] == [to_hex(txs[2].tx_hash)]
+        receipt = _receipt(rpc, txs[2].tx_hash)
+        assert receipt is not None and receipt["status"] == "0x1"
+        assert int(receipt["effectiveGasPrice"], 16) > base * 20  # it paid the risen base fee
+        assert _receipt(rpc, txs[0].tx_hash) is None and _receipt(rpc, txs[1].tx_hash) is None
+        assert batch.root is not None and _root_recorded(chain, batch.root) is not None
+    finally:
+        run.close()
+
+
+def test_several_transactions_are_in_flight_with_consecutive_nonces_and_land_in_one_block(
+    tmp_path: Path, chain: LiveChain, rpc: JsonRpc
+) -> None:
+    """Four batches, ``max_in_flight=3``: three transactions are sent before any is mined, with consecutive
+    nonces, and one block holds all three; the fourth goes out once there is room."""
+    run = _Run(tmp_path, chain, _records(chain, 92_000, 8), max_in_flight=3, confirmations=1)
+    try:
+        nonce = int(rpc.call("eth_getTransactionCount", RELAYER, "latest"), 16)
+        run.relayer.step()
+        submitted = run.store.batches(BatchState.SUBMITTED)
+        assert len(submitted) == 3 and len(run.store.batches(BatchState.BUILT)) == 1
+        sent = [run.txs(b.id)[0] for b in submitted]
+        assert [tx.nonce for tx in sent] == [nonce, nonce + 1, nonce + 2]
+        rpc.call("evm_mine")
+        block = _block(rpc)
+        assert [tx["hash"] for tx in block["transactions"]] == [to_hex(tx.tx_hash) for tx in sent]
+        run.relayer.step()  # confirms the three, sends the fourth
+        assert all(run.store.batch(b.id).state is BatchState.CONFIRMED for b in submitted)
+        [fourth] = run.store.batches(BatchState.SUBMITTED)
+        assert run.txs(fourth.id)[0].nonce == nonce + 3
+        rpc.call("evm_mine")
+        run.relayer.step()
+        assert run.store.status().items_by_state == {"confirmed": 8}
+        for batch in run.store.batches():
+            assert batch.root is not None and _root_recorded(chain, batch.root) is not None
+    finally:
+        run.close()
+
+
+def test_a_settlement_reorged_out_of_the_chain_is_detected_and_sent_again(
+    tmp_path: Path, chain: LiveChain, rpc: JsonRpc
+) -> None:
+    """With ``confirmations=3`` a mined batch is not yet settled. ``anvil_reorg`` replaces its block with one
+    that lacks it: the relayer sees the receipt gone, broadcasts the same signed transaction again, and confirms
+    the batch once the new inclusion is 3 blocks deep. The chain shows the block replaced and the root recorded
+    by the transaction in its new block."""
+    run = _Run(tmp_path, chain, _records(chain, 93_000, 2), confirmations=3)
+    try:
+        run.relayer.step()
+        [batch] = run.store.batches(BatchState.SUBMITTED)
+        [tx] = run.txs(batch.id)
+        rpc.call("evm_mine")
+        run.relayer.step()
+        first = _receipt(rpc, tx.tx_hash)
+        assert first is not None
+        mined_in = int(first["blockNumber"], 16)
+        assert run.store.batch(batch.id).state is BatchState.SUBMITTED  # 1 deep of 3
+        assert batch.root is not None and _root_recorded(chain, batch.root) is not None
+
+        rpc.call("anvil_reorg", 1, [])  # the block holding it is replaced by an empty one
+        assert _block(rpc, mined_in)["hash"] != first["blockHash"]
+        assert _receipt(rpc, tx.tx_hash) is None and _root_recorded(chain, batch.root) is None
+        run.relayer.step()
+        [reorged] = run.events("tx.reorged")
+        assert reorged["tx"] == to_hex(tx.tx_hash) and reorged["receipt"] == "gone"
+        assert len(run.events("tx.resent")) == 1
+        for _ in range(3):
+            rpc.call("evm_mine")
+            run.relayer.step()
+
+        assert run.store.batch(batch.id).state is BatchState.CONFIRMED
+        again = _receipt(rpc, tx.tx_hash)
+        assert again is not None and again["status"] == "0x1"
+        assert again["blockHash"] != first["blockHash"] and int(again["blockNumber"], 16) > mined_in
+        recorded = _root_recorded(chain, batch.root)
+        assert recorded is not None and recorded.relayer == RELAYER
+        assert [t.state for t in run.txs(batch.id)] == ["mined"]
+        assert run.txs(batch.id)[0].block_number == int(again["blockNumber"], 16)
+        assert run.store.status().items_by_state == {"confirmed": 2}
+    finally:
+        run.close()
+
+
+def test_a_reorged_settlement_that_another_relayer_recorded_is_settled_not_failed(
+    tmp_path: Path, chain: LiveChain, rpc: JsonRpc
+) -> None:
+    """The reorg's new block carries another relayer's ``recordBatch`` of the same root. The relayer re-sends
+    its own transaction (keeping its nonce sequence intact); the contract rejects it as already recorded, and
+    the batch and its items are confirmed with that note, not failed."""
+    from og_settle.clients import ContractCall, SettlementRegistryClient, TxSender
+
+    other_key = dev_key(8)
+    other = Account.from_key(other_key)
+    w3 = chain.web3()
+    role = keccak256(b"RELAYER_ROLE")
+    grant = keccak256(b"grantRole(bytes32,address)")[:4] + role + bytes(12) + bytes.fromhex(other.address[2:])
+    admin = TxSender(w3, Account.from_key(DEPLOYER_KEY))
+    rpc.call("evm_setAutomine", True)
+    admin.send(ContractCall(chain.deployment.settlement_registry, grant, "grantRole(RELAYER_ROLE)"))
+    rpc.call("evm_setAutomine", False)
+
+    run = _Run(tmp_path, chain, _records(chain, 94_000, 2), confirmations=2)
+    try:
+        run.relayer.step()
+        [batch] = run.store.batches(BatchState.SUBMITTED)
+        [tx] = run.txs(batch.id)
+        rpc.call("evm_mine")
+        run.relayer.step()
+        assert batch.root is not None and batch.dump_path is not None
+        # The same root, recorded by the other relayer, goes into the block that replaces ours.
+        call = SettlementRegistryClient(w3, chain.deployment.settlement_registry).record_batch_call(
+            batch.root, batch.size, b"elsewhere"
+        )
+        signed = TxSender(w3, Account.from_key(other_key)).sign(
+            call, nonce=int(rpc.call("eth_getTransactionCount", other.address, "latest"), 16), gas=300_000
+        )
+        rpc.call("anvil_reorg", 1, [[to_hex(signed.raw), 0]])
+        recorded = _root_recorded(chain, batch.root)
+        assert recorded is not None and recorded.relayer == other.address
+        assert _receipt(rpc, tx.tx_hash) is None
+        for _ in range(4):
+            run.relayer.step()
+            rpc.call("evm_mine")
+        run.relayer.step()
+
+        assert run.store.batch(batch.id).state is BatchState.CONFIRMED
+        assert run.store.status().items_by_state == {"confirmed": 2}
+        assert all("already" in (item.reason or "") for item in run.store.batch_items(batch.id))
+        resent = _receipt(rpc, tx.tx_hash)
+        assert resent is not None and resent["status"] == "0x0"  # re-sent, and refused by the contract
+        recorded = _root_recorded(chain, batch.root)
+        assert recorded is not None and recorded.relayer == other.address
+    finally:
+        run.close()
