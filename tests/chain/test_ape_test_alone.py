@@ -9,13 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.upstream import _network_from_argv
+from tests.support.upstream import FORK_NODE_ENV, _network_from_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_plain_ape_test_starts_its_own_upstream() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OG_SETTLE_", "BASE_SEPOLIA_RPC", "BASE_RPC"))}
+    inherited = ("OG_SETTLE_", "BASE_SEPOLIA_RPC", "BASE_RPC", FORK_NODE_ENV)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
     ape = Path(sys.executable).with_name("ape")
     result = subprocess.run(
         [str(ape), "test", "tests/chain/test_replica.py", "-p", "no:cacheprovider", "-q", "-s"],

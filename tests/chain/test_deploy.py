@@ -11,6 +11,7 @@ from og_settle import X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY
 from og_settle._artifacts import DEPLOYABLE_CONTRACTS, artifact
 from og_settle._deploy import Deployment, deploy, load_deployment, plan_deployment, role_id, salt_for
 from scripts.deploy import ApeSender
+from tests.support.upstream import own_ape_env
 
 
 def without_metadata(code: bytes) -> bytes:
@@ -95,7 +96,6 @@ def test_deployment_file_rejects_unknown_format(tmp_path: Path) -> None:
 
 def test_ape_run_deploy_script_lands_at_predicted_addresses(deployer: Any, tmp_path: Path) -> None:
     """`ape run deploy` itself (the command the README gives for the real network), on a fork of the same upstream."""
-    import os
     import shutil
     import subprocess
 
@@ -103,7 +103,7 @@ def test_ape_run_deploy_script_lands_at_predicted_addresses(deployer: Any, tmp_p
     assert ape_cli is not None
     argv = [ape_cli, "run", "deploy", "--network", "base:sepolia-fork:foundry", "--account", "TEST::0"]
     argv += ["--out-dir", str(tmp_path)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=180, env=dict(os.environ))
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=180, env=own_ape_env())
     assert done.returncode == 0, done.stderr[-2000:]
     written = load_deployment(tmp_path / "84532.json")
     predicted = {plan.name: plan.address for plan in plan_deployment(deployer.address)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -23,6 +24,9 @@ def keccak(data: bytes) -> bytes:
 
 def test_chain_id_is_base_sepolia(chain: Any) -> None:
     assert chain.chain_id == BASE_SEPOLIA_CHAIN_ID == 84532
+    # The fork node listens where `chain exec` (or, under a plain `ape test`, tests/conftest.py) told Ape to start
+    # it, not on a port Ape drew itself.
+    assert chain.provider.uri == os.environ["APE_FOUNDRY_HOST"]
 
 
 def test_permit2_domain_separator_matches_python(permit2: Any) -> None:

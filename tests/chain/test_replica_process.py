@@ -100,3 +100,29 @@ def test_anvil_start_failure_shows_its_output() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(ToolchainError, match=rf"anvil did not start on port {port}.*last output:\n.+"):
             start_anvil(port)
+
+
+def _exec_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "APE_FOUNDRY_HOST"}
+    env.update(extra)
+    return env
+
+
+def test_chain_exec_gives_ape_a_fork_node_port_outside_the_ephemeral_range() -> None:
+    """Ape's own "auto" port is drawn from the kernel's range for outgoing connections, where a busy run can
+    have taken it by the time anvil binds (seen as "Timed out waiting for successful RPC connection")."""
+    low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    probe = "import os; print(os.environ['APE_FOUNDRY_HOST'])"
+    argv = [sys.executable, "-m", "og_settle.cli", "chain", "exec", "--", sys.executable, "-c", probe]
+    hosts = [
+        subprocess.run(argv, capture_output=True, text=True, timeout=120, env=_exec_env({}), check=True).stdout.strip()
+        for _ in range(2)
+    ]
+    for host in hosts:
+        assert host.startswith("http://127.0.0.1:")
+        port = int(host.rsplit(":", 1)[1])
+        assert not low <= port <= high
+    # A host the caller chose is kept.
+    chosen = {"APE_FOUNDRY_HOST": "http://127.0.0.1:23456"}
+    kept = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=_exec_env(chosen), check=True)
+    assert kept.stdout.strip() == "http://127.0.0.1:23456"

@@ -15,6 +15,8 @@ from typing import Any
 from og_settle._errors import InvalidInput
 from og_settle.cli._network import NETWORK_ENV, add_network_option, selected_network
 
+FORK_NODE_ENV = "APE_FOUNDRY_HOST"  # read by ape-foundry when it connects
+
 
 def register(groups: Any) -> None:
     chain = groups.add_parser("chain")
@@ -128,7 +130,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _exec(args: argparse.Namespace) -> int:
-    from og_settle.replica import running_replica, upstream_rpc_override
+    from og_settle.replica import fork_node_host, running_replica, upstream_rpc_override
 
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     if not argv:
@@ -136,6 +138,8 @@ def _exec(args: argparse.Namespace) -> int:
     network = selected_network(args)
     env = dict(os.environ)
     env[NETWORK_ENV] = network.name
+    # Ape's fork node gets a port chosen here unless the caller chose one (see replica.fork_node_host).
+    env.setdefault(FORK_NODE_ENV, fork_node_host())
     if (real := upstream_rpc_override(network)) is not None:
         env["OG_SETTLE_UPSTREAM_RPC"] = real
         print(f"og-settle: upstream is the real {network.label} ({network.rpc_env})", file=sys.stderr, flush=True)

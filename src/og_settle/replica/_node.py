@@ -6,6 +6,7 @@ stand-ins for the canonical x402 Permit2 proxies at their addresses."""
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -73,12 +74,41 @@ def to_checksum(raw: bytes) -> str:
     return "0x" + "".join(c.upper() if int(hashed[i], 16) >= 8 else c for i, c in enumerate(hex_address))
 
 
+# Listening ports come from below the kernel's ephemeral range: a port the kernel hands out for outgoing
+# connections can be taken again by the time a child process binds it (a busy test run opens thousands), and
+# a node that dies on "address in use" only shows as a start-up timeout. Ape's own "auto" port is in that range.
+_LISTEN_PORTS = range(20_000, 32_000)
+
+
+def _ephemeral_ports() -> range:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32_768, 61_000)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that the OS reports free right now."""
+    """A TCP port on 127.0.0.1 that is free right now and outside the kernel's range for outgoing connections."""
+    ephemeral = _ephemeral_ports()
+    candidates = [port for port in _LISTEN_PORTS if port not in ephemeral]
+    for port in random.sample(candidates, min(len(candidates), 64)):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
+
+
+def fork_node_host() -> str:
+    """The URL for Ape's fork node (``APE_FOUNDRY_HOST``): a port of :func:`free_port`, so ape-foundry does not
+    draw one at random from the ephemeral range itself."""
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @dataclass(frozen=True, slots=True)
