@@ -20,6 +20,7 @@ that the contracts accept the signatures. Nothing here imports ape or web3.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Final
 
 from eth_abi.abi import encode
@@ -81,6 +82,8 @@ RSA_TEE_REGISTRATION_TYPE: Final = (
     "RsaTeeRegistration(bytes32 teeId,address operator,bytes32 measurement,bytes32 attestationHash,"
     "bytes32 tlsCertificateHash,address paymentAddress,string endpoint)"
 )
+_INFERENCE_TYPEHASH: Final = keccak256(INFERENCE_TYPE.encode())
+_INDIVIDUAL_SETTLEMENT_TYPEHASH: Final = keccak256(INDIVIDUAL_SETTLEMENT_TYPE.encode())
 # SettlementRegistry.MAX_METADATA_SIZE: bytes of modelId + input + output + metadata together.
 MAX_METADATA_SIZE: Final = 64 * 1024
 # TeeRegistry.MAX_ENDPOINT_LENGTH.
@@ -121,14 +124,14 @@ class Eip712Domain:
     chain_id: int
     verifying_contract: str
 
+    # 0x1901 ‖ separator, computed once: intake hashes one digest per record.
+    _prefix: bytes = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         if type(self.chain_id) is not int or self.chain_id <= 0:
             raise InvalidInput(f"chain_id: expected a positive integer, got {self.chain_id!r}")
         object.__setattr__(self, "verifying_contract", parse_address(self.verifying_contract, "verifying_contract"))
-
-    def separator(self) -> bytes:
-        """The domain separator (what the contract's ``eip712Domain`` hashes to)."""
-        return keccak256(
+        separator = keccak256(
             encode(
                 ["bytes32", "bytes32", "bytes32", "uint256", "address"],
                 [
@@ -140,10 +143,15 @@ class Eip712Domain:
                 ],
             )
         )
+        object.__setattr__(self, "_prefix", b"\x19\x01" + separator)
+
+    def separator(self) -> bytes:
+        """The domain separator (what the contract's ``eip712Domain`` hashes to)."""
+        return self._prefix[2:]
 
     def digest(self, struct_hash: bytes) -> bytes:
         """``keccak256(0x1901 ‖ separator ‖ structHash)``, what the signer signs."""
-        return keccak256(b"\x19\x01" + self.separator() + struct_hash)
+        return keccak256(self._prefix + struct_hash)
 
     def typed_data(self, type_string: str, message: dict[str, Any]) -> dict[str, Any]:
         """The full eth-account / ``eth_signTypedData_v4`` message for a struct without nested types."""
@@ -163,6 +171,7 @@ class Eip712Domain:
         }
 
 
+@lru_cache(maxsize=64)  # immutable; intake asks for it once per record
 def settlement_domain(chain_id: int, registry: str) -> Eip712Domain:
     """The SettlementRegistry's domain at ``registry`` on ``chain_id``."""
     return Eip712Domain(SETTLEMENT_DOMAIN_NAME, DOMAIN_VERSION, chain_id, registry)
@@ -195,12 +204,10 @@ class InferenceAttestation:
         _check_timestamp(self.timestamp)
 
     def struct_hash(self) -> bytes:
-        return keccak256(
-            encode(
-                ["bytes32", "bytes32", "bytes32", "bytes32", "uint256"],
-                [keccak256(INFERENCE_TYPE.encode()), self.tee_id, self.input_hash, self.output_hash, self.timestamp],
-            )
-        )
+        # abi.encode of static members is their 32-byte words in order (the timestamp was range-checked).
+        timestamp = self.timestamp.to_bytes(32, "big")
+        words = (_INFERENCE_TYPEHASH, self.tee_id, self.input_hash, self.output_hash, timestamp)
+        return keccak256(b"".join(words))
 
     def message(self) -> dict[str, Any]:
         return {
@@ -239,19 +246,16 @@ class IndividualSettlement:
         object.__setattr__(self, "payer", parse_address(self.payer, "payer"))
 
     def struct_hash(self) -> bytes:
-        return keccak256(
-            encode(
-                ["bytes32", "bytes32", "bytes32", "bytes32", "uint256", "address"],
-                [
-                    keccak256(INDIVIDUAL_SETTLEMENT_TYPE.encode()),
-                    self.tee_id,
-                    self.input_hash,
-                    self.output_hash,
-                    self.timestamp,
-                    self.payer,
-                ],
-            )
+        # abi.encode of static members is their 32-byte words in order; an address is left-padded to a word.
+        words = (
+            _INDIVIDUAL_SETTLEMENT_TYPEHASH,
+            self.tee_id,
+            self.input_hash,
+            self.output_hash,
+            self.timestamp.to_bytes(32, "big"),
+            bytes(12) + bytes.fromhex(self.payer[2:]),
         )
+        return keccak256(b"".join(words))
 
     def message(self) -> dict[str, Any]:
         return {

@@ -84,11 +84,19 @@ def parse_bytes32(value: Any, field: str) -> bytes:
     return parse_fixed_bytes(value, field, 32)
 
 
+# EIP-55 by whole-string byte arithmetic (it runs for every signature intake recovers): 0x20 where the hash nibble is
+# 8 or more, 0x20 where the address digit is a letter; subtracting their AND upper-cases exactly those letters
+# (each byte is at least 0x61 where 0x20 is taken off, so nothing borrows across bytes).
+_HIGH_NIBBLE: Final = bytes(0x20 if ch in b"89abcdef" else 0 for ch in range(256))
+_LETTER: Final = bytes(0x20 if ch in b"abcdef" else 0 for ch in range(256))
+
+
 def to_checksum_address(address: bytes) -> str:
     """The EIP-55 mixed-case checksum form of a 20-byte address."""
-    lower = address.hex()
-    nibbles = keccak256(lower.encode("ascii")).hex()[:40]
-    return "0x" + "".join(ch.upper() if int(n, 16) >= 8 else ch for ch, n in zip(lower, nibbles, strict=True))
+    lower = address.hex().encode("ascii")
+    nibbles = keccak256(lower).hex().encode("ascii")[:40]
+    upper = int.from_bytes(nibbles.translate(_HIGH_NIBBLE), "big") & int.from_bytes(lower.translate(_LETTER), "big")
+    return "0x" + (int.from_bytes(lower, "big") - upper).to_bytes(40, "big").decode("ascii")
 
 
 def parse_address(value: Any, field: str, require_checksum: bool = False) -> str:

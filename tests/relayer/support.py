@@ -62,6 +62,14 @@ def dev_key(index: int) -> str:
     return "0x" + bytes(account.key).hex()
 
 
+# A deployment for tests that verify records without a chain (the addresses only enter the EIP-712 domain).
+OFFLINE_DEPLOYMENT = Deployment(
+    chain_id=84532,
+    admin="0x" + "11" * 20,
+    tee_registry="0x" + "22" * 20,
+    settlement_registry="0x" + "33" * 20,
+    payment_facilitator="0x" + "44" * 20,
+)
 DEPLOYER_KEY = dev_key(0)
 RELAYER_KEY = dev_key(1)
 PAYER_KEYS = [dev_key(i) for i in (3, 4, 5)]

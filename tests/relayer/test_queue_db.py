@@ -10,19 +10,20 @@ from pathlib import Path
 import pytest
 
 from og_settle import InvalidInput, InvariantViolation
-from og_settle._deploy import Deployment
 from og_settle.relayer import ItemKind, ItemState, Lane, NewItem, PostgresStore, open_store
 from og_settle.relayer._store_postgres import migrations
-from tests.relayer.support import LiveChain, cli, inference_record, payment_record, spawn_relayer, write_jsonl
+from tests.relayer.support import (
+    OFFLINE_DEPLOYMENT,
+    LiveChain,
+    cli,
+    inference_record,
+    payment_record,
+    spawn_relayer,
+    write_jsonl,
+)
 from tests.support.postgres import PostgresServer
 
-DEPLOYMENT = Deployment(
-    chain_id=84532,
-    admin="0x" + "11" * 20,
-    tee_registry="0x" + "22" * 20,
-    settlement_registry="0x" + "33" * 20,
-    payment_facilitator="0x" + "44" * 20,
-)
+DEPLOYMENT = OFFLINE_DEPLOYMENT
 
 
 def _item(n: int) -> NewItem:

@@ -83,6 +83,12 @@ def register(groups: Any) -> None:
     )
     submit.add_argument("--relayer-address", default=None, help="the relayer account (checked for upto payments)")
     submit.add_argument("--quiet", action="store_true", help="print only the summary")
+    submit.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes that verify records (default: one per CPU); any number gives the same result",
+    )
     submit.set_defaults(handler=_submit)
 
     status = commands.add_parser("status", help="counts by state, the oldest pending record, the last transaction")
@@ -280,8 +286,11 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _submit_to(args: argparse.Namespace, store: Any) -> int:
-    from og_settle.relayer import IntakeConfig, submit_records
+    from og_settle.relayer import IntakeConfig, default_workers, submit_records
 
+    workers = default_workers() if args.workers is None else args.workers
+    if workers < 1:
+        raise InvalidInput(f"--workers: expected at least 1, got {workers}")
     store, deployment = _open(args, store)
     reader = None
     directory = None
@@ -290,9 +299,9 @@ def _submit_to(args: argparse.Namespace, store: Any) -> int:
         from og_settle.clients import make_web3
         from og_settle.relayer import RegistryTeeDirectory
 
-        w3 = make_web3(args.rpc)
-        reader = Web3ChainReader(w3, deployment.permit2)
-        directory = RegistryTeeDirectory(w3, deployment.tee_registry)
+        # Neither is used before the verifying workers fork, and the directory connects in each process.
+        reader = Web3ChainReader(make_web3(args.rpc), deployment.permit2)
+        directory = RegistryTeeDirectory(args.rpc, deployment.tee_registry)
     relayer_address = args.relayer_address or store.get_meta("relayer_address")
     config = IntakeConfig(
         deployment=deployment,
@@ -304,14 +313,15 @@ def _submit_to(args: argparse.Namespace, store: Any) -> int:
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     for name in args.files:
         if name == "-":
-            reports = submit_records(store, sys.stdin.buffer, config, name="stdin")
+            reports = submit_records(store, sys.stdin.buffer, config, name="stdin", workers=workers)
             counts = _print_reports(reports, counts, args.quiet)
         else:
             path = Path(name)
             if not path.is_file():
                 raise InvalidInput(f"files: {name} is not a file")
             with path.open("rb") as handle:
-                counts = _print_reports(submit_records(store, handle, config, name=path.name), counts, args.quiet)
+                reports = submit_records(store, handle, config, name=path.name, workers=workers)
+                counts = _print_reports(reports, counts, args.quiet)
     print(json.dumps({"summary": counts}), flush=True)
     return 0 if counts["rejected"] == 0 else 1
 

@@ -10,15 +10,14 @@ from og_settle.relayer._engine import Relayer
 from og_settle.relayer._intake import (
     DEFAULT_MAX_RECORD_BYTES,
     IntakeConfig,
-    IntakeReport,
     ParsedLine,
     Rejected,
     parse_jsonl,
     parse_record,
     parse_settlement_data,
     payment_key,
-    submit_records,
 )
+from og_settle.relayer._intake_submit import IntakeReport, default_workers, submit_records, verify_lines
 from og_settle.relayer._log import EventLog
 from og_settle.relayer._policy import BULK_BATCH_SIZE, BatchPolicy, Trigger
 from og_settle.relayer._queue_db import is_postgres_url, open_store, remove_sqlite_files, store_for_write
@@ -70,6 +69,7 @@ __all__ = [
     "Trigger",
     "TxRecord",
     "bind_deployment",
+    "default_workers",
     "format_status",
     "is_postgres_url",
     "open_store",
@@ -81,4 +81,5 @@ __all__ = [
     "status_json",
     "store_for_write",
     "submit_records",
+    "verify_lines",
 ]

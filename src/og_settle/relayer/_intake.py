@@ -72,13 +72,12 @@ from og_settle.relayer._intake_checks import (
 )
 from og_settle.relayer._intake_og import parse_settlement_data, settlement_data_record
 from og_settle.relayer._states import ItemKind, Lane
-from og_settle.relayer._store import NewItem, QueueStore
+from og_settle.relayer._store import NewItem
 from og_settle.relayer._tee_directory import RegistryTeeDirectory, StaticTeeDirectory, TeeDirectory
 
 __all__ = [
     "DEFAULT_MAX_RECORD_BYTES",
     "IntakeConfig",
-    "IntakeReport",
     "ParsedLine",
     "RegistryTeeDirectory",
     "Rejected",
@@ -88,7 +87,6 @@ __all__ = [
     "parse_record",
     "parse_settlement_data",
     "payment_key",
-    "submit_records",
 ]
 
 
@@ -360,10 +358,17 @@ class ParsedLine:
 
 
 def parse_jsonl(
-    lines: Iterable[str | bytes], config: IntakeConfig, *, name: str = "stdin", now: float | None = None
+    lines: Iterable[str | bytes],
+    config: IntakeConfig,
+    *,
+    name: str = "stdin",
+    now: float | None = None,
+    first_line: int = 1,
 ) -> Iterator[ParsedLine]:
-    """Parse JSONL; every non-blank line gives one ``ParsedLine`` (bad lines do not stop the good ones)."""
-    for number, raw_line in enumerate(lines, start=1):
+    """Parse JSONL; every non-blank line gives one ``ParsedLine`` (bad lines do not stop the good ones).
+
+    ``first_line`` is the number of the first of ``lines`` (a chunk of a longer file)."""
+    for number, raw_line in enumerate(lines, start=first_line):
         size = len(raw_line.encode() if isinstance(raw_line, str) else raw_line)
         text = raw_line if isinstance(raw_line, str) else raw_line.decode("utf-8", errors="replace")
         if not text.strip():
@@ -384,82 +389,3 @@ def parse_jsonl(
             yield ParsedLine(number, source, None, err, text)
             continue
         yield ParsedLine(number, source, item, None, text)
-
-
-@dataclass(frozen=True, slots=True)
-class IntakeReport:
-    """What happened to one offered record.
-
-    Attributes:
-        source: ``<name>:<line>``.
-        status: ``accepted``, ``duplicate`` (an item with the same idempotency key is queued) or ``rejected``.
-        item_id: the queued item (the earlier one for a duplicate; the stored rejection for a rejected record).
-        reason: the rejection reason code, for rejected records.
-        detail: the rejection's explanation, naming the field.
-        key: the idempotency key, for accepted and duplicate records.
-        unverified: an accepted leaf whose TEE signature could not be checked (queued explicitly unverified).
-    """
-
-    source: str
-    status: str
-    item_id: int
-    reason: str | None = None
-    detail: str | None = None
-    key: bytes | None = None
-    unverified: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"source": self.source, "status": self.status, "item": self.item_id}
-        if self.key is not None:
-            body["key"] = to_hex(self.key)
-        if self.unverified:
-            body["unverified"] = True
-        if self.reason is not None:
-            body["reason"] = self.reason
-            body["detail"] = self.detail
-        return body
-
-
-def submit_records(
-    store: QueueStore,
-    lines: Iterable[str | bytes],
-    config: IntakeConfig,
-    *,
-    name: str = "stdin",
-    chunk: int = 500,
-    now: float | None = None,
-) -> Iterator[IntakeReport]:
-    """Verify and queue JSONL records; rejected ones are stored with their reason. Yields one report per record.
-
-    Accepted records are committed in chunks of ``chunk`` (one transaction each)."""
-    pending: list[ParsedLine] = []
-
-    def flush() -> Iterator[IntakeReport]:
-        items = [p.item for p in pending if p.item is not None]
-        outcomes = iter(store.add_items(items))
-        for parsed in pending:
-            if parsed.item is None:
-                continue
-            outcome = next(outcomes)
-            yield IntakeReport(
-                source=parsed.source,
-                status="duplicate" if outcome.duplicate else "accepted",
-                item_id=outcome.item_id,
-                key=parsed.item.key,
-                unverified=parsed.item.payload.get("tee_verified") is False,
-            )
-        pending.clear()
-
-    for parsed in parse_jsonl(lines, config, name=name, now=now):
-        if parsed.rejected is not None:
-            yield from flush()
-            error = parsed.rejected
-            item_id = store.add_rejected(error.kind, parsed.source, parsed.raw, str(error))
-            yield IntakeReport(
-                source=parsed.source, status="rejected", item_id=item_id, reason=error.reason, detail=str(error)
-            )
-            continue
-        pending.append(parsed)
-        if len(pending) >= chunk:
-            yield from flush()
-    yield from flush()

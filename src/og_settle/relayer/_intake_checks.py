@@ -43,13 +43,19 @@ class Rejected(InvalidInput):
         reason: ``malformed``, ``oversized``, ``unknown_kind``, ``invalid_record``, ``invalid_tee_signature``,
             ``tee_not_active``, ``tee_unverifiable``, ``timestamp_too_old``, ``timestamp_in_future``, or an x402
             reason code for payments.
+        detail: the explanation, naming the field.
         kind: what the record claimed to be.
     """
 
     def __init__(self, reason: str, detail: str, kind: ItemKind = ItemKind.INFERENCE) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
+        self.detail = detail
         self.kind = kind
+
+    def __reduce__(self) -> tuple[type[Rejected], tuple[str, str, ItemKind]]:
+        # Worker processes send refusals back pickled; the default would call Rejected(message) alone.
+        return (Rejected, (self.reason, self.detail, self.kind))
 
 
 @dataclass(frozen=True, slots=True)

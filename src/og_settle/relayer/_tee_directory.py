@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -36,21 +37,37 @@ class RegistryTeeDirectory:
     Answers are cached per teeId, so a batch of leaves from one TEE costs one or two reads: for the life of the object
     by default (one intake run), or for ``cache_seconds`` in a long-running server, so a TEE disabled on chain stops
     being accepted within that time.
+
+    ``w3`` is a ``Web3`` or an RPC URL. Given a URL, each process makes its own connection on first use, so a
+    directory made before intake forks its worker processes is safe to share with them.
     """
 
     def __init__(self, w3: Any, registry: str, *, retry: Any = None, cache_seconds: float | None = None) -> None:
         from og_settle.clients import TeeRegistryClient
 
-        self._client = TeeRegistryClient(w3, registry, retry=retry)
+        self._registry = registry
+        self._retry = retry
+        self._client_pid = os.getpid()
+        self._client: Any = None if isinstance(w3, str) else TeeRegistryClient(w3, registry, retry=retry)
+        self._url = w3 if isinstance(w3, str) else None
         self._cache_seconds = cache_seconds
         self._cache: dict[bytes, tuple[float, RegisteredTeeKey | None]] = {}
 
+    def _registry_client(self) -> Any:
+        if self._url is not None and (self._client is None or self._client_pid != os.getpid()):
+            from og_settle.clients import TeeRegistryClient, make_web3
+
+            self._client = TeeRegistryClient(make_web3(self._url), self._registry, retry=self._retry)
+            self._client_pid = os.getpid()
+        return self._client
+
     def _read(self, tee_id: bytes) -> RegisteredTeeKey | None:
-        kind, der = self._client.tee_public_key(tee_id)
+        client = self._registry_client()
+        kind, der = client.tee_public_key(tee_id)
         if kind == "secp256k1":
-            signer = self._client.active_signer(tee_id)
+            signer = client.active_signer(tee_id)
             return RegisteredTeeKey(tee_id, KeyType.SECP256K1, signer=signer) if int(signer, 16) != 0 else None
-        if kind == "rsa" and self._client.is_active(tee_id):
+        if kind == "rsa" and client.is_active(tee_id):
             return RegisteredTeeKey(tee_id, KeyType.RSA, public_key=RsaPublicKey(der))
         return None
 

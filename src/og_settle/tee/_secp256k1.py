@@ -5,7 +5,7 @@
 - Signatures are 65 bytes ``r ‖ s ‖ v`` with ``v`` in {27, 28} and low ``s`` (EIP-2), as OpenZeppelin's ``ECDSA``
   requires; anything else is refused before recovery.
 
-Signing uses eth-keys (RFC 6979, low-s). Nothing here imports ape or web3.
+Signing uses eth-keys (RFC 6979, low-s), recovery libsecp256k1 through coincurve. Nothing here imports ape or web3.
 """
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from eth_keys.datatypes import PrivateKey, Signature
-from eth_keys.exceptions import BadSignature
-from eth_keys.exceptions import ValidationError as KeyValidationError  # type: ignore[attr-defined]  # not re-exported, but raised
+import coincurve
+from eth_keys.datatypes import PrivateKey
 
 from og_settle._errors import InvalidInput, InvariantViolation
-from og_settle._hex import keccak256, parse_address, parse_bytes32, parse_hex_bytes, to_hex
+from og_settle._hex import keccak256, parse_address, parse_bytes32, parse_hex_bytes, to_checksum_address, to_hex
 
 if TYPE_CHECKING:  # the EIP-712 structs sit above this module; only their types are needed here
     from og_settle._attestation import (
@@ -78,14 +77,13 @@ def recover_signer(digest: bytes, signature: bytes) -> str:
         raise InvalidInput(f"signature: v must be 27 or 28, got {sig[64]}")
     if int.from_bytes(sig[32:64], "big") > SECP256K1_N // 2:
         raise InvalidInput("signature: s is in the upper half of the curve order (malleable form)")
-    canonical = sig[:64] + bytes([sig[64] - 27])
-    try:
-        public_key = Signature(signature_bytes=canonical).recover_public_key_from_msg_hash(
-            parse_bytes32(digest, "digest")
+    try:  # libsecp256k1 (coincurve, which eth-keys uses too) takes r || s || recovery id 0/1
+        public_key = coincurve.PublicKey.from_signature_and_message(
+            sig[:64] + bytes([sig[64] - 27]), parse_bytes32(digest, "digest"), hasher=None
         )
-    except (BadSignature, KeyValidationError) as err:  # r or s out of range, or no curve point for r
+    except ValueError as err:  # r or s out of range, or no curve point for r
         raise InvalidInput(f"signature: does not recover to a public key ({err})") from None
-    return tee_signer_for(public_key.to_bytes())
+    return to_checksum_address(keccak256(public_key.format(compressed=False)[1:])[12:])
 
 
 @dataclass(frozen=True, slots=True)
