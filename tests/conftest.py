@@ -129,6 +129,15 @@ def opg(project: Any, chain: Any) -> Any:
     return project.ReplicaOPG.at(BASE.opg if int(chain.chain_id) == BASE.chain_id else OPG_ADDRESS)
 
 
+@pytest.fixture(scope="session")
+def usdc(project: Any, chain: Any) -> Any:
+    """USDC at the chain's address (Base Sepolia's by default; Base's on a Base fork): the replica's stand-in
+    ReplicaUSDC (EIP-3009, EIP-2612), or the real token on a real-chain fork."""
+    from og_settle import BASE, BASE_SEPOLIA
+
+    return project.ReplicaUSDC.at((BASE if int(chain.chain_id) == BASE.chain_id else BASE_SEPOLIA).usdc)
+
+
 # Chain set-up below is function-scoped and idempotent on purpose: a session fixture's transactions can be
 # rolled back by the per-test snapshot that happened to be open when it first ran, leaving a cached fixture
 # whose state is gone. Re-checking costs a few eth_calls per test.

@@ -42,8 +42,10 @@ __all__ = [
     "TRANSFER_WITH_AUTHORIZATION_TYPE",
     "Eip3009Authorization",
     "Eip3009Payload",
+    "Eip3009Payment",
     "TokenDomain",
     "erc6492_wrapped",
+    "is_eip3009_body",
     "new_eip3009_authorization",
     "recover_eip3009_signer",
     "sign_eip3009",
@@ -242,6 +244,28 @@ class Eip3009Payload:
         return cls(signature=signature, authorization=authorization)
 
 
+@dataclass(frozen=True, slots=True)
+class Eip3009Payment:
+    """An EIP-3009 payment to settle: the signed payload and the token domain it was signed over.
+
+    Attributes:
+        payload: the payer's authorisation and signature.
+        domain: the token's EIP-712 domain (its address is the token).
+    """
+
+    payload: Eip3009Payload
+    domain: TokenDomain
+
+    @property
+    def token(self) -> str:
+        return self.domain.token
+
+    @property
+    def key(self) -> str:
+        """The payment's id: the authorisation's EIP-712 digest (``0x`` + 64 hex digits)."""
+        return to_hex(self.payload.authorization.digest(self.domain))
+
+
 def new_eip3009_authorization(
     owner: str,
     to: str,
@@ -285,6 +309,15 @@ def recover_eip3009_signer(authorization: Eip3009Authorization, signature: bytes
     except ValueError:
         return None
     return to_checksum_address(keccak256(public_key.format(compressed=False)[1:])[12:])
+
+
+def is_eip3009_body(body: Any) -> bool:
+    """Whether a ``/verify`` or ``/settle`` body carries an EIP-3009 payload (``payload.authorization``)."""
+    if not isinstance(body, Mapping):
+        return False
+    payment = body.get("paymentPayload")
+    payload = payment.get("payload") if isinstance(payment, Mapping) else None
+    return isinstance(payload, Mapping) and "authorization" in payload and "permit2Authorization" not in payload
 
 
 def erc6492_wrapped(signature: bytes) -> bool:

@@ -96,6 +96,23 @@ class ReasonCode(enum.StrEnum):
     # facilitator's allow-list, and a settlement whose permit already settled for a different amount.
     INVALID_PERMIT2_REQUEST_HASH = "invalid_permit2_request_hash"
     PAY_TO_NOT_ALLOWED = "pay_to_not_allowed"
+    # EIP-3009 (exact, transferWithAuthorization): the stock SDK's codes, same wire values.
+    EIP3009_INVALID_SIGNATURE = "invalid_exact_evm_payload_signature"
+    EIP3009_UNDEPLOYED_SMART_WALLET = "invalid_exact_evm_payload_undeployed_smart_wallet"
+    EIP6492_FACTORY_NOT_ALLOWED = "eip6492_factory_not_allowed"
+    EIP3009_RECIPIENT_MISMATCH = "invalid_exact_evm_payload_recipient_mismatch"
+    EIP3009_VALUE_MISMATCH = "invalid_exact_evm_payload_authorization_value_mismatch"
+    EIP3009_VALID_BEFORE_EXPIRED = "invalid_exact_evm_payload_authorization_valid_before"
+    EIP3009_VALID_AFTER_FUTURE = "invalid_exact_evm_payload_authorization_valid_after"
+    EIP3009_NONCE_ALREADY_USED = "invalid_exact_evm_nonce_already_used"
+    EIP3009_INSUFFICIENT_BALANCE = "invalid_exact_evm_insufficient_balance"
+    MISSING_EIP712_DOMAIN = "missing_eip712_domain"
+    EIP3009_FAILED_TO_GET_ASSET_INFO = "invalid_exact_evm_failed_to_get_asset_info"
+    EIP3009_TOKEN_NAME_MISMATCH = "invalid_exact_evm_token_name_mismatch"
+    EIP3009_TOKEN_VERSION_MISMATCH = "invalid_exact_evm_token_version_mismatch"
+    EIP3009_NOT_SUPPORTED = "invalid_exact_evm_eip3009_not_supported"
+    EIP3009_SIMULATION_FAILED = "invalid_exact_evm_transaction_simulation_failed"
+    ASSET_NOT_DEPLOYED_CONTRACT = "asset_not_deployed_contract"
 
 
 def _require(data: Mapping[str, Any], key: str, where: str) -> Any:

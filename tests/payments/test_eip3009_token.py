@@ -29,11 +29,6 @@ def net(chain_id: int) -> Any:
     return BASE if chain_id == BASE.chain_id else BASE_SEPOLIA
 
 
-@pytest.fixture(scope="module")
-def usdc(project: Any, net: Any) -> Any:
-    return project.ReplicaUSDC.at(net.usdc)
-
-
 @pytest.fixture
 def domain(usdc: Any, net: Any, chain_id: int) -> TokenDomain:
     asset = net.asset("USDC")

@@ -20,7 +20,7 @@ from eth_abi.abi import encode
 
 from og_settle._hex import keccak256
 
-__all__ = ["AsyncRpcBatchReader", "ChainSnapshot", "RpcBatchReader", "RpcError"]
+__all__ = ["AsyncRpcBatchReader", "CallFailed", "ChainSnapshot", "RpcBatchReader", "RpcError"]
 
 _NONCE_BITMAP: Final = keccak256(b"nonceBitmap(address,uint256)")[:4]
 _ALLOWANCE: Final = keccak256(b"allowance(address,address)")[:4]
@@ -29,6 +29,18 @@ _BALANCE_OF: Final = keccak256(b"balanceOf(address)")[:4]
 
 class RpcError(ConnectionError):
     """The node did not answer, or answered a batch with an error for one of its calls."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallFailed:
+    """In a ``tolerant`` batch, the place of a call the node answered with an error (an ``eth_call`` that
+    reverted, for example).
+
+    Attributes:
+        error: the JSON-RPC error object.
+    """
+
+    error: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,13 +135,18 @@ class _Batches:
         body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in zip(ids, calls, strict=True)]
         return ids, body
 
-    def _results(self, ids: list[int], calls: Sequence[tuple[str, list[Any]]], answers: Any) -> list[Any]:
+    def _results(
+        self, ids: list[int], calls: Sequence[tuple[str, list[Any]]], answers: Any, tolerant: bool = False
+    ) -> list[Any]:
         if not isinstance(answers, list):
             raise RpcError(f"node {self.rpc_url}: a batch was answered with {type(answers).__name__}")
         by_id = {a.get("id"): a for a in answers if isinstance(a, dict)}
-        results = []
+        results: list[Any] = []
         for i, (method, _) in zip(ids, calls, strict=True):
             answer = by_id.get(i)
+            if answer is not None and "error" in answer and tolerant:
+                results.append(CallFailed(answer["error"]))
+                continue
             if answer is None or "error" in answer:
                 error = None if answer is None else answer["error"]
                 raise RpcError(f"node {self.rpc_url}: {method} failed: {error}")
@@ -152,8 +169,9 @@ class RpcBatchReader(_Batches):
     def close(self) -> None:
         self._http.close()
 
-    def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
-        """The results of ``(method, params)`` calls, in order; RpcError if the node fails or any call errs."""
+    def batch(self, calls: Sequence[tuple[str, list[Any]]], *, tolerant: bool = False) -> list[Any]:
+        """The results of ``(method, params)`` calls, in order; RpcError if the node fails or any call errs
+        (with ``tolerant``, a call answered with an error gives :class:`CallFailed` in its place instead)."""
         ids, body = self._frame(calls)
         try:
             response = self._http.post(self.rpc_url, json=body)
@@ -161,7 +179,7 @@ class RpcBatchReader(_Batches):
             answers = response.json()
         except (httpx.HTTPError, ValueError) as err:
             raise RpcError(f"node {self.rpc_url}: {type(err).__name__}: {err}") from err
-        return self._results(ids, calls, answers)
+        return self._results(ids, calls, answers, tolerant)
 
     def snapshot(self, owner: str, token: str, nonce: int) -> ChainSnapshot:
         """The latest timestamp and the payer's nonce word, Permit2 allowance and balance, in one round trip."""
@@ -194,9 +212,8 @@ class AsyncRpcBatchReader(_Batches):
     async def aclose(self) -> None:
         await self._http.close()
 
-    async def snapshot(self, owner: str, token: str, nonce: int) -> ChainSnapshot:
-        word = nonce >> 8
-        calls = _snapshot_calls(self.permit2, owner, token, word)
+    async def batch(self, calls: Sequence[tuple[str, list[Any]]], *, tolerant: bool = False) -> list[Any]:
+        """:meth:`RpcBatchReader.batch` for an event loop."""
         ids, body = self._frame(calls)
         try:
             async with self._http.post(self.rpc_url, json=body) as response:
@@ -204,4 +221,9 @@ class AsyncRpcBatchReader(_Batches):
                 answers = await response.json(content_type=None)
         except self._errors as err:
             raise RpcError(f"node {self.rpc_url}: {type(err).__name__}: {err}") from err
-        return _snapshot(self.rpc_url, self._results(ids, calls, answers), owner, token, word)
+        return self._results(ids, calls, answers, tolerant)
+
+    async def snapshot(self, owner: str, token: str, nonce: int) -> ChainSnapshot:
+        word = nonce >> 8
+        results = await self.batch(_snapshot_calls(self.permit2, owner, token, word))
+        return _snapshot(self.rpc_url, results, owner, token, word)

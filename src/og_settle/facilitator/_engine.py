@@ -24,6 +24,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from og_settle._eip3009 import Eip3009Payment
+from og_settle._errors import InvariantViolation
 from og_settle._hex import keccak256
 from og_settle.facilitator._store import SettlementRecord, SettlementState, SettlementStore
 
@@ -41,28 +43,45 @@ class SettlementJob:
     """One payment to settle.
 
     Attributes:
-        key: the payment's Permit2 digest (the store key).
-        payload: the client's payment.
+        key: the payment's Permit2 digest, or EIP-3009 digest (the store key).
+        payload: the client's payment: a Permit2 x402 payload, or an EIP-3009 payment.
         amount: what to charge (atomic units, at most the permitted amount).
-        route: which call settles it: ``"facilitator"`` (PaymentFacilitator) or ``"stock"`` (canonical proxies).
+        route: which call settles it: ``"facilitator"`` (PaymentFacilitator), ``"stock"`` (canonical proxies),
+            ``"eip3009"`` (the token's ``transferWithAuthorization``), ...
         network: CAIP-2 network.
     """
 
     key: str
-    payload: PaymentPayload
+    payload: PaymentPayload | Eip3009Payment
     amount: int
     route: str
     network: str
 
-    def record(self, transaction: str, raw: bytes) -> SettlementRecord:
+    @property
+    def parties(self) -> tuple[str, str, str, str]:
+        """``(payer, payTo, token, scheme)`` of the payment."""
+        if isinstance(self.payload, Eip3009Payment):
+            auth3009 = self.payload.payload.authorization
+            return auth3009.owner, auth3009.to, self.payload.token, "exact"
         auth = self.payload.payload.authorization
+        return auth.owner, auth.to, auth.token, auth.scheme.x402_scheme
+
+    @property
+    def permit2_payload(self) -> PaymentPayload:
+        """The Permit2 payload (for the Permit2 routes' call builders)."""
+        if isinstance(self.payload, Eip3009Payment):
+            raise InvariantViolation(f"job {self.key}: an EIP-3009 payment on the Permit2 route {self.route!r}")
+        return self.payload
+
+    def record(self, transaction: str, raw: bytes) -> SettlementRecord:
+        payer, pay_to, token, scheme = self.parties
         return SettlementRecord(
             key=self.key,
-            payer=auth.owner,
-            pay_to=auth.to,
-            token=auth.token,
+            payer=payer,
+            pay_to=pay_to,
+            token=token,
             network=self.network,
-            scheme=auth.scheme.x402_scheme,
+            scheme=scheme,
             amount=self.amount,
             state=SettlementState.SUBMITTED,
             transaction=transaction,
@@ -134,6 +153,7 @@ class SettlementEngine:
         max_batch: int = 50,
         receipt_timeout: float = 20.0,
         describe_revert: Callable[[Any], tuple[str, str]] | None = None,
+        describe_route: Mapping[str, Callable[[Any], tuple[str, str]]] | None = None,
     ) -> None:
         self.sender = sender
         self.store = store
@@ -143,6 +163,7 @@ class SettlementEngine:
         self.max_batch = max(1, max_batch)
         self.receipt_timeout = receipt_timeout
         self._describe = describe_revert
+        self._describe_route = dict(describe_route or {})
         self._queue: queue.Queue[tuple[SettlementJob, Future[Outcome]] | None] = queue.Queue()
         self._waiters = ThreadPoolExecutor(max_workers=8, thread_name_prefix="settle-wait")
         self._thread = threading.Thread(target=self._run, name="settle-send", daemon=True)
@@ -194,8 +215,8 @@ class SettlementEngine:
             singles: list[list[tuple[SettlementJob, Future[Outcome]]]] = []
             for job, future in gathered:
                 if job.route in self.batchable:  # one transaction settles one route, scheme and token
-                    auth = job.payload.payload.authorization
-                    key = (job.route, auth.scheme.x402_scheme, auth.token)
+                    _, _, token, scheme = job.parties
+                    key = (job.route, scheme, token)
                     groups.setdefault(key, []).append((job, future))
                 else:
                     singles.append([(job, future)])
@@ -223,7 +244,7 @@ class SettlementEngine:
                     for single in group:
                         self._send([single])
                     return
-                reason, message = self._explain(revert.error)
+                reason, message = self._explain(revert.error, jobs[0].route)
                 self._fail_all(group, Outcome("failed", reason=reason, message=message, revert=str(revert.error)))
                 return
             signed = self.sender.sign(call, nonce=self.sender.next_nonce(), gas=gas)
@@ -247,9 +268,11 @@ class SettlementEngine:
             return
         self._waiters.submit(self._finish, group, call, signed.tx_hash)
 
-    def _explain(self, error: Any) -> tuple[str, str]:
+    def _explain(self, error: Any, route: str | None = None) -> tuple[str, str]:
         from og_settle.clients import x402_reason
 
+        if route is not None and route in self._describe_route:
+            return self._describe_route[route](error)
         if self._describe is not None:
             return self._describe(error)
         return x402_reason(error), f"the settlement would revert: {error}"
@@ -260,7 +283,7 @@ class SettlementEngine:
         try:
             receipt = self.sender.wait(tx_hash, timeout=self.receipt_timeout)
             records = [job.record(_hex(tx_hash), b"") for job, _ in group]
-            outcomes = self._judge(records, receipt, call)
+            outcomes = self._judge(records, receipt, call, group[0][0].route)
             for (_, future), outcome in zip(group, outcomes, strict=True):
                 future.set_result(outcome)
         except Exception as err:
@@ -269,7 +292,11 @@ class SettlementEngine:
                     future.set_exception(err)
 
     def _judge(
-        self, records: Sequence[SettlementRecord], receipt: Receipt | None, call: ContractCall | None
+        self,
+        records: Sequence[SettlementRecord],
+        receipt: Receipt | None,
+        call: ContractCall | None,
+        route: str | None = None,
     ) -> list[Outcome]:
         """Each record's outcome from its transaction's receipt (None: not mined yet); stores final states."""
         if not records:
@@ -284,7 +311,7 @@ class SettlementEngine:
             reason, message, revert = "transaction_failed", f"transaction {transaction} reverted", None
             if call is not None and len(records) == 1:
                 error = self.sender.replay_revert(call, receipt)
-                reason, message = self._explain(error)
+                reason, message = self._explain(error, route)
                 revert = str(error)
             for record in records:
                 self.store.mark(record.key, SettlementState.FAILED, reason)

@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from og_settle._eip3009 import is_eip3009_body
 from og_settle._errors import InvalidInput
 from og_settle._networks import X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY
 from og_settle._x402 import (
@@ -54,6 +55,8 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
     from og_settle._deploy import Deployment
+    from og_settle._networks import Asset
+    from og_settle.facilitator._eip3009 import Eip3009Payments
 
 __all__ = ["Facilitator", "NodeError", "StockRoute"]
 
@@ -138,8 +141,23 @@ def _where(message: str, root: str) -> str:
 
 def parse_request(body: Any, *, settling: bool) -> _Request:
     """A ``/verify`` or ``/settle`` body, validated; raises _Malformed with the reason code and a message."""
-    from og_settle._hex import parse_uint256
+    _check_envelope(body)
+    try:
+        parsed_payload = PaymentPayload.from_json(body["paymentPayload"])
+    except InvalidInput as err:
+        raise _Malformed(ReasonCode.INVALID_PAYLOAD, _where(str(err), "paymentPayload")) from None
+    requirements, amount = _requirements_of(body, settling=settling)
+    return _Request(payload=parsed_payload, requirements=requirements, amount=amount)
 
+
+def parse_envelope(body: Any, *, settling: bool) -> tuple[PaymentRequirements, int | None]:
+    """What every ``/verify`` or ``/settle`` body carries, whatever the payment: the versions, ``paymentPayload``
+    being an object, the requirements, and (settling) the top-level ``amount`` alias. Raises _Malformed."""
+    _check_envelope(body)
+    return _requirements_of(body, settling=settling)
+
+
+def _check_envelope(body: Any) -> None:
     if not isinstance(body, Mapping):
         raise _Malformed(ReasonCode.INVALID_PAYLOAD, f"body: expected a JSON object, got {type(body).__name__}")
     version = body.get("x402Version")
@@ -153,10 +171,11 @@ def parse_request(body: Any, *, settling: bool) -> _Request:
         if not isinstance(body.get(name), Mapping):
             got = "missing" if name not in body else f"expected a JSON object, got {type(body[name]).__name__}"
             raise _Malformed(ReasonCode.INVALID_PAYLOAD, f"{name}: {got}")
-    try:
-        parsed_payload = PaymentPayload.from_json(body["paymentPayload"])
-    except InvalidInput as err:
-        raise _Malformed(ReasonCode.INVALID_PAYLOAD, _where(str(err), "paymentPayload")) from None
+
+
+def _requirements_of(body: Mapping[str, Any], *, settling: bool) -> tuple[PaymentRequirements, int | None]:
+    from og_settle._hex import parse_uint256
+
     try:
         requirements = PaymentRequirements.from_json(body["paymentRequirements"])
     except InvalidInput as err:
@@ -167,7 +186,7 @@ def parse_request(body: Any, *, settling: bool) -> _Request:
             amount = parse_uint256(body["amount"], "amount")
         except InvalidInput as err:
             raise _Malformed(ReasonCode.INVALID_PAYLOAD, str(err)) from None
-    return _Request(payload=parsed_payload, requirements=requirements, amount=amount)
+    return requirements, amount
 
 
 class Facilitator:
@@ -179,6 +198,9 @@ class Facilitator:
     canonical-proxy spenders. ``batch_window`` (seconds, 0 = off) gathers concurrent settlements into one
     transaction per route (StockPaymentBatcher for stock payloads, ``settleBatch`` for PaymentFacilitator ones).
     ``pay_to_allowlist``, when given, is the only recipients this facilitator verifies and settles.
+    ``assets`` are the tokens it announces and, for those listing ``eip3009``, settles with EIP-3009
+    (:mod:`og_settle.facilitator._eip3009`); default: the assets of the deployment's named network
+    (:mod:`og_settle._networks`), else its OPG.
     """
 
     def __init__(
@@ -194,9 +216,12 @@ class Facilitator:
         batch_window: float = 0.0,
         max_batch: int = 50,
         pay_to_allowlist: Collection[str] | None = None,
+        assets: Sequence[Asset] | None = None,
     ) -> None:
         from og_settle._hex import parse_address
+        from og_settle._networks import EIP3009, NETWORKS, Asset, network
         from og_settle.clients import PaymentFacilitatorClient, RetryPolicy, TxSender, x402_reason
+        from og_settle.facilitator._eip3009 import Eip3009Payments, describe_eip3009_revert, eip3009_call
 
         retry = RetryPolicy(max_elapsed=5.0)  # requests fail fast when the node is down
         self.deployment = deployment
@@ -219,6 +244,12 @@ class Facilitator:
         builders: dict[str, CallBuilder] = {"facilitator": self._facilitator_call, "proxy": proxy_settle_call}
         if stock is not None:
             builders["stock"] = stock.build
+        if assets is None:
+            named = any(n.chain_id == deployment.chain_id for n in NETWORKS)
+            default = (Asset("OPG", deployment.opg, 18, "OpenGradient", "1", ("permit2",)),)
+            assets = network(deployment.chain_id).assets if named else default
+        self.assets: tuple[Asset, ...] = tuple(assets)
+        builders["eip3009"] = eip3009_call
 
         def describe(error: Any) -> tuple[str, str]:
             return x402_reason(error), f"the settlement reverted: {error}"
@@ -232,6 +263,7 @@ class Facilitator:
             max_batch=max_batch,
             receipt_timeout=receipt_timeout,
             describe_revert=describe,
+            describe_route={"eip3009": describe_eip3009_revert},
         )
         self._routes: dict[tuple[str, str], _Route] = {
             ("exact", self.spender): _Route("facilitator", self.spender, None),
@@ -244,6 +276,9 @@ class Facilitator:
         self._routes[("exact", X402_EXACT_PERMIT2_PROXY)] = _Route(stock_name, X402_EXACT_PERMIT2_PROXY, None)
         self._routes[("upto", X402_UPTO_PERMIT2_PROXY)] = _Route(stock_name, X402_UPTO_PERMIT2_PROXY, upto_settler)
         self._keys = _KeyLocks()
+        self.eip3009: Eip3009Payments | None = (
+            Eip3009Payments(self, self.assets) if any(a.supports(EIP3009) for a in self.assets) else None
+        )
 
     @property
     def upto_facilitator(self) -> str:
@@ -289,18 +324,27 @@ class Facilitator:
     # -- endpoints ---------------------------------------------------------------------------------------------
 
     def supported(self) -> dict[str, Any]:
-        """The ``GET /supported`` body: exact and upto over Permit2 on this deployment's network."""
+        """The ``GET /supported`` body: exact (Permit2, and EIP-3009 for assets that have it) and upto (Permit2) on
+        this deployment's network; each kind's ``extra.assets`` lists the configured tokens."""
         kinds = []
         for scheme in _SCHEMES:
             extra: dict[str, Any] = {"assetTransferMethod": "permit2", "paymentFacilitator": self.spender}
             if scheme == "upto":
                 extra["facilitatorAddress"] = self.upto_facilitator
                 extra["paymentFacilitatorSettler"] = self.relayer
+            # The tokens paid with this scheme and how (upto is Permit2 only; exact also takes EIP-3009).
+            extra["assets"] = [
+                a.to_json() if scheme == "exact" else {**a.to_json(), "transferMethods": ["permit2"]}
+                for a in self.assets
+                if scheme == "exact" or a.supports("permit2")
+            ]
             kinds.append({"x402Version": X402_VERSION, "scheme": scheme, "network": self.network, "extra": extra})
         return {"kinds": kinds, "extensions": [], "signers": {"eip155:*": [self.relayer]}}
 
     def verify(self, body: Any) -> VerifyResult:
         """The ``POST /verify`` answer. Raises NodeError only when the node cannot be reached."""
+        if self.eip3009 is not None and is_eip3009_body(body):
+            return self.eip3009.verify(body)
         try:
             request = parse_request(body, settling=False)
         except _Malformed as err:
@@ -311,6 +355,8 @@ class Facilitator:
     async def verify_async(self, body: Any, reader: AsyncRpcBatchReader) -> VerifyResult:
         """:meth:`verify` for an event loop: the chain reads go through ``reader`` without a worker thread; the
         checks themselves (parsing, one signature recovery) are short CPU work done in place."""
+        if self.eip3009 is not None and is_eip3009_body(body):
+            return await self.eip3009.verify_async(body, reader)
         try:
             request = parse_request(body, settling=False)
         except _Malformed as err:
@@ -333,6 +379,8 @@ class Facilitator:
     def settle(self, body: Any, notes: dict[str, Any] | None = None) -> SettleResponse:
         """The ``POST /settle`` answer: verify, then settle on chain once. ``notes`` receives log details."""
         notes = notes if notes is not None else {}
+        if self.eip3009 is not None and is_eip3009_body(body):
+            return self.eip3009.settle(body, notes)
         try:
             request = parse_request(body, settling=True)
         except _Malformed as err:
@@ -528,7 +576,10 @@ class Facilitator:
 
     def _facilitator_call(self, jobs: Sequence[SettlementJob]) -> Any:
         """``settle`` for one job, ``settleBatch`` (each item isolated) for several."""
-        payments = [j.payload.payload.authorization.payment_args(j.payload.payload.signature, j.amount) for j in jobs]
+        payments = [
+            j.permit2_payload.payload.authorization.payment_args(j.permit2_payload.payload.signature, j.amount)
+            for j in jobs
+        ]
         return self.client.settle_call(payments[0]) if len(payments) == 1 else self.client.settle_batch_call(payments)
 
     @staticmethod

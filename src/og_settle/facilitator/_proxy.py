@@ -33,7 +33,9 @@ def proxy_settle_call(jobs: Sequence[SettlementJob]) -> ContractCall:
     from og_settle.clients import ContractCall, StockPayment, exact_proxy_call
 
     (job,) = jobs
-    payment = StockPayment.from_x402(job.payload, dataclasses.replace(job.payload.accepted, amount=job.amount))
+    payment = StockPayment.from_x402(
+        job.permit2_payload, dataclasses.replace(job.permit2_payload.accepted, amount=job.amount)
+    )
     if payment.scheme == "exact":
         return exact_proxy_call(payment)
     permit = ((payment.token, payment.permitted), payment.nonce, payment.deadline)

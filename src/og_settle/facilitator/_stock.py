@@ -28,7 +28,9 @@ def stock_route(w3: Any, batcher: str, chain_id: int) -> StockRoute:
 
     def build(jobs: Sequence[SettlementJob]) -> ContractCall:
         payments = [
-            StockPayment.from_x402(job.payload, dataclasses.replace(job.payload.accepted, amount=job.amount))
+            StockPayment.from_x402(
+                job.permit2_payload, dataclasses.replace(job.permit2_payload.accepted, amount=job.amount)
+            )
             for job in jobs
         ]
         return client.settle_call(payments, chain_id=chain_id)

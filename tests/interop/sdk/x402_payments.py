@@ -9,6 +9,10 @@ Input::
      "payerKey": HEX, "maxTimeoutSeconds": N,
      "payments": [{"scheme": "exact" | "upto", "price": ATOMIC, "charge": ATOMIC or null, "settles": N}]}
 
+A payment may give ``"money": "$1.25"`` instead of ``price``: the resource server then prices it in the SDK's default
+asset for the network (USDC, paid with EIP-3009 ``transferWithAuthorization``), exactly as its documentation's
+``price="$0.01"`` does; ``asset`` must then be that USDC (the spend controls allow only ``asset``).
+
 For each payment the resource server (``x402ResourceServerSync`` over ``HTTPFacilitatorClientSync``, with
 ``create_headers`` sending ``Authorization: Bearer <apiKey>``) builds the requirements from the facilitator's
 ``/supported``; the client (``x402ClientSync`` with the EVM exact and upto schemes, OPG allowed through
@@ -78,7 +82,9 @@ def main() -> None:
         config = ResourceConfig(
             scheme=payment["scheme"],
             pay_to=job["payTo"],
-            price={"amount": str(payment["price"]), "asset": job["asset"], "extra": {"assetTransferMethod": "permit2"}},
+            price=payment["money"]
+            if "money" in payment  # a money string ("$1.25"): the SDK picks its default asset (USDC, EIP-3009)
+            else {"amount": str(payment["price"]), "asset": job["asset"], "extra": {"assetTransferMethod": "permit2"}},
             network=network,
             max_timeout_seconds=job.get("maxTimeoutSeconds", 300),
         )

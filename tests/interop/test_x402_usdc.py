@@ -1,0 +1,119 @@
+"""The unmodified PyPI ``x402==2.25.0`` SDK pays USDC with EIP-3009 through ``og-settle facilitator serve``.
+
+The resource server is priced in money (``"$0.50"``), as the SDK's own documentation does: it picks its default
+asset for the network, USDC (``0x036C…CF7e`` on Base Sepolia), with ``extra: {name: "USDC", version: "2"}`` and no
+``assetTransferMethod``, so its client signs an EIP-3009 ``TransferWithAuthorization`` over USDC's domain. On the
+replica USDC is ReplicaUSDC, placed at that address. Balances and ``authorizationState`` are read on chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from og_settle import BASE, BASE_SEPOLIA
+from tests.interop.conftest import RunningFacilitator, running_facilitator
+from tests.interop.test_x402_python_sdk import mined, pay
+from tests.support import sdk_envs
+from tests.support.tokens import deal_opg
+
+USDC_PER_PAYER = 1_000 * 10**6
+PRICE = 500_000  # "$0.50" in USDC's 6 decimals (the SDK client's default spend cap is $1)
+
+
+@pytest.fixture
+def usdc_payers(usdc: Any, payers: list[Any], chain: Any) -> list[Any]:
+    for account in payers:
+        deal_opg(chain.provider, usdc, account.address, USDC_PER_PAYER)
+    return payers
+
+
+@pytest.fixture
+def usdc_facilitator(
+    deployment_file: Path, chain: Any, relayer: Any, usdc_payers: list[Any], tmp_path: Path
+) -> Iterator[RunningFacilitator]:
+    with running_facilitator(deployment_file, str(chain.provider.http_uri), relayer.private_key, tmp_path) as running:
+        yield running
+
+
+def _net(chain_id: int) -> Any:
+    return BASE if chain_id == BASE.chain_id else BASE_SEPOLIA
+
+
+def test_supported_lists_usdc_with_eip3009_and_opg_with_permit2(
+    usdc_facilitator: RunningFacilitator, chain_id: int
+) -> None:
+    net = _net(chain_id)
+    kinds = {kind["scheme"]: kind for kind in usdc_facilitator.get("/supported")["kinds"]}
+    exact = {a["symbol"]: a for a in kinds["exact"]["extra"]["assets"]}
+    upto = {a["symbol"]: a for a in kinds["upto"]["extra"]["assets"]}
+    usdc = net.asset("USDC")
+    assert exact["USDC"] == {
+        "symbol": "USDC",
+        "address": usdc.address,
+        "decimals": 6,
+        "name": usdc.eip712_name,
+        "version": "2",
+        "transferMethods": ["eip3009", "permit2"],
+    }
+    assert exact["OPG"]["transferMethods"] == ["permit2"] and exact["OPG"]["address"] == net.opg
+    assert upto["USDC"]["transferMethods"] == ["permit2"]  # x402's upto is Permit2 only
+
+
+def test_stock_sdk_pays_usdc_with_eip3009_once_and_a_replay_answers_the_first_transaction(
+    x402_env: sdk_envs.SdkEnv,
+    usdc_facilitator: RunningFacilitator,
+    usdc_payers: list[Any],
+    payee: Any,
+    usdc: Any,
+    chain: Any,
+    chain_id: int,
+) -> None:
+    payer = usdc_payers[0]
+    before = (usdc.balanceOf(payer), usdc.balanceOf(payee))
+    out = pay(
+        x402_env, usdc_facilitator, payer, payee, usdc, chain_id, [{"scheme": "exact", "money": "$0.50", "settles": 2}]
+    )
+    [payment] = out["payments"]
+
+    requirements = payment["requirements"]
+    assert (requirements["asset"], requirements["amount"]) == (usdc.address, str(PRICE))
+    assert requirements["extra"] == {"name": _net(chain_id).asset("USDC").eip712_name, "version": "2"}
+    authorization = payment["payload"]["payload"]["authorization"]  # EIP-3009, not permit2Authorization
+    assert (authorization["from"], authorization["to"], authorization["value"]) == (
+        payer.address,
+        payee.address,
+        str(PRICE),
+    )
+    assert payment["verify"]["isValid"] is True, payment["verify"]
+    first, replay = payment["settles"]
+    assert first["success"] is True, first
+    assert first["payer"] == payer.address and mined(chain, first["transaction"])
+    assert replay["success"] is True and replay["transaction"] == first["transaction"], replay
+
+    assert usdc.authorizationState(payer, bytes.fromhex(authorization["nonce"][2:]))
+    assert (usdc.balanceOf(payer), usdc.balanceOf(payee)) == (before[0] - PRICE, before[1] + PRICE)  # once
+
+
+def test_a_payer_without_usdc_is_refused_at_verify_and_nothing_moves(
+    x402_env: sdk_envs.SdkEnv,
+    usdc_facilitator: RunningFacilitator,
+    usdc_payers: list[Any],
+    payee: Any,
+    usdc: Any,
+    chain: Any,
+    chain_id: int,
+) -> None:
+    payer = usdc_payers[1]
+    deal_opg(chain.provider, usdc, payer.address, PRICE - 1)
+    before = usdc.balanceOf(payee)
+    out = pay(x402_env, usdc_facilitator, payer, payee, usdc, chain_id, [{"scheme": "exact", "money": "$0.50"}])
+    [payment] = out["payments"]
+    assert payment["verify"]["isValid"] is False
+    assert payment["verify"]["invalidReason"] == "invalid_exact_evm_insufficient_balance", payment["verify"]
+    [settle] = payment["settles"]
+    assert settle.get("success") is not True, settle
+    assert usdc.balanceOf(payee) == before and usdc.balanceOf(payer) == PRICE - 1
