@@ -143,12 +143,17 @@ def test_supported_and_health_are_open(serve: Client, deployment: Deployment, re
     assert answer.status_code == 200
     network = f"eip155:{chain_id}"
     exact, upto = answer.json()["kinds"]
+    assets = exact["extra"].pop("assets")  # the configured tokens: OPG (Permit2), USDC (EIP-3009 and Permit2)
     assert exact == {
         "x402Version": 2,
         "scheme": "exact",
         "network": network,
         "extra": {"assetTransferMethod": "permit2", "paymentFacilitator": deployment.payment_facilitator},
     }
+    assert [(a["symbol"], a["transferMethods"]) for a in assets] == [
+        ("OPG", ["permit2"]),
+        ("USDC", ["eip3009", "permit2"]),
+    ]
     assert upto["scheme"] == "upto" and upto["network"] == network
     # Without a StockPaymentBatcher, the upto settler is this server's account.
     assert upto["extra"]["facilitatorAddress"] == relayer.address
