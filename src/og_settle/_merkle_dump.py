@@ -33,17 +33,10 @@ import sha3
 from og_settle import _merkle_hash as _hashing
 from og_settle._errors import InvalidInput, InvariantViolation
 from og_settle._hex import parse_bytes32, to_hex
-from og_settle._merkle import (
-    OG_LEAF_ENCODING,
-    STANDARD_V1,
-    StandardMerkleTree,
-    _check_encoding,
-    _codec,
-    _coerce_value,
-    _leaf_hashes,
-    og_encodings,
-)
+from og_settle._merkle import OG_LEAF_ENCODING, STANDARD_V1, StandardMerkleTree
+from og_settle._merkle_leaf import og_encodings
 from og_settle._merkle_stream import _og_encoding
+from og_settle._merkle_values import _check_encoding, _codec, _coerce_value, _leaf_hashes
 
 __all__ = ["DumpFile", "DumpProof", "open_dump", "with_fallback"]
 

@@ -15,7 +15,7 @@ from typing import Final
 
 import sha3
 
-from og_settle._merkle import _tree_and_slots
+from og_settle._merkle_flat import _tree_and_slots
 
 try:
     from og_settle import _batch_native as _native_module

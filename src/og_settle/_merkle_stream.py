@@ -30,15 +30,10 @@ import msgspec
 
 from og_settle._errors import InvalidInput
 from og_settle._hex import UINT256_MAX
-from og_settle._merkle import (
-    OG_LEAF_ENCODING,
-    STANDARD_V1,
-    TEE_SIGNATURE_MAX_BYTES,
-    InferenceLeaf,
-    _gc_paused,
-    og_encodings,
-)
+from og_settle._merkle import STANDARD_V1
+from og_settle._merkle_flat import _gc_paused
 from og_settle._merkle_hash import _native, leaf_hashes, merkle_tree, render_nodes
+from og_settle._merkle_leaf import OG_LEAF_ENCODING, TEE_SIGNATURE_MAX_BYTES, InferenceLeaf, og_encodings
 
 __all__ = ["BuildSummary", "build_dump", "read_leaf_encodings"]
 

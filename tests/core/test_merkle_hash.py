@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from og_settle import StandardMerkleTree
 from og_settle import _merkle_hash as hashing
-from og_settle._merkle import og_encodings
+from og_settle._merkle_leaf import og_encodings
 
 native = hashing._native
 pytestmark = pytest.mark.skipif(native is None, reason="og_settle._batch_native is not built")
