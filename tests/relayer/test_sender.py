@@ -50,21 +50,10 @@ def rpc(chain: LiveChain) -> Iterator[JsonRpc]:
 class _Run:
     """An in-process relayer over a fresh queue, whose JSON log lines are kept for the test."""
 
-    def __init__(self, tmp_path: Path, chain: LiveChain, records: list[dict[str, Any]], **sending: Any) -> None:
+    def __init__(self, tmp_path: Path, chain: LiveChain, records: list[dict[str, Any]] | None, **sending: Any) -> None:
         db = tmp_path / "queue.db"
-        path = write_jsonl(tmp_path / "in.jsonl", records)
-        result = cli(
-            "relayer",
-            "submit",
-            "--db",
-            str(db),
-            "--deployment",
-            str(chain.deployment_path),
-            "--rpc-url",
-            chain.rpc_url,
-            str(path),
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
+        if records is not None:
+            self._submit(db, chain, write_jsonl(tmp_path / "in.jsonl", records))
         self.store = SqliteStore(db)
         self.stream = io.StringIO()
         config = RelayerConfig(
@@ -83,6 +72,26 @@ class _Run:
             log=EventLog(self.stream),
         )
         self.relayer.reconcile()
+
+    @classmethod
+    def reopen(cls, tmp_path: Path, chain: LiveChain, **sending: Any) -> _Run:
+        """A new relayer (a restart) on the queue an earlier run left in ``tmp_path``."""
+        return cls(tmp_path, chain, None, **sending)
+
+    @staticmethod
+    def _submit(db: Path, chain: LiveChain, path: Path) -> None:
+        result = cli(
+            "relayer",
+            "submit",
+            "--db",
+            str(db),
+            "--deployment",
+            str(chain.deployment_path),
+            "--rpc-url",
+            chain.rpc_url,
+            str(path),
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
 
     def events(self, name: str) -> list[dict[str, Any]]:
         lines = [json.loads(line) for line in self.stream.getvalue().splitlines() if line.strip()]
@@ -302,3 +311,65 @@ def test_a_reorged_settlement_that_another_relayer_recorded_is_settled_not_faile
         assert recorded is not None and recorded.relayer == other.address
     finally:
         run.close()
+
+
+def test_a_restarted_relayer_finds_its_stuck_transactions_and_does_not_reuse_their_nonces(
+    tmp_path: Path, chain: LiveChain, rpc: JsonRpc
+) -> None:
+    """Three transactions are stranded in the mempool by a base-fee jump when the relayer "crashes" (its object
+    is dropped). A new relayer on the same queue takes them from the queue: it signs the fourth batch with the
+    next nonce after them, not with the chain's count, and replaces the stranded three. Each nonce lands once."""
+    records = _records(chain, 95_000, 8)
+    first = _Run(tmp_path, chain, records, max_in_flight=3, confirmations=1, max_fee_per_gas=10**13)
+    nonce = int(rpc.call("eth_getTransactionCount", RELAYER, "latest"), 16)
+    start = _head(rpc) + 1
+    first.relayer.step()
+    stranded = {b.id for b in first.store.batches(BatchState.SUBMITTED)}
+    assert len(stranded) == 3
+    rpc.call("anvil_setNextBlockBaseFeePerGas", hex(int(_block(rpc)["baseFeePerGas"], 16) * 20))
+    rpc.call("evm_mine")
+    assert _our_txs_in(rpc, start, _head(rpc)) == []
+    first.close()
+
+    second = _Run.reopen(tmp_path, chain, max_in_flight=4, confirmations=1, fee_bump_blocks=1, max_fee_per_gas=10**13)
+    try:
+        second.relayer.step()  # sends the fourth batch
+        [fourth] = [b for b in second.store.batches(BatchState.SUBMITTED) if b.id not in stranded]
+        assert second.txs(fourth.id)[0].nonce == nonce + 3
+        for _ in range(3):
+            rpc.call("evm_mine")
+            second.relayer.step()
+        assert second.store.status().items_by_state == {"confirmed": 8}
+        assert len(second.events("tx.fee_bumped")) >= 3
+        landed = sorted(int(tx["nonce"], 16) for tx in _our_txs_in(rpc, start, _head(rpc)))
+        assert landed == [nonce, nonce + 1, nonce + 2, nonce + 3]
+        for batch in second.store.batches():
+            assert batch.root is not None and _root_recorded(chain, batch.root) is not None
+            assert [tx.state for tx in second.txs(batch.id)].count("mined") == 1
+    finally:
+        second.close()
+
+
+def test_the_fee_cap_stops_the_bumps(tmp_path: Path, chain: LiveChain, rpc: JsonRpc) -> None:
+    """With ``max_fee_per_gas`` just above the first transaction's maxFee, a base-fee jump leaves no room for a
+    +10% replacement: the relayer says so once and sends nothing above the cap."""
+    base = int(_block(rpc)["baseFeePerGas"], 16)
+    tip = int(rpc.call("eth_maxPriorityFeePerGas"), 16)
+    cap = 2 * base + tip + base // 20  # what a first transaction pays (2 x base fee + tip), and 5% of base more
+    run = _Run(tmp_path, chain, _records(chain, 96_000, 2), fee_bump_blocks=1, confirmations=1, max_fee_per_gas=cap)
+    try:
+        run.relayer.step()
+        [batch] = run.store.batches(BatchState.SUBMITTED)
+        rpc.call("anvil_setNextBlockBaseFeePerGas", hex(base * 20))
+        for _ in range(3):
+            rpc.call("evm_mine")
+            run.relayer.step()
+        assert len(run.events("tx.fee_cap_reached")) == 1
+        assert run.events("tx.fee_bumped") == []
+        [tx] = run.txs(batch.id)
+        assert _receipt(rpc, tx.tx_hash) is None and run.store.batch(batch.id).state is BatchState.SUBMITTED
+    finally:
+        run.close()
+        # Leave no stranded transaction behind for the next test: let it be mined at a normal base fee.
+        rpc.call("anvil_setNextBlockBaseFeePerGas", hex(GWEI // 10))
+        rpc.call("evm_mine")

@@ -93,6 +93,26 @@ def test_reopen_batch_after_replacement(store: QueueStore) -> None:
     assert store.batch(batch.id).attempts == 2
 
 
+def test_a_fee_bump_is_a_second_transaction_of_the_submitted_batch(store: QueueStore) -> None:
+    """A replacement (same sender and nonce) is recorded while the batch stays submitted and becomes its current
+    transaction; confirming with one of them marks it mined and every other replaced. A replacement with another
+    nonce or sender, or for a batch not submitted, is refused and changes nothing."""
+    ids = [o.item_id for o in store.add_items([_item(n) for n in range(2)])]
+    batch = store.create_batch(Lane.BATCH, ids, root=b"\1" * 32, dump_path=None, dump="{}")
+    with pytest.raises(InvariantViolation):
+        store.record_replacement_tx(batch.id, tx_hash=b"\5" * 32, nonce=4, sender="0xabc", raw=b"r0")
+    store.record_signed_tx(batch.id, tx_hash=b"\6" * 32, nonce=4, sender="0xabc", raw=b"r1")
+    bump = store.record_replacement_tx(batch.id, tx_hash=b"\7" * 32, nonce=4, sender="0xabc", raw=b"r2")
+    for nonce, sender in ((5, "0xabc"), (4, "0xdef")):
+        with pytest.raises(InvariantViolation):
+            store.record_replacement_tx(batch.id, tx_hash=b"\x08" * 32, nonce=nonce, sender=sender, raw=b"r3")
+    assert store.batch(batch.id).state is BatchState.SUBMITTED and store.batch(batch.id).attempts == 1
+    assert store.current_tx(batch.id) == bump and bump.state == "sent"
+    assert [tx.tx_hash for tx in store.batch_txs(batch.id)] == [b"\7" * 32, b"\6" * 32]
+    store.confirm_batch(batch.id, tx_hash=b"\6" * 32, block_number=9, gas_used=1)
+    assert {tx.tx_hash: tx.state for tx in store.batch_txs(batch.id)} == {b"\6" * 32: "mined", b"\7" * 32: "replaced"}
+
+
 def test_failed_transition_changes_nothing(store: QueueStore) -> None:
     """A transition that breaks the state machine raises and leaves the queue as it was."""
     ids = [o.item_id for o in store.add_items([_item(n) for n in range(2)])]

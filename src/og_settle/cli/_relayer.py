@@ -157,6 +157,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     if policy.max_items > BULK_BATCH_SIZE:
         print(f"og-settle: note: batches of {policy.max_items} leaves exceed the tested bulk size", file=sys.stderr)
+    sending = _sending_config(args)  # bad values are refused before the queue is opened
     store, deployment = _open(args)
     if chosen is not None and chosen.chain_id != deployment.chain_id:
         store.close()
@@ -168,7 +169,7 @@ def _run(args: argparse.Namespace) -> int:
     from_block = store.get_meta("log_from_block")
     config = RelayerConfig(
         policy=policy,
-        sending=_sending_config(args),
+        sending=sending,
         poll_interval=args.poll,
         dump_dir=args.dump_dir if args.dump_dir is not None else _default_dump_dir(args.db),
         da_prefix=args.da_prefix,
@@ -224,9 +225,9 @@ def _add_sending_options(run: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--confirmations",
-        type=int,
-        default=None,
-        help="blocks deep before a settlement counts as settled (default: 5, about 10 s on Base; 1 on anvil/Hardhat)",
+        type=_confirmations,
+        default="auto",
+        help="blocks deep before a settlement counts as settled; auto = 5 (about 10 s on Base), 1 on anvil/Hardhat",
     )
     group.add_argument(
         "--fee-bump-after",
@@ -249,18 +250,39 @@ def _add_sending_options(run: argparse.ArgumentParser) -> None:
     )
 
 
+def _confirmations(value: str) -> int | None:
+    """``--confirmations``: a block count, or ``auto`` (None: chosen from the node)."""
+    if value == "auto":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of blocks or auto, got {value!r}") from None
+
+
 def _sending_config(args: argparse.Namespace) -> Any:
     from og_settle.relayer._sender import SenderConfig
 
-    return SenderConfig(
-        max_in_flight=args.max_in_flight,
-        confirmations=args.confirmations,
-        fee_bump_after=args.fee_bump_after,
-        fee_bump_blocks=args.fee_bump_blocks,
-        fee_bump=1 + args.fee_bump / 100,
-        max_fee_per_gas=int(args.max_fee_gwei * 10**9),
-        rebroadcast_after=args.receipt_timeout,
-    )
+    if not 10 <= args.fee_bump <= 900:
+        raise InvalidInput(
+            f"--fee-bump: must be 10 to 900 percent (nodes refuse smaller replacements), got {args.fee_bump:g}"
+        )
+    if args.max_fee_gwei <= 0:
+        raise InvalidInput(f"--max-fee-gwei: must be positive, got {args.max_fee_gwei:g}")
+    try:
+        return SenderConfig(
+            max_in_flight=args.max_in_flight,
+            confirmations=args.confirmations,
+            fee_bump_after=args.fee_bump_after,
+            fee_bump_blocks=args.fee_bump_blocks,
+            fee_bump=1 + args.fee_bump / 100,
+            max_fee_per_gas=int(args.max_fee_gwei * 10**9),
+            rebroadcast_after=args.receipt_timeout,
+        )
+    except InvalidInput as err:  # name the flag, not the field
+        field, _, rest = str(err).partition(":")
+        flag = "--receipt-timeout" if field == "rebroadcast_after" else "--" + field.replace("_", "-")
+        raise InvalidInput(f"{flag}:{rest}") from None
 
 
 def _default_dump_dir(db: str) -> Path:
