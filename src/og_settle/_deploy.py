@@ -14,7 +14,9 @@ the salt and its initcode, which is the committed creation bytecode plus ABI-enc
 So for a given admin the addresses are known before deployment and are the same on every chain. The
 facilitator has no admin at all, so its address is the same for everyone. Deployment is idempotent: a
 contract whose predicted address already has code is not deployed again, and roles already held are not
-granted again. The result is written to ``<out_dir>/<chain id>.json``.
+granted again. The result is written to ``<out_dir>/<chain id>.json``, merged into what that file already holds:
+its relayers and operators that still hold their roles on chain stay listed, and keys og-settle does not know are
+kept.
 """
 
 from __future__ import annotations
@@ -113,6 +115,16 @@ class Deployment:
     transactions: tuple[str, ...] = field(default=(), compare=False)
     stock_payment_batcher: str = ""
 
+    def contracts(self) -> dict[str, str]:
+        """The og-settle contracts by name and address (a batcher left empty by an older file is left out)."""
+        addresses = {
+            "TeeRegistry": self.tee_registry,
+            "SettlementRegistry": self.settlement_registry,
+            "PaymentFacilitator": self.payment_facilitator,
+            "StockPaymentBatcher": self.stock_payment_batcher,
+        }
+        return {name: address for name, address in addresses.items() if address}
+
     def to_json(self) -> str:
         body = asdict(self)
         body["format"] = "og-settle-deployment-v1"
@@ -203,12 +215,15 @@ def deploy(
 
     Roles can only be granted here when the sender is the admin; otherwise the admin grants them later."""
     admin = admin or sender.address
+    chain_id = sender.chain_id()
+    plans = {plan.name: plan for plan in plan_deployment(admin)}
+    target = None if out_dir is None else out_dir / f"{chain_id}.json"
+    previous, extra = (None, {}) if target is None else _previous_deployment(target, admin, plans)
     if not sender.code_at(DETERMINISTIC_DEPLOYER):
         raise InvalidInput(f"the deterministic deployer {DETERMINISTIC_DEPLOYER} has no code on this chain")
     if not sender.code_at(PERMIT2_ADDRESS):
         raise InvalidInput(f"Permit2 is not deployed at {PERMIT2_ADDRESS} on this chain")
     sent: list[str] = []
-    plans = {plan.name: plan for plan in plan_deployment(admin)}
     for plan in plans.values():
         if sender.code_at(plan.address):
             log(f"{plan.name:<19} {plan.address}  already deployed")
@@ -230,7 +245,9 @@ def deploy(
         data = _selector("grantRole(bytes32,address)") + encode(["bytes32", "address"], [role, account])
         sent.append(sender.send(contract, data))
         log(f"{contract_name:<19} granted {role_name} to {account}")
-    chain_id = sender.chain_id()
+    if previous is not None:
+        relayers = _still_holding(sender, previous.relayers, relayers, plans["SettlementRegistry"], "RELAYER_ROLE", log)
+        operators = _still_holding(sender, previous.operators, operators, plans["TeeRegistry"], "OPERATOR_ROLE", log)
     # The payment token recorded: OPG of the named network this chain is (Base's on 8453), else Base Sepolia's.
     opg = next((n.opg for n in NETWORKS if n.chain_id == chain_id), OPG_ADDRESS)
     deployment = Deployment(
@@ -245,14 +262,58 @@ def deploy(
         operators=tuple(operators),
         transactions=tuple(sent),
     )
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        target = out_dir / f"{deployment.chain_id}.json"
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".json.tmp")
-        tmp.write_text(deployment.to_json(), encoding="utf-8")
+        body = {**extra, **json.loads(deployment.to_json())}
+        tmp.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, target)
-        log(f"wrote {target}")
+        log(f"{'updated' if previous is not None else 'wrote'} {target}")
     return deployment
+
+
+def _previous_deployment(
+    target: Path, admin: str, plans: dict[str, ContractPlan]
+) -> tuple[Deployment | None, dict[str, Any]]:
+    """The deployment file a run merges into (None when there is none), and the keys in it og-settle does not know.
+
+    Raises:
+        InvalidInput: the file is not a deployment file, or it describes another deployment (another admin, so
+            other addresses) on this chain; checked before anything is sent.
+    """
+    if not target.exists():
+        return None, {}
+    previous = load_deployment(target)
+    if previous.settlement_registry.lower() != plans["SettlementRegistry"].address.lower():
+        raise InvalidInput(
+            f"{target} describes another deployment on this chain (admin {previous.admin}); this run's admin "
+            f"{admin} gives other addresses: move that file away or choose another --out-dir"
+        )
+    known = set(Deployment.__dataclass_fields__) | {"format", "salts"}
+    extra = {key: value for key, value in json.loads(target.read_text(encoding="utf-8")).items() if key not in known}
+    return previous, extra
+
+
+def _still_holding(
+    sender: DeploymentSender,
+    listed: Sequence[str],
+    given: Sequence[str],
+    plan: ContractPlan,
+    role_name: str,
+    log: Callable[[str], None],
+) -> tuple[str, ...]:
+    """``given`` followed by the accounts the previous file ``listed`` that still hold the role on chain."""
+    merged = list(given)
+    seen = {account.lower() for account in given}
+    for account in listed:
+        if account.lower() in seen:
+            continue
+        seen.add(account.lower())
+        if _has_role(sender, plan.address, role_id(role_name), account):
+            merged.append(account)
+        else:
+            log(f"{plan.name}: {account} no longer holds {role_name} on chain; dropped from the file")
+    return tuple(merged)
 
 
 def load_deployment(path: Path) -> Deployment:

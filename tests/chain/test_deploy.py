@@ -113,3 +113,44 @@ def test_ape_run_deploy_script_lands_at_predicted_addresses(deployer: Any, tmp_p
         predicted["SettlementRegistry"],
         predicted["PaymentFacilitator"],
     )
+
+
+def test_a_rerun_merges_into_the_deployment_file(
+    deployer: Any, relayer: Any, admin: Any, stranger: Any, chain: Any, project: Any, tmp_path: Path
+) -> None:
+    """Re-running deploy keeps the file's operators, relayers and unknown keys; it lists only accounts that still
+    hold their role, and refuses a file describing another deployment before sending anything."""
+    import json
+
+    from og_settle import InvalidInput
+
+    sender = ApeSender(deployer)
+    first = deploy(sender, relayers=[relayer.address], operators=[admin.address], out_dir=tmp_path)
+    target = tmp_path / f"{first.chain_id}.json"
+    target.write_text(json.dumps({**json.loads(target.read_text()), "notes": {"owner": "ops team"}}))
+
+    lines: list[str] = []
+    second = deploy(sender, relayers=[stranger.address], out_dir=tmp_path, log=lines.append)
+    written = json.loads(target.read_text())
+    assert written["relayers"] == [stranger.address, relayer.address]
+    assert written["operators"] == [admin.address]
+    assert written["notes"] == {"owner": "ops team"}
+    assert (second.relayers, second.operators) == ((stranger.address, relayer.address), (admin.address,))
+    assert f"updated {target}" in lines
+
+    # An account whose role was revoked on chain is dropped from the file, with a line saying so.
+    registry = project.SettlementRegistry.at(first.settlement_registry)
+    registry.revokeRole(role_id("RELAYER_ROLE"), relayer.address, sender=deployer)
+    lines.clear()
+    third = deploy(sender, out_dir=tmp_path, log=lines.append)
+    assert third.relayers == (stranger.address,)
+    assert load_deployment(target).relayers == (stranger.address,)
+    assert any(relayer.address in line and "no longer holds RELAYER_ROLE" in line for line in lines)
+
+    # Another admin means other addresses: the file is not overwritten and nothing is sent.
+    nonce = chain.provider.get_nonce(admin.address)
+    before = target.read_text()
+    with pytest.raises(InvalidInput, match="describes another deployment"):
+        deploy(ApeSender(admin), out_dir=tmp_path)
+    assert target.read_text() == before
+    assert chain.provider.get_nonce(admin.address) == nonce
