@@ -295,7 +295,7 @@ GOOD_PAYLOAD = "GOOD_PAYLOAD"
     [
         (["payment", "sign", "-", "--key-env", "OG_SETTLE_UNSET_KEY"], "REQS", None, "--key-env: environment variable"),
         (["payment", "sign", "-", "--key-env", KEY_ENV], "REQS", "0xnothex", "--key-env: OG_SETTLE_TEST_PAYER_KEY"),
-        (["payment", "sign", "-", "--key-env", KEY_ENV], "REQS", "0x" + "11" * 31, "holds 31 bytes"),
+        (["payment", "sign", "-", "--key-env", KEY_ENV], "REQS", "0x" + "11" * 31, "found 62 characters"),
         (["payment", "sign", "-", "--key-env", KEY_ENV], "REQS", "0x" + "00" * 32, "valid secp256k1"),
         (["payment", "sign", "-", "--key-env", KEY_ENV, "--request-hash", "0x1234"], "REQS", None, "--request-hash"),
         (["payment", "sign", "-", "--key-env", KEY_ENV, "--facilitator", SETTLER], "REQS", None, "--facilitator"),

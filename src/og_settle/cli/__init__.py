@@ -86,7 +86,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as err:
+        # A node that cannot be reached, wherever in a command it is first used: one line, not a traceback.
+        rpc_url = getattr(args, "rpc_url", None) or getattr(args, "rpc", None)
+        if rpc_url is None or not _is_node_failure(err):
+            raise
+        print(
+            f"og-settle: error: --rpc-url: cannot reach the node at {rpc_url} ({type(err).__name__})", file=sys.stderr
+        )
+        return 2
     return code
+
+
+def _is_node_failure(err: BaseException) -> bool:
+    """True when ``err`` says the JSON-RPC node could not be reached (refused, reset, timed out, HTTP 5xx)."""
+    if isinstance(err, ConnectionError | TimeoutError):
+        return True
+    if "og_settle.clients" not in sys.modules:  # web3 was never loaded, so the failure is none of its kinds
+        return False
+    from og_settle.clients import NodeUnavailable, is_connection_error
+
+    return isinstance(err, NodeUnavailable) or is_connection_error(err)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from og_settle._errors import InvalidInput
-from og_settle.cli._network import add_network_option, add_rpc_url_option, check_node_network
+from og_settle.cli._keys import account_from_env
+from og_settle.cli._network import add_network_option, add_rpc_url_option, check_node_network, node_url
 
 
 def register(groups: Any) -> None:
@@ -32,17 +32,15 @@ def register(groups: Any) -> None:
 def _deploy(args: argparse.Namespace) -> int:
     from og_settle._deploy import Web3Sender, deploy, plan_deployment
 
-    key = os.environ.get(args.key_env)
     if args.dry_run and args.admin:
         for plan in plan_deployment(args.admin):
             print(f"{plan.name:<19} {plan.address}  salt 0x{plan.salt.hex()}")
         return 0
     if not args.rpc_url:
         raise InvalidInput("--rpc-url (or OG_SETTLE_RPC_URL) is required")
-    if not key:
-        raise InvalidInput(f"environment variable {args.key_env} must hold the deployer's private key")
+    account = account_from_env(args.key_env, holder="the deployer")
     check_node_network(args, args.rpc_url, "--rpc-url")
-    sender = Web3Sender(args.rpc_url, key)
+    sender = Web3Sender(node_url(args.rpc_url), account.key)
     if args.dry_run:
         for plan in plan_deployment(args.admin or sender.address):
             print(f"{plan.name:<19} {plan.address}  salt 0x{plan.salt.hex()}")

@@ -27,12 +27,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from og_settle._errors import InvalidInput
-from og_settle.cli._network import add_network_option, add_rpc_url_option, check_node_network
+from og_settle.cli._keys import account_from_env
+from og_settle.cli._network import (
+    add_network_option,
+    add_rpc_url_option,
+    check_node_network,
+    node_web3,
+    require_deployed,
+)
 
 _KEY_ENV_DEFAULT = "OG_SETTLE_RELAYER_KEY"
 
@@ -89,19 +95,6 @@ def register(groups: Any) -> None:
     serve.set_defaults(handler=_serve)
 
 
-def _account(variable: str) -> Any:
-    from eth_account import Account
-
-    value = os.environ.get(variable)
-    if not value:
-        raise InvalidInput(f"--key-env: environment variable {variable} is not set (the settling account's key)")
-    try:
-        return Account.from_key(value.strip())
-    except (ValueError, TypeError):
-        # The error text could quote the value: say what is wrong without echoing a secret.
-        raise InvalidInput(f"--key-env: {variable} does not hold a valid private key") from None
-
-
 def _stock_route(deployment: Any, w3: Any, account: Any) -> Any:
     """The StockPaymentBatcher route when the deployment has a batcher and this account is one of its settlers;
     None otherwise (stock payloads then go straight to the proxies)."""
@@ -146,7 +139,6 @@ def _check_args(args: argparse.Namespace) -> float:
 def _serve(args: argparse.Namespace) -> int:
     from og_settle._deploy import load_deployment
     from og_settle._lease import SignerLease
-    from og_settle.clients import make_web3
     from og_settle.facilitator import (
         ApiKeys,
         Facilitator,
@@ -162,11 +154,9 @@ def _serve(args: argparse.Namespace) -> int:
     api_keys = None if args.no_auth else ApiKeys.load(file=args.api_keys_file, env=args.api_keys_env)
     deployment = load_deployment(args.deployment)
     check_node_network(args, args.rpc)
-    account = _account(args.key_env)
-    try:
-        w3 = make_web3(args.rpc)
-    except InvalidInput as err:
-        raise InvalidInput(f"--{str(err).replace('rpc_url', 'rpc', 1)}") from None
+    account = account_from_env(args.key_env, holder="the settling account")
+    w3 = node_web3(args.rpc)
+    require_deployed(w3, deployment, args.deployment)
     lease = SignerLease.acquire(deployment.chain_id, account.address, role="facilitator")
     try:
         store_path = args.store or args.deployment.parent / f"facilitator-{deployment.chain_id}.sqlite3"

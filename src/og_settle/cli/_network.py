@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
+from typing import Any
 
 from og_settle._errors import InvalidInput
 from og_settle._networks import DEFAULT_NETWORK, NETWORK_NAMES, Network, network
@@ -76,6 +78,7 @@ def check_node_network(
     Raises:
         InvalidInput: the node is another chain, or cannot be reached, as a one-line error.
     """
+    node_url(rpc_url, option)
     chosen = explicit_network(args)
     if chosen is None:
         return None
@@ -92,3 +95,41 @@ def check_node_network(
             f"--network {chosen.name}: the node at {rpc_url} is chain {chain_id}, {chosen.label} is {chosen.chain_id}"
         )
     return chosen
+
+
+def node_url(rpc_url: str, option: str = "--rpc-url") -> str:
+    """``rpc_url`` if it is an http(s) URL (the JSON-RPC transports the CLI speaks).
+
+    Raises:
+        InvalidInput: another scheme or none, as a one-line error naming ``option``.
+    """
+    if not rpc_url.startswith(("http://", "https://")):
+        raise InvalidInput(f"{option}: expected an http(s):// URL, got {rpc_url!r}")
+    return rpc_url
+
+
+def node_web3(rpc_url: str, option: str = "--rpc-url", *, timeout: float = 10.0) -> Any:
+    """A web3.py client for the node at ``rpc_url`` (``og_settle.clients.make_web3``), the URL checked first."""
+    from og_settle.clients import make_web3
+
+    return make_web3(node_url(rpc_url, option), timeout=timeout)
+
+
+def require_deployed(w3: Any, deployment: Any, source: Path | str) -> None:
+    """Check that ``deployment`` is the chain the node serves and that each of its contracts has code there.
+
+    A deployment file outlives the chain it was written for (a restarted local replica, another network's node),
+    and a call to an address without code answers nothing a client can tell from "not found".
+
+    Raises:
+        InvalidInput: the node is another chain, or a contract has no code, as a one-line error naming the file.
+    """
+    chain_id = int(w3.eth.chain_id)
+    if chain_id != deployment.chain_id:
+        raise InvalidInput(f"{source}: the deployment is for chain {deployment.chain_id}, the node is chain {chain_id}")
+    for name, address in deployment.contracts().items():
+        if not bytes(w3.eth.get_code(address)):
+            raise InvalidInput(
+                f"{source}: no contract code at the {name} address {address} on chain {chain_id} (a fresh or "
+                "restarted chain, or another deployment's file): deploy with `og-settle deploy`"
+            )

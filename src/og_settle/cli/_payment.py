@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from og_settle._errors import InvalidInput
-from og_settle.cli._network import add_rpc_url_option
+from og_settle.cli._keys import account_from_env
+from og_settle.cli._network import add_rpc_url_option, node_web3
 
 if TYPE_CHECKING:
     from og_settle._x402 import PaymentPayload, PaymentRequirements
@@ -313,35 +313,12 @@ def _requirements(args: argparse.Namespace) -> int:
 # -- sign
 
 
-def _private_key(variable: str) -> bytes:
-    from og_settle._hex import parse_hex_bytes
-
-    value = os.environ.get(variable)
-    if not value:
-        raise InvalidInput(f"--key-env: environment variable {variable} is not set (the payer's private key)")
-    value = value.strip()
-    try:
-        key = parse_hex_bytes(value if value.startswith(("0x", "0X")) else "0x" + value, f"--key-env {variable}")
-    except InvalidInput:
-        # The message would quote the value: say what is wrong without echoing a secret.
-        raise InvalidInput(f"--key-env: {variable} does not hold a hex private key") from None
-    if len(key) != 32:
-        raise InvalidInput(f"--key-env: {variable} holds {len(key)} bytes; a private key is 32 bytes")
-    return key
-
-
 def _sign(args: argparse.Namespace) -> int:
-    from eth_account import Account
-
     from og_settle._hex import parse_address, parse_bytes32
     from og_settle._x402 import create_payment_payload, encode_header
 
     requirements, resource = _load_requirements(args.requirements, "requirements", args.accept)
-    key = _private_key(args.key_env)
-    try:
-        Account.from_key(key)
-    except (ValueError, TypeError):
-        raise InvalidInput(f"--key-env: {args.key_env} does not hold a valid secp256k1 private key") from None
+    key = account_from_env(args.key_env, holder="the payer").key
     spender = parse_address(args.spender, "--spender") if args.spender is not None else requirements.spender
     facilitator = None
     if requirements.scheme == "upto":
@@ -370,12 +347,9 @@ def _sign(args: argparse.Namespace) -> int:
 def _chain(rpc_url: str, chain_id: int) -> tuple[Any, int]:
     """A ChainReader on ``rpc_url`` and the latest block's timestamp; checks the node serves ``chain_id``."""
     from og_settle._x402 import Web3ChainReader
-    from og_settle.clients import is_connection_error, make_web3
+    from og_settle.clients import is_connection_error
 
-    try:
-        web3 = make_web3(rpc_url)
-    except InvalidInput as err:
-        raise InvalidInput(f"--{str(err).replace('rpc_url', 'rpc-url', 1)}") from None
+    web3 = node_web3(rpc_url)
     try:
         node_chain = int(web3.eth.chain_id)
         latest = int(web3.eth.get_block("latest")["timestamp"])

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from og_settle._errors import InvalidInput
-from og_settle.cli._network import add_network_option, add_rpc_url_option, explicit_network
+from og_settle.cli._network import add_network_option, add_rpc_url_option, explicit_network, node_web3
 
 _KEY_ENV_DEFAULT = "OG_SETTLE_PAYER_KEY"
 _MAX_UINT256 = 2**256 - 1
@@ -56,15 +56,12 @@ def _amount(text: str) -> int:
 def _approve(args: argparse.Namespace) -> int:
     from og_settle._networks import network
     from og_settle._permit2 import ensure_opg_approval
-    from og_settle.cli._payment import _private_key
-    from og_settle.clients import is_connection_error, make_web3
+    from og_settle.cli._keys import account_from_env
+    from og_settle.clients import is_connection_error
 
     amount = _amount(args.amount)
-    key = _private_key(args.key_env)
-    try:
-        web3 = make_web3(args.rpc_url)
-    except InvalidInput as err:
-        raise InvalidInput(f"--{str(err).replace('rpc_url', 'rpc-url', 1)}") from None
+    key = account_from_env(args.key_env, holder="the payer").key
+    web3 = node_web3(args.rpc_url)
     try:
         chain_id = int(web3.eth.chain_id)
     except Exception as err:

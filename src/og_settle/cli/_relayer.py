@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import threading
@@ -13,7 +12,14 @@ from types import FrameType
 from typing import Any
 
 from og_settle._errors import InvalidInput
-from og_settle.cli._network import add_network_option, add_rpc_url_option, check_node_network
+from og_settle.cli._keys import account_from_env
+from og_settle.cli._network import (
+    add_network_option,
+    add_rpc_url_option,
+    check_node_network,
+    node_web3,
+    require_deployed,
+)
 
 _KEY_ENV_DEFAULT = "OG_SETTLE_RELAYER_KEY"
 _DB_HELP = "the queue: an SQLite file, or a PostgreSQL URL (postgresql://user[:password]@host[:port]/dbname)"
@@ -118,11 +124,14 @@ def _open(args: argparse.Namespace, store: Any = None) -> tuple[Any, Any]:
     from og_settle.relayer import bind_deployment, is_postgres_url, open_store, remove_sqlite_files
 
     if store is not None:
-        return store, bind_deployment(store, None if args.deployment is None else load_deployment(args.deployment))
+        deployment = bind_deployment(store, None if args.deployment is None else load_deployment(args.deployment))
+        _check_deployed(args, deployment)
+        return store, deployment
     created = not is_postgres_url(args.db) and not Path(args.db).exists()
     store = open_store(args.db)
     try:
         deployment = bind_deployment(store, None if args.deployment is None else load_deployment(args.deployment))
+        _check_deployed(args, deployment)
     except BaseException:
         store.close()
         if created:  # a queue this run created and could not use: leave nothing behind
@@ -132,21 +141,13 @@ def _open(args: argparse.Namespace, store: Any = None) -> tuple[Any, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from eth_account import Account
-
     from og_settle._lease import SignerLease
     from og_settle.clients import NodeUnavailable
     from og_settle.relayer import BULK_BATCH_SIZE, BatchPolicy, EventLog, Relayer, RelayerConfig, RelayerHalted
 
-    key = os.environ.get(args.key_env)
-    if not key:
-        raise InvalidInput(f"--key-env: environment variable {args.key_env} is not set (the relayer's private key)")
+    account = account_from_env(args.key_env, holder="the relayer")
     # The relayer backs off while its node is down, so an unreachable node is no reason to refuse to start.
     chosen = check_node_network(args, args.rpc, unreachable_ok=True)
-    try:
-        account = Account.from_key(key)
-    except (ValueError, TypeError) as err:
-        raise InvalidInput(f"--key-env: {args.key_env} does not hold a valid private key ({err})") from None
     base = BatchPolicy.bulk() if args.preset == "bulk" else BatchPolicy.opengradient()
     policy = BatchPolicy(
         max_items=args.max_batch if args.max_batch is not None else base.max_items,
@@ -285,6 +286,20 @@ def _sending_config(args: argparse.Namespace) -> Any:
         raise InvalidInput(f"{flag}:{rest}") from None
 
 
+def _check_deployed(args: argparse.Namespace, deployment: Any) -> None:
+    """With a node (``--rpc-url``), refuse a deployment without code there. ``relayer run`` waits for a node that
+    is down, so it skips the check then; ``submit`` fails on it."""
+    from og_settle.clients import is_connection_error
+
+    if args.rpc is None:
+        return
+    try:
+        require_deployed(node_web3(args.rpc), deployment, args.deployment or "the queue's deployment")
+    except Exception as err:
+        if args.command != "run" or isinstance(err, InvalidInput) or not is_connection_error(err):
+            raise
+
+
 def _default_dump_dir(db: str) -> Path:
     from og_settle.relayer import is_postgres_url
 
@@ -318,11 +333,10 @@ def _submit_to(args: argparse.Namespace, store: Any) -> int:
     directory = None
     if args.rpc is not None:
         from og_settle._x402 import Web3ChainReader
-        from og_settle.clients import make_web3
         from og_settle.relayer import RegistryTeeDirectory
 
         # Neither is used before the verifying workers fork, and the directory connects in each process.
-        reader = Web3ChainReader(make_web3(args.rpc), deployment.permit2)
+        reader = Web3ChainReader(node_web3(args.rpc), deployment.permit2)
         directory = RegistryTeeDirectory(args.rpc, deployment.tee_registry)
     relayer_address = args.relayer_address or store.get_meta("relayer_address")
     config = IntakeConfig(

@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from og_settle._errors import InvalidInput
-from og_settle.cli._network import add_network_option, add_rpc_url_option, check_node_network
+from og_settle.cli._network import (
+    add_network_option,
+    add_rpc_url_option,
+    check_node_network,
+    node_web3,
+    require_deployed,
+)
 
 
 def register(groups: Any) -> None:
@@ -69,15 +75,12 @@ def _chain_args(parser: argparse.ArgumentParser) -> None:
 
 def _clients(args: argparse.Namespace) -> tuple[Any, Any]:
     from og_settle._deploy import load_deployment
-    from og_settle.clients import RetryPolicy, make_web3
+    from og_settle.clients import RetryPolicy
 
     deployment = load_deployment(args.deployment)
     check_node_network(args, args.rpc)
-    w3 = make_web3(args.rpc)
-    if int(w3.eth.chain_id) != deployment.chain_id:
-        raise InvalidInput(
-            f"--rpc-url: the node is chain {w3.eth.chain_id}, the deployment is for {deployment.chain_id}"
-        )
+    w3 = node_web3(args.rpc)
+    require_deployed(w3, deployment, args.deployment)
     return deployment, (w3, RetryPolicy(max_elapsed=20.0))
 
 

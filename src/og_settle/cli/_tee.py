@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from og_settle._errors import InvalidInput
-from og_settle.cli._network import add_rpc_url_option
+from og_settle.cli._keys import account_from_env
+from og_settle.cli._network import add_rpc_url_option, node_web3, require_deployed
 
 _SENDER_ENV_DEFAULT = "OG_SETTLE_OPERATOR_KEY"
 _ZERO32 = bytes(32)
@@ -133,18 +133,11 @@ class _Chain:
 
     def __init__(self, args: argparse.Namespace) -> None:
         from og_settle._deploy import load_deployment
-        from og_settle.clients import RetryPolicy, TeeRegistryClient, make_web3
+        from og_settle.clients import RetryPolicy, TeeRegistryClient
 
         self.deployment = load_deployment(args.deployment)
-        try:
-            self.w3 = make_web3(args.rpc)
-        except InvalidInput as err:
-            raise InvalidInput(f"--rpc-url: {str(err).removeprefix('rpc_url: ')}") from None
-        chain_id = _node(lambda: int(self.w3.eth.chain_id), args.rpc)
-        if chain_id != self.deployment.chain_id:
-            raise InvalidInput(
-                f"--rpc-url: the node is chain {chain_id}, the deployment is for {self.deployment.chain_id}"
-            )
+        self.w3 = node_web3(args.rpc)
+        _node(lambda: require_deployed(self.w3, self.deployment, args.deployment), args.rpc)
         self.registry = TeeRegistryClient(self.w3, self.deployment.tee_registry, retry=RetryPolicy(max_elapsed=20.0))
         self.rpc = args.rpc
 
@@ -152,17 +145,9 @@ class _Chain:
         return _node(fn, self.rpc)
 
     def sender(self, variable: str) -> Any:
-        from eth_account import Account
-
         from og_settle.clients import TxSender
 
-        value = os.environ.get(variable)
-        if not value:
-            raise InvalidInput(f"--sender-key-env: environment variable {variable} is not set")
-        try:
-            account = Account.from_key(value.strip())
-        except (ValueError, TypeError):
-            raise InvalidInput(f"--sender-key-env: {variable} does not hold a valid private key") from None
+        account = account_from_env(variable, option="--sender-key-env", holder="the sending account")
         return TxSender(self.w3, account)
 
     def send(self, sender: Any, call: Any) -> Any:

@@ -60,7 +60,7 @@ def bind_deployment(store: QueueStore, deployment: Deployment | None) -> Deploym
     stored = store.get_meta("deployment")
     if stored is None:
         if deployment is None:
-            raise InvalidInput("deployment: this queue is new; pass --deployment (or --registry and --facilitator)")
+            raise InvalidInput("deployment: this queue is new; pass --deployment (the file `og-settle deploy` wrote)")
         store.set_meta("deployment", deployment.to_json())
         return deployment
     bound = Deployment.from_json(stored)
