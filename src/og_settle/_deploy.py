@@ -10,6 +10,8 @@ the salt and its initcode, which is the committed creation bytecode plus ABI-enc
 - ``PaymentFacilitator(permit2)``
 - ``StockPaymentBatcher(admin, exactProxy, uptoProxy)`` with the canonical x402 proxies; the relayers get its
   ``SETTLER_ROLE`` (for stock upto payloads it is the announced ``facilitatorAddress``)
+- ``Eip3009Batcher(admin)``: batches of EIP-3009 ``transferWithAuthorization`` payments (USDC); the relayers get
+  its ``SETTLER_ROLE``
 
 So for a given admin the addresses are known before deployment and are the same on every chain. The
 facilitator has no admin at all, so its address is the same for everyone. Deployment is idempotent: a
@@ -101,6 +103,7 @@ class Deployment:
         operators: accounts granted the TEE registry's operator role.
         transactions: hashes of the transactions this run sent (empty when everything existed).
         stock_payment_batcher: StockPaymentBatcher address (empty in files written before it existed).
+        eip3009_batcher: Eip3009Batcher address (empty in files written before it existed).
     """
 
     chain_id: int
@@ -114,6 +117,7 @@ class Deployment:
     operators: tuple[str, ...] = ()
     transactions: tuple[str, ...] = field(default=(), compare=False)
     stock_payment_batcher: str = ""
+    eip3009_batcher: str = ""
 
     def contracts(self) -> dict[str, str]:
         """The og-settle contracts by name and address (a batcher left empty by an older file is left out)."""
@@ -144,7 +148,7 @@ class Deployment:
         return cls(**fields)
 
 
-_CONTRACT_ORDER = ("TeeRegistry", "SettlementRegistry", "PaymentFacilitator", "StockPaymentBatcher")
+_CONTRACT_ORDER = ("TeeRegistry", "SettlementRegistry", "PaymentFacilitator", "StockPaymentBatcher", "Eip3009Batcher")
 DEFAULT_MAX_AGE = 3 * 24 * 3600
 DEFAULT_MAX_FUTURE_DRIFT = 5 * 60
 
@@ -161,6 +165,8 @@ def _constructor_args(name: str, admin: str, addresses: dict[str, str]) -> bytes
         return encode(["address"], [PERMIT2_ADDRESS])
     if name == "StockPaymentBatcher":
         return encode(["address", "address", "address"], [admin, X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY])
+    if name == "Eip3009Batcher":
+        return encode(["address"], [admin])
     raise KeyError(name)
 
 
@@ -234,6 +240,7 @@ def deploy(
         log(f"{plan.name:<19} {plan.address}  deployed (tx {sent[-1]})")
     grants = [("SettlementRegistry", "RELAYER_ROLE", account) for account in relayers]
     grants += [("StockPaymentBatcher", "SETTLER_ROLE", account) for account in relayers]
+    grants += [("Eip3009Batcher", "SETTLER_ROLE", account) for account in relayers]
     grants += [("TeeRegistry", "OPERATOR_ROLE", account) for account in operators]
     for contract_name, role_name, account in grants:
         contract, role = plans[contract_name].address, role_id(role_name)
@@ -258,6 +265,7 @@ def deploy(
         settlement_registry=plans["SettlementRegistry"].address,
         payment_facilitator=plans["PaymentFacilitator"].address,
         stock_payment_batcher=plans["StockPaymentBatcher"].address,
+        eip3009_batcher=plans["Eip3009Batcher"].address,
         relayers=tuple(relayers),
         operators=tuple(operators),
         transactions=tuple(sent),

@@ -67,7 +67,10 @@ def test_deploy_lands_at_predicted_addresses_and_is_idempotent(
     assert first.stock_payment_batcher == predicted["StockPaymentBatcher"]
     assert batcher.hasRole(role_id("SETTLER_ROLE"), relayer)
     assert (batcher.EXACT_PROXY(), batcher.UPTO_PROXY()) == (X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY)
-    assert len(first.transactions) == 7  # four CREATE2 deployments and three role grants
+    eip3009 = project.Eip3009Batcher.at(first.eip3009_batcher)
+    assert first.eip3009_batcher == predicted["Eip3009Batcher"]
+    assert eip3009.hasRole(role_id("SETTLER_ROLE"), relayer)
+    assert len(first.transactions) == 9  # five CREATE2 deployments and four role grants
 
     written = load_deployment(tmp_path / f"{chain.chain_id}.json")
     assert written == first

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from og_settle import BASE, BASE_SEPOLIA
+from og_settle._deploy import Deployment
 from tests.interop.conftest import RunningFacilitator, running_facilitator
 from tests.interop.test_x402_python_sdk import mined, pay
 from tests.support import sdk_envs
@@ -117,3 +118,54 @@ def test_a_payer_without_usdc_is_refused_at_verify_and_nothing_moves(
     [settle] = payment["settles"]
     assert settle.get("success") is not True, settle
     assert usdc.balanceOf(payee) == before and usdc.balanceOf(payer) == PRICE - 1
+
+
+@pytest.fixture
+def batching_usdc_facilitator(
+    deployment_file: Path, chain: Any, relayer: Any, usdc_payers: list[Any], tmp_path: Path
+) -> Iterator[RunningFacilitator]:
+    """The same server gathering concurrent /settle calls for up to a second into one Eip3009Batcher call."""
+    rpc = str(chain.provider.http_uri)
+    with running_facilitator(
+        deployment_file, rpc, relayer.private_key, tmp_path, ["--batch-window-ms", "1000"]
+    ) as running:
+        yield running
+
+
+def test_concurrent_usdc_payments_settle_in_one_eip3009_batch(
+    x402_env: sdk_envs.SdkEnv,
+    batching_usdc_facilitator: RunningFacilitator,
+    deployment_file: Path,
+    usdc_payers: list[Any],
+    payee: Any,
+    usdc: Any,
+    chain: Any,
+    chain_id: int,
+) -> None:
+    assert batching_usdc_facilitator.start["eip3009Route"] == "Eip3009Batcher"
+    payer = usdc_payers[2]
+    prices = ["$0.10", "$0.20", "$0.30", "$0.40"]
+    before = (usdc.balanceOf(payer), usdc.balanceOf(payee))
+    out = pay(
+        x402_env,
+        batching_usdc_facilitator,
+        payer,
+        payee,
+        usdc,
+        chain_id,
+        [{"scheme": "exact", "money": price} for price in prices],
+        concurrent=True,
+    )
+    settles = [payment["settles"][0] for payment in out["payments"]]
+    assert all(s["success"] is True for s in settles), settles
+    transactions = {s["transaction"] for s in settles}
+    assert len(transactions) == 1, settles  # one transaction settled all four
+    [transaction] = transactions
+    receipt = chain.provider.web3.eth.get_transaction_receipt(transaction)
+    deployment = Deployment.from_json(deployment_file.read_text())
+    assert receipt["to"] == deployment.eip3009_batcher and int(receipt["status"]) == 1
+    for payment in out["payments"]:
+        nonce = payment["payload"]["payload"]["authorization"]["nonce"]
+        assert usdc.authorizationState(payer, bytes.fromhex(nonce[2:]))
+    total = sum(100_000 * n for n in range(1, 5))
+    assert (usdc.balanceOf(payer), usdc.balanceOf(payee)) == (before[0] - total, before[1] + total)

@@ -12,7 +12,13 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-DEPLOYABLE_CONTRACTS = ("TeeRegistry", "SettlementRegistry", "PaymentFacilitator", "StockPaymentBatcher")
+DEPLOYABLE_CONTRACTS = (
+    "TeeRegistry",
+    "SettlementRegistry",
+    "PaymentFacilitator",
+    "StockPaymentBatcher",
+    "Eip3009Batcher",
+)
 
 __all__ = ["DEPLOYABLE_CONTRACTS", "Artifact", "abi", "artifact", "initcode"]
 

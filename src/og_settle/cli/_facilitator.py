@@ -91,6 +91,13 @@ def register(groups: Any) -> None:
         default=None,
         help="the relayer's queue (SQLite): serve POST /settle_data, OpenGradient settlement data for the relayer",
     )
+    serve.add_argument(
+        "--assets",
+        type=Path,
+        default=None,
+        help="TOML/JSON file of ERC-20s to accept besides the network's OPG and USDC ([[asset]] network, symbol, "
+        "address, decimals, name, version, transfer_methods = eip3009/permit2)",
+    )
     serve.add_argument("--json", action="store_true", help="print the start line as a JSON object")
     serve.set_defaults(handler=_serve)
 
@@ -109,6 +116,34 @@ def _stock_route(deployment: Any, w3: Any, account: Any) -> Any:
     except Exception:  # no batcher code on this node (an older deployment file): use the proxies directly
         return None
     return stock_route(w3, batcher, deployment.chain_id)
+
+
+def _eip3009_batcher(deployment: Any, w3: Any, account: Any) -> str | None:
+    """The Eip3009Batcher when the deployment has one and this account is one of its settlers; None otherwise
+    (EIP-3009 payments then settle one per transaction)."""
+    from og_settle.facilitator._eip3009 import settles_through_eip3009_batcher
+
+    batcher = getattr(deployment, "eip3009_batcher", "")
+    if not batcher:
+        return None
+    try:
+        return str(batcher) if settles_through_eip3009_batcher(w3, batcher, account.address) else None
+    except Exception:  # no batcher code on this node (an older deployment file): settle one by one
+        return None
+
+
+def _assets(deployment: Any, assets_file: Path | None) -> Any:
+    """The deployment network's assets plus the operator's (``--assets``); None: the facilitator's default."""
+    from og_settle._networks import NETWORKS, configured_network
+
+    if assets_file is None:
+        return None
+    if not any(n.chain_id == deployment.chain_id for n in NETWORKS):
+        raise InvalidInput(f"--assets: chain {deployment.chain_id} is not a named network (base-sepolia, base)")
+    try:
+        return configured_network(deployment.chain_id, assets_file).assets
+    except InvalidInput as err:
+        raise InvalidInput(f"--assets: {err}") from None
 
 
 def _check_args(args: argparse.Namespace) -> float:
@@ -171,6 +206,8 @@ def _serve(args: argparse.Namespace) -> int:
             batch_window=args.batch_window_ms / 1000.0,
             max_batch=args.max_batch,
             pay_to_allowlist=args.pay_to,
+            assets=_assets(deployment, args.assets),
+            eip3009_batcher=_eip3009_batcher(deployment, w3, account),
         )
         try:
             facilitator.check_node()
@@ -205,6 +242,8 @@ def _serve(args: argparse.Namespace) -> int:
                 "facilitator": facilitator.relayer,
                 "uptoFacilitator": facilitator.upto_facilitator,
                 "stockRoute": "proxy" if facilitator.stock is None else "StockPaymentBatcher",
+                "eip3009Route": "token" if facilitator.eip3009_batcher is None else "Eip3009Batcher",
+                "assets": [f"{a.symbol} {a.address}" for a in facilitator.assets],
                 "store": str(store_path),
                 "auth": api_keys is not None,
                 "settleData": None if args.queue is None else str(args.queue),

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -64,11 +64,17 @@ if TYPE_CHECKING:
 __all__ = [
     "Eip3009Payments",
     "describe_eip3009_revert",
+    "eip3009_batch_builder",
     "eip3009_call",
+    "settles_through_eip3009_batcher",
     "transfer_with_authorization_call",
 ]
 
 ROUTE: Final = "eip3009"
+BATCH_ROUTE: Final = "eip3009-batch"
+# Each batched item's gas cap: a USDC transferWithAuthorization costs about 40,000 inside a batch; the rest leaves
+# room for an ERC-1271 wallet's isValidSignature.
+ITEM_GAS: Final = 200_000
 # validBefore must leave this much time to land the transaction (the stock SDK's buffer).
 VALID_BEFORE_BUFFER_S: Final = 6
 # How far back (blocks) /settle looks for an authorisation someone else already used.
@@ -84,6 +90,11 @@ _TRANSFER_VRS: Final = keccak256(
 _TRANSFER_BYTES: Final = keccak256(b"transferWithAuthorization(address,address,uint256,uint256,uint256,bytes32,bytes)")[
     :4
 ]
+_BATCH_SETTLE: Final = keccak256(b"settle(address,uint256,(address,address,uint256,uint256,uint256,bytes32,bytes)[])")[
+    :4
+]
+_HAS_ROLE: Final = keccak256(b"hasRole(bytes32,address)")[:4]
+_SETTLER_ROLE: Final = keccak256(b"SETTLER_ROLE")
 _AUTHORIZATION_USED: Final = keccak256(b"AuthorizationUsed(address,bytes32)")
 _TRANSFER_TOPIC: Final = keccak256(b"Transfer(address,address,uint256)")
 
@@ -96,9 +107,9 @@ def transfer_with_authorization_call(payment: Eip3009Payment) -> ContractCall:
     auth = payment.payload.authorization
     head = [auth.owner, auth.to, auth.value, auth.valid_after, auth.valid_before, auth.nonce]
     types = ["address", "address", "uint256", "uint256", "uint256", "bytes32"]
-    signature = payment.payload.signature
+    signature = _normalized(payment.payload.signature)
     if len(signature) == 65:
-        v = signature[64] + 27 if signature[64] < 27 else signature[64]
+        v = signature[64]
         data = _TRANSFER_VRS + encode(
             [*types, "uint8", "bytes32", "bytes32"], [*head, v, signature[:32], signature[32:64]]
         )
@@ -109,12 +120,52 @@ def transfer_with_authorization_call(payment: Eip3009Payment) -> ContractCall:
     )
 
 
+def _normalized(signature: bytes) -> bytes:
+    """A 65-byte signature with ``v`` as 27/28 (some signers give 0/1); anything else unchanged."""
+    if len(signature) == 65 and signature[64] < 27:
+        return signature[:64] + bytes([signature[64] + 27])
+    return signature
+
+
+def _payment(job: SettlementJob) -> Eip3009Payment:
+    if not isinstance(job.payload, Eip3009Payment):
+        raise InvalidInput(f"job {job.key}: not an EIP-3009 payment")
+    return job.payload
+
+
 def eip3009_call(jobs: Sequence[SettlementJob]) -> ContractCall:
     """The engine's builder for the single-payment route: one ``transferWithAuthorization``."""
     (job,) = jobs
-    if not isinstance(job.payload, Eip3009Payment):
-        raise InvalidInput(f"job {job.key}: not an EIP-3009 payment")
-    return transfer_with_authorization_call(job.payload)
+    return transfer_with_authorization_call(_payment(job))
+
+
+def eip3009_batch_builder(batcher: str) -> Callable[[Sequence[SettlementJob]], ContractCall]:
+    """The engine's builder for the batched route: ``Eip3009Batcher.settle(token, ITEM_GAS, items)`` for several
+    payments of one token (the engine groups by token), the token's own call for one."""
+    from og_settle.clients import ContractCall
+
+    def build(jobs: Sequence[SettlementJob]) -> ContractCall:
+        payments = [_payment(job) for job in jobs]
+        if len(payments) == 1:
+            return transfer_with_authorization_call(payments[0])
+        token = payments[0].token
+        items = []
+        for payment in payments:
+            auth = payment.payload.authorization
+            signature = _normalized(payment.payload.signature)
+            items.append((auth.owner, auth.to, auth.value, auth.valid_after, auth.valid_before, auth.nonce, signature))
+        types = ["address", "uint256", "(address,address,uint256,uint256,uint256,bytes32,bytes)[]"]
+        data = _BATCH_SETTLE + encode(types, [token, ITEM_GAS, items])
+        return ContractCall(batcher, data, f"Eip3009Batcher.settle({len(items)} payments of {token})")
+
+    return build
+
+
+def settles_through_eip3009_batcher(w3: Any, batcher: str, account: str) -> bool:
+    """Whether ``account`` holds the Eip3009Batcher's ``SETTLER_ROLE`` (False when ``batcher`` has no code)."""
+    data = _HAS_ROLE + encode(["bytes32", "address"], [_SETTLER_ROLE, account])
+    result = bytes(w3.eth.call({"to": batcher, "data": "0x" + data.hex()}))
+    return len(result) == 32 and int.from_bytes(result, "big") == 1
 
 
 # The token's failures, by the error's name (custom errors as decoded; FiatToken's revert strings by substring).

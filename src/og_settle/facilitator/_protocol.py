@@ -217,11 +217,19 @@ class Facilitator:
         max_batch: int = 50,
         pay_to_allowlist: Collection[str] | None = None,
         assets: Sequence[Asset] | None = None,
+        eip3009_batcher: str | None = None,
     ) -> None:
         from og_settle._hex import parse_address
         from og_settle._networks import EIP3009, NETWORKS, Asset, network
         from og_settle.clients import PaymentFacilitatorClient, RetryPolicy, TxSender, x402_reason
-        from og_settle.facilitator._eip3009 import Eip3009Payments, describe_eip3009_revert, eip3009_call
+        from og_settle.facilitator._eip3009 import (
+            BATCH_ROUTE,
+            ROUTE,
+            Eip3009Payments,
+            describe_eip3009_revert,
+            eip3009_batch_builder,
+            eip3009_call,
+        )
 
         retry = RetryPolicy(max_elapsed=5.0)  # requests fail fast when the node is down
         self.deployment = deployment
@@ -249,7 +257,10 @@ class Facilitator:
             default = (Asset("OPG", deployment.opg, 18, "OpenGradient", "1", ("permit2",)),)
             assets = network(deployment.chain_id).assets if named else default
         self.assets: tuple[Asset, ...] = tuple(assets)
-        builders["eip3009"] = eip3009_call
+        builders[ROUTE] = eip3009_call
+        self.eip3009_batcher = None if eip3009_batcher is None else parse_address(eip3009_batcher, "eip3009_batcher")
+        if self.eip3009_batcher is not None:
+            builders[BATCH_ROUTE] = eip3009_batch_builder(self.eip3009_batcher)
 
         def describe(error: Any) -> tuple[str, str]:
             return x402_reason(error), f"the settlement reverted: {error}"
@@ -258,12 +269,13 @@ class Facilitator:
             sender,
             self.store,
             builders,
-            batchable=frozenset({"stock", "facilitator"}),  # "proxy" settles one payment per call
+            # "proxy" and "eip3009" settle one payment per call.
+            batchable=frozenset({"stock", "facilitator", BATCH_ROUTE}),
             batch_window=batch_window,
             max_batch=max_batch,
             receipt_timeout=receipt_timeout,
             describe_revert=describe,
-            describe_route={"eip3009": describe_eip3009_revert},
+            describe_route={ROUTE: describe_eip3009_revert, BATCH_ROUTE: describe_eip3009_revert},
         )
         self._routes: dict[tuple[str, str], _Route] = {
             ("exact", self.spender): _Route("facilitator", self.spender, None),
@@ -277,7 +289,9 @@ class Facilitator:
         self._routes[("upto", X402_UPTO_PERMIT2_PROXY)] = _Route(stock_name, X402_UPTO_PERMIT2_PROXY, upto_settler)
         self._keys = _KeyLocks()
         self.eip3009: Eip3009Payments | None = (
-            Eip3009Payments(self, self.assets) if any(a.supports(EIP3009) for a in self.assets) else None
+            Eip3009Payments(self, self.assets, BATCH_ROUTE if self.eip3009_batcher is not None else None)
+            if any(a.supports(EIP3009) for a in self.assets)
+            else None
         )
 
     @property
@@ -294,6 +308,8 @@ class Facilitator:
             contracts = {"PaymentFacilitator": self.spender}
             if self.stock is not None:
                 contracts["StockPaymentBatcher"] = self.stock.batcher
+            if self.eip3009_batcher is not None:
+                contracts["Eip3009Batcher"] = self.eip3009_batcher
                 contracts["x402 exact proxy"] = X402_EXACT_PERMIT2_PROXY
                 contracts["x402 upto proxy"] = X402_UPTO_PERMIT2_PROXY
             missing = [
