@@ -19,7 +19,7 @@ import pytest
 
 from og_settle._deploy import Deployment
 from og_settle._x402 import PaymentPayload, PaymentRequirements, create_payment_payload
-from og_settle.cli._facilitator import _account
+from og_settle.cli._keys import account_from_env
 from og_settle.clients import make_web3
 from og_settle.facilitator import ApiKeys, Facilitator, RequestLog, SqliteSettlementStore, create_app
 
@@ -46,7 +46,7 @@ def make_facilitator(
     def make(**options: Any) -> Facilitator:
         options.setdefault("store", SqliteSettlementStore(tmp_path / "settlements.sqlite3"))
         options.setdefault("receipt_timeout", 20)
-        facilitator = Facilitator(deployment, make_web3(rpc_url), _account(KEY_ENV), **options)
+        facilitator = Facilitator(deployment, make_web3(rpc_url), account_from_env(KEY_ENV), **options)
         facilitator.check_node()
         return facilitator
 
