@@ -260,6 +260,45 @@ def test_a_settlement_reorged_out_of_the_chain_is_detected_and_sent_again(
         run.close()
 
 
+def test_a_settlement_moved_to_another_block_by_a_reorg_counts_its_depth_again(
+    tmp_path: Path, chain: LiveChain, rpc: JsonRpc
+) -> None:
+    """``anvil_reorg`` rebuilds the last two blocks with the relayer's transaction one block later. The relayer
+    notices the receipt's block changed (number and hash) and counts the 3 confirmations from the new block: the
+    batch is not settled on the depth it had in the old chain."""
+    run = _Run(tmp_path, chain, _records(chain, 97_000, 2), confirmations=3)
+    try:
+        run.relayer.step()
+        [batch] = run.store.batches(BatchState.SUBMITTED)
+        [tx] = run.txs(batch.id)
+        rpc.call("evm_mine")
+        run.relayer.step()
+        before = _receipt(rpc, tx.tx_hash)
+        assert before is not None
+        rpc.call("evm_mine")
+        run.relayer.step()  # 2 deep of 3
+        assert run.store.batch(batch.id).state is BatchState.SUBMITTED
+
+        rpc.call("anvil_reorg", 2, [[to_hex(tx.raw), 1]])
+        after = _receipt(rpc, tx.tx_hash)
+        assert after is not None and after["blockHash"] != before["blockHash"]
+        assert int(after["blockNumber"], 16) == int(before["blockNumber"], 16) + 1
+        run.relayer.step()  # 1 deep in the new chain: the old depth does not count
+        [moved] = run.events("tx.reorged")
+        assert moved["block_hash"] == before["blockHash"] and moved["now_block_hash"] == after["blockHash"]
+        assert run.store.batch(batch.id).state is BatchState.SUBMITTED
+        rpc.call("evm_mine")
+        run.relayer.step()  # 2 deep
+        assert run.store.batch(batch.id).state is BatchState.SUBMITTED
+        rpc.call("evm_mine")
+        run.relayer.step()  # 3 deep
+        assert run.store.batch(batch.id).state is BatchState.CONFIRMED
+        assert run.txs(batch.id)[0].block_number == int(after["blockNumber"], 16)
+        assert run.events("tx.resent") == []  # it never left the chain: nothing was sent again
+    finally:
+        run.close()
+
+
 def test_a_reorged_settlement_that_another_relayer_recorded_is_settled_not_failed(
     tmp_path: Path, chain: LiveChain, rpc: JsonRpc
 ) -> None:

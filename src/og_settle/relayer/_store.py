@@ -623,6 +623,17 @@ class SqliteStore:
             row = db.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
         return self._batch(row)
 
+    def _insert_tx(
+        self, db: sqlite3.Connection, batch_id: int, *, tx_hash: bytes, nonce: int, sender: str, raw: bytes, now: float
+    ) -> TxRecord:
+        """Store a signed transaction of the batch as ``sent``; the caller holds the write transaction."""
+        db.execute(
+            "INSERT INTO transactions (batch_id, tx_hash, nonce, sender, raw, state, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, 'sent', ?, ?)",
+            (batch_id, tx_hash, nonce, sender, raw, now, now),
+        )
+        return self._tx(db.execute("SELECT * FROM transactions WHERE tx_hash = ?", (tx_hash,)).fetchone())
+
     def record_signed_tx(self, batch_id: int, *, tx_hash: bytes, nonce: int, sender: str, raw: bytes) -> TxRecord:
         now = _now()
         with self._write() as db:
@@ -632,13 +643,7 @@ class SqliteStore:
             if not open_ids:
                 raise InvariantViolation(f"batch {batch_id} has no open items to submit")
             self._move_items(db, open_ids, ItemState.SUBMITTED, reason=None, now=now)
-            db.execute(
-                "INSERT INTO transactions (batch_id, tx_hash, nonce, sender, raw, state, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, 'sent', ?, ?)",
-                (batch_id, tx_hash, nonce, sender, raw, now, now),
-            )
-            row = db.execute("SELECT * FROM transactions WHERE tx_hash = ?", (tx_hash,)).fetchone()
-        return self._tx(row)
+            return self._insert_tx(db, batch_id, tx_hash=tx_hash, nonce=nonce, sender=sender, raw=raw, now=now)
 
     def record_replacement_tx(self, batch_id: int, *, tx_hash: bytes, nonce: int, sender: str, raw: bytes) -> TxRecord:
         """A fee bump: another transaction for a submitted batch, with the same nonce as its current one and
@@ -656,13 +661,7 @@ class SqliteStore:
             ).fetchone()
             if current is None or int(current[0]) != nonce or str(current[1]) != sender:
                 raise InvariantViolation(f"batch {batch_id}: a replacement must reuse its sender and nonce {nonce}")
-            db.execute(
-                "INSERT INTO transactions (batch_id, tx_hash, nonce, sender, raw, state, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, 'sent', ?, ?)",
-                (batch_id, tx_hash, nonce, sender, raw, now, now),
-            )
-            row = db.execute("SELECT * FROM transactions WHERE tx_hash = ?", (tx_hash,)).fetchone()
-        return self._tx(row)
+            return self._insert_tx(db, batch_id, tx_hash=tx_hash, nonce=nonce, sender=sender, raw=raw, now=now)
 
     def confirm_batch(
         self,
