@@ -340,13 +340,13 @@ def load_assets(path: str | Path) -> dict[str, tuple[Asset, ...]]:
         raise InvalidInput(f"{file}: expected a list of assets under 'asset'")
     added: dict[str, list[Asset]] = {}
     for index, entry in enumerate(entries):
-        name, asset = _asset_entry(entry, f"{file}: asset[{index}]")
-        added.setdefault(name, []).append(asset)
-    for name, assets in added.items():
-        try:
-            network(name).with_assets(assets)  # duplicates against the built-in list or within the file
+        where = f"{file}: asset[{index}]"
+        name, asset = _asset_entry(entry, where)
+        try:  # a symbol or address listed already, built in or earlier in the file
+            network(name).with_assets([*added.get(name, []), asset])
         except InvalidInput as err:
-            raise InvalidInput(f"{file}: {err}") from None
+            raise InvalidInput(f"{where}: {err}") from None
+        added.setdefault(name, []).append(asset)
     return {name: tuple(assets) for name, assets in added.items()}
 
 

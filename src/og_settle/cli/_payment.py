@@ -21,6 +21,7 @@ import json
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from og_settle._errors import InvalidInput
@@ -28,6 +29,7 @@ from og_settle.cli._keys import account_from_env
 from og_settle.cli._network import add_rpc_url_option, node_web3
 
 if TYPE_CHECKING:
+    from og_settle._networks import Network
     from og_settle._x402 import PaymentPayload, PaymentRequirements
 
 # Bounds what a file or stdin can make us read; a real requirements or payload document is a few kilobytes.
@@ -45,10 +47,25 @@ def register(groups: Any) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     requirements.add_argument("--scheme", choices=("exact", "upto"), required=True, help="exact price or maximum")
-    requirements.add_argument("--amount", required=True, help="atomic units (18 decimals for OPG): price or maximum")
+    requirements.add_argument(
+        "--amount", required=True, help="atomic units (18 decimals for OPG, 6 for USDC): price or maximum"
+    )
     requirements.add_argument("--pay-to", required=True, help="the recipient's address (x402 payTo)")
     requirements.add_argument(
-        "--asset", default=None, help="the ERC-20 address (default: the network's OPG; Base Sepolia's elsewhere)"
+        "--asset",
+        default=None,
+        help="the token: a symbol of the network's assets (OPG, USDC, or one from --assets) or an ERC-20 address "
+        "(default: the network's OPG; Base Sepolia's elsewhere)",
+    )
+    requirements.add_argument(
+        "--assets", type=Path, default=None, help="TOML/JSON file of operator-added assets (as facilitator serve)"
+    )
+    requirements.add_argument(
+        "--transfer-method",
+        choices=("eip3009", "permit2"),
+        default=None,
+        help="how the payer's token moves: eip3009 (transferWithAuthorization, exact only; x402's default for USDC) "
+        "or permit2 (default: the asset's preferred method; permit2 for an unlisted address)",
     )
     requirements.add_argument(
         "--network", default=_DEFAULT_NETWORK, help="network name (base-sepolia, base) or CAIP-2 id (eip155:<chain id>)"
@@ -67,8 +84,12 @@ def register(groups: Any) -> None:
         "and as extra.facilitator with --spender",
     )
     requirements.add_argument("--request-hash", default=None, help="extra.requestHash: bind payments to a request")
-    requirements.add_argument("--token-name", default=None, help="extra.name (default for OPG: OpenGradient)")
-    requirements.add_argument("--token-version", default=None, help="extra.version (default for OPG: 1)")
+    requirements.add_argument(
+        "--token-name", default=None, help="extra.name, the EIP-712 name (default: the listed asset's, e.g. USDC)"
+    )
+    requirements.add_argument(
+        "--token-version", default=None, help="extra.version, the EIP-712 version (default: the listed asset's)"
+    )
     requirements.add_argument("--resource", default=None, help="resource URL for the PaymentRequired (--header)")
     requirements.add_argument("--header", action="store_true", help="print the PAYMENT-REQUIRED header value")
     requirements.set_defaults(handler=_requirements)
@@ -238,12 +259,13 @@ def _matching(payload: PaymentPayload, source: str) -> PaymentRequirements:
 # -- requirements
 
 
-def _network(value: str) -> tuple[str, str | None]:
-    """``(CAIP-2 id, its OPG address or None)`` for a network name or CAIP-2 id; other eip155 ids are allowed."""
-    from og_settle._networks import network
+def _network(value: str, assets_file: Path | None = None) -> tuple[str, Network | None]:
+    """``(CAIP-2 id, the named network with the operator's assets, or None)`` for a network name or CAIP-2 id;
+    other eip155 ids are allowed."""
+    from og_settle._networks import configured_network, network
 
     try:
-        known = network(value)
+        network(value)
     except InvalidInput:
         namespace, _, reference = value.partition(":")
         if namespace != "eip155" or not reference.isdigit():
@@ -251,16 +273,55 @@ def _network(value: str) -> tuple[str, str | None]:
                 f"--network: expected a network name (base-sepolia, base) or a CAIP-2 id like 'eip155:84532', "
                 f"got {value!r}"
             ) from None
+        if assets_file is not None:
+            raise InvalidInput(f"--assets: {value} is not a named network (base-sepolia, base)") from None
         return value, None
-    return known.caip2, known.opg
+    try:
+        known = configured_network(value, assets_file)
+    except InvalidInput as err:
+        raise InvalidInput(f"--assets: {err}") from None
+    return known.caip2, known
+
+
+def _asset_extra(args: argparse.Namespace, known: Network | None) -> tuple[str, dict[str, Any]]:
+    """The asset's address and the requirements' ``extra`` for its transfer method (--asset, --transfer-method,
+    --token-name, --token-version)."""
+    from og_settle._hex import parse_address
+    from og_settle._networks import EIP3009, OPG_ADDRESS, PERMIT2
+
+    chosen = args.asset if args.asset is not None else (known.opg if known is not None else OPG_ADDRESS)
+    listed = None
+    if known is not None:
+        try:
+            listed = known.find_asset(chosen) if chosen.startswith("0x") else known.asset(chosen)
+        except InvalidInput as err:
+            raise InvalidInput(f"--{err}") from None
+    elif not chosen.startswith("0x"):
+        raise InvalidInput(f"--asset: {chosen!r}: symbols are known on named networks only; give the address")
+    address = listed.address if listed is not None else parse_address(chosen, "--asset")
+    methods = listed.transfer_methods if listed is not None else (PERMIT2,)
+    # The asset's preferred method, except that upto is Permit2 only.
+    method = args.transfer_method or next((m for m in methods if args.scheme == "exact" or m == PERMIT2), methods[0])
+    if method == EIP3009 and args.scheme != "exact":
+        raise InvalidInput("--transfer-method: eip3009 pays the exact scheme only (x402's upto is Permit2)")
+    if listed is not None:
+        extra = listed.extra(method)
+    else:
+        extra = {} if method == EIP3009 else {"assetTransferMethod": PERMIT2}
+    if args.token_name is not None:
+        extra["name"] = args.token_name
+    if args.token_version is not None:
+        extra["version"] = args.token_version
+    if method == EIP3009 and ("name" not in extra or "version" not in extra):
+        raise InvalidInput("--token-name/--token-version: eip3009 needs the token's EIP-712 name and version")
+    return address, extra
 
 
 def _requirements(args: argparse.Namespace) -> int:
     from og_settle._hex import parse_address, parse_bytes32, parse_uint256, to_hex
-    from og_settle._networks import NETWORKS, OPG_ADDRESS
     from og_settle._x402 import PaymentRequired, PaymentRequirements, encode_header
 
-    caip2, opg = _network(args.network)
+    caip2, known = _network(args.network, args.assets)
 
     amount = parse_uint256(args.amount, "--amount")
     if amount == 0:
@@ -268,15 +329,7 @@ def _requirements(args: argparse.Namespace) -> int:
     timeout = parse_uint256(args.max_timeout, "--max-timeout")
     if timeout == 0:
         raise InvalidInput("--max-timeout: must be positive")
-    asset = parse_address(args.asset if args.asset is not None else (opg or OPG_ADDRESS), "--asset")
-    extra: dict[str, Any] = {"assetTransferMethod": "permit2"}
-    is_opg = asset in {known.opg for known in NETWORKS}
-    name = args.token_name if args.token_name is not None else ("OpenGradient" if is_opg else None)
-    version = args.token_version if args.token_version is not None else ("1" if is_opg else None)
-    if name is not None:
-        extra["name"] = name
-    if version is not None:
-        extra["version"] = version
+    asset, extra = _asset_extra(args, known)
     if args.spender is not None:
         extra["spender"] = parse_address(args.spender, "--spender")
     if args.facilitator is not None:
@@ -288,13 +341,14 @@ def _requirements(args: argparse.Namespace) -> int:
             extra["facilitator"] = settler
     if args.request_hash is not None:
         extra["requestHash"] = to_hex(parse_bytes32(args.request_hash, "--request-hash"))
+    pay_to = parse_address(args.pay_to, "--pay-to")
     try:
         requirements = PaymentRequirements(
             scheme=args.scheme,
             network=caip2,
             amount=amount,
             asset=asset,
-            pay_to=parse_address(args.pay_to, "--pay-to"),
+            pay_to=pay_to,
             max_timeout_seconds=timeout,
             extra=extra,
         )
