@@ -169,3 +169,40 @@ def test_concurrent_usdc_payments_settle_in_one_eip3009_batch(
         assert usdc.authorizationState(payer, bytes.fromhex(nonce[2:]))
     total = sum(100_000 * n for n in range(1, 5))
     assert (usdc.balanceOf(payer), usdc.balanceOf(payee)) == (before[0] - total, before[1] + total)
+
+
+NPM_SCRIPT = Path(__file__).parent / "npm" / "x402" / "exact_payment.mjs"
+
+
+def test_npm_x402_evm_pays_usdc_with_eip3009(
+    x402_npm_env: sdk_envs.SdkEnv,
+    usdc_facilitator: RunningFacilitator,
+    usdc_payers: list[Any],
+    payee: Any,
+    usdc: Any,
+    chain: Any,
+    chain_id: int,
+) -> None:
+    """The unmodified npm @x402/core + @x402/evm 2.27.0, priced "$0.50": its default asset, USDC, over EIP-3009."""
+    payer = usdc_payers[3]
+    before = (usdc.balanceOf(payer), usdc.balanceOf(payee))
+    job = {
+        "facilitator": usdc_facilitator.url,
+        "apiKey": usdc_facilitator.api_key,
+        "network": f"eip155:{chain_id}",
+        "asset": usdc.address,
+        "payTo": payee.address,
+        "payerKey": payer.private_key,
+        "maxTimeoutSeconds": 600,
+        "money": "$0.50",
+        "settles": 2,
+    }
+    out = sdk_envs.run_node(x402_npm_env, NPM_SCRIPT, input_json=job, timeout=240)
+    assert out["requirements"]["asset"] == usdc.address and "assetTransferMethod" not in out["requirements"]["extra"]
+    authorization = out["payload"]["payload"]["authorization"]
+    assert (authorization["from"], authorization["value"]) == (payer.address, str(PRICE))
+    assert out["verify"]["isValid"] is True, out["verify"]
+    first, replay = out["settles"]
+    assert first["success"] is True and mined(chain, first["transaction"]), first
+    assert replay["success"] is True and replay["transaction"] == first["transaction"], replay
+    assert (usdc.balanceOf(payer), usdc.balanceOf(payee)) == (before[0] - PRICE, before[1] + PRICE)

@@ -2,7 +2,7 @@
 //
 // Runs with this folder's own node_modules (tests/support/sdk_envs.py installs package-lock.json with `npm ci`).
 // Reads one JSON object on stdin:
-//   {facilitator, apiKey, network, asset, payTo, payerKey, maxTimeoutSeconds, price, settles}
+//   {facilitator, apiKey, network, asset, payTo, payerKey, maxTimeoutSeconds, price | money, settles}
 // The resource server (x402ResourceServer over HTTPFacilitatorClient, createAuthHeaders sending the bearer key)
 // builds exact Permit2 requirements from the facilitator's /supported, the client (x402Client with the EVM exact
 // scheme over a viem account, OPG allowed through setSpendControls) signs them, and the resource server verifies
@@ -41,7 +41,8 @@ const attempt = async (step) => {
 const requirements = await server.buildPaymentRequirements({
   scheme: "exact",
   payTo: job.payTo,
-  price: { amount: String(job.price), asset: job.asset, extra: { assetTransferMethod: "permit2" } },
+  // `money` ("$0.50"): the SDK prices in its default asset for the network (USDC, paid with EIP-3009).
+  price: job.money ?? { amount: String(job.price), asset: job.asset, extra: { assetTransferMethod: "permit2" } },
   network: job.network,
   maxTimeoutSeconds: job.maxTimeoutSeconds ?? 300,
 });
