@@ -4,6 +4,7 @@ pragma solidity 0.8.30;
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {ISignatureTransfer} from "permit2/interfaces/ISignatureTransfer.sol";
 import {IPaymentFacilitator} from "./interfaces/IPaymentFacilitator.sol";
+import {Eip2612Approval} from "./libraries/Eip2612Approval.sol";
 import {PaymentWitness} from "./libraries/PaymentWitness.sol";
 
 /// @title PaymentFacilitator
@@ -41,6 +42,11 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
     /// nested frame that runs out hands back up to 1/64 of its gas) is reported as {ItemGasLimitExceeded}.
     uint256 private constant _ITEM_GAS_EXHAUSTED = 187_500;
 
+    /// @dev The most gas each of {settleBatchWithPermits}' token calls (`allowance`, `permit`) may use, and what the
+    /// batch must hold before a permit for that cap to apply despite the 63/64 rule (three capped calls in a row).
+    uint256 private constant PERMIT_GAS_LIMIT = 100_000;
+    uint256 private constant _PERMIT_GAS_REQUIRED = 3 * (PERMIT_GAS_LIMIT * 64 / 63 + 2_000);
+
     /// @dev The selector of Permit2's single `permitWitnessTransferFrom` (the function is overloaded).
     bytes4 private constant _PERMIT_WITNESS_TRANSFER_FROM = 0x137c29fe;
     /// @dev Permit2's `InvalidNonce()` (PermitErrors.sol), which is reported as {NonceAlreadyUsed}.
@@ -64,6 +70,50 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
 
     /// @inheritdoc IPaymentFacilitator
     function settleBatch(Payment[] calldata payments) external nonReentrant returns (Result[] memory results) {
+        return _settleBatch(payments);
+    }
+
+    /// @inheritdoc IPaymentFacilitator
+    function settleWithPermit(TokenPermit calldata permit, Payment calldata payment)
+        external
+        nonReentrant
+        returns (uint256 amount)
+    {
+        amount = _check(payment, msg.sender);
+        (address owner, address token,,) = payment.parties();
+        (bool approved, uint256 allowance) = Eip2612Approval.approve(
+            token, owner, address(PERMIT2), amount, permit.value, permit.deadline, permit.v, permit.r, permit.s, gasleft()
+        );
+        if (!approved) revert PermitDidNotApprove(token, owner, allowance, amount);
+        _transfer(payment, amount, _UNKNOWN_BALANCE);
+    }
+
+    /// @inheritdoc IPaymentFacilitator
+    function settleBatchWithPermits(Payment[] calldata payments, ItemPermit[] calldata permits)
+        external
+        nonReentrant
+        returns (Result[] memory results)
+    {
+        uint256 count = payments.length;
+        for (uint256 i; i < permits.length; ++i) {
+            uint256 index = permits[i].index;
+            if (index >= count) revert InvalidPermitIndex(index, count);
+            uint256 left = gasleft();
+            if (left < _PERMIT_GAS_REQUIRED) revert InsufficientGasForItem(index, left);
+            // Raw loads, as for the balance cache: a malformed item fails in its own frame later, not here.
+            Payment calldata payment = payments[index];
+            (address owner,) = _ownerAndNonce(payment);
+            (address token,) = _tokenAndRecipient(payment);
+            TokenPermit calldata p = permits[i].permit;
+            Eip2612Approval.approve(
+                token, owner, address(PERMIT2), payment.amount, p.value, p.deadline, p.v, p.r, p.s, PERMIT_GAS_LIMIT
+            );
+        }
+        return _settleBatch(payments);
+    }
+
+    /// @dev {settleBatch}'s loop, shared with {settleBatchWithPermits} (the caller holds the reentrancy guard).
+    function _settleBatch(Payment[] calldata payments) private returns (Result[] memory results) {
         uint256 count = payments.length;
         if (count == 0 || count > MAX_BATCH_SIZE) revert InvalidBatchSize(count);
         results = new Result[](count);

@@ -5,7 +5,8 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {IStockPaymentBatcher} from "./interfaces/IStockPaymentBatcher.sol";
-import {IX402ExactPermit2Proxy, IX402UptoPermit2Proxy} from "./interfaces/IX402Permit2Proxy.sol";
+import {IX402ExactPermit2Proxy, IX402Permit2Proxy, IX402UptoPermit2Proxy} from "./interfaces/IX402Permit2Proxy.sol";
+import {Eip2612Approval} from "./libraries/Eip2612Approval.sol";
 
 /// @title StockPaymentBatcher
 /// @notice Settles batches of stock x402 payloads through the canonical x402 Permit2 proxies, each payment isolated
@@ -32,6 +33,10 @@ contract StockPaymentBatcher is IStockPaymentBatcher, AccessControl, ReentrancyG
 
     /// @dev Gas kept back, on top of the cap and its 1/64, for the few opcodes between the check and the CALL.
     uint256 private constant _GAS_RESERVE = 1_000;
+    /// @dev The most gas each token call of {settleWithPermits} (`allowance`, `permit`) may use, and what the batch
+    /// must hold before a permit for the cap to apply to its three capped calls despite the 63/64 rule.
+    uint256 private constant _PERMIT_GAS_LIMIT = 100_000;
+    uint256 private constant _PERMIT_GAS_REQUIRED = 3 * (_PERMIT_GAS_LIMIT * 64 / 63 + _GAS_RESERVE);
     /// @dev scheme (1) + chain id (8) + item gas (4) + token (20) + recipient count (1).
     uint256 private constant _HEADER_BYTES = 34;
 
@@ -70,6 +75,33 @@ contract StockPaymentBatcher is IStockPaymentBatcher, AccessControl, ReentrancyG
         returns (uint256 settledMask)
     {
         Batch memory b = _open(batch);
+        settledMask = _settleOpened(batch, b);
+    }
+
+    /// @inheritdoc IStockPaymentBatcher
+    function settleWithPermits(bytes calldata batch, OwnerPermit[] calldata permits)
+        external
+        nonReentrant
+        onlyRole(SETTLER_ROLE)
+        returns (uint256 settledMask)
+    {
+        Batch memory b = _open(batch);
+        // Permit2 as the proxies hold it (a public getter on the originals too).
+        address permit2 = address(IX402Permit2Proxy(b.proxy).PERMIT2());
+        for (uint256 i; i < permits.length; ++i) {
+            uint256 left = gasleft();
+            if (left < _PERMIT_GAS_REQUIRED) revert InsufficientGasForPermit(i, left, _PERMIT_GAS_REQUIRED);
+            OwnerPermit calldata p = permits[i];
+            (bool approved,) = Eip2612Approval.approve(
+                b.token, p.owner, permit2, p.value, p.value, p.deadline, p.v, p.r, p.s, _PERMIT_GAS_LIMIT
+            );
+            if (!approved) emit PermitFailed(i, p.owner);
+        }
+        settledMask = _settleOpened(batch, b);
+    }
+
+    /// @dev The items of an opened batch, the recipients' check and the event.
+    function _settleOpened(bytes calldata batch, Batch memory b) private returns (uint256 settledMask) {
         uint256 items;
         (settledMask, items) = _settleItems(b);
         _checkRecipients(batch, b);

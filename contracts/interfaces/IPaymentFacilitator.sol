@@ -235,4 +235,65 @@ interface IPaymentFacilitator {
     /// @notice The EIP-712 digest Permit2 checks the payer's signature against (with `spender` = this
     /// contract and Permit2's domain separator on this chain).
     function permitDigest(Payment calldata payment) external view returns (bytes32);
+
+    // --- gasless approval (EIP-2612 permit for Permit2) ---------------------------------------------------------
+
+    /// @notice A payer's EIP-2612 `permit` of the payment's token, with Permit2 as the spender: it lets a payer
+    /// who never approved Permit2 pay without sending a transaction. Typed data: the token's own EIP-712 domain,
+    /// `Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)` with `owner` the
+    /// payer, `spender` Permit2 and `nonce` the token's `nonces(owner)`.
+    /// @param value The approval amount; it must cover the payment's amount.
+    /// @param deadline The permit's deadline (the token checks it).
+    /// @param v The signature's v.
+    /// @param r The signature's r.
+    /// @param s The signature's s.
+    struct TokenPermit {
+        uint256 value;
+        uint256 deadline;
+        uint8 v;
+        bytes32 r;
+        bytes32 s;
+    }
+
+    /// @notice An EIP-2612 permit for item `index` of a {settleBatchWithPermits} call (its owner and token).
+    /// @param index The item the permit approves Permit2 for.
+    /// @param permit The permit.
+    struct ItemPermit {
+        uint256 index;
+        TokenPermit permit;
+    }
+
+    /// @notice {settleWithPermit}: after trying the permit, the payer's allowance to Permit2 (`allowance`) still
+    /// falls short of the payment's `needed` amount (the permit was invalid, expired, spent without approving
+    /// enough, or for too small a value).
+    error PermitDidNotApprove(address token, address owner, uint256 allowance, uint256 needed);
+
+    /// @notice {settleBatchWithPermits}: a permit names item `index` of a batch of `size` items.
+    error InvalidPermitIndex(uint256 index, uint256 size);
+
+    /// @notice Like {settle}, for a payer who may not have approved Permit2 yet: the payer's EIP-2612 `permit`
+    /// is applied first, in the same transaction.
+    /// @dev After {settle}'s checks, when the payer's allowance to Permit2 is below the amount, `permit` is called
+    /// on the token; the outcome is judged by the allowance alone, so a permit that was front-run (someone
+    /// submitted it first, spending the token's nonce) does not stop the payment. When the allowance already
+    /// covers the amount the permit is not called at all. Reverts {PermitDidNotApprove} when the allowance still
+    /// falls short, else as {settle}.
+    /// @param permit The payer's EIP-2612 permit of the payment's token for Permit2.
+    /// @param payment The payment to settle.
+    /// @return amount The amount transferred to `payment.to`.
+    function settleWithPermit(TokenPermit calldata permit, Payment calldata payment) external returns (uint256 amount);
+
+    /// @notice Like {settleBatch}, with EIP-2612 permits for some items' payers, applied before the items.
+    /// @dev Each permit is tried for its item's owner and token unless that owner's allowance to Permit2 already
+    /// covers the item's amount; each attempt gets at most 100,000 gas (the batch reverts
+    /// {InsufficientGasForItem} with the item's index if it cannot forward that much despite the 63/64 rule). A
+    /// permit that fails is ignored: its item then settles only if the allowance is there anyway (for example
+    /// because the permit was front-run), and otherwise fails alone with the token's error, as in {settleBatch}.
+    /// Reverts {InvalidPermitIndex} for a permit naming no item.
+    /// @param payments The payments, at most {MAX_BATCH_SIZE}.
+    /// @param permits The permits, each naming its item.
+    /// @return results One entry per item, in order.
+    function settleBatchWithPermits(Payment[] calldata payments, ItemPermit[] calldata permits)
+        external
+        returns (Result[] memory results);
 }

@@ -151,4 +151,47 @@ interface IStockPaymentBatcher {
     /// @param batch The packed batch.
     /// @return settledMask Bit i is set when item i settled.
     function settle(bytes calldata batch) external returns (uint256 settledMask);
+
+    // --- gasless approval (EIP-2612 permit for Permit2) ---------------------------------------------------------
+
+    /// @notice A payer's EIP-2612 `permit` of the batch's token with Permit2 as the spender (the data x402's
+    /// `eip2612GasSponsoring` extension carries), for {settleWithPermits}.
+    /// @param owner The payer who signed it.
+    /// @param value The approval amount.
+    /// @param deadline The permit's deadline.
+    /// @param v The signature's v.
+    /// @param r The signature's r.
+    /// @param s The signature's s.
+    struct OwnerPermit {
+        address owner;
+        uint256 value;
+        uint256 deadline;
+        uint8 v;
+        bytes32 r;
+        bytes32 s;
+    }
+
+    /// @notice {settleWithPermits}: permit `index` was tried and the owner's allowance to Permit2 is still below
+    /// its value (an invalid or expired permit); that owner's items then fail alone unless already approved.
+    /// @param index The permit's position in `permits`.
+    /// @param owner The payer.
+    event PermitFailed(uint256 indexed index, address indexed owner);
+
+    /// @notice {settleWithPermits} holds too little gas (`available`) to give permit `index` its whole gas cap.
+    error InsufficientGasForPermit(uint256 index, uint256 available, uint256 required);
+
+    /// @notice Like {settle}, after applying EIP-2612 permits of the batch's token for Permit2, so that payers who
+    /// never approved Permit2 pay in the same transaction.
+    /// @dev Each permit is skipped when its owner's allowance to Permit2 already covers its value, and tried
+    /// otherwise, with at most 100,000 gas per token call (the batch reverts {InsufficientGasForPermit} if it
+    /// cannot forward that much). A failing permit never reverts the batch: a permit someone else submitted first
+    /// leaves the approval in place, and the owner's items settle; an invalid one is reported by {PermitFailed},
+    /// and the owner's items fail alone on the missing allowance. The permits run after the recipients' balances
+    /// are recorded, so a token misbehaving in `permit` is still caught by {RecipientDeltaMismatch}.
+    /// @param batch The packed batch (see {settle}).
+    /// @param permits The permits, for the batch's token.
+    /// @return settledMask Bit i is set when item i settled.
+    function settleWithPermits(bytes calldata batch, OwnerPermit[] calldata permits)
+        external
+        returns (uint256 settledMask);
 }

@@ -48,6 +48,7 @@ __all__ = [
     "is_canonical_signature",
     "new_authorization",
     "nonce_position",
+    "recover_digest_signer",
     "recover_signer",
     "sign_authorization",
 ]
@@ -352,6 +353,12 @@ def recover_signer(
 ) -> str | None:
     """The address that signed ``authorization`` on ``chain_id``, or ``None`` if the signature is malformed or
     not canonical (high ``s``, bad ``v``). EIP-2098 64-byte signatures are expanded first."""
+    return recover_digest_signer(authorization.digest(chain_id, permit2), signature)
+
+
+def recover_digest_signer(digest: bytes, signature: bytes | str) -> str | None:
+    """The address whose key signed the 32-byte ``digest``, or ``None`` if the signature is malformed or not
+    canonical (high ``s``, bad ``v``). EIP-2098 64-byte signatures are expanded first."""
     raw = parse_hex_bytes(signature, "signature", max_len=65)
     if not is_canonical_signature(raw):
         return None
@@ -360,7 +367,7 @@ def recover_signer(
         raw = raw[:32] + (vs & ((1 << 255) - 1)).to_bytes(32, "big") + bytes([27 + (vs >> 255)])
     try:
         public_key = coincurve.PublicKey.from_signature_and_message(
-            raw[:64] + bytes([raw[64] - 27]), authorization.digest(chain_id, permit2), hasher=None
+            raw[:64] + bytes([raw[64] - 27]), digest, hasher=None
         )
     except ValueError:  # r or s out of range, or no point on the curve: no signer
         return None

@@ -113,6 +113,17 @@ class ReasonCode(enum.StrEnum):
     EIP3009_NOT_SUPPORTED = "invalid_exact_evm_eip3009_not_supported"
     EIP3009_SIMULATION_FAILED = "invalid_exact_evm_transaction_simulation_failed"
     ASSET_NOT_DEPLOYED_CONTRACT = "asset_not_deployed_contract"
+    # The eip2612GasSponsoring extension (gasless Permit2 approval): x402's own codes, then og-settle's checks of
+    # the permit's value, nonce and signature, and a token without EIP-2612.
+    INVALID_EIP2612_EXTENSION_FORMAT = "invalid_eip2612_extension_format"
+    EIP2612_FROM_MISMATCH = "eip2612_from_mismatch"
+    EIP2612_ASSET_MISMATCH = "eip2612_asset_mismatch"
+    EIP2612_SPENDER_NOT_PERMIT2 = "eip2612_spender_not_permit2"
+    EIP2612_DEADLINE_EXPIRED = "eip2612_deadline_expired"
+    EIP2612_AMOUNT_MISMATCH = "eip2612_amount_mismatch"
+    EIP2612_INVALID_NONCE = "eip2612_invalid_nonce"
+    INVALID_EIP2612_SIGNATURE = "invalid_eip2612_signature"
+    EIP2612_NOT_SUPPORTED = "eip2612_not_supported"
 
 
 def _require(data: Mapping[str, Any], key: str, where: str) -> Any:
@@ -702,6 +713,8 @@ _REVERT_REASONS: Final[dict[bytes, ReasonCode]] = {
     _selector("InvalidSignature()"): ReasonCode.INVALID_PERMIT2_SIGNATURE,
     _selector("InvalidSignatureLength()"): ReasonCode.INVALID_PERMIT2_SIGNATURE,
     _selector("InvalidContractSignature()"): ReasonCode.INVALID_PERMIT2_SIGNATURE,
+    _selector("PermitDidNotApprove(address,address,uint256,uint256)"): ReasonCode.PERMIT2_ALLOWANCE_REQUIRED,
+    _selector("Permit2612AmountMismatch()"): ReasonCode.EIP2612_AMOUNT_MISMATCH,
     # Permit2 (solmate SafeTransferLib) turns a token failure - balance or allowance - into
     # Error("TRANSFER_FROM_FAILED") without the token's reason, so that maps to permit2_simulation_failed.
 }

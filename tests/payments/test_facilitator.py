@@ -319,4 +319,4 @@ def test_no_admin_surface(facilitator: Any) -> None:
         for abi in facilitator.contract_type.abi
         if abi.type == "function" and abi.stateMutability != "view" and abi.stateMutability != "pure"
     )
-    assert mutating == ["settle", "settleBatch", "settleOne"]
+    assert mutating == ["settle", "settleBatch", "settleBatchWithPermits", "settleOne", "settleWithPermit"]

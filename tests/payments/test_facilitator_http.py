@@ -157,7 +157,8 @@ def test_supported_and_health_are_open(serve: Client, deployment: Deployment, re
     assert upto["scheme"] == "upto" and upto["network"] == network
     # Without a StockPaymentBatcher, the upto settler is this server's account.
     assert upto["extra"]["facilitatorAddress"] == relayer.address
-    assert answer.json()["extensions"] == [] and answer.json()["signers"] == {"eip155:*": [relayer.address]}
+    assert answer.json()["extensions"] == ["eip2612GasSponsoring"]  # gasless Permit2 approval (EIP-2612)
+    assert answer.json()["signers"] == {"eip155:*": [relayer.address]}
     assert client.get("/health").json() == {"status": "ok", "network": network}
 
 

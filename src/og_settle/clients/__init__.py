@@ -30,6 +30,7 @@ from og_settle.clients._stock import (
     encode_batch,
     exact_proxy_call,
     group_batches,
+    proxy_permit_2612,
     stock_reason,
 )
 from og_settle.clients._tx import (
@@ -86,6 +87,7 @@ __all__ = [
     "individual_batch_gas_limit",
     "is_connection_error",
     "make_web3",
+    "proxy_permit_2612",
     "revert_data",
     "stock_reason",
     "x402_reason",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
@@ -14,6 +14,9 @@ from og_settle._networks import PERMIT2_ADDRESS
 from og_settle.clients._base import ContractClient
 from og_settle.clients._errors import NamedError, decode_revert, x402_reason
 from og_settle.clients._tx import ContractCall, Receipt, RetryPolicy, TxSender, call_with_retries, revert_data
+
+if TYPE_CHECKING:
+    from og_settle._eip2612 import Eip2612Permit
 
 __all__ = ["PaymentFacilitatorClient", "PaymentOutcome", "Permit2Client", "SettledPayment"]
 
@@ -110,6 +113,11 @@ def _payment_tuple(payment: Any) -> tuple[Any, ...]:
     return tuple(payment)
 
 
+def _token_permit(permit: Eip2612Permit) -> tuple[int, int, int, bytes, bytes]:
+    """``IPaymentFacilitator.TokenPermit``: (value, deadline, v, r, s)."""
+    return (permit.value, permit.deadline, permit.v, permit.r, permit.s)
+
+
 class PaymentFacilitatorClient(ContractClient):
     """One deployed PaymentFacilitator. ``payment`` arguments are ``IPaymentFacilitator.Payment`` tuples, as
     ``og_settle.Permit2Authorization.payment_args(signature, amount)`` returns them."""
@@ -127,6 +135,27 @@ class PaymentFacilitatorClient(ContractClient):
         """``settleBatch(payments)``: each item settles or fails on its own."""
         items = [_payment_tuple(p) for p in payments]
         return self._call("settleBatch", (items,), f"settleBatch({len(items)} payments)")
+
+    def settle_with_permit_call(self, permit: Eip2612Permit, payment: Any) -> ContractCall:
+        """``settleWithPermit(permit, payment)``: the payer's EIP-2612 permit for Permit2 first (skipped when the
+        allowance is already there, tolerated when someone submitted it first), then ``settle``."""
+        item = _payment_tuple(payment)
+        return self._call(
+            "settleWithPermit", (_token_permit(permit), item), f"settleWithPermit(owner={item[1]}, nonce={item[2][1]})"
+        )
+
+    def settle_batch_with_permits_call(
+        self, payments: Sequence[Any], permits: Sequence[tuple[int, Eip2612Permit]]
+    ) -> ContractCall:
+        """``settleBatchWithPermits(payments, permits)``: ``permits`` pairs an item's index with its payer's
+        EIP-2612 permit, applied before the items; each item then settles or fails on its own."""
+        items = [_payment_tuple(p) for p in payments]
+        indexed = [(index, _token_permit(permit)) for index, permit in permits]
+        return self._call(
+            "settleBatchWithPermits",
+            (items, indexed),
+            f"settleBatchWithPermits({len(items)} payments, {len(indexed)} permits)",
+        )
 
     def send_settle(self, sender: TxSender, payment: Any, **wait: Any) -> Receipt:
         return sender.send(self.settle_call(payment), **wait)

@@ -45,6 +45,7 @@ from og_settle.clients._facilitator import PaymentOutcome
 from og_settle.clients._tx import ContractCall, Receipt
 
 if TYPE_CHECKING:
+    from og_settle._eip2612 import Eip2612Permit
     from og_settle._x402 import PaymentPayload, PaymentRequirements
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "encode_batch",
     "exact_proxy_call",
     "group_batches",
+    "proxy_permit_2612",
     "stock_reason",
 ]
 
@@ -69,6 +71,10 @@ _GAS_RESERVE: Final = 1_000  # StockPaymentBatcher._GAS_RESERVE
 _SCHEMES: Final = {"exact": 0, "upto": 1}
 _PROXIES: Final = {"exact": X402_EXACT_PERMIT2_PROXY, "upto": X402_UPTO_PERMIT2_PROXY}
 _EXACT_SETTLE: Final = keccak256(b"settle(((address,uint256),uint256,uint256),address,(address,uint256),bytes)")[:4]
+_PERMIT_2612: Final = "(uint256,uint256,bytes32,bytes32,uint8)"  # IX402Permit2Proxy.EIP2612Permit
+_EXACT_SETTLE_WITH_PERMIT: Final = keccak256(
+    f"settleWithPermit({_PERMIT_2612},((address,uint256),uint256,uint256),address,(address,uint256),bytes)".encode()
+)[:4]
 
 # The canonical proxies' own errors (IX402Permit2Proxy.sol) and what x402 calls them. Permit2's and the token's
 # errors (InvalidNonce(), SignatureExpired(uint256), InvalidSigner(), ERC20InsufficientBalance, ...) are named by
@@ -253,26 +259,35 @@ def encode_batch(payments: Sequence[StockPayment], *, batcher: str, item_gas: in
     return header + bytes(items)
 
 
-def exact_proxy_call(payment: StockPayment) -> ContractCall:
-    """One exact payment straight through the canonical exact proxy (``settle(permit, owner, witness, sig)``).
+def proxy_permit_2612(permit: Eip2612Permit) -> tuple[int, int, bytes, bytes, int]:
+    """The x402 proxies' ``EIP2612Permit`` struct: (value, deadline, r, s, v)."""
+    return (permit.value, permit.deadline, permit.r, permit.s, permit.v)
+
+
+def exact_proxy_call(payment: StockPayment, permit: Eip2612Permit | None = None) -> ContractCall:
+    """One exact payment straight through the canonical exact proxy (``settle(permit, owner, witness, sig)``),
+    or with the payer's EIP-2612 ``permit`` for Permit2 first (``settleWithPermit``; the proxy requires its value
+    to equal the permitted amount and ignores a permit that fails, e.g. one already submitted).
 
     Anyone may send it; it reverts with the proxy's, Permit2's or the token's named error. The proxy checks neither
     that the token has code nor the recipient's balance: settle only tokens known to behave (OPG)."""
     if payment.scheme != "exact":
         raise InvalidInput("scheme: only exact payments go straight to the proxy; upto goes through the batcher")
-    args = abi_encode(
-        ["((address,uint256),uint256,uint256)", "address", "(address,uint256)", "bytes"],
-        [
-            ((payment.token, payment.permitted), payment.nonce, payment.deadline),
-            payment.owner,
-            (payment.to, payment.valid_after),
-            payment.signature,
-        ],
-    )
+    types = ["((address,uint256),uint256,uint256)", "address", "(address,uint256)", "bytes"]
+    values: list[Any] = [
+        ((payment.token, payment.permitted), payment.nonce, payment.deadline),
+        payment.owner,
+        (payment.to, payment.valid_after),
+        payment.signature,
+    ]
+    selector, name = _EXACT_SETTLE, "settle"
+    if permit is not None:
+        types, values = [_PERMIT_2612, *types], [proxy_permit_2612(permit), *values]
+        selector, name = _EXACT_SETTLE_WITH_PERMIT, "settleWithPermit"
     return ContractCall(
         to=X402_EXACT_PERMIT2_PROXY,
-        data=_EXACT_SETTLE + args,
-        description=f"x402 exact proxy settle(owner={payment.owner}, nonce={payment.nonce})",
+        data=selector + abi_encode(types, values),
+        description=f"x402 exact proxy {name}(owner={payment.owner}, nonce={payment.nonce})",
     )
 
 
@@ -286,9 +301,16 @@ class StockPaymentBatcherClient(ContractClient):
         self.errors = {**error_table([self.abi, _PROXY_ABI])}
 
     def settle_call(
-        self, payments: Sequence[StockPayment], *, chain_id: int | None = None, item_gas: int = DEFAULT_ITEM_GAS
+        self,
+        payments: Sequence[StockPayment],
+        *,
+        chain_id: int | None = None,
+        item_gas: int = DEFAULT_ITEM_GAS,
+        permits: Sequence[Eip2612Permit] = (),
     ) -> ContractCall:
-        """``settle(batch)`` for one batch (one scheme and token; see :func:`group_batches`).
+        """``settle(batch)`` for one batch (one scheme and token; see :func:`group_batches`), or
+        ``settleWithPermits(batch, permits)`` when payers' EIP-2612 ``permits`` (for Permit2, of the batch's token)
+        are to be applied first.
 
         ``chain_id``, when given, must be the payments' chain (the batcher refuses a batch for another chain).
 
@@ -299,6 +321,15 @@ class StockPaymentBatcherClient(ContractClient):
             raise InvalidInput(f"network: the payments are for eip155:{payments[0].chain_id}, this chain is {chain_id}")
         batch = encode_batch(payments, batcher=self.address, item_gas=item_gas)
         scheme = payments[0].scheme
+        if permits:
+            if any(p.token != payments[0].token for p in permits):
+                raise InvalidInput(f"permits: every permit must be for the batch's token {payments[0].token}")
+            owners = [(p.owner, p.value, p.deadline, p.v, p.r, p.s) for p in permits]
+            return self._call(
+                "settleWithPermits",
+                (batch, owners),
+                f"StockPaymentBatcher.settleWithPermits({len(payments)} {scheme} payments, {len(owners)} permits)",
+            )
         return self._call("settle", (batch,), f"StockPaymentBatcher.settle({len(payments)} {scheme} payments)")
 
     @staticmethod

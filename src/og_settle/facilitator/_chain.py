@@ -25,6 +25,8 @@ __all__ = ["AsyncRpcBatchReader", "CallFailed", "ChainSnapshot", "RpcBatchReader
 _NONCE_BITMAP: Final = keccak256(b"nonceBitmap(address,uint256)")[:4]
 _ALLOWANCE: Final = keccak256(b"allowance(address,address)")[:4]
 _BALANCE_OF: Final = keccak256(b"balanceOf(address)")[:4]
+_NONCES: Final = keccak256(b"nonces(address)")[:4]
+_DOMAIN_SEPARATOR: Final = keccak256(b"DOMAIN_SEPARATOR()")[:4]
 
 
 class RpcError(ConnectionError):
@@ -55,6 +57,9 @@ class ChainSnapshot:
         bitmap: that word.
         permit2_allowance: the payer's token allowance to Permit2.
         balance: the payer's token balance.
+        token_nonce: the token's EIP-2612 ``nonces(owner)``, when read for a permit (``None`` if not read, or
+            the token does not answer it).
+        domain_separator: the token's ``DOMAIN_SEPARATOR()``, likewise.
     """
 
     timestamp: int
@@ -64,6 +69,8 @@ class ChainSnapshot:
     bitmap: int
     permit2_allowance: int
     balance: int
+    token_nonce: int | None = None
+    domain_separator: bytes | None = None
 
     def nonce_bitmap(self, owner: str, word_position: int) -> int:
         self._check(owner, word_position=word_position)
@@ -95,22 +102,35 @@ def _uint(result: Any) -> int:
 _NO_DELAY: Final = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 
-def _snapshot_calls(permit2: str, owner: str, token: str, word: int) -> list[tuple[str, list[Any]]]:
+def _snapshot_calls(permit2: str, owner: str, token: str, word: int, permit: bool) -> list[tuple[str, list[Any]]]:
     def call(to: str, data: bytes) -> tuple[str, list[Any]]:
         return "eth_call", [{"to": to, "data": "0x" + data.hex()}, "latest"]
 
-    return [
+    calls = [
         ("eth_getBlockByNumber", ["latest", False]),
         call(permit2, _NONCE_BITMAP + encode(["address", "uint256"], [owner, word])),
         call(token, _ALLOWANCE + encode(["address", "address"], [owner, permit2])),
         call(token, _BALANCE_OF + encode(["address"], [owner])),
     ]
+    if permit:  # an EIP-2612 permit rides along: the token's nonce for the payer and its domain separator
+        calls += [call(token, _NONCES + encode(["address"], [owner])), call(token, _DOMAIN_SEPARATOR)]
+    return calls
+
+
+def _word_or_none(result: Any) -> bytes | None:
+    """An optional read's one-word answer (``None``: the call reverted, or answered less than a word)."""
+    text = "" if isinstance(result, CallFailed) else str(result).removeprefix("0x")
+    return bytes.fromhex(text[:64]) if len(text) >= 64 else None
 
 
 def _snapshot(rpc_url: str, results: list[Any], owner: str, token: str, word: int) -> ChainSnapshot:
-    block, bitmap, allowance, balance = results
+    block, bitmap, allowance, balance = results[:4]
     if not isinstance(block, dict) or "timestamp" not in block:
         raise RpcError(f"node {rpc_url}: eth_getBlockByNumber returned no block")
+    failed = [r for r in results[1:4] if isinstance(r, CallFailed)]  # only the permit reads may fail
+    if failed:
+        raise RpcError(f"node {rpc_url}: eth_call failed: {failed[0]}")
+    nonce, separator = (_word_or_none(r) for r in results[4:6]) if len(results) == 6 else (None, None)
     return ChainSnapshot(
         timestamp=int(str(block["timestamp"]), 16),
         owner=owner,
@@ -119,6 +139,8 @@ def _snapshot(rpc_url: str, results: list[Any], owner: str, token: str, word: in
         bitmap=_uint(bitmap),
         permit2_allowance=_uint(allowance),
         balance=_uint(balance),
+        token_nonce=None if nonce is None else int.from_bytes(nonce, "big"),
+        domain_separator=separator,
     )
 
 
@@ -181,10 +203,11 @@ class RpcBatchReader(_Batches):
             raise RpcError(f"node {self.rpc_url}: {type(err).__name__}: {err}") from err
         return self._results(ids, calls, answers, tolerant)
 
-    def snapshot(self, owner: str, token: str, nonce: int) -> ChainSnapshot:
-        """The latest timestamp and the payer's nonce word, Permit2 allowance and balance, in one round trip."""
+    def snapshot(self, owner: str, token: str, nonce: int, *, permit: bool = False) -> ChainSnapshot:
+        """The latest timestamp and the payer's nonce word, Permit2 allowance and balance, in one round trip;
+        with ``permit``, also the token's EIP-2612 nonce for the payer and its domain separator."""
         word = nonce >> 8
-        results = self.batch(_snapshot_calls(self.permit2, owner, token, word))
+        results = self.batch(_snapshot_calls(self.permit2, owner, token, word, permit), tolerant=permit)
         return _snapshot(self.rpc_url, results, owner, token, word)
 
     def chain_id(self) -> int:
@@ -223,7 +246,7 @@ class AsyncRpcBatchReader(_Batches):
             raise RpcError(f"node {self.rpc_url}: {type(err).__name__}: {err}") from err
         return self._results(ids, calls, answers, tolerant)
 
-    async def snapshot(self, owner: str, token: str, nonce: int) -> ChainSnapshot:
+    async def snapshot(self, owner: str, token: str, nonce: int, *, permit: bool = False) -> ChainSnapshot:
         word = nonce >> 8
-        results = await self.batch(_snapshot_calls(self.permit2, owner, token, word))
+        results = await self.batch(_snapshot_calls(self.permit2, owner, token, word, permit), tolerant=permit)
         return _snapshot(self.rpc_url, results, owner, token, word)

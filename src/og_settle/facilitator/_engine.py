@@ -30,6 +30,7 @@ from og_settle._hex import keccak256
 from og_settle.facilitator._store import SettlementRecord, SettlementState, SettlementStore
 
 if TYPE_CHECKING:
+    from og_settle._eip2612 import Eip2612Permit
     from og_settle._x402 import PaymentPayload
     from og_settle.clients import ContractCall, Receipt, TxSender
 
@@ -49,6 +50,8 @@ class SettlementJob:
         route: which call settles it: ``"facilitator"`` (PaymentFacilitator), ``"stock"`` (canonical proxies),
             ``"eip3009"`` (the token's ``transferWithAuthorization``), ...
         network: CAIP-2 network.
+        permit: the payer's EIP-2612 permit for Permit2, when the payment relies on it (no allowance yet): the
+            settling call applies it first, in the same transaction.
     """
 
     key: str
@@ -56,6 +59,7 @@ class SettlementJob:
     amount: int
     route: str
     network: str
+    permit: Eip2612Permit | None = None
 
     @property
     def parties(self) -> tuple[str, str, str, str]:

@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from og_settle._eip2612 import EIP2612_GAS_SPONSORING, Eip2612Permit, check_permit
 from og_settle._eip3009 import is_eip3009_body
 from og_settle._errors import InvalidInput
 from og_settle._networks import X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY
@@ -95,6 +96,7 @@ class _Request:
     payload: PaymentPayload
     requirements: PaymentRequirements
     amount: int | None
+    permit: Eip2612Permit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +148,12 @@ def parse_request(body: Any, *, settling: bool) -> _Request:
         parsed_payload = PaymentPayload.from_json(body["paymentPayload"])
     except InvalidInput as err:
         raise _Malformed(ReasonCode.INVALID_PAYLOAD, _where(str(err), "paymentPayload")) from None
+    try:
+        permit = Eip2612Permit.from_extensions(parsed_payload.extensions)
+    except InvalidInput as err:
+        raise _Malformed(ReasonCode.INVALID_EIP2612_EXTENSION_FORMAT, f"paymentPayload.{err}") from None
     requirements, amount = _requirements_of(body, settling=settling)
-    return _Request(payload=parsed_payload, requirements=requirements, amount=amount)
+    return _Request(payload=parsed_payload, requirements=requirements, amount=amount, permit=permit)
 
 
 def parse_envelope(body: Any, *, settling: bool) -> tuple[PaymentRequirements, int | None]:
@@ -355,7 +361,9 @@ class Facilitator:
                 if scheme == "exact" or a.supports("permit2")
             ]
             kinds.append({"x402Version": X402_VERSION, "scheme": scheme, "network": self.network, "extra": extra})
-        return {"kinds": kinds, "extensions": [], "signers": {"eip155:*": [self.relayer]}}
+        # eip2612GasSponsoring: a payer without a Permit2 allowance may send an EIP-2612 permit for Permit2, which
+        # the settlement applies first in the same transaction (every route takes it).
+        return {"kinds": kinds, "extensions": [EIP2612_GAS_SPONSORING], "signers": {"eip155:*": [self.relayer]}}
 
     def verify(self, body: Any) -> VerifyResult:
         """The ``POST /verify`` answer. Raises NodeError only when the node cannot be reached."""
@@ -365,7 +373,7 @@ class Facilitator:
             request = parse_request(body, settling=False)
         except _Malformed as err:
             return VerifyResult(is_valid=False, invalid_reason=err.reason, invalid_message=err.message)
-        result = self._check(request, request.requirements)
+        result, _ = self._check(request, request.requirements)
         return dataclasses.replace(result, extensions=payment_extension(self._key(request)))
 
     async def verify_async(self, body: Any, reader: AsyncRpcBatchReader) -> VerifyResult:
@@ -382,10 +390,10 @@ class Facilitator:
             return route
         auth = request.payload.payload.authorization
         try:
-            snapshot = await reader.snapshot(auth.owner, auth.token, auth.nonce)
+            snapshot = await reader.snapshot(auth.owner, auth.token, auth.nonce, permit=request.permit is not None)
         except RpcError as err:
             raise NodeError(f"chain node unavailable: {err}") from err
-        result = self._conclude(request, request.requirements, route, snapshot)
+        result, _ = self._conclude(request, request.requirements, route, snapshot)
         return dataclasses.replace(result, extensions=payment_extension(self._key(request)))
 
     def async_reader(self) -> AsyncRpcBatchReader:
@@ -463,14 +471,18 @@ class Facilitator:
             if outcome.state != "failed":
                 notes["replayed"] = True
                 return self._answer(outcome, payer, charge, auth.scheme.is_upto, notes)
-        result = self._check(request, requirements)
+        result, permit = self._check(request, requirements)
         if not result.is_valid:
             return failed(str(result.invalid_reason), result.invalid_message)
         if charge == 0:
             return SettleResponse(success=True, transaction="", network=self.network, payer=payer, amount=0)
         route = self._route(request)
         assert isinstance(route, _Route)  # _check passed, so the spender has a route
-        job = SettlementJob(key=key, payload=request.payload, amount=charge, route=route.name, network=self.network)
+        if permit is not None:
+            notes["permit"] = True
+        job = SettlementJob(
+            key=key, payload=request.payload, amount=charge, route=route.name, network=self.network, permit=permit
+        )
         future = self.engine.submit(job)
         try:
             outcome = future.result(timeout=self.receipt_timeout + 30.0)
@@ -537,8 +549,17 @@ class Facilitator:
 
     def _conclude(
         self, request: _Request, requirements: PaymentRequirements, route: _Route, snapshot: ChainSnapshot
-    ) -> VerifyResult:
-        return verify_payment(
+    ) -> tuple[VerifyResult, Eip2612Permit | None]:
+        """The verification, and the EIP-2612 permit the settlement must apply (None: the allowance is there).
+
+        A payer whose Permit2 allowance falls short may carry an EIP-2612 permit for Permit2: the payment is then
+        checked as if the permit's value were the allowance, and the permit itself against the token (payer,
+        token, spender Permit2, value, deadline, the token's nonce and domain separator, the signature)."""
+        auth = request.payload.payload.authorization
+        permit = request.permit if snapshot.permit2_allowance < auth.amount else None
+        if permit is not None:  # the permit's own checks below include its value
+            snapshot = dataclasses.replace(snapshot, permit2_allowance=auth.amount)
+        result = verify_payment(
             request.payload,
             requirements,
             spender=route.spender,
@@ -547,14 +568,33 @@ class Facilitator:
             settler=route.settler,
             permit2=self.permit2,
         )
+        if not result.is_valid or permit is None:
+            return result, None
+        problem = check_permit(
+            permit,
+            payer=auth.owner,
+            token=auth.token,
+            amount=auth.amount,
+            exact_value=route.name != "facilitator",  # x402's proxies want the value equal to the permitted amount
+            permit2=self.permit2,
+            now=snapshot.timestamp,
+            token_nonce=snapshot.token_nonce,
+            domain_separator=snapshot.domain_separator,
+        )
+        if problem is not None:
+            invalid = VerifyResult(
+                is_valid=False, invalid_reason=problem.reason, payer=auth.owner, invalid_message=problem.message
+            )
+            return invalid, None
+        return result, permit
 
-    def _check(self, request: _Request, requirements: PaymentRequirements) -> VerifyResult:
+    def _check(self, request: _Request, requirements: PaymentRequirements) -> tuple[VerifyResult, Eip2612Permit | None]:
         route = self._precheck(request, requirements)
         if isinstance(route, VerifyResult):
-            return route
+            return route, None
         auth = request.payload.payload.authorization
         try:
-            snapshot = self.reader.snapshot(auth.owner, auth.token, auth.nonce)
+            snapshot = self.reader.snapshot(auth.owner, auth.token, auth.nonce, permit=request.permit is not None)
         except RpcError as err:
             raise NodeError(f"chain node unavailable: {err}") from err
         return self._conclude(request, requirements, route, snapshot)
@@ -591,12 +631,20 @@ class Facilitator:
         )
 
     def _facilitator_call(self, jobs: Sequence[SettlementJob]) -> Any:
-        """``settle`` for one job, ``settleBatch`` (each item isolated) for several."""
+        """``settle`` for one job, ``settleBatch`` (each item isolated) for several; their ``WithPermit(s)`` forms
+        when a payer's EIP-2612 permit must be applied first."""
         payments = [
             j.permit2_payload.payload.authorization.payment_args(j.permit2_payload.payload.signature, j.amount)
             for j in jobs
         ]
-        return self.client.settle_call(payments[0]) if len(payments) == 1 else self.client.settle_batch_call(payments)
+        permits = [(i, j.permit) for i, j in enumerate(jobs) if j.permit is not None]
+        if len(payments) == 1:
+            if permits:
+                return self.client.settle_with_permit_call(permits[0][1], payments[0])
+            return self.client.settle_call(payments[0])
+        if permits:
+            return self.client.settle_batch_with_permits_call(payments, permits)
+        return self.client.settle_batch_call(payments)
 
     @staticmethod
     def _raise_if_node_down(err: BaseException) -> None:

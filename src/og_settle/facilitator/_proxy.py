@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from eth_abi.abi import encode
 
@@ -25,25 +25,30 @@ if TYPE_CHECKING:
 __all__ = ["proxy_settle_call"]
 
 _PERMIT: Final = "((address,uint256),uint256,uint256)"
-_UPTO: Final = f"settle({_PERMIT},uint256,address,(address,address,uint256),bytes)"
+_PERMIT_2612: Final = "(uint256,uint256,bytes32,bytes32,uint8)"
+_UPTO_ARGS: Final = f"{_PERMIT},uint256,address,(address,address,uint256),bytes"
 
 
 def proxy_settle_call(jobs: Sequence[SettlementJob]) -> ContractCall:
-    """The proxy ``settle`` call for one stock payment (exact: the permitted amount; upto: the charge)."""
-    from og_settle.clients import ContractCall, StockPayment, exact_proxy_call
+    """The proxy ``settle`` call for one stock payment (exact: the permitted amount; upto: the charge), or
+    ``settleWithPermit`` when the job carries the payer's EIP-2612 permit for Permit2."""
+    from og_settle.clients import ContractCall, StockPayment, exact_proxy_call, proxy_permit_2612
 
     (job,) = jobs
     payment = StockPayment.from_x402(
         job.permit2_payload, dataclasses.replace(job.permit2_payload.accepted, amount=job.amount)
     )
     if payment.scheme == "exact":
-        return exact_proxy_call(payment)
+        return exact_proxy_call(payment, job.permit)
     permit = ((payment.token, payment.permitted), payment.nonce, payment.deadline)
     witness = (payment.to, payment.facilitator, payment.valid_after)
     types = [_PERMIT, "uint256", "address", "(address,address,uint256)", "bytes"]
-    data = keccak256(_UPTO.encode())[:4] + encode(
-        types, [permit, payment.charge, payment.owner, witness, payment.signature]
-    )
+    values: list[Any] = [permit, payment.charge, payment.owner, witness, payment.signature]
+    name, signature = "settle", f"settle({_UPTO_ARGS})"
+    if job.permit is not None:
+        types, values = [_PERMIT_2612, *types], [proxy_permit_2612(job.permit), *values]
+        name, signature = "settleWithPermit", f"settleWithPermit({_PERMIT_2612},{_UPTO_ARGS})"
+    data = keccak256(signature.encode())[:4] + encode(types, values)
     return ContractCall(
-        X402_UPTO_PERMIT2_PROXY, data, f"x402 upto proxy settle(owner={payment.owner}, nonce={payment.nonce})"
+        X402_UPTO_PERMIT2_PROXY, data, f"x402 upto proxy {name}(owner={payment.owner}, nonce={payment.nonce})"
     )

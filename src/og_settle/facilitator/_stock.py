@@ -33,7 +33,9 @@ def stock_route(w3: Any, batcher: str, chain_id: int) -> StockRoute:
             )
             for job in jobs
         ]
-        return client.settle_call(payments, chain_id=chain_id)
+        # First-time payers' EIP-2612 permits ride along (settleWithPermits); one per payer is enough.
+        permits = list({job.permit.owner: job.permit for job in jobs if job.permit is not None}.values())
+        return client.settle_call(payments, chain_id=chain_id, permits=permits)
 
     return StockRoute(batcher=client.address, build=build)
 

@@ -1,0 +1,301 @@
+"""Gasless Permit2 approval: EIP-2612 ``permit`` data for Permit2, as x402's ``eip2612GasSponsoring`` extension.
+
+A payer who never approved Permit2 cannot pay through it. For tokens with EIP-2612 ``permit``, x402 v2 lets the
+client sign a ``Permit(owner, spender = Permit2, value, nonce, deadline)`` over the token's EIP-712 domain and
+send it beside the Permit2 payment, in ``PaymentPayload.extensions``::
+
+    {"eip2612GasSponsoring": {"info": {"from", "asset", "spender", "amount", "nonce", "deadline",
+                                       "signature", "version": "1"}}}
+
+(amounts as decimal strings, the signature 65 bytes ``r ‖ s ‖ v`` in hex). The facilitator advertises the
+extension in ``/supported`` (``extensions``), the resource server declares it in ``PaymentRequired.extensions``
+(:func:`declaration`), and the stock clients (PyPI ``x402`` 2.25.0, npm ``@x402/evm``) sign it when the payer's
+Permit2 allowance falls short, with ``amount`` the required amount and ``deadline`` the Permit2 deadline. The
+settling contract applies the permit first, in the same transaction: x402's proxies in ``settleWithPermit``,
+og-settle's StockPaymentBatcher in ``settleWithPermits`` and PaymentFacilitator in ``settleWithPermit`` /
+``settleBatchWithPermits``.
+
+:class:`Eip2612Permit` parses, builds and signs that data; :func:`check_permit` is what a facilitator checks
+before relying on it (payer, token, spender, value, deadline, the token's current nonce and the signature over
+the token's own domain separator, read from the chain).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from eth_abi.abi import encode
+
+from og_settle._errors import InvalidInput
+from og_settle._hex import keccak256, parse_address, parse_hex_bytes, parse_uint256, to_hex
+from og_settle._networks import PERMIT2_ADDRESS
+from og_settle._permit2 import is_canonical_signature, recover_digest_signer
+from og_settle._x402 import ReasonCode
+
+__all__ = [
+    "EIP2612_GAS_SPONSORING",
+    "PERMIT_TYPE",
+    "Eip2612Permit",
+    "PermitProblem",
+    "check_permit",
+    "declaration",
+    "sign_permit",
+    "token_domain_separator",
+]
+
+EIP2612_GAS_SPONSORING: Final = "eip2612GasSponsoring"
+"""The extension's key in ``/supported`` ``extensions``, ``PaymentRequired.extensions`` and
+``PaymentPayload.extensions``."""
+
+PERMIT_TYPE: Final = "Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)"
+_PERMIT_TYPEHASH: Final = keccak256(PERMIT_TYPE.encode())
+_DOMAIN_TYPEHASH: Final = keccak256(
+    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+DEADLINE_MARGIN_SECONDS: Final = 6
+"""A permit must stay valid this long past the latest block (the stock facilitator's margin too), so that it
+has not expired by the time the settlement is mined."""
+
+_INFO_FIELDS: Final = ("from", "asset", "spender", "amount", "nonce", "deadline", "signature")
+
+
+@dataclass(frozen=True, slots=True)
+class Eip2612Permit:
+    """A signed EIP-2612 permit of ``token`` by ``owner`` for ``spender`` (Permit2).
+
+    Attributes:
+        owner: the payer.
+        token: the token whose ``permit`` is called.
+        spender: the approved spender; a facilitator accepts only Permit2.
+        value: the approval amount.
+        nonce: the token's ``nonces(owner)`` the signature is for.
+        deadline: the permit's deadline (a Unix timestamp).
+        signature: 65 bytes ``r ‖ s ‖ v``.
+    """
+
+    owner: str
+    token: str
+    spender: str
+    value: int
+    nonce: int
+    deadline: int
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "owner", parse_address(self.owner, "from"))
+        object.__setattr__(self, "token", parse_address(self.token, "asset"))
+        object.__setattr__(self, "spender", parse_address(self.spender, "spender"))
+        object.__setattr__(self, "value", parse_uint256(self.value, "amount"))
+        object.__setattr__(self, "nonce", parse_uint256(self.nonce, "nonce"))
+        object.__setattr__(self, "deadline", parse_uint256(self.deadline, "deadline"))
+        signature = parse_hex_bytes(self.signature, "signature", max_len=65)
+        if len(signature) != 65:
+            raise InvalidInput(f"signature: expected 65 bytes (r, s, v), got {len(signature)}")
+        object.__setattr__(self, "signature", signature)
+
+    @property
+    def v(self) -> int:
+        """The signature's ``v`` (27 or 28 for a canonical signature)."""
+        return self.signature[64]
+
+    @property
+    def r(self) -> bytes:
+        """The signature's ``r``."""
+        return self.signature[:32]
+
+    @property
+    def s(self) -> bytes:
+        """The signature's ``s``."""
+        return self.signature[32:64]
+
+    def struct_hash(self) -> bytes:
+        """The EIP-712 hash of the ``Permit`` struct."""
+        return keccak256(
+            encode(
+                ["bytes32", "address", "address", "uint256", "uint256", "uint256"],
+                [_PERMIT_TYPEHASH, self.owner, self.spender, self.value, self.nonce, self.deadline],
+            )
+        )
+
+    def digest(self, domain_separator: bytes) -> bytes:
+        """The digest the token checks the signature against, under its ``DOMAIN_SEPARATOR()``."""
+        return keccak256(b"\x19\x01" + domain_separator + self.struct_hash())
+
+    def signer(self, domain_separator: bytes) -> str | None:
+        """Who signed the permit under ``domain_separator``; ``None`` for a malformed or malleable signature."""
+        return recover_digest_signer(self.digest(domain_separator), self.signature)
+
+    def info(self) -> dict[str, str]:
+        """The extension's ``info`` object."""
+        return {
+            "from": self.owner,
+            "asset": self.token,
+            "spender": self.spender,
+            "amount": str(self.value),
+            "nonce": str(self.nonce),
+            "deadline": str(self.deadline),
+            "signature": to_hex(self.signature),
+            "version": "1",
+        }
+
+    def extension(self) -> dict[str, Any]:
+        """``{"eip2612GasSponsoring": {"info": ...}}``, to merge into ``PaymentPayload.extensions``."""
+        return {EIP2612_GAS_SPONSORING: {"info": self.info()}}
+
+    @classmethod
+    def from_extensions(cls, extensions: Mapping[str, Any] | None) -> Eip2612Permit | None:
+        """The permit a payload's ``extensions`` carry; ``None`` without the extension. Raises InvalidInput,
+        naming the field, when the extension is there but malformed."""
+        if not extensions or EIP2612_GAS_SPONSORING not in extensions:
+            return None
+        where = f"extensions.{EIP2612_GAS_SPONSORING}"
+        entry = extensions[EIP2612_GAS_SPONSORING]
+        info = entry.get("info") if isinstance(entry, Mapping) else None
+        if not isinstance(info, Mapping):
+            raise InvalidInput(f"{where}.info: expected a JSON object")
+        for name in _INFO_FIELDS:
+            if not isinstance(info.get(name), str):
+                raise InvalidInput(f"{where}.info.{name}: expected a string")
+        for name in ("amount", "nonce", "deadline"):
+            if not info[name].isdigit():
+                raise InvalidInput(f"{where}.info.{name}: expected a decimal integer, got {info[name]!r}")
+        try:
+            return cls(
+                owner=info["from"],
+                token=info["asset"],
+                spender=info["spender"],
+                value=int(info["amount"]),
+                nonce=int(info["nonce"]),
+                deadline=int(info["deadline"]),
+                signature=info["signature"],
+            )
+        except InvalidInput as err:
+            raise InvalidInput(f"{where}.info.{err}") from None
+
+
+def token_domain_separator(name: str, version: str, chain_id: int, token: str) -> bytes:
+    """An EIP-2612 token's ``DOMAIN_SEPARATOR()``, computed from its EIP-712 name and version."""
+    return keccak256(
+        encode(
+            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+            [
+                _DOMAIN_TYPEHASH,
+                keccak256(name.encode()),
+                keccak256(version.encode()),
+                chain_id,
+                parse_address(token, "token"),
+            ],
+        )
+    )
+
+
+def sign_permit(
+    private_key: Any,
+    *,
+    token: str,
+    domain_separator: bytes,
+    nonce: int,
+    value: int,
+    deadline: int,
+    spender: str = PERMIT2_ADDRESS,
+) -> Eip2612Permit:
+    """Sign a permit of ``token`` for ``spender`` (Permit2) with the payer's key, as a client does: ``nonce`` is
+    the token's current ``nonces(owner)`` and ``domain_separator`` its ``DOMAIN_SEPARATOR()`` (or
+    :func:`token_domain_separator`)."""
+    import coincurve
+    from eth_account import Account
+
+    owner = Account.from_key(private_key).address
+    unsigned = Eip2612Permit(owner, token, spender, value, nonce, deadline, bytes(64) + b"\x1b")
+    key = coincurve.PrivateKey(bytes(Account.from_key(private_key).key))
+    raw = key.sign_recoverable(unsigned.digest(domain_separator), hasher=None)
+    permit = Eip2612Permit(owner, token, spender, value, nonce, deadline, raw[:64] + bytes([raw[64] + 27]))
+    if permit.signer(domain_separator) != owner:  # coincurve signs low-s; a mismatch would be a bug here
+        raise InvalidInput("signature: the permit did not recover to its owner")
+    return permit
+
+
+def declaration() -> dict[str, Any]:
+    """What a resource server puts in ``PaymentRequired.extensions`` to ask clients for the permit (the shape
+    the stock SDK's ``declare_eip2612_gas_sponsoring_extension`` produces)."""
+    return {
+        EIP2612_GAS_SPONSORING: {
+            "info": {
+                "description": "The facilitator accepts an EIP-2612 permit of the asset for Permit2.",
+                "version": "1",
+            }
+        }
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class PermitProblem:
+    """Why a permit cannot be relied on.
+
+    Attributes:
+        reason: the x402 reason code.
+        message: a one-line explanation.
+    """
+
+    reason: ReasonCode
+    message: str
+
+
+def check_permit(
+    permit: Eip2612Permit,
+    *,
+    payer: str,
+    token: str,
+    amount: int,
+    exact_value: bool,
+    permit2: str,
+    now: int,
+    token_nonce: int | None,
+    domain_separator: bytes | None,
+) -> PermitProblem | None:
+    """Whether ``permit`` approves Permit2 for ``amount`` of ``token`` from ``payer`` when submitted now.
+
+    ``exact_value``: the value must equal ``amount`` (x402's proxies revert ``Permit2612AmountMismatch``
+    otherwise) rather than cover it. ``token_nonce`` and ``domain_separator`` are the token's ``nonces(payer)``
+    and ``DOMAIN_SEPARATOR()`` (``None`` when the token does not answer them: no EIP-2612). Returns the first
+    problem, or ``None``.
+    """
+    if permit.owner != payer:
+        return PermitProblem(
+            ReasonCode.EIP2612_FROM_MISMATCH, f"from: the permit is by {permit.owner}, the payer is {payer}"
+        )
+    if permit.token != token:
+        return PermitProblem(ReasonCode.EIP2612_ASSET_MISMATCH, f"asset: the permit is for {permit.token}, not {token}")
+    if permit.spender != permit2:
+        return PermitProblem(
+            ReasonCode.EIP2612_SPENDER_NOT_PERMIT2,
+            f"spender: the permit approves {permit.spender}, not Permit2 ({permit2})",
+        )
+    if (permit.value != amount) if exact_value else (permit.value < amount):
+        wanted = f"equal {amount}" if exact_value else f"cover {amount}"
+        return PermitProblem(
+            ReasonCode.EIP2612_AMOUNT_MISMATCH, f"amount: the permit approves {permit.value}; it must {wanted}"
+        )
+    if permit.deadline < now + DEADLINE_MARGIN_SECONDS:
+        return PermitProblem(
+            ReasonCode.EIP2612_DEADLINE_EXPIRED,
+            f"deadline: {permit.deadline} is before {now} + {DEADLINE_MARGIN_SECONDS} s",
+        )
+    if token_nonce is None or domain_separator is None:
+        return PermitProblem(
+            ReasonCode.EIP2612_NOT_SUPPORTED,
+            f"asset: {token} answers no nonces()/DOMAIN_SEPARATOR() (no EIP-2612 permit)",
+        )
+    if permit.nonce != token_nonce:
+        return PermitProblem(
+            ReasonCode.EIP2612_INVALID_NONCE,
+            f"nonce: the permit is for nonce {permit.nonce}, the token's is {token_nonce}",
+        )
+    if not is_canonical_signature(permit.signature) or permit.signer(domain_separator) != payer:
+        return PermitProblem(
+            ReasonCode.INVALID_EIP2612_SIGNATURE,
+            f"signature: not a canonical signature by {payer} under the token's domain",
+        )
+    return None
