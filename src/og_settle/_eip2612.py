@@ -42,7 +42,6 @@ __all__ = [
     "check_permit",
     "declaration",
     "sign_permit",
-    "token_domain_separator",
 ]
 
 EIP2612_GAS_SPONSORING: Final = "eip2612GasSponsoring"
@@ -51,9 +50,6 @@ EIP2612_GAS_SPONSORING: Final = "eip2612GasSponsoring"
 
 PERMIT_TYPE: Final = "Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)"
 _PERMIT_TYPEHASH: Final = keccak256(PERMIT_TYPE.encode())
-_DOMAIN_TYPEHASH: Final = keccak256(
-    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
-)
 DEADLINE_MARGIN_SECONDS: Final = 6
 """A permit must stay valid this long past the latest block (the stock facilitator's margin too), so that it
 has not expired by the time the settlement is mined."""
@@ -175,22 +171,6 @@ class Eip2612Permit:
             raise InvalidInput(f"{where}.info.{err}") from None
 
 
-def token_domain_separator(name: str, version: str, chain_id: int, token: str) -> bytes:
-    """An EIP-2612 token's ``DOMAIN_SEPARATOR()``, computed from its EIP-712 name and version."""
-    return keccak256(
-        encode(
-            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-            [
-                _DOMAIN_TYPEHASH,
-                keccak256(name.encode()),
-                keccak256(version.encode()),
-                chain_id,
-                parse_address(token, "token"),
-            ],
-        )
-    )
-
-
 def sign_permit(
     private_key: Any,
     *,
@@ -203,7 +183,7 @@ def sign_permit(
 ) -> Eip2612Permit:
     """Sign a permit of ``token`` for ``spender`` (Permit2) with the payer's key, as a client does: ``nonce`` is
     the token's current ``nonces(owner)`` and ``domain_separator`` its ``DOMAIN_SEPARATOR()`` (or
-    :func:`token_domain_separator`)."""
+    ``og_settle._eip3009.TokenDomain(name, version, chain_id, token).separator``)."""
     import coincurve
     from eth_account import Account
 
