@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from tests.relayer.support import (
     cli,
     dev_key,
     inference_record,
+    read_events,
+    spawn_relayer,
     write_jsonl,
 )
 
@@ -412,3 +415,41 @@ def test_the_fee_cap_stops_the_bumps(tmp_path: Path, chain: LiveChain, rpc: Json
         # Leave no stranded transaction behind for the next test: let it be mined at a normal base fee.
         rpc.call("anvil_setNextBlockBaseFeePerGas", hex(GWEI // 10))
         rpc.call("evm_mine")
+
+
+def test_relayer_run_takes_the_in_flight_options(tmp_path: Path, chain: LiveChain, rpc: JsonRpc) -> None:
+    """``og-settle relayer run --max-in-flight 3 --confirmations 2`` as a process: three transactions are
+    broadcast before any block is mined, one block holds them, and nothing counts as settled until the next
+    block; then the run exits 0 with every record confirmed."""
+    db = tmp_path / "queue.db"
+    _Run._submit(db, chain, write_jsonl(tmp_path / "in.jsonl", _records(chain, 98_000, 6)))
+    log = tmp_path / "relayer.log"
+    args = ("--max-batch", "2", "--max-in-flight", "3", "--confirmations", "2", "--drain", "--exit-when-done")
+    proc = spawn_relayer(db, chain, *args, "--poll", "0.05", log_path=log)
+    try:
+        deadline = time.monotonic() + 60
+        while sum(e["event"] == "tx.broadcast" for e in read_events(log)) < 3:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.05)
+        [start] = [e for e in read_events(log) if e["event"] == "relayer.start"]
+        assert start["max_in_flight"] == 3 and start["confirmations"] == 2
+        rpc.call("evm_mine")
+        sent = [e["tx"] for e in read_events(log) if e["event"] == "tx.broadcast"]
+        assert [tx["hash"] for tx in _block(rpc)["transactions"]] == sent
+        while sum(e["event"] == "tx.mined" for e in read_events(log)) < 3:  # it has seen the 3 receipts, 1 deep
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.05)
+        assert not any(e["event"] == "batch.confirmed" for e in read_events(log))
+        rpc.call("evm_mine")
+        assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    store = SqliteStore(db)
+    try:
+        assert store.status().items_by_state == {"confirmed": 6}
+        for batch in store.batches():
+            assert batch.root is not None and _root_recorded(chain, batch.root) is not None
+    finally:
+        store.close()
