@@ -66,7 +66,8 @@ bench: setup
 
 # The x402 proxy and stock batcher tests again on a fork of a Base (mainnet, chain id 8453) replica, with Base's
 # OPG address; `make test` stays on Base Sepolia (tests/chain/test_base_network.py covers Base there too).
-BASE_TESTS ?= tests/payments/test_x402_proxies.py tests/payments/test_stock_batcher.py
+BASE_TESTS ?= tests/payments/test_x402_proxies.py tests/payments/test_stock_batcher.py tests/payments/test_eip3009_token.py \
+	tests/payments/test_eip3009_batcher.py
 test-base: setup compile
 	OG_SETTLE_NETWORK=base $(BIN)/og-settle chain exec -- $(BIN)/ape test $(BASE_TESTS) --network base:mainnet-fork:foundry -p no:cacheprovider $(PYTEST_ARGS)
 

@@ -549,6 +549,13 @@ class Eip3009Payments:
             landed = self._landed(request.payment, notes)
             if landed is not None:
                 return landed
+            if outcome.reason is not None and outcome.reason.startswith("permit2_"):
+                # The engine's generic verdict (no matching Transfer in the receipt): say why, in EIP-3009 terms.
+                now = self._check(request)
+                reason = now.invalid_reason if not now.is_valid else ReasonCode.EIP3009_SIMULATION_FAILED
+                outcome = dataclasses.replace(
+                    outcome, reason=str(reason), message=now.invalid_message or outcome.message
+                )
         return f._answer(outcome, auth.owner, auth.value, False, notes)
 
     # -- someone else submitted the authorisation --------------------------------------------------------------
