@@ -14,13 +14,16 @@ from og_settle._hex import to_hex
 from og_settle._merkle import OG_LEAF_ENCODING, StandardMerkleTree
 from og_settle.relayer._calls import leaf
 from og_settle.relayer._config import RelayerConfig
-from og_settle.relayer._log import EventLog
+from og_settle.relayer._log import EventLog, iso_utc
+from og_settle.relayer._policy import CutForecast
 from og_settle.relayer._states import ItemState, Lane
 from og_settle.relayer._store import Batch, Item, QueueStore
 
 __all__ = ["BatchCutter"]
 
 _LANE_ORDER: Final = (Lane.PAYMENT, Lane.BATCH, Lane.INDIVIDUAL, Lane.METADATA)
+# A Merkle batch of at least this many leaves is announced before it is built (building takes seconds).
+_BIG_BATCH: Final = 10_000
 
 
 class BatchCutter:
@@ -31,6 +34,7 @@ class BatchCutter:
         self.config = config
         self.log = log
         self.stop = stop
+        self._announced: dict[Lane, tuple[CutForecast, int]] = {}
 
     def settle_private(self) -> bool:
         items = self.store.items(state=ItemState.RECEIVED, lane=Lane.PRIVATE, limit=10_000)
@@ -45,10 +49,15 @@ class BatchCutter:
         policy = self.config.policy
         for lane in _LANE_ORDER:
             while not self.stop.is_set():
-                trigger = policy.trigger(self.store.backlog(lane), time.time(), drain=self.config.drain)
+                backlog = self.store.backlog(lane)
+                trigger = policy.trigger(backlog, time.time(), drain=self.config.drain)
                 if trigger is None:
+                    self._announce(lane, policy.next_cut(backlog), 0 if backlog is None else backlog.count)
                     break
                 items = self.store.items(state=ItemState.RECEIVED, lane=lane, limit=policy.capacity(lane))
+                started = time.monotonic()
+                if lane is Lane.BATCH and len(items) >= _BIG_BATCH:
+                    self.log.info("batch.building", lane=lane.value, leaves=len(items))
                 batch = self.build(lane, items)
                 self.log.info(
                     "batch.built",
@@ -58,9 +67,28 @@ class BatchCutter:
                     trigger=trigger,
                     root=batch.root,
                     dump=batch.dump_path,
+                    build_s=round(time.monotonic() - started, 3),
                 )
                 worked = True
         return worked
+
+    def _announce(self, lane: Lane, forecast: CutForecast | None, waiting: int) -> None:
+        """Log when and why the lane's next batch will be cut, whenever that changes (new items, a cut)."""
+        if forecast is None:
+            self._announced.pop(lane, None)
+            return
+        if self._announced.get(lane) == (forecast, waiting):
+            return
+        self._announced[lane] = (forecast, waiting)
+        self.log.info(
+            "batch.next_cut",
+            lane=lane.value,
+            waiting=waiting,
+            at=iso_utc(forecast.at),
+            in_s=round(max(forecast.at - time.time(), 0.0), 1),
+            trigger=forecast.trigger,
+            size_in=forecast.size_in,
+        )
 
     def build(self, lane: Lane, items: Sequence[Item]) -> Batch:
         if lane is not Lane.BATCH:

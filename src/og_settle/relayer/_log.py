@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any, TextIO
 
-__all__ = ["EventLog"]
+__all__ = ["EventLog", "iso_utc"]
 
 
 def _jsonable(value: Any) -> Any:
@@ -28,7 +28,8 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _timestamp(now: float) -> str:
+def iso_utc(now: float) -> str:
+    """Unix time ``now`` as ISO 8601 UTC with milliseconds, e.g. ``2026-11-29T12:00:00.123Z``."""
     seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
     return f"{seconds}.{int(now * 1000) % 1000:03d}Z"
 
@@ -44,7 +45,7 @@ class EventLog:
     def emit(self, level: str, event: str, **fields: Any) -> None:
         if level == "debug" and not self._verbose:
             return
-        record = {"ts": _timestamp(time.time()), "level": level, "event": event}
+        record = {"ts": iso_utc(time.time()), "level": level, "event": event}
         record.update({k: _jsonable(v) for k, v in fields.items()})
         line = json.dumps(record, separators=(",", ":"))
         with self._lock:

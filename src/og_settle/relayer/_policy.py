@@ -9,7 +9,7 @@ from og_settle._errors import InvalidInput
 from og_settle.relayer._states import Lane
 from og_settle.relayer._store import LaneBacklog
 
-__all__ = ["BULK_BATCH_SIZE", "BatchPolicy", "Trigger"]
+__all__ = ["BULK_BATCH_SIZE", "BatchPolicy", "CutForecast", "Trigger"]
 
 # One setting for very large Merkle batches (one root for up to this many inferences).
 BULK_BATCH_SIZE: Final = 100_000
@@ -22,6 +22,21 @@ class Trigger:
     IDLE: Final = "idle"
     MAX_AGE: Final = "max_age"
     DRAIN: Final = "drain"
+
+
+@dataclass(frozen=True, slots=True)
+class CutForecast:
+    """When and why the batch now waiting in a lane will be cut, if nothing else arrives.
+
+    Attributes:
+        at: Unix time at which a time trigger fires.
+        trigger: which one fires first, ``Trigger.IDLE`` or ``Trigger.MAX_AGE``.
+        size_in: how many more items would cut it at once (the size trigger).
+    """
+
+    at: float
+    trigger: str
+    size_in: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +96,20 @@ class BatchPolicy:
         if lane is Lane.INDIVIDUAL:
             return self.individual_per_tx
         return 1  # metadata records are settled one per transaction
+
+    def next_cut(self, backlog: LaneBacklog | None) -> CutForecast | None:
+        """For a lane whose items wait (no trigger fired yet), when and why the policy will cut them; None when
+        nothing waits or the lane never waits."""
+        if backlog is None or backlog.count == 0 or backlog.lane in (Lane.INDIVIDUAL, Lane.METADATA, Lane.PRIVATE):
+            return None
+        size_in = max(self.capacity(backlog.lane) - backlog.count, 0)
+        if backlog.lane is Lane.PAYMENT:
+            return CutForecast(backlog.oldest_at + self.payment_max_wait_seconds, Trigger.MAX_AGE, size_in)
+        by_age = backlog.oldest_at + self.max_age_seconds
+        by_idle = backlog.newest_at + self.idle_seconds
+        if by_age <= by_idle:
+            return CutForecast(by_age, Trigger.MAX_AGE, size_in)
+        return CutForecast(by_idle, Trigger.IDLE, size_in)
 
     def trigger(self, backlog: LaneBacklog | None, now: float, *, drain: bool = False) -> str | None:
         """Which trigger fires for ``backlog`` at Unix time ``now`` (None: keep waiting).
