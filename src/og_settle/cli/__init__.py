@@ -28,7 +28,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "permit2": ("_permit2", "the payer's one-time OPG approval of Uniswap Permit2"),
     "relayer": ("_relayer", "the settlement relayer: durable queue, batching, submission"),
     "status": ("_status", "settlement status of a batch, an inference or a payment, on chain"),
-    "tee": ("_tee", "TEE registry: register a TEE (RSA or secp256k1), heartbeat, list, show"),
+    "tee": (
+        "_tee",
+        "TEE registry: register a TEE (RSA or secp256k1), heartbeat, list, show; sign an inference (stand-in)",
+    ),
 }
 
 

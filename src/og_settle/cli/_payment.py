@@ -78,6 +78,13 @@ def register(groups: Any) -> None:
         "x402 proxy, as every stock client does)",
     )
     requirements.add_argument(
+        "--deployment",
+        type=Path,
+        default=None,
+        help="deployments/<chain id>.json: its PaymentFacilitator is the spender (what `og-settle relayer submit` "
+        "settles through); instead of --spender",
+    )
+    requirements.add_argument(
         "--facilitator",
         default=None,
         help="upto: who settles, written as extra.facilitatorAddress (the /supported upto facilitatorAddress), "
@@ -109,7 +116,13 @@ def register(groups: Any) -> None:
         help="upto: who may settle (default: extra.facilitator, else extra.facilitatorAddress)",
     )
     sign.add_argument("--request-hash", default=None, help="bind the payment to this request (0x + 64 hex digits)")
-    sign.add_argument("--header", action="store_true", help="print the PAYMENT-SIGNATURE header value")
+    shape = sign.add_mutually_exclusive_group()
+    shape.add_argument("--header", action="store_true", help="print the PAYMENT-SIGNATURE header value")
+    shape.add_argument(
+        "--record",
+        action="store_true",
+        help="print a relayer record, {kind: payment, paymentPayload, paymentRequirements}, for `relayer submit`",
+    )
     sign.set_defaults(handler=_sign)
 
     verify = commands.add_parser(
@@ -228,6 +241,8 @@ def _load_payload(source: str) -> PaymentPayload:
     data = _document(text, label, PAYMENT_SIGNATURE_HEADER)
     if not isinstance(data, Mapping):
         raise InvalidInput(f"{label}: expected a JSON object, got {type(data).__name__}")
+    if data.get("kind") == "payment" and isinstance(data.get("paymentPayload"), Mapping):
+        data = data["paymentPayload"]  # a relayer record (`payment sign --record`)
     try:
         return PaymentPayload.from_json(data)
     except InvalidInput as err:
@@ -329,6 +344,12 @@ def _requirements(args: argparse.Namespace) -> int:
     timeout = parse_uint256(args.max_timeout, "--max-timeout")
     if timeout == 0:
         raise InvalidInput("--max-timeout: must be positive")
+    if args.deployment is not None:
+        from og_settle._deploy import load_deployment
+
+        if args.spender is not None:
+            raise InvalidInput("--deployment: give either --spender or --deployment, not both")
+        args.spender = load_deployment(args.deployment).payment_facilitator
     asset, extra = _asset_extra(args, known)
     if args.spender is not None:
         extra["spender"] = parse_address(args.spender, "--spender")
@@ -391,7 +412,15 @@ def _sign(args: argparse.Namespace) -> int:
         request_hash=request_hash,
         resource=resource,
     )
-    print(encode_header(payload) if args.header else json.dumps(payload.to_json()))
+    if args.record:
+        body = {
+            "kind": "payment",
+            "paymentPayload": payload.to_json(),
+            "paymentRequirements": payload.accepted.to_json(),
+        }
+        print(json.dumps(body))
+    else:
+        print(encode_header(payload) if args.header else json.dumps(payload.to_json()))
     return 0
 
 

@@ -41,12 +41,21 @@ def register(groups: Any) -> None:
         help="the batch leaf as JSON {tee_id, input_hash, output_hash, tee_signature, timestamp}",
     )
     inference.add_argument("--dump", type=Path, default=None, help="the batch's standard-v1 tree dump (with --leaf)")
+    inference.add_argument(
+        "--record",
+        type=Path,
+        default=None,
+        help="an individual or metadata record as given to `relayer submit` (a JSON file; its first line if JSONL): "
+        "checked under the digest it settles under",
+    )
     inference.set_defaults(handler=_inference)
 
     payment = kinds.add_parser("payment", help="is this (payer, Permit2 nonce) spent, and by which settlement?")
     _chain_args(payment)
-    payment.add_argument("payer", help="the payer's address")
-    payment.add_argument("nonce", help="the Permit2 nonce (decimal or 0x hex)")
+    payment.add_argument("payer", nargs="?", default=None, help="the payer's address (default: the --payload's)")
+    payment.add_argument(
+        "nonce", nargs="?", default=None, help="the Permit2 nonce, decimal or 0x hex (default: the --payload's)"
+    )
     payment.add_argument("--from-block", type=int, default=0, help="first block to search for the settlement event")
     payment.add_argument(
         "--payload",
@@ -118,9 +127,11 @@ def _inference(args: argparse.Namespace) -> int:
     from og_settle._merkle import OG_LEAF_ENCODING, InferenceLeaf, StandardMerkleTree, leaf_hash
     from og_settle.clients import ContractRevert, SettlementRegistryClient
 
-    if (args.digest is None) == (args.leaf is None):
-        raise InvalidInput("give either a digest (individual or metadata) or --leaf with --dump (batch)")
+    if [args.digest, args.leaf, args.record].count(None) != 2:
+        raise InvalidInput("give one of: a digest or --record (individual or metadata), or --leaf with --dump (batch)")
     deployment, (w3, retry) = _clients(args)
+    if args.record is not None:
+        args.digest = to_hex(_record_digest(args.record, deployment))
     registry = SettlementRegistryClient(w3, deployment.settlement_registry, retry=retry)
     if args.digest is not None:
         digest = parse_bytes32(args.digest, "digest")
@@ -179,8 +190,15 @@ def _payment(args: argparse.Namespace) -> int:
     from og_settle._hex import parse_address, parse_uint256, to_hex
     from og_settle.clients import PaymentFacilitatorClient, Permit2Client
 
+    if args.payer is None or args.nonce is None:
+        if args.payload is None or args.payer is not None:
+            raise InvalidInput("payer, nonce: give both, or leave both out and give --payload")
+        args.payer, args.nonce = _payer_and_nonce(args.payload)
     payer = parse_address(args.payer, "payer")
-    nonce = parse_uint256(int(args.nonce, 0) if isinstance(args.nonce, str) else args.nonce, "nonce")
+    try:
+        nonce = parse_uint256(int(args.nonce, 0) if isinstance(args.nonce, str) else args.nonce, "nonce")
+    except ValueError:
+        raise InvalidInput(f"nonce: expected a decimal or 0x hex integer, got {args.nonce!r}") from None
     expected = None if args.payload is None else _payment_from_file(args.payload, args.amount, payer, nonce)
     link = _request_link(args)
     deployment, (w3, retry) = _clients(args)
@@ -241,12 +259,30 @@ def _request_link(args: argparse.Namespace) -> tuple[bytes, bytes] | None:
     return parse_bytes32(args.input_hash, "--input-hash"), parse_bytes32(args.request_nonce, "--request-nonce")
 
 
-def _payment_from_file(path: Path, amount: str | None, payer: str, nonce: int) -> tuple[Any, bool]:
-    """The ``IPaymentFacilitator.Payment`` tuple of the payload in ``path`` and whether any amount up to the
-    permitted one is acceptable (upto without ``--amount``)."""
-    from og_settle._hex import parse_uint256
-    from og_settle._x402 import PaymentPayload
+def _record_digest(path: Path, deployment: Any) -> bytes:
+    """The EIP-712 digest an individual or metadata relayer record settles under (its queue key), the record
+    checked as intake checks it at its own timestamp."""
+    from og_settle.relayer import IntakeConfig, Rejected, parse_record
 
+    try:
+        with path.open("rb") as handle:
+            record = json.loads(handle.readline())
+    except OSError as err:
+        raise InvalidInput(f"--record: cannot read {path}: {err.strerror or err}") from None
+    except ValueError as err:
+        raise InvalidInput(f"--record: {path} does not start with a JSON record ({err})") from None
+    stamp = record.get("timestamp") if isinstance(record, dict) else None
+    try:
+        item = parse_record(record, IntakeConfig(deployment), source=str(path), now=stamp if type(stamp) is int else 0)
+    except Rejected as err:
+        raise InvalidInput(f"--record: {path}: {err}") from None
+    if item.lane is None or item.lane.value not in ("individual", "metadata"):
+        raise InvalidInput(f"--record: {path} is not an individual or metadata record (a batch leaf needs --leaf)")
+    return item.key
+
+
+def _read_payload(path: Path) -> tuple[Any, Any]:
+    """The JSON document in ``path``, and the x402 ``paymentPayload`` in it (a payload, or a relayer record)."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except OSError as err:
@@ -254,9 +290,27 @@ def _payment_from_file(path: Path, amount: str | None, payer: str, nonce: int) -
     except ValueError as err:
         raise InvalidInput(f"--payload: {path} is not JSON ({err})") from None
     if isinstance(document, dict) and "paymentPayload" in document:
+        return document, document["paymentPayload"]
+    return document, document
+
+
+def _payer_and_nonce(path: Path) -> tuple[str, int]:
+    from og_settle._x402 import PaymentPayload
+
+    auth = PaymentPayload.from_json(_read_payload(path)[1]).payload.authorization
+    return auth.owner, auth.nonce
+
+
+def _payment_from_file(path: Path, amount: str | None, payer: str, nonce: int) -> tuple[Any, bool]:
+    """The ``IPaymentFacilitator.Payment`` tuple of the payload in ``path`` and whether any amount up to the
+    permitted one is acceptable (upto without ``--amount``)."""
+    from og_settle._hex import parse_uint256
+    from og_settle._x402 import PaymentPayload
+
+    document, inner = _read_payload(path)
+    if inner is not document:
         amount = amount if amount is not None else document.get("amount")
-        document = document["paymentPayload"]
-    payload = PaymentPayload.from_json(document)
+    payload = PaymentPayload.from_json(inner)
     auth = payload.payload.authorization
     if auth.owner.lower() != payer.lower() or auth.nonce != nonce:
         raise InvalidInput(f"--payload: it is the payment {auth.owner}/{auth.nonce}, not {payer}/{nonce}")

@@ -82,6 +82,10 @@ def register(groups: Any) -> None:
     show.add_argument("tee_id", help="the TEE's id (0x + 64 hex digits)")
     show.set_defaults(handler=_show)
 
+    from og_settle.cli._tee_sign import add_sign
+
+    add_sign(commands, _tee_key_args)
+
 
 def _chain_args(parser: argparse.ArgumentParser) -> None:
     add_rpc_url_option(parser, required=True, dest="rpc")
