@@ -13,6 +13,12 @@ A payment may give ``"money": "$1.25"`` instead of ``price``: the resource serve
 asset for the network (USDC, paid with EIP-3009 ``transferWithAuthorization``), exactly as its documentation's
 ``price="$0.01"`` does; ``asset`` must then be that USDC (the spend controls allow only ``asset``).
 
+Gasless approval (x402's ``eip2612GasSponsoring``): with ``"gasSponsoring": true`` the resource server declares the
+extension in its 402 answer (``declare_eip2612_gas_sponsoring_extension``), and with ``"rpcUrl"`` the client signs
+through ``EthAccountSignerWithRPC``, which can read the chain: a payer short of Permit2 allowance then adds its
+EIP-2612 permit to the payload. A payment's ``"tokenDomain": {"name", "version"}`` goes into ``extra`` (the
+token's EIP-712 domain, which the client's permit is signed over).
+
 For each payment the resource server (``x402ResourceServerSync`` over ``HTTPFacilitatorClientSync``, with
 ``create_headers`` sending ``Authorization: Bearer <apiKey>``) builds the requirements from the facilitator's
 ``/supported``; the client (``x402ClientSync`` with the EVM exact and upto schemes, OPG allowed through
@@ -33,8 +39,10 @@ from typing import Any
 
 from eth_account import Account
 from x402 import ResourceConfig, x402ClientSync, x402ResourceServerSync
+from x402.extensions.eip2612_gas_sponsoring import declare_eip2612_gas_sponsoring_extension
 from x402.http import HTTPFacilitatorClientSync
 from x402.mechanisms.evm.exact import ExactEvmClientScheme, ExactEvmServerScheme
+from x402.mechanisms.evm.signers import EthAccountSignerWithRPC
 from x402.mechanisms.evm.upto import UptoEvmClientScheme, UptoEvmServerScheme
 from x402.schemas import ResourceInfo
 
@@ -69,10 +77,12 @@ def main() -> None:
     server.register(network, UptoEvmServerScheme())
     server.initialize()  # fetches /supported; refuses to start unless it lists both schemes on this network
 
-    payer = Account.from_key(job["payerKey"])
+    account = Account.from_key(job["payerKey"])
+    payer = EthAccountSignerWithRPC(account, job["rpcUrl"]) if job.get("rpcUrl") else account
     client = x402ClientSync()
     client.register(network, ExactEvmClientScheme(payer))
     client.register(network, UptoEvmClientScheme(payer))
+    declared = declare_eip2612_gas_sponsoring_extension() if job.get("gasSponsoring") else None
     client.set_spend_controls({"allowed_assets": [{"network": network, "asset": job["asset"]}]})
 
     kinds = [server.get_supported_kind(2, network, scheme) for scheme in ("exact", "upto")]
@@ -84,13 +94,19 @@ def main() -> None:
             pay_to=job["payTo"],
             price=payment["money"]
             if "money" in payment  # a money string ("$1.25"): the SDK picks its default asset (USDC, EIP-3009)
-            else {"amount": str(payment["price"]), "asset": job["asset"], "extra": {"assetTransferMethod": "permit2"}},
+            else {
+                "amount": str(payment["price"]),
+                "asset": job["asset"],
+                "extra": {"assetTransferMethod": "permit2", **payment.get("tokenDomain", {})},
+            },
             network=network,
             max_timeout_seconds=job.get("maxTimeoutSeconds", 300),
         )
         requirements = server.build_payment_requirements(config)
         required = server.create_payment_required_response(
-            requirements, ResourceInfo(url="http://127.0.0.1/paid", description="og-settle interop")
+            requirements,
+            ResourceInfo(url="http://127.0.0.1/paid", description="og-settle interop"),
+            extensions=declared,
         )
         payload = client.create_payment_payload(required)
         accepted = payload.accepted
