@@ -400,3 +400,77 @@ def test_payment_facilitator_names_a_permit_that_did_not_approve(
         facilitator.settleWithPermit(args, auth.payment_args(payload.payload.signature), sender=relayer)
     with ape.reverts(facilitator.InvalidPermitIndex, index=1, size=1):
         facilitator.settleBatchWithPermits([auth.payment_args(payload.payload.signature)], [(1, args)], sender=relayer)
+
+
+# --- gas --------------------------------------------------------------------------------------------------------
+
+
+def _send(w3: Any, sender: Any, call: Any) -> Any:
+    tx = w3.eth.send_transaction({"from": sender.address, "to": call.to, "data": call.data, "gas": 15_000_000})
+    receipt = w3.eth.wait_for_transaction_receipt(tx)
+    assert receipt["status"] == 1, call.description
+    return receipt
+
+
+@pytest.mark.gas
+def test_gas_first_time_payers_with_permits(
+    fresh: Callable[[], Any],
+    token: Any,
+    payee: Any,
+    relayer: Any,
+    deployer: Any,
+    deployment: Deployment,
+    rpc_url: str,
+    chain_id: int,
+    now: int,
+    gas_snapshot: Any,
+) -> None:
+    """What the permit adds to a first-time payer's payment, on each route (the payee already holds the token;
+    every payer is new: no allowance, a cold token nonce)."""
+    from og_settle.clients import (
+        PaymentFacilitatorClient,
+        StockPayment,
+        StockPaymentBatcherClient,
+        exact_proxy_call,
+    )
+
+    w3 = make_web3(rpc_url)
+    token.mint(payee.address, ONE, sender=deployer)
+    stock = requirements(token, payee, chain_id)
+    own = requirements(token, payee, chain_id, spender=deployment.payment_facilitator)
+
+    def signed(reqs: PaymentRequirements) -> tuple[PaymentPayload, Eip2612Permit]:
+        payer = fresh()
+        payload = create_payment_payload(reqs, payer.key, now=now)
+        return payload, permit_for(token, chain_id, payer, 2 * ONE, payload.payload.authorization.deadline)
+
+    payload, permit = signed(stock)
+    proxy = _send(w3, relayer, exact_proxy_call(StockPayment.from_x402(payload, stock), permit))
+    gas_snapshot.record("StandInX402ExactProxy.settleWithPermit (first-time payer)", proxy["gasUsed"])
+
+    facilitator = PaymentFacilitatorClient(w3, deployment.payment_facilitator)
+    payload, permit = signed(own)
+    args = payload.payload.authorization.payment_args(payload.payload.signature)
+    single = _send(w3, relayer, facilitator.settle_with_permit_call(permit, args))
+    gas_snapshot.record("PaymentFacilitator.settleWithPermit(exact, first-time payer)", single["gasUsed"])
+
+    count = 20
+    batcher = StockPaymentBatcherClient(w3, deployment.stock_payment_batcher)
+    signed_stock = [signed(stock) for _ in range(count)]
+    payments = [StockPayment.from_x402(p, stock) for p, _ in signed_stock]
+    before = token.balanceOf(payee)
+    batch = _send(w3, relayer, batcher.settle_call(payments, permits=[permit for _, permit in signed_stock]))
+    assert token.balanceOf(payee) - before == count * 2 * ONE
+    name = f"StockPaymentBatcher.settleWithPermits({count} exact, {count} first-time payers)"
+    gas_snapshot.record(f"{name} per payment", batch["gasUsed"] // count)
+    gas_snapshot.record(f"{name} total", batch["gasUsed"])
+
+    signed_own = [signed(own) for _ in range(count)]
+    items = [p.payload.authorization.payment_args(p.payload.signature) for p, _ in signed_own]
+    before = token.balanceOf(payee)
+    call = facilitator.settle_batch_with_permits_call(items, [(i, permit) for i, (_, permit) in enumerate(signed_own)])
+    batch = _send(w3, relayer, call)
+    assert token.balanceOf(payee) - before == count * 2 * ONE
+    name = f"PaymentFacilitator.settleBatchWithPermits({count} exact, {count} first-time payers)"
+    gas_snapshot.record(f"{name} per payment", batch["gasUsed"] // count)
+    gas_snapshot.record(f"{name} total", batch["gasUsed"])
