@@ -5,8 +5,12 @@ and answer ``{isValid, invalidReason?, invalidMessage?, payer?}`` and ``{success
 payer?, transaction, network, amount?}``; ``GET /supported`` lists the exact and upto Permit2 kinds (upto with
 ``extra.facilitatorAddress``); ``GET /health``; ``GET /settle/status/<payment id or tx hash>``.
 
-``/settle`` requires ``Authorization: Bearer <key>``; keys come from ``--api-keys-file`` (one per line) and/or
-the environment variable named by ``--api-keys-env``. ``--no-auth`` serves it open (tests, private networks).
+``/settle`` requires ``Authorization: Bearer <key>``; keys come from the store (``og-settle facilitator keys add``,
+each with its rate limits and spend quotas: over one, HTTP 429 with ``Retry-After``), ``--api-keys-file`` (one per
+line) and/or the environment variable named by ``--api-keys-env`` (no limits). ``/verify`` is open to anonymous
+callers unless ``--verify-auth``; a key given on it must be valid, and its limits apply. ``--no-auth`` serves
+everything open (tests, private networks). Every verify and settle is recorded in the store (``GET /usage``,
+``og-settle facilitator usage``), and a settlement's receipt travels in its answer's ``extensions``.
 Settlements are sent from the account whose private key is in the environment variable named by
 ``--key-env`` (never on the command line). The server holds that signer's lease (``og_settle._lease``) and
 refuses to start when another og-settle process (a relayer, another facilitator) signs with the same key.
@@ -15,8 +19,9 @@ With ``--queue``, ``POST /settle_data`` (authenticated like ``/settle``) takes O
 (``x-settlement-type``, ``x-settlement-data``) into that relayer queue, after the relayer's intake checks (each leaf's
 signer against the TEE registry's active key); ``og-settle relayer run`` on the same queue settles it.
 
-Settlements are stored in ``--store`` (SQLite), so a replayed ``/settle`` answers its first transaction, even
-after a restart. ``--batch-window-ms`` gathers concurrent stock-client settlements into one transaction.
+Settlements are stored in ``--store`` (an SQLite file, or a ``postgresql://`` URL shared by several instances, each
+with its own settling account), so a replayed ``/settle`` answers its first transaction, even after a restart.
+``--batch-window-ms`` gathers concurrent stock-client settlements into one transaction.
 
 Prints one line with the bound URL (or a JSON object with ``--json``) once listening, then one JSON log line per
 request on stderr. SIGTERM or SIGINT stops it after the requests in flight finish. Exit codes: 0 stopped by a
@@ -65,14 +70,15 @@ def register(groups: Any) -> None:
     serve.add_argument("--api-keys-file", type=Path, default=None, help="file of /settle bearer keys, one per line")
     serve.add_argument("--api-keys-env", default=None, help="environment variable of /settle bearer keys (a,b,...)")
     serve.add_argument("--no-auth", action="store_true", help="serve /settle without authentication (tests only)")
+    serve.add_argument("--verify-auth", action="store_true", help="refuse /verify without a valid bearer key")
     serve.add_argument(
         "--pay-to", action="append", default=None, metavar="ADDRESS", help="allow only this payTo (repeatable)"
     )
     serve.add_argument(
         "--store",
-        type=Path,
         default=None,
-        help="SQLite file of settlements (default: facilitator-<chain id>.sqlite3 beside the deployment file)",
+        help="settlements, keys, limits, usage: an SQLite file (default: facilitator-<chain id>.sqlite3 beside the"
+        " deployment file) or a postgresql:// URL",
     )
     serve.add_argument(
         "--batch-window-ms", type=int, default=0, help="gather stock settlements this long into one tx (0: off)"
@@ -100,6 +106,10 @@ def register(groups: Any) -> None:
     )
     serve.add_argument("--json", action="store_true", help="print the start line as a JSON object")
     serve.set_defaults(handler=_serve)
+
+    from og_settle.cli._facilitator_ops import register_ops
+
+    register_ops(commands)
 
 
 def _stock_route(deployment: Any, w3: Any, account: Any) -> Any:
@@ -164,10 +174,8 @@ def _check_args(args: argparse.Namespace) -> float:
     timeout = args.request_timeout if args.request_timeout is not None else args.receipt_timeout + 10.0
     if timeout <= args.receipt_timeout:
         raise InvalidInput(f"--request-timeout: must exceed --receipt-timeout ({args.receipt_timeout:g}s)")
-    if args.no_auth and (args.api_keys_file is not None or args.api_keys_env is not None):
-        raise InvalidInput("--no-auth: cannot be combined with --api-keys-file/--api-keys-env")
-    if not args.no_auth and args.api_keys_file is None and args.api_keys_env is None:
-        raise InvalidInput("--api-keys-file/--api-keys-env: /settle needs bearer keys (or --no-auth, for tests)")
+    if args.no_auth and (args.api_keys_file is not None or args.api_keys_env is not None or args.verify_auth):
+        raise InvalidInput("--no-auth: cannot be combined with --api-keys-file/--api-keys-env/--verify-auth")
     return float(timeout)
 
 
@@ -179,14 +187,17 @@ def _serve(args: argparse.Namespace) -> int:
         Facilitator,
         FacilitatorServer,
         NodeError,
+        Operations,
         RequestLog,
-        SqliteSettlementStore,
         bind,
         create_app,
+        open_settlement_store,
     )
+    from og_settle.relayer._store_postgres import redact_url
 
     request_timeout = _check_args(args)
-    api_keys = None if args.no_auth else ApiKeys.load(file=args.api_keys_file, env=args.api_keys_env)
+    given = args.api_keys_file is not None or args.api_keys_env is not None
+    api_keys = ApiKeys.load(file=args.api_keys_file, env=args.api_keys_env) if given else None
     deployment = load_deployment(args.deployment)
     check_node_network(args, args.rpc)
     account = account_from_env(args.key_env, holder="the settling account")
@@ -194,13 +205,23 @@ def _serve(args: argparse.Namespace) -> int:
     require_deployed(w3, deployment, args.deployment)
     lease = SignerLease.acquire(deployment.chain_id, account.address, role="facilitator")
     try:
-        store_path = args.store or args.deployment.parent / f"facilitator-{deployment.chain_id}.sqlite3"
+        store_path = args.store or str(args.deployment.parent / f"facilitator-{deployment.chain_id}.sqlite3")
+        store = open_settlement_store(store_path)
+        if not args.no_auth and api_keys is None and not store.list_keys():
+            store.close()
+            raise InvalidInput(
+                "--api-keys-file/--api-keys-env: /settle needs bearer keys: give some, add them to the store with"
+                " `og-settle facilitator keys add`, or serve with --no-auth (tests)"
+            )
+        operations = Operations(
+            store, w3, api_keys=api_keys, open_access=args.no_auth, verify_requires_key=args.verify_auth
+        )
         facilitator = Facilitator(
             deployment,
             w3,
             account,
             rpc_url=args.rpc,
-            store=SqliteSettlementStore(store_path),
+            store=store,
             stock=_stock_route(deployment, w3, account),
             receipt_timeout=args.receipt_timeout,
             batch_window=args.batch_window_ms / 1000.0,
@@ -231,6 +252,7 @@ def _serve(args: argparse.Namespace) -> int:
             log=log,
             threads=args.threads,
             settle_data=settle_data,
+            operations=operations,
         )
         server: FacilitatorServer
 
@@ -244,8 +266,8 @@ def _serve(args: argparse.Namespace) -> int:
                 "stockRoute": "proxy" if facilitator.stock is None else "StockPaymentBatcher",
                 "eip3009Route": "token" if facilitator.eip3009_batcher is None else "Eip3009Batcher",
                 "assets": [f"{a.symbol} {a.address}" for a in facilitator.assets],
-                "store": str(store_path),
-                "auth": api_keys is not None,
+                "store": redact_url(str(store_path)),
+                "auth": not args.no_auth,
                 "settleData": None if args.queue is None else str(args.queue),
             }
             if args.json:

@@ -3,7 +3,10 @@
 - :class:`Facilitator` answers ``/verify``, ``/settle`` and ``/supported`` bodies and knows no HTTP;
 - :func:`create_app` is the Starlette app around it (auth, deadlines, request log);
 - :class:`FacilitatorServer` serves the app with uvicorn on a socket from :func:`bind`;
-- :class:`SettlementStore` / :class:`SqliteSettlementStore` keep settlements for idempotent ``/settle``.
+- :class:`SettlementStore` / :class:`SqliteSettlementStore` keep settlements for idempotent ``/settle``
+  (:func:`open_settlement_store` also opens a ``postgresql://`` store shared by several instances);
+- :class:`Operations`: API keys with :class:`KeyLimits` (rates, :class:`Quota` s), :class:`UsageRecord` s and
+  settlement :class:`Receipt` s (checked against the chain by :func:`check_receipt`).
 
 Importing this package imports Starlette and uvicorn but not web3; constructing a :class:`Facilitator` does.
 """
@@ -11,11 +14,21 @@ Importing this package imports Starlette and uvicorn but not web3; constructing 
 from og_settle.facilitator._app import DEFAULT_MAX_BODY_BYTES, HttpError, create_app
 from og_settle.facilitator._auth import ApiKeys
 from og_settle.facilitator._engine import Outcome, SettlementEngine, SettlementJob
+from og_settle.facilitator._limits import KeyLimits, LimitExceeded, Quota
 from og_settle.facilitator._log import RequestLog
+from og_settle.facilitator._operations import Operations
 from og_settle.facilitator._protocol import Facilitator, NodeError, StockRoute
+from og_settle.facilitator._receipts import Receipt, check_receipt
 from og_settle.facilitator._serve import DEFAULT_BACKLOG, FacilitatorServer, bind
 from og_settle.facilitator._settle_data import SettlementDataQueue
-from og_settle.facilitator._store import SettlementRecord, SettlementState, SettlementStore, SqliteSettlementStore
+from og_settle.facilitator._store import (
+    SettlementRecord,
+    SettlementState,
+    SettlementStore,
+    SqliteSettlementStore,
+    open_settlement_store,
+)
+from og_settle.facilitator._usage import UsageRecord
 
 __all__ = [
     "DEFAULT_BACKLOG",
@@ -24,8 +37,13 @@ __all__ = [
     "Facilitator",
     "FacilitatorServer",
     "HttpError",
+    "KeyLimits",
+    "LimitExceeded",
     "NodeError",
+    "Operations",
     "Outcome",
+    "Quota",
+    "Receipt",
     "RequestLog",
     "SettlementDataQueue",
     "SettlementEngine",
@@ -35,6 +53,9 @@ __all__ = [
     "SettlementStore",
     "SqliteSettlementStore",
     "StockRoute",
+    "UsageRecord",
     "bind",
+    "check_receipt",
     "create_app",
+    "open_settlement_store",
 ]

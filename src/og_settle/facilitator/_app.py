@@ -5,13 +5,16 @@
 - ``POST /verify`` (open), ``POST /settle`` (``Authorization: Bearer <key>`` when keys are configured);
 - ``GET /supported`` and ``GET /health`` (open);
 - ``GET /settle/status/{id}`` (authenticated): a payment id (its Permit2 digest) or a transaction hash;
+- ``GET /usage`` (authenticated, with :class:`~og_settle.facilitator.Operations`): the calling key's totals;
 - ``POST /settle_data`` (authenticated, when a settlement-data queue is given): OpenGradient's settlement data for the
   relayer (:mod:`og_settle.facilitator._settle_data`).
 
 x402 rejections are HTTP 200 bodies; HTTP errors are reserved for what is not an x402 request: a body that is
 not JSON (400), too large (413), a wrong path or method (404/405), a missing key (401), the node down (503).
 Every request has a whole-request deadline, and its body a shorter one: a client too slow to send its body gets
-408 within seconds, so a stalled client cannot hold up a shutdown. ``/verify`` reads the
+408 within seconds, so a stalled client cannot hold up a shutdown. With ``operations``, per-key limits are
+checked before anything is sent (429 with ``Retry-After`` over a limit), every verify and settle is recorded,
+and a settlement's receipt is added to its answer (:mod:`og_settle.facilitator._operations`). ``/verify`` reads the
 chain through an asyncio JSON-RPC client (one batch per request); blocking work (settlement, its store, the
 status route) runs in worker threads, never on the event loop. Each request is one
 JSON log line; a client that disconnects is logged (status 499), never a traceback.
@@ -34,9 +37,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from og_settle._errors import InvalidInput
 from og_settle.facilitator._auth import ApiKeys
 from og_settle.facilitator._chain import AsyncRpcBatchReader
+from og_settle.facilitator._limits import LimitExceeded
 from og_settle.facilitator._log import RequestLog
+from og_settle.facilitator._operations import Caller, Operations
 from og_settle.facilitator._protocol import Facilitator, NodeError
 from og_settle.facilitator._settle_data import SETTLE_DATA_PATH, SettlementDataQueue, settle_data_handler
 
@@ -161,6 +167,10 @@ def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         except NodeError as err:
             fields["error"] = str(err)
             return JSONResponse({"error": str(err)}, status_code=503)
+        except LimitExceeded as limit:
+            fields.update(error=limit.message, limit=limit.outcome)
+            headers = {"Retry-After": str(limit.retry_after)}
+            return JSONResponse({"error": limit.message, "reason": limit.outcome}, status_code=429, headers=headers)
         except (ClientDisconnect, TimeoutError, anyio.get_cancelled_exc_class()):
             raise
         except Exception as err:  # answer and keep serving; the log line says what broke
@@ -181,18 +191,45 @@ def create_app(
     threads: int = 64,
     manage_facilitator: bool = True,
     settle_data: SettlementDataQueue | None = None,
+    operations: Operations | None = None,
 ) -> Starlette:
     """The ASGI app serving ``facilitator``. ``request_timeout`` bounds a whole request (408 if it is not answered
     by then), ``body_timeout`` the reading of its body. With ``manage_facilitator`` the lifespan starts its settlement
     engine and closes it (after settlements in flight) at shutdown. ``api_keys=None`` leaves ``/settle`` open:
-    only for tests and private networks."""
+    only for tests and private networks. ``operations`` (keys in the store, limits, usage, receipts) takes over
+    authentication from ``api_keys``."""
     log = log or RequestLog()
 
-    def authorize(request: Request) -> None:
-        if api_keys is not None and not api_keys.accepts(request.headers.get("authorization")):
+    def identify(request: Request, endpoint: str) -> Caller | None:
+        """The caller (None without ``operations``); 401 when the request needs a valid key and lacks it."""
+        header = request.headers.get("authorization")
+        if operations is None:
+            refused = endpoint != "verify" and api_keys is not None and not api_keys.accepts(header)
+            caller = None
+        else:
+            caller = operations.caller(header, endpoint)
+            refused = caller is None
+        if refused:
             raise HttpError(
                 401, "Authorization: a valid 'Bearer <key>' is required", {"WWW-Authenticate": 'Bearer realm="x402"'}
             )
+        if caller is not None:
+            _fields(request)["key"] = caller.name
+        return caller
+
+    def authorize(request: Request) -> None:
+        identify(request, "settle")
+
+    async def admit(caller: Caller | None, endpoint: str, body: Any) -> str | None:
+        """Count the request against the caller's limits (429 over one); for /settle, reserve its charge."""
+        if operations is None or caller is None:
+            return None
+        try:
+            await in_thread(operations.admit, caller, endpoint)
+            return await in_thread(operations.reserve, caller, body) if endpoint == "settle" else None
+        except LimitExceeded as limit:
+            await in_thread(operations.refused, caller, endpoint, body, limit)
+            raise
 
     async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
         # Abandoned on the deadline: the thread finishes (a settlement is stored), the client gets 408.
@@ -202,13 +239,20 @@ def create_app(
         return facilitator.supported()
 
     async def health(request: Request) -> Any:
-        return {"status": "ok", "network": facilitator.network}
+        answer: dict[str, Any] = {"status": "ok", "network": facilitator.network}
+        if operations is not None and operations.usage_lost:
+            answer["usageRecordsLost"] = operations.usage_lost
+        return answer
 
     readers: list[AsyncRpcBatchReader] = []
 
     async def verify(request: Request) -> Any:
+        caller = identify(request, "verify")
         body = await _json_body(request, max_body_bytes, body_timeout)
+        await admit(caller, "verify", body)
         result = await facilitator.verify_async(body, readers[0])
+        if operations is not None and caller is not None:
+            operations.verified(caller, body, result)
         fields = _fields(request)
         fields.update(isValid=result.is_valid, payer=result.payer)
         if result.invalid_reason is not None:
@@ -216,10 +260,14 @@ def create_app(
         return result.to_json()
 
     async def settle(request: Request) -> Any:
-        authorize(request)
+        caller = identify(request, "settle")
         body = await _json_body(request, max_body_bytes, body_timeout)
+        hold = await admit(caller, "settle", body)
         notes: dict[str, Any] = {}
+        # An exception leaves a reservation held (its transaction may have gone out): the quota errs on the safe side.
         response = await in_thread(facilitator.settle, body, notes)
+        if operations is not None and caller is not None:
+            response = await in_thread(operations.settled, caller, body, response, hold)
         fields = _fields(request)
         fields.update(success=response.success, payer=response.payer, **notes)
         if response.error_reason is not None:
@@ -235,9 +283,19 @@ def create_app(
         if len(digits) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digits):
             raise HttpError(400, f"id: expected a payment id or transaction hash (0x + 64 hex digits), got {ident!r}")
         answers = await in_thread(facilitator.status, "0x" + digits)
+        if operations is not None:
+            answers = [await in_thread(operations.stored_receipt, answer) for answer in answers]
         if not answers:
             raise HttpError(404, f"id: no settlement known for {ident}")
         return {"settlements": [a.to_json() for a in answers]}
+
+    async def usage(request: Request) -> Any:
+        caller = identify(request, "usage")
+        assert operations is not None and caller is not None
+        try:
+            return await in_thread(operations.usage, caller, dict(request.query_params))
+        except InvalidInput as err:
+            raise HttpError(400, str(err)) from None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -250,6 +308,8 @@ def create_app(
             yield
         finally:
             await readers.pop().aclose()
+            if operations is not None:
+                await anyio.to_thread.run_sync(operations.close)
             if manage_facilitator:
                 await anyio.to_thread.run_sync(facilitator.close)
             log.write("facilitator.stop", reason="shutdown")
@@ -261,6 +321,8 @@ def create_app(
         Route("/supported", _endpoint(supported), methods=["GET"]),
         Route("/health", _endpoint(health), methods=["GET"]),
     ]
+    if operations is not None:
+        routes.append(Route("/usage", _endpoint(usage), methods=["GET"]))
     if settle_data is not None:
         handler = settle_data_handler(
             settle_data,

@@ -60,14 +60,22 @@ class ApiKeys:
             keys += [part.strip() for part in value.split(",") if part.strip()]
         return cls(keys)
 
-    def accepts(self, authorization: str | None) -> bool:
-        """Whether an ``Authorization`` header value carries one of the keys (``Bearer <key>``)."""
+    @staticmethod
+    def bearer(authorization: str | None) -> str | None:
+        """The key in an ``Authorization: Bearer <key>`` header value, if it holds one."""
         if authorization is None:
-            return False
+            return None
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return token.strip()
+
+    def accepts(self, authorization: str | None) -> bool:
+        """Whether an ``Authorization`` header value carries one of the keys (``Bearer <key>``)."""
+        token = self.bearer(authorization)
+        if token is None:
             return False
-        digest = hashlib.sha256(token.strip().encode()).digest()
+        digest = hashlib.sha256(token.encode()).digest()
         found = False
         for known in self._digests:  # no early exit: the time taken does not say which key matched
             found |= hmac.compare_digest(digest, known)

@@ -9,7 +9,9 @@ States: ``submitted`` (broadcast, or about to be; receipt not seen), ``settled``
 ``failed`` (its transaction reverted or was dropped: the payment may be tried again).
 
 :class:`SettlementStore` is the interface; :class:`SqliteSettlementStore` implements it with the standard
-library. A PostgreSQL store implements the same five methods (``INSERT ... ON CONFLICT`` for ``put_submitted``).
+library, ``_store_postgres.PostgresSettlementStore`` on PostgreSQL (several instances, one database). Both also
+hold the operations tables (:mod:`og_settle.facilitator._store_ops`): API keys with their limits, the limits'
+state, usage records and receipts. :func:`open_settlement_store` picks one from a path or a ``postgresql://`` URL.
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
 
 from og_settle._errors import InvalidInput
+from og_settle.facilitator._store_ops import OPERATIONS_SCHEMA_SQLITE, OperationsTables
 
-__all__ = ["SettlementRecord", "SettlementState", "SettlementStore", "SqliteSettlementStore"]
+__all__ = ["SettlementRecord", "SettlementState", "SettlementStore", "SqliteSettlementStore", "open_settlement_store"]
 
 
 class SettlementState:
@@ -108,11 +112,12 @@ CREATE TABLE IF NOT EXISTS settlements (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS settlements_by_tx ON settlements (transaction_hash);
-PRAGMA user_version = 1;
 """
 _COLUMNS: Final = (
     "key, payer, pay_to, token, network, scheme, amount, state, transaction_hash, raw_tx, error_reason, updated_at"
 )
+
+_UPDATE_ALL: Final = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")[1:])
 
 
 def _record(row: tuple[object, ...]) -> SettlementRecord:
@@ -133,9 +138,10 @@ def _record(row: tuple[object, ...]) -> SettlementRecord:
     )
 
 
-class SqliteSettlementStore:
+class SqliteSettlementStore(OperationsTables):
     """A :class:`SettlementStore` in one SQLite file (WAL mode, synchronous=FULL: a written intent survives a
-    power cut). ``":memory:"`` gives a throwaway store for tests."""
+    power cut). ``":memory:"`` gives a throwaway store for tests. Several processes may share the file on one
+    host (writers take the database lock with ``BEGIN IMMEDIATE``)."""
 
     def __init__(self, path: str | Path) -> None:
         target = str(path)
@@ -145,10 +151,32 @@ class SqliteSettlementStore:
             self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None, timeout=30.0)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(_SCHEMA + OPERATIONS_SCHEMA_SQLITE + "PRAGMA user_version = 2;")
         except sqlite3.Error as err:
             raise InvalidInput(f"--store: cannot open the settlement store {target}: {err}") from None
         self._lock = threading.Lock()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._db
+
+    def _lock_name(self, db: sqlite3.Connection, name: str) -> None:
+        """Nothing to take: ``BEGIN IMMEDIATE`` holds the database's write lock for the whole transaction."""
+
+    def _clock(self, db: sqlite3.Connection) -> float:
+        return time.time()
 
     def get(self, key: str) -> SettlementRecord | None:
         with self._lock:
@@ -163,35 +191,31 @@ class SqliteSettlementStore:
         return [_record(row) for row in rows]
 
     def put_submitted(self, records: Sequence[SettlementRecord]) -> None:
-        now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for r in records:
-                    existing = self._db.execute("SELECT state FROM settlements WHERE key = ?", (r.key,)).fetchone()
-                    if existing is not None and existing[0] != SettlementState.FAILED:
-                        raise InvalidInput(f"settlement {r.key}: already {existing[0]}")
-                    self._db.execute(
-                        f"INSERT OR REPLACE INTO settlements ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (
-                            r.key,
-                            r.payer,
-                            r.pay_to,
-                            r.token,
-                            r.network,
-                            r.scheme,
-                            str(r.amount),
-                            SettlementState.SUBMITTED,
-                            r.transaction.lower(),
-                            r.raw_tx,
-                            None,
-                            now,
-                        ),
-                    )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._write() as db:
+            now = self._clock(db)
+            for r in records:
+                self._lock_name(db, "payment:" + r.key)
+                existing = db.execute("SELECT state FROM settlements WHERE key = ?", (r.key,)).fetchone()
+                if existing is not None and existing[0] != SettlementState.FAILED:
+                    raise InvalidInput(f"settlement {r.key}: already {existing[0]}")
+                db.execute(
+                    f"INSERT INTO settlements ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+                    f" ON CONFLICT (key) DO UPDATE SET {_UPDATE_ALL}",
+                    (
+                        r.key,
+                        r.payer,
+                        r.pay_to,
+                        r.token,
+                        r.network,
+                        r.scheme,
+                        str(r.amount),
+                        SettlementState.SUBMITTED,
+                        r.transaction.lower(),
+                        r.raw_tx,
+                        None,
+                        now,
+                    ),
+                )
 
     def mark(self, key: str, state: str, error_reason: str | None = None) -> None:
         if state not in (SettlementState.SETTLED, SettlementState.FAILED):
@@ -205,3 +229,15 @@ class SqliteSettlementStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def open_settlement_store(target: str | Path) -> SqliteSettlementStore:
+    """The facilitator's store at ``target``: a ``postgresql://`` URL (PostgreSQL, shared by several instances) or
+    an SQLite file (created if missing)."""
+    from og_settle.relayer._queue_db import is_postgres_url
+
+    if is_postgres_url(str(target)):
+        from og_settle.facilitator._store_postgres import PostgresSettlementStore
+
+        return PostgresSettlementStore(str(target))
+    return SqliteSettlementStore(target)
