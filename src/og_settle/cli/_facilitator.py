@@ -8,7 +8,7 @@ payer?, transaction, network, amount?}``; ``GET /supported`` lists the exact and
 ``/settle`` requires ``Authorization: Bearer <key>``; keys come from the store (``og-settle facilitator keys add``,
 each with its rate limits and spend quotas: over one, HTTP 429 with ``Retry-After``), ``--api-keys-file`` (one per
 line) and/or the environment variable named by ``--api-keys-env`` (no limits). ``/verify`` is open to anonymous
-callers unless ``--verify-auth``; a key given on it must be valid, and its limits apply. ``--no-auth`` serves
+callers unless ``--verify-auth``; a valid key given on it has its limits applied. ``--no-auth`` serves
 everything open (tests, private networks). Every verify and settle is recorded in the store (``GET /usage``,
 ``og-settle facilitator usage``), and a settlement's receipt travels in its answer's ``extensions``.
 Settlements are sent from the account whose private key is in the environment variable named by

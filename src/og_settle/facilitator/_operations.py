@@ -6,8 +6,8 @@ payTo, the answer's payer, transaction and payment id), so it applies to every t
 
 - **Callers.** A bearer key found in the store (``og-settle facilitator keys set``) is that key, with its
   limits; one from ``--api-keys-file``/``--api-keys-env`` is ``key-<first 12 hex digits of its SHA-256>``,
-  without limits. ``/verify`` without a key is served as the anonymous caller ``""`` unless keys are required
-  for it; a key that is given must be valid.
+  without limits. ``/verify`` without a valid key is served as the anonymous caller ``""`` (it was open before
+  keys had limits, and stays so) unless ``verify_requires_key``.
 - **Before anything is sent:** the key's requests-per-second limit on the endpoint, then, for ``/settle``, the
   reservation of the charge in the asset's quotas (:mod:`og_settle.facilitator._limits`). Over a limit the
   request is answered 429 with ``Retry-After`` and recorded; nothing is settled.
@@ -178,7 +178,7 @@ class Operations:
                 return Caller(*stored)
             if self.api_keys is not None and self.api_keys.accepts(authorization):
                 return Caller(f"key-{digest[:12]}", KeyLimits())
-        if self.open_access or (token is None and endpoint == "verify" and not self.verify_requires_key):
+        if self.open_access or (endpoint == "verify" and not self.verify_requires_key):
             return Caller("", KeyLimits())
         return None
 
