@@ -99,8 +99,10 @@ def serve(deployment_file: Path, rpc_url: str, relayer: Any, tmp_path: Path) -> 
         assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the one test that needs it (function scope: a wider fixture first requested
+    mid-module would make Ape rebase its chain snapshots)."""
     yield from postgres_server()
 
 
