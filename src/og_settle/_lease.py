@@ -24,6 +24,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Final
@@ -59,19 +60,29 @@ class SignerLease:
         except OSError as err:
             raise InvalidInput(f"signer lease: cannot create {folder}: {err.strerror or err}") from None
         path = folder / f"{chain_id}-{address.lower()}.lock"
+        return cls.at_path(
+            path,
+            role=role,
+            refusal=lambda holder: (
+                f"signer {address} on chain {chain_id} is already in use by {holder} (lease {path}); "
+                "the facilitator and the relayer must settle from different keys"
+            ),
+        )
+
+    @classmethod
+    def at_path(cls, path: Path, *, role: str, refusal: Callable[[str], str]) -> SignerLease:
+        """Take the exclusive lease that ``path`` stands for (the file is created if missing), or raise
+        InvalidInput with ``refusal(holder)``, holder naming the process that holds it."""
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as err:
-            raise InvalidInput(f"signer lease: cannot open {path}: {err.strerror or err}") from None
+            raise InvalidInput(f"lease: cannot open {path}: {err.strerror or err}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             holder = _read_holder(fd)
             os.close(fd)
-            raise InvalidInput(
-                f"signer {address} on chain {chain_id} is already in use by {holder} (lease {path}); "
-                "the facilitator and the relayer must settle from different keys"
-            ) from None
+            raise InvalidInput(refusal(holder)) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"role": role, "pid": os.getpid(), "since": int(time.time())}).encode(), 0)
         return cls(path, fd)

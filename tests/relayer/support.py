@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,8 +107,11 @@ def _anvil(port: int, state_path: Path | None) -> tuple[AnvilProcess, Any]:
     return start_anvil(port, extra)
 
 
-def start_chain(workdir: Path, *, port: int | None = None, state_path: Path | None = None) -> LiveChain:
-    """Start anvil, install Permit2 and OPG, deploy og-settle, register the TEE, approve Permit2 for payers."""
+def start_chain(
+    workdir: Path, *, port: int | None = None, state_path: Path | None = None, relayer_keys: Sequence[str] = ()
+) -> LiveChain:
+    """Start anvil, install Permit2 and OPG, deploy og-settle, register the TEE, approve Permit2 for payers.
+    The relayer role goes to RELAYER_KEY's account and those of ``relayer_keys``."""
     from og_settle.replica import free_port
 
     port = port or free_port()
@@ -119,8 +122,8 @@ def start_chain(workdir: Path, *, port: int | None = None, state_path: Path | No
         install_opg(rpc, accounts, OPG_PER_DEV_ACCOUNT)
         url = f"http://127.0.0.1:{port}"
         sender = Web3Sender(url, DEPLOYER_KEY)
-        relayer = Account.from_key(RELAYER_KEY).address
-        deployment = deploy(sender, relayers=[relayer], operators=[sender.address], out_dir=workdir / "deployments")
+        relayers = list(dict.fromkeys(Account.from_key(k).address for k in (RELAYER_KEY, *relayer_keys)))
+        deployment = deploy(sender, relayers=relayers, operators=[sender.address], out_dir=workdir / "deployments")
         _register_tee(url, deployment)
         for key in PAYER_KEYS:
             ensure_opg_approval(2**255, private_key=key, rpc_url=url, approve_amount=2**256 - 1)
@@ -274,10 +277,18 @@ def write_jsonl(path: Path, records: list[Any]) -> Path:
 # -- processes -------------------------------------------------------------------------------------------------
 
 
-def cli(*args: str, input_text: str | None = None, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-    """Run ``og-settle ARGS`` to completion."""
+def cli(
+    *args: str, input_text: str | None = None, timeout: float = 120.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``og-settle ARGS`` to completion (``env``: variables to add or override)."""
     return subprocess.run(
-        [OG_SETTLE, *args], input=input_text, capture_output=True, text=True, timeout=timeout, env=_env(), check=False
+        [OG_SETTLE, *args],
+        input=input_text,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(env),
+        check=False,
     )
 
 
@@ -296,7 +307,7 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def spawn_relayer(
-    db: Path, chain: LiveChain, *extra: str, env: dict[str, str] | None = None, log_path: Path
+    db: Path | str, chain: LiveChain, *extra: str, env: dict[str, str] | None = None, log_path: Path
 ) -> subprocess.Popen[bytes]:
     """Start ``og-settle relayer run`` in the background; its JSON log lines go to ``log_path``."""
     handle = log_path.open("ab")

@@ -11,13 +11,12 @@ import random
 import signal
 import subprocess
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from og_settle._hex import keccak256, parse_bytes32, to_hex
-from og_settle._merkle import StandardMerkleTree
+from og_settle._hex import parse_bytes32, to_hex
 from og_settle.relayer import ItemState, SqliteStore
+from tests.relayer.proofs import assert_settled_exactly_once, opg_balance, queued_digests
 from tests.relayer.support import (
     PAY_TO,
     LiveChain,
@@ -30,8 +29,6 @@ from tests.relayer.support import (
     spawn_relayer,
     write_jsonl,
 )
-
-_BALANCE_OF = keccak256(b"balanceOf(address)")[:4]
 
 
 def _submit(db: Path, chain: LiveChain, path: Path, *extra: str) -> dict[str, Any]:
@@ -63,78 +60,6 @@ def _count(log: Path, event: str) -> int:
     return sum(1 for e in read_events(log) if e.get("event") == event)
 
 
-def _opg_balance(chain: LiveChain, holder: str) -> int:
-    w3 = chain.web3()
-    data = _BALANCE_OF + bytes.fromhex(holder[2:]).rjust(32, b"\0")
-    return int.from_bytes(bytes(w3.eth.call({"to": chain.deployment.opg, "data": "0x" + data.hex()})), "big")
-
-
-def _assert_settled_exactly_once(
-    chain: LiveChain,
-    dump_dir: Path,
-    batch_records: list[dict[str, Any]],
-    payments: list[dict[str, Any]],
-    single_digests: list[bytes],
-    paid_before: int,
-) -> None:
-    """From chain state: every leaf is in exactly one recorded root, every digest is recorded, every payment
-    settled exactly once and the payee received exactly the sum."""
-    from og_settle._merkle import OG_LEAF_ENCODING, leaf_hash
-    from og_settle.clients import PaymentFacilitatorClient, Permit2Client, SettlementRegistryClient
-    from og_settle.relayer._calls import leaf
-
-    w3 = chain.web3()
-    registry = SettlementRegistryClient(w3, chain.deployment.settlement_registry)
-    events = registry.batch_recorded_events()
-    assert len({e["root"] for e in events}) == len(events)
-    on_chain: Counter[bytes] = Counter()
-    for event in events:
-        pointer = event["da_pointer"].decode()
-        assert pointer == "og-settle:" + to_hex(event["root"])
-        tree = StandardMerkleTree.load_json((dump_dir / f"{to_hex(event['root'])}.json").read_bytes())
-        assert tree.root == event["root"] and len(tree) == event["size"]
-        for value in tree.values:
-            on_chain[leaf_hash(OG_LEAF_ENCODING, value)] += 1
-    expected = Counter(leaf_hash(OG_LEAF_ENCODING, leaf(r).values()) for r in batch_records)
-    assert on_chain == expected, "every leaf must be recorded in exactly one root, and nothing else"
-
-    for digest in single_digests:
-        assert registry.is_settled(digest)
-    single_events = [
-        log["args"]["digest"]
-        for event in (registry.contract.events.IndividualSettled, registry.contract.events.MetadataSettled)
-        for log in event.get_logs(from_block=0)
-    ]
-    assert Counter(single_events) == Counter(single_digests), "each digest must be settled by exactly one event"
-    assert registry.counters().inferences_in_batches == len(batch_records)
-
-    permit2 = Permit2Client(w3, chain.deployment.permit2)
-    facilitator = PaymentFacilitatorClient(w3, chain.deployment.payment_facilitator)
-    settled_logs = facilitator.contract.events.PaymentSettled.get_logs(from_block=0)
-    per_payment = Counter((str(log["args"]["payer"]), int(log["args"]["nonce"])) for log in settled_logs)
-    total = 0
-    for record in payments:
-        auth = record["paymentPayload"]["payload"]["permit2Authorization"]
-        key = (auth["from"], int(auth["nonce"]))
-        assert permit2.nonce_spent(*key)
-        assert per_payment[key] == 1, f"payment {key} settled {per_payment[key]} times"
-        total += int(auth["permitted"]["amount"])
-    assert sum(per_payment.values()) == len(payments)
-    assert _opg_balance(chain, PAY_TO) - paid_before == total
-
-
-def _digests(db: Path) -> list[bytes]:
-    store = SqliteStore(db)
-    try:
-        return [
-            parse_bytes32(item.record()["digest"], "digest")
-            for item in store.items()
-            if item.lane is not None and item.lane.value in ("individual", "metadata")
-        ]
-    finally:
-        store.close()
-
-
 def test_crash_recovery_settles_everything_exactly_once(tmp_path: Path) -> None:
     """SIGKILLed at random moments (at least 5 times, including between broadcast and receipt), the relayer
     still settles every record exactly once, proven from chain state, and leaves nothing in flight."""
@@ -150,7 +75,7 @@ def test_crash_recovery_settles_everything_exactly_once(tmp_path: Path) -> None:
         db = tmp_path / "queue.db"
         summary = _submit(db, chain, write_jsonl(tmp_path / "in.jsonl", records))
         assert summary["accepted"] == len(records) and summary["rejected"] == 0
-        paid_before = _opg_balance(chain, PAY_TO)
+        paid_before = opg_balance(chain, PAY_TO)
 
         log = tmp_path / "relayer.log"
         dump_dir = tmp_path / "dumps"
@@ -194,7 +119,7 @@ def test_crash_recovery_settles_everything_exactly_once(tmp_path: Path) -> None:
             status.close()
         assert state.in_flight == 0
         assert state.items_by_state == {"confirmed": len(records)}
-        _assert_settled_exactly_once(chain, dump_dir, batch_records, payments, _digests(db), paid_before)
+        assert_settled_exactly_once(chain, dump_dir, batch_records, payments, queued_digests(db), paid_before)
 
 
 def test_node_outage_backs_off_and_loses_nothing(tmp_path: Path) -> None:
@@ -207,7 +132,7 @@ def test_node_outage_backs_off_and_loses_nothing(tmp_path: Path) -> None:
         records: list[Any] = batch_records + payments
         db = tmp_path / "queue.db"
         assert _submit(db, chain, write_jsonl(tmp_path / "in.jsonl", records))["accepted"] == len(records)
-        paid_before = _opg_balance(chain, PAY_TO)
+        paid_before = opg_balance(chain, PAY_TO)
         log = tmp_path / "relayer.log"
         dump_dir = tmp_path / "dumps"
         proc = spawn_relayer(
@@ -252,7 +177,7 @@ def test_node_outage_backs_off_and_loses_nothing(tmp_path: Path) -> None:
             assert store.status().items_by_state == {"confirmed": len(records)}
         finally:
             store.close()
-        _assert_settled_exactly_once(chain, dump_dir, batch_records, payments, [], paid_before)
+        assert_settled_exactly_once(chain, dump_dir, batch_records, payments, [], paid_before)
 
 
 def test_bad_input_is_rejected_with_reasons_and_good_records_settle(tmp_path: Path, chain: LiveChain) -> None:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from og_settle import InvariantViolation
-from og_settle.relayer import BatchState, ItemKind, Lane, NewItem, PostgresStore
+from og_settle.relayer import BatchState, ItemKind, ItemState, Lane, LeaseLost, NewItem, PostgresStore
 from tests.support.postgres import PostgresServer
 
 
@@ -73,14 +73,15 @@ def test_a_live_claim_keeps_others_out_and_an_expired_one_does_not(pg_url: str) 
 
 
 def test_batch_leases_skip_held_batches_and_fence_a_lost_holder(pg_url: str) -> None:
-    """A built batch is leased by one instance at a time; after its lease runs out another takes it over with a
+    """A built batch is held by the instance that built it; after its lease runs out another takes it over with a
     larger fencing token, and the old holder can no longer renew."""
     a, b = PostgresStore(pg_url, worker="a"), PostgresStore(pg_url, worker="b")
     ids = [o.item_id for o in a.add_items([_item(n) for n in range(2)])]
     batch = a.create_batch(Lane.BATCH, ids, root=b"\1" * 32, dump_path=None, dump=None)
-    (held,) = a.claim_batches([BatchState.BUILT], 5, ttl=0.2)
+    assert b.claim_batches([BatchState.BUILT], 5, ttl=60) == []  # its builder holds it
+    assert a.claim_batches([BatchState.BUILT], 5, ttl=60) == []  # a live lease is not new work, even one's own
+    (held,) = a.claim_batches([BatchState.BUILT], 5, ttl=0.2, reclaim=True)  # a restarted `a` takes it back
     assert (held.batch.id, held.worker) == (batch.id, "a")
-    assert b.claim_batches([BatchState.BUILT], 5, ttl=60) == []  # a holds it
     renewed = a.renew_lease(held, ttl=0.05)
     assert renewed is not None and renewed.fence == held.fence
     time.sleep(0.1)
@@ -88,5 +89,54 @@ def test_batch_leases_skip_held_batches_and_fence_a_lost_holder(pg_url: str) -> 
     assert taken.worker == "b" and taken.fence > held.fence
     assert a.renew_lease(held, ttl=60) is None  # fenced out
     assert b.renew_lease(taken, ttl=60) is not None
+    for store in (a, b):
+        store.close()
+
+
+def test_a_fenced_out_instance_cannot_change_the_batch_it_lost(pg_url: str) -> None:
+    """After a take-over, every change the old holder tries on the batch (sign it, confirm it, settle part of it) is
+    refused with LeaseLost and changes nothing; it learns of the loss when it renews, and no longer lists the batch
+    as its own. The new holder's changes go through."""
+    a = PostgresStore(pg_url, worker="a", lease_ttl=0.2)
+    b = PostgresStore(pg_url, worker="b")
+    ids = [o.item_id for o in a.add_items([_item(n) for n in range(3)])]
+    batch = a.create_batch(Lane.BATCH, ids, root=b"\2" * 32, dump_path=None, dump=None)
+    assert [x.id for x in a.held_batches(BatchState.BUILT)] == [batch.id]
+    assert b.held_batches(BatchState.BUILT) == []
+    with pytest.raises(LeaseLost, match="a holds it"):  # b holds no lease on it: a's live lease keeps b out
+        b.record_signed_tx(batch.id, tx_hash=b"\3" * 32, nonce=0, sender="0xb", raw=b"b")
+    time.sleep(0.3)
+    (taken,) = b.claim_batches([BatchState.BUILT], 5, ttl=60)
+    assert taken.batch.id == batch.id
+    for attempt in (
+        lambda: a.record_signed_tx(batch.id, tx_hash=b"\4" * 32, nonce=0, sender="0xa", raw=b"a"),
+        lambda: a.resolve_items(batch.id, confirmed={ids[0]: "on chain"}, failed={}),
+        lambda: a.confirm_batch(batch.id, tx_hash=None, block_number=None, gas_used=None),
+    ):
+        with pytest.raises(LeaseLost, match=r"taken over by b|b holds it"):
+            attempt()
+    assert a.renew_leases(ttl=60) == []  # the refusals already told it; it holds nothing now
+    assert a.held_batches(BatchState.BUILT, BatchState.SUBMITTED) == []
+    assert b.batch(batch.id).state is BatchState.BUILT and b.batch_txs(batch.id) == []
+    tx = b.record_signed_tx(batch.id, tx_hash=b"\5" * 32, nonce=0, sender="0xb", raw=b"b")
+    assert b.held_batches(BatchState.SUBMITTED) == [b.batch(batch.id)] and tx.sender == "0xb"
+    b.confirm_batch(batch.id, tx_hash=tx.tx_hash, block_number=1, gas_used=1)
+    assert {i.state for i in b.batch_items(batch.id)} == {ItemState.CONFIRMED}
+    assert b.renew_leases(ttl=60) == [] and b.held_batches(BatchState.SUBMITTED) == []  # finished: not lost, let go
+    for store in (a, b):
+        store.close()
+
+
+def test_renewal_reports_a_lease_lost_to_a_take_over(pg_url: str) -> None:
+    """An instance that stalls past its lease learns at its next renewal which batches another instance took."""
+    a = PostgresStore(pg_url, worker="a", lease_ttl=0.2)
+    b = PostgresStore(pg_url, worker="b")
+    ids = [o.item_id for o in a.add_items([_item(n) for n in range(4)])]
+    first = a.create_batch(Lane.BATCH, ids[:2], root=b"\6" * 32, dump_path=None, dump=None)
+    time.sleep(0.3)
+    assert [x.batch.id for x in b.claim_batches([BatchState.BUILT], 5, ttl=60)] == [first.id]
+    second = a.create_batch(Lane.BATCH, ids[2:], root=b"\7" * 32, dump_path=None, dump=None)
+    assert a.renew_leases(ttl=60) == [first.id]
+    assert [x.id for x in a.held_batches(BatchState.BUILT)] == [second.id]
     for store in (a, b):
         store.close()

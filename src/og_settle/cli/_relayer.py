@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -22,6 +23,7 @@ from og_settle.cli._network import (
 )
 
 _KEY_ENV_DEFAULT = "OG_SETTLE_RELAYER_KEY"
+_SHARED_BUILD_AHEAD = 2
 _DB_HELP = "the queue: an SQLite file, or a PostgreSQL URL (postgresql://user[:password]@host[:port]/dbname)"
 
 
@@ -67,6 +69,19 @@ def register(groups: Any) -> None:
         "--exit-when-done",
         action="store_true",
         help="exit once nothing is in flight: 0 if every item of the run settled, 1 if any failed",
+    )
+    run.add_argument(
+        "--instance-id",
+        default=None,
+        help="this instance's id in the queue and in every log line (default: signer address@host); several"
+        " instances on one postgresql:// queue each need their own key",
+    )
+    run.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=30.0,
+        help="seconds a batch stays this instance's without renewal; another instance takes over a stopped"
+        " instance's batches after this long (postgresql:// queues)",
     )
     run.add_argument("--verbose", action="store_true", help="also log debug events")
     run.set_defaults(handler=_run)
@@ -119,7 +134,7 @@ def _db_and_deployment(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _open(args: argparse.Namespace, store: Any = None) -> tuple[Any, Any]:
+def _open(args: argparse.Namespace, store: Any = None, **options: Any) -> tuple[Any, Any]:
     from og_settle._deploy import load_deployment
     from og_settle.relayer import bind_deployment, is_postgres_url, open_store, remove_sqlite_files
 
@@ -128,7 +143,7 @@ def _open(args: argparse.Namespace, store: Any = None) -> tuple[Any, Any]:
         _check_deployed(args, deployment)
         return store, deployment
     created = not is_postgres_url(args.db) and not Path(args.db).exists()
-    store = open_store(args.db)
+    store = open_store(args.db, **options)
     try:
         deployment = bind_deployment(store, None if args.deployment is None else load_deployment(args.deployment))
         _check_deployed(args, deployment)
@@ -143,7 +158,16 @@ def _open(args: argparse.Namespace, store: Any = None) -> tuple[Any, Any]:
 def _run(args: argparse.Namespace) -> int:
     from og_settle._lease import SignerLease
     from og_settle.clients import NodeUnavailable
-    from og_settle.relayer import BULK_BATCH_SIZE, BatchPolicy, EventLog, Relayer, RelayerConfig, RelayerHalted
+    from og_settle.relayer import (
+        BULK_BATCH_SIZE,
+        BatchPolicy,
+        EventLog,
+        Relayer,
+        RelayerConfig,
+        RelayerHalted,
+        is_postgres_url,
+        lock_sqlite_queue,
+    )
 
     account = account_from_env(args.key_env, holder="the relayer")
     # The relayer backs off while its node is down, so an unreachable node is no reason to refuse to start.
@@ -159,14 +183,23 @@ def _run(args: argparse.Namespace) -> int:
     if policy.max_items > BULK_BATCH_SIZE:
         print(f"og-settle: note: batches of {policy.max_items} leaves exceed the tested bulk size", file=sys.stderr)
     sending = _sending_config(args)  # bad values are refused before the queue is opened
-    store, deployment = _open(args)
+    if args.lease_ttl <= 0:
+        raise InvalidInput(f"--lease-ttl: must be positive, got {args.lease_ttl}")
+    shared = is_postgres_url(args.db)
+    instance = args.instance_id or f"{account.address}@{socket.gethostname()}"
+    store, deployment = _open(args, worker=instance, lease_ttl=args.lease_ttl)
     if chosen is not None and chosen.chain_id != deployment.chain_id:
         store.close()
         raise InvalidInput(
             f"--network {chosen.name}: this queue settles to chain {deployment.chain_id}, "
             f"{chosen.label} is {chosen.chain_id}"
         )
-    log = EventLog(verbose=args.verbose)
+    try:
+        queue_lock = None if shared else lock_sqlite_queue(args.db)
+    except InvalidInput:
+        store.close()
+        raise
+    log = EventLog(verbose=args.verbose, context={"instance": instance})
     from_block = store.get_meta("log_from_block")
     config = RelayerConfig(
         policy=policy,
@@ -179,6 +212,10 @@ def _run(args: argparse.Namespace) -> int:
         drain=args.drain,
         exit_when_done=args.exit_when_done,
         log_from_block=int(from_block) if from_block is not None else 0,
+        lease_ttl=args.lease_ttl,
+        # On a shared queue an instance cuts a batch only when it has room to send it soon, so that the
+        # instances share the work instead of the first one cutting it all.
+        build_ahead=_SHARED_BUILD_AHEAD if shared else None,
     )
     stop = threading.Event()
 
@@ -195,14 +232,17 @@ def _run(args: argparse.Namespace) -> int:
         lease = SignerLease.acquire(deployment.chain_id, account.address, role="relayer")
     except InvalidInput:
         store.close()
+        if queue_lock is not None:
+            queue_lock.release()
         raise
     relayer = Relayer(store, deployment, account, rpc_url=args.rpc, config=config, log=log, stop=stop)
     store.set_meta("relayer_address", account.address)
     try:
         if from_block is None:
-            # Events this relayer's work can produce are all after this block.
-            store.set_meta("log_from_block", str(max(relayer.chain.sender.block_number() - 1, 0)))
-            relayer.config = _with_from_block(config, int(store.get_meta("log_from_block") or 0))
+            # Events this relayer's work can produce are all after this block. The first instance on the queue
+            # sets it; one starting at the same time must not move it past what the first already sent.
+            start = str(max(relayer.chain.sender.block_number() - 1, 0))
+            relayer.config = _with_from_block(config, int(store.init_meta("log_from_block", start)))
         return relayer.run()
     except RelayerHalted as err:
         print(f"og-settle: relayer halted: {err}", file=sys.stderr)
@@ -216,6 +256,8 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         store.close()
         lease.release()
+        if queue_lock is not None:
+            queue_lock.release()
 
 
 def _add_sending_options(run: argparse.ArgumentParser) -> None:

@@ -265,7 +265,11 @@ class TxSender:
 
     def chain_nonce(self, block: str = "pending") -> int:
         """The account's transaction count at ``block`` ("latest": mined; "pending": mined + mempool)."""
-        return int(self._rpc("eth_getTransactionCount", lambda: self.w3.eth.get_transaction_count(self.address, block)))
+        return self.transaction_count(self.address, block)
+
+    def transaction_count(self, address: str, block: str = "latest") -> int:
+        """Any account's transaction count at ``block`` (for example another relayer instance's signer)."""
+        return int(self._rpc("eth_getTransactionCount", lambda: self.w3.eth.get_transaction_count(address, block)))
 
     def resync_nonce(self) -> int:
         """Forget the local nonce and take the chain's pending count."""

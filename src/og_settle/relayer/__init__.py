@@ -20,21 +20,29 @@ from og_settle.relayer._intake import (
 from og_settle.relayer._intake_submit import IntakeReport, default_workers, submit_records, verify_lines
 from og_settle.relayer._log import EventLog
 from og_settle.relayer._policy import BULK_BATCH_SIZE, BatchPolicy, Trigger
-from og_settle.relayer._queue_db import is_postgres_url, open_store, remove_sqlite_files, store_for_write
+from og_settle.relayer._queue_db import (
+    is_postgres_url,
+    lock_sqlite_queue,
+    open_store,
+    remove_sqlite_files,
+    store_for_write,
+)
 from og_settle.relayer._states import BatchState, ItemKind, ItemState, Lane
 from og_settle.relayer._status import format_status, status_json
 from og_settle.relayer._store import (
     Batch,
+    BatchLease,
     IntakeOutcome,
     Item,
     LaneBacklog,
+    LeaseLost,
     NewItem,
     QueueStatus,
     QueueStore,
     SqliteStore,
     TxRecord,
 )
-from og_settle.relayer._store_postgres import BatchLease, PostgresStore
+from og_settle.relayer._store_postgres import PostgresStore
 from og_settle.relayer._tee_directory import RegistryTeeDirectory, StaticTeeDirectory, TeeDirectory
 
 __all__ = [
@@ -53,6 +61,7 @@ __all__ = [
     "ItemState",
     "Lane",
     "LaneBacklog",
+    "LeaseLost",
     "NewItem",
     "ParsedLine",
     "PostgresStore",
@@ -72,6 +81,7 @@ __all__ = [
     "default_workers",
     "format_status",
     "is_postgres_url",
+    "lock_sqlite_queue",
     "open_store",
     "parse_jsonl",
     "parse_record",

@@ -16,7 +16,7 @@ from og_settle.relayer._calls import leaf
 from og_settle.relayer._config import RelayerConfig
 from og_settle.relayer._log import EventLog, iso_utc
 from og_settle.relayer._policy import CutForecast
-from og_settle.relayer._states import ItemState, Lane
+from og_settle.relayer._states import BatchState, Lane
 from og_settle.relayer._store import Batch, Item, QueueStore
 
 __all__ = ["BatchCutter"]
@@ -37,7 +37,7 @@ class BatchCutter:
         self._announced: dict[Lane, tuple[CutForecast, int]] = {}
 
     def settle_private(self) -> bool:
-        items = self.store.items(state=ItemState.RECEIVED, lane=Lane.PRIVATE, limit=10_000)
+        items = self.store.claim_items(Lane.PRIVATE, 10_000, ttl=self.config.lease_ttl)
         if not items:
             return False
         self.store.settle_without_tx([i.id for i in items], "private: nothing is recorded on chain")
@@ -54,7 +54,12 @@ class BatchCutter:
                 if trigger is None:
                     self._announce(lane, policy.next_cut(backlog), 0 if backlog is None else backlog.count)
                     break
-                items = self.store.items(state=ItemState.RECEIVED, lane=lane, limit=policy.capacity(lane))
+                if not self._room():
+                    break
+                # Claimed, so that another instance on the queue cannot put the same items in a batch of its own.
+                items = self.store.claim_items(lane, policy.capacity(lane), ttl=self.config.lease_ttl)
+                if not items:
+                    break  # the waiting items are other instances' (claimed and being batched)
                 started = time.monotonic()
                 if lane is Lane.BATCH and len(items) >= _BIG_BATCH:
                     self.log.info("batch.building", lane=lane.value, leaves=len(items))
@@ -89,6 +94,10 @@ class BatchCutter:
             trigger=forecast.trigger,
             size_in=forecast.size_in,
         )
+
+    def _room(self) -> bool:
+        ahead = self.config.build_ahead
+        return ahead is None or len(self.store.held_batches(BatchState.BUILT)) < ahead
 
     def build(self, lane: Lane, items: Sequence[Item]) -> Batch:
         if lane is not Lane.BATCH:

@@ -38,6 +38,10 @@ class RelayerConfig:
         drain: cut batches from whatever waits instead of waiting for the triggers (for catching up, tests).
         exit_when_done: stop once nothing is in flight (with ``drain``: once everything is settled).
         log_from_block: first block to search for events (payments settled by another transaction).
+        lease_ttl: seconds a batch stays this instance's without renewal (several instances on one queue); a
+            stopped instance's batches are taken over after this long.
+        build_ahead: the most built, unsent batches this instance holds before it cuts more (None: no limit), so
+            that several instances on one queue share the work instead of one cutting it all.
     """
 
     policy: BatchPolicy = field(default_factory=BatchPolicy)
@@ -50,6 +54,14 @@ class RelayerConfig:
     drain: bool = False
     exit_when_done: bool = False
     log_from_block: int = 0
+    lease_ttl: float = 30.0
+    build_ahead: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.lease_ttl <= 0:
+            raise InvalidInput(f"lease_ttl: must be positive, got {self.lease_ttl}")
+        if self.build_ahead is not None and self.build_ahead < 1:
+            raise InvalidInput(f"build_ahead: must be at least 1, got {self.build_ahead}")
 
 
 def bind_deployment(store: QueueStore, deployment: Deployment | None) -> Deployment:

@@ -41,10 +41,11 @@ from og_settle.relayer._batching import BatchCutter
 from og_settle.relayer._calls import ChainView, payment_args, settlement_call
 from og_settle.relayer._chain_facts import ChainFacts
 from og_settle.relayer._config import RelayerConfig, RelayerHalted, bind_deployment
+from og_settle.relayer._fleet import LeaseKeeper
 from og_settle.relayer._log import EventLog
 from og_settle.relayer._sender import SendStatus, TxPipeline
 from og_settle.relayer._states import BatchState, ItemState, Lane
-from og_settle.relayer._store import Batch, Item, QueueStore, TxRecord
+from og_settle.relayer._store import Batch, Item, LeaseLost, QueueStore, TxRecord
 
 __all__ = ["Relayer"]
 
@@ -122,6 +123,7 @@ class Relayer:
         self.facts = ChainFacts(store, self.chain, self._config, self.log)
         self.cutter = BatchCutter(store, self._config, self.log, self.stop)
         self.pipeline = TxPipeline(sender, store, self._config.sending, self.log)
+        self.leases = LeaseKeeper(store, self.log, ttl=self._config.lease_ttl)
         self._outage_since: float | None = None
         self._receipt_pending: set[int] = set()
         self._paused_until = 0.0
@@ -157,6 +159,7 @@ class Relayer:
 
         self.log.info(
             "relayer.start",
+            instance=self.store.worker,
             relayer=self.chain.sender.address,
             chain_id=self.deployment.chain_id,
             registry=self.deployment.settlement_registry,
@@ -190,10 +193,18 @@ class Relayer:
         return {"items": dict(self.store.status().items_by_state)}
 
     def step(self) -> bool:
-        """One round: settle private items, cut due batches, then advance the transactions in flight."""
-        worked = self.cutter.settle_private()
-        worked |= self.cutter.cut_batches()
-        worked |= self._advance()
+        """One round: renew this instance's leases (adopting batches a stopped instance left while there is room),
+        settle private items, cut due batches, then advance the transactions in flight."""
+        try:
+            self.leases.renew()
+            worked = self.leases.adopt(room=self.pipeline.has_room(self.store.held_batches(BatchState.SUBMITTED)))
+            worked |= self.cutter.settle_private()
+            worked |= self.cutter.cut_batches()
+            worked |= self._advance()
+        except LeaseLost as err:
+            # Nothing was changed or sent for the batch; it is the other instance's now.
+            self.log.warning("lease.lost", detail=str(err))
+            return True
         return worked
 
     # -- submission --------------------------------------------------------------------------------------------
@@ -201,12 +212,12 @@ class Relayer:
     def _advance(self) -> bool:
         """Move the transactions in flight along, then sign the next ones while there is room."""
         worked = False
-        for batch in sorted(self.store.batches(BatchState.SUBMITTED), key=self.pipeline.nonce_of):
+        for batch in sorted(self.store.held_batches(BatchState.SUBMITTED), key=self.pipeline.nonce_of):
             worked |= self._poll(batch)
         while not self.stop.is_set() and time.monotonic() >= self._paused_until:
-            if not self.pipeline.has_room(self.store.batches(BatchState.SUBMITTED)):
+            if not self.pipeline.has_room(self.store.held_batches(BatchState.SUBMITTED)):
                 break
-            built = self.store.batches(BatchState.BUILT)
+            built = self.store.held_batches(BatchState.BUILT)
             if not built:
                 break
             self._submit(built[0])
@@ -468,12 +479,16 @@ class Relayer:
         pending = self.pipeline.resync()
         mined = self.chain.sender.chain_nonce("latest")
         self._rpc_ok()
-        submitted = sorted(self.store.batches(BatchState.SUBMITTED), key=self.pipeline.nonce_of)
-        built = self.store.batches(BatchState.BUILT)
+        self.leases.reclaim()
+        submitted = sorted(self.store.held_batches(BatchState.SUBMITTED), key=self.pipeline.nonce_of)
+        built = self.store.held_batches(BatchState.BUILT)
         self.log.info(
             "recovery.start", mined_nonce=mined, pending_nonce=pending, submitted=len(submitted), built=len(built)
         )
         for batch in submitted:
-            self._poll(batch, recovering=True)
+            try:
+                self._poll(batch, recovering=True)
+            except LeaseLost as err:  # another instance took it over meanwhile: it is theirs to finish
+                self.log.warning("lease.lost", batch=batch.id, detail=str(err))
         self.pipeline.resync()
         self.log.info("recovery.done", **self._counts())

@@ -11,6 +11,7 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 __all__ = ["EventLog", "iso_utc"]
@@ -37,15 +38,19 @@ def iso_utc(now: float) -> str:
 class EventLog:
     """Writes one JSON line per event. ``quiet`` drops ``debug`` events."""
 
-    def __init__(self, stream: TextIO | None = None, *, verbose: bool = False) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, *, verbose: bool = False, context: Mapping[str, Any] | None = None
+    ) -> None:
         self._stream = stream if stream is not None else sys.stderr
         self._verbose = verbose
+        # Fields every line carries after ``event`` (for example the relayer's ``instance`` id).
+        self._context = {k: _jsonable(v) for k, v in (context or {}).items()}
         self._lock = threading.Lock()
 
     def emit(self, level: str, event: str, **fields: Any) -> None:
         if level == "debug" and not self._verbose:
             return
-        record = {"ts": iso_utc(time.time()), "level": level, "event": event}
+        record = {"ts": iso_utc(time.time()), "level": level, "event": event, **self._context}
         record.update({k: _jsonable(v) for k, v in fields.items()})
         line = json.dumps(record, separators=(",", ":"))
         with self._lock:

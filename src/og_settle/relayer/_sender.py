@@ -307,7 +307,10 @@ class TxPipeline:
         sender = self.sender
         # The mined nonce is read before the receipts: a transaction mined between the two reads must not look
         # replaced (nonce used, no receipt).
-        mined_nonce = sender.chain_nonce("latest")
+        # A batch adopted from a stopped relayer instance carries that instance's transaction: its key's nonce
+        # tells whether it can still be mined, and it cannot be re-signed with higher fees here (only re-sent).
+        own = current.sender.lower() == str(sender.address).lower()
+        mined_nonce = sender.chain_nonce("latest") if own else sender.transaction_count(current.sender, "latest")
         for tx in txs:
             receipt = sender.receipt(tx.tx_hash)
             if receipt is not None:
@@ -329,8 +332,10 @@ class TxPipeline:
             return SendCheck(SendStatus.PENDING, current, worked=True)
         waited_s = time.monotonic() - watch.sent_at
         waited_blocks = sender.block_number() - watch.sent_block
-        if (waited_s >= self.config.fee_bump_after or waited_blocks >= self.config.fee_bump_blocks) and self._bump(
-            batch, current, watch
+        if (
+            own
+            and (waited_s >= self.config.fee_bump_after or waited_blocks >= self.config.fee_bump_blocks)
+            and self._bump(batch, current, watch)
         ):
             return SendCheck(SendStatus.PENDING, current, worked=True)
         if waited_s >= self.config.rebroadcast_after:

@@ -8,6 +8,9 @@ transaction record together, so a crash leaves either the old state or the new o
 from __future__ import annotations
 
 import json
+import math
+import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,9 +31,11 @@ from og_settle.relayer._states import (
 
 __all__ = [
     "Batch",
+    "BatchLease",
     "IntakeOutcome",
     "Item",
     "LaneBacklog",
+    "LeaseLost",
     "NewItem",
     "QueueStatus",
     "QueueStore",
@@ -211,6 +216,28 @@ class Batch:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchLease:
+    """A batch this instance holds: nobody else builds on or sends it until ``until``.
+
+    Attributes:
+        batch: the batch as claimed.
+        worker: the instance holding it.
+        fence: the fencing token drawn when it was claimed; a later claim by anyone draws a larger one.
+        until: Unix time the lease runs out unless renewed.
+    """
+
+    batch: Batch
+    worker: str
+    fence: int
+    until: float
+
+
+class LeaseLost(RuntimeError):
+    """Another instance took the batch over (this instance's lease ran out and its fencing token is stale): the
+    change was not made, and the batch is no longer this instance's to build on or send."""
+
+
+@dataclass(frozen=True, slots=True)
 class IntakeOutcome:
     """What happened to one record offered to the queue.
 
@@ -276,6 +303,8 @@ class QueueStore(Protocol):
 
     def set_meta(self, key: str, value: str) -> None: ...
 
+    def init_meta(self, key: str, value: str) -> str: ...
+
     def add_items(self, items: Sequence[NewItem]) -> list[IntakeOutcome]: ...
 
     def add_rejected(self, kind: ItemKind, source: str, raw: str, reason: str) -> int: ...
@@ -339,9 +368,29 @@ class QueueStore(Protocol):
 
     def close(self) -> None: ...
 
+    # Leases: which instance builds on and sends which work. One instance per SQLite queue holds everything.
+
+    @property
+    def worker(self) -> str: ...
+
+    def claim_items(self, lane: Lane, limit: int, *, ttl: float) -> list[Item]: ...
+
+    def claim_batches(
+        self, states: Sequence[BatchState], limit: int, *, ttl: float, reclaim: bool = False
+    ) -> list[BatchLease]: ...
+
+    def renew_leases(self, *, ttl: float) -> list[int]: ...
+
+    def held_batches(self, *states: BatchState) -> list[Batch]: ...
+
 
 def _now() -> float:
     return time.time()
+
+
+def default_worker() -> str:
+    """An instance id when none is given: this host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class SqliteStore:
@@ -351,8 +400,9 @@ class SqliteStore:
     writers wait up to ``busy_timeout`` seconds for each other.
     """
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, worker: str | None = None) -> None:
         self.path = Path(path)
+        self._worker = worker or default_worker()
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False)
@@ -404,6 +454,13 @@ class SqliteStore:
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
                 (key, value, value),
             )
+
+    def init_meta(self, key: str, value: str) -> str:
+        """Set ``key`` to ``value`` unless it is set already (by anyone, even concurrently); returns the value
+        that holds."""
+        with self._write() as db:
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", (key, value))
+            return str(db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
 
     # -- intake ------------------------------------------------------------------------------------------------
 
@@ -767,6 +824,34 @@ class SqliteStore:
     def fail_items(self, item_ids: Sequence[int], reason: str) -> None:
         with self._write() as db:
             self._move_items(db, item_ids, ItemState.FAILED, reason=reason, now=_now())
+
+    # -- leases: one relayer per SQLite queue (``relayer run`` refuses a second), so it holds all the work --------
+
+    @property
+    def worker(self) -> str:
+        """The instance id written in logs."""
+        return self._worker
+
+    def claim_items(self, lane: Lane, limit: int, *, ttl: float) -> list[Item]:
+        """The oldest ``limit`` received items of ``lane`` (nobody else works on this queue)."""
+        return self.items(state=ItemState.RECEIVED, lane=lane, limit=limit)
+
+    def claim_batches(
+        self, states: Sequence[BatchState], limit: int, *, ttl: float, reclaim: bool = False
+    ) -> list[BatchLease]:
+        """With ``reclaim`` (at start), the oldest ``limit`` batches in ``states``, each as a lease that never runs
+        out; without, none: no other instance ever leaves batches behind on this queue."""
+        if not reclaim:
+            return []
+        return [BatchLease(b, self._worker, 0, math.inf) for b in self.batches(*states)[:limit]]
+
+    def renew_leases(self, *, ttl: float) -> list[int]:
+        """Nothing to renew and nothing lost: returns no batch ids."""
+        return []
+
+    def held_batches(self, *states: BatchState) -> list[Batch]:
+        """Every batch in ``states``: this instance holds them all."""
+        return self.batches(*states)
 
     # -- status ------------------------------------------------------------------------------------------------
 

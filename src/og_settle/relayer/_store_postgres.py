@@ -16,12 +16,10 @@ records which ones ran. A database newer than this og-settle is refused.
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -29,14 +27,26 @@ from typing import Any, Final, cast
 
 from og_settle._errors import InvalidInput, InvariantViolation
 from og_settle.relayer._states import BatchState, ItemKind, ItemState, Lane
-from og_settle.relayer._store import Batch, IntakeOutcome, Item, NewItem, SqliteStore, _now
+from og_settle.relayer._store import (
+    Batch,
+    BatchLease,
+    IntakeOutcome,
+    Item,
+    LeaseLost,
+    NewItem,
+    SqliteStore,
+    TxRecord,
+    _now,
+    default_worker,
+)
 
-__all__ = ["BatchLease", "Migration", "PostgresStore", "migrations", "redact_url"]
+__all__ = ["Migration", "PostgresStore", "migrations", "redact_url"]
 
 # pg_advisory_xact_lock key taken while migrating: "og-settle" as an int64, so unrelated users of the database
 # are not blocked.
 _MIGRATION_LOCK: Final = int.from_bytes(b"ogsettle", "big") >> 1
 _MIGRATION_NAME: Final = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_OPEN_BATCHES: Final = [BatchState.BUILT.value, BatchState.SUBMITTED.value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,23 +62,6 @@ class Migration:
     version: int
     name: str
     sql: str
-
-
-@dataclass(frozen=True, slots=True)
-class BatchLease:
-    """A batch this instance holds: nobody else builds on or sends it until ``until``.
-
-    Attributes:
-        batch: the batch as claimed.
-        worker: the instance holding it.
-        fence: the fencing token drawn when it was claimed; a later claim by anyone draws a larger one.
-        until: Unix time the lease runs out unless renewed.
-    """
-
-    batch: Batch
-    worker: str
-    fence: int
-    until: float
 
 
 def migrations() -> list[Migration]:
@@ -133,7 +126,9 @@ class PostgresStore(SqliteStore):
     statements (see the module's description); the contract tests run against both stores.
     """
 
-    def __init__(self, url: str, *, connect_timeout: float = 10.0, worker: str | None = None) -> None:
+    def __init__(
+        self, url: str, *, connect_timeout: float = 10.0, worker: str | None = None, lease_ttl: float = 30.0
+    ) -> None:
         try:
             import psycopg
         except ImportError:  # pragma: no cover - depends on the installation
@@ -142,7 +137,10 @@ class PostgresStore(SqliteStore):
             ) from None
         self.url = url
         # The instance id written on every row this store claims or batches (host and process by default).
-        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+        self._worker = worker or default_worker()
+        # How long a batch this instance builds stays its own without renewal; the fencing tokens it holds.
+        self.lease_ttl = lease_ttl
+        self._fences: dict[int, int] = {}
         try:
             conn = psycopg.connect(
                 url, autocommit=True, row_factory=_rows, connect_timeout=max(1, int(connect_timeout))
@@ -276,12 +274,18 @@ class PostgresStore(SqliteStore):
                 " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until < ?)",
                 [ItemState.BATCHED.value, row["id"], now, self.worker, wanted, *free],
             ).rowcount
-            db.execute("UPDATE batches SET worker = ? WHERE id = ?", (self.worker, row["id"]))
             if changed != len(wanted):
                 raise InvariantViolation(
                     f"batch {row['id']}: some of items {wanted} are not received {lane} items free for {self.worker}"
                 )
-        return self._batch(row)
+            # The instance that built the batch holds it: nobody else signs it while this lease is renewed.
+            leased = db.execute(
+                "UPDATE batches SET worker = ?, lease_until = ?, fence = nextval('lease_fence') WHERE id = ?"
+                " RETURNING *",
+                (self.worker, now + self.lease_ttl, row["id"]),
+            ).fetchone()
+            self._fences[int(leased["id"])] = int(leased["fence"])
+        return self._batch(leased)
 
     def _move_items(
         self, db: sqlite3.Connection, ids: Sequence[int], new: ItemState, *, reason: str | None, now: float
@@ -291,8 +295,35 @@ class PostgresStore(SqliteStore):
         super()._move_items(db, ids, new, reason=reason, now=now)
 
     def _move_batch(self, db: sqlite3.Connection, batch_id: int, new: BatchState, **fields: Any) -> Batch:
-        db.execute("SELECT id FROM batches WHERE id = ? FOR UPDATE", (batch_id,))
+        self._check_lease(db, batch_id)
         return super()._move_batch(db, batch_id, new, **fields)
+
+    def resolve_items(self, batch_id: int, *, confirmed: Mapping[int, str], failed: Mapping[int, str]) -> None:
+        with self._write() as db:
+            self._check_lease(db, batch_id)
+            super().resolve_items(batch_id, confirmed=confirmed, failed=failed)
+
+    def record_replacement_tx(self, batch_id: int, *, tx_hash: bytes, nonce: int, sender: str, raw: bytes) -> TxRecord:
+        with self._write() as db:
+            self._check_lease(db, batch_id)
+            return super().record_replacement_tx(batch_id, tx_hash=tx_hash, nonce=nonce, sender=sender, raw=raw)
+
+    def _check_lease(self, db: sqlite3.Connection, batch_id: int) -> None:
+        """Lock the batch's row and refuse (``LeaseLost``) a change by an instance that no longer holds it: its
+        fencing token is not the batch's any more, or, holding none, another instance's lease is live."""
+        row = db.execute(
+            "SELECT worker, fence, lease_until FROM batches WHERE id = ? FOR UPDATE", (batch_id,)
+        ).fetchone()
+        if row is None:
+            return  # the SQLite store's check names the missing batch
+        held = self._fences.get(batch_id)
+        if held is not None:
+            if row["worker"] == self.worker and int(row["fence"]) == held:
+                return
+            self._fences.pop(batch_id, None)
+            raise LeaseLost(f"batch {batch_id}: taken over by {row['worker']} (fence {row['fence']}, this had {held})")
+        if row["worker"] not in (None, self.worker) and row["lease_until"] is not None and row["lease_until"] >= _now():
+            raise LeaseLost(f"batch {batch_id}: {row['worker']} holds it")
 
     # -- leases (several instances on one queue) -----------------------------------------------------------------
 
@@ -318,20 +349,25 @@ class PostgresStore(SqliteStore):
             raise InvalidInput(f"item: no item with id {item_id}")
         return None if row[0] is None else str(row[0])
 
-    def claim_batches(self, states: Sequence[BatchState], limit: int, *, ttl: float) -> list[BatchLease]:
+    def claim_batches(
+        self, states: Sequence[BatchState], limit: int, *, ttl: float, reclaim: bool = False
+    ) -> list[BatchLease]:
         """Lease up to ``limit`` batches in ``states`` that nobody holds (or whose lease ran out), oldest first, for
-        ``ttl`` seconds; each lease gets a new fencing token. A lease this instance holds is kept with
-        ``renew_lease``."""
+        ``ttl`` seconds; each lease gets a new fencing token. With ``reclaim``, take instead the batches under this
+        instance's own id, even with a live lease: a restarted instance takes back what it held before (one
+        process per instance id: the id names the signer, and a signer is leased to one process). A lease this
+        instance holds is kept with ``renew_lease`` / ``renew_leases``."""
         now = _now()
         with self._write() as db:
             rows = db.execute(
                 "UPDATE batches SET worker = ?, lease_until = ?, fence = nextval('lease_fence') WHERE id IN ("
                 " SELECT id FROM batches WHERE state = ANY(?)"
-                " AND (lease_until IS NULL OR lease_until < ?)"
+                " AND CASE WHEN ? THEN worker = ? ELSE lease_until IS NULL OR lease_until < ? END"
                 " ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING *",
-                (self.worker, now + ttl, [s.value for s in states], now, limit),
+                (self.worker, now + ttl, [s.value for s in states], reclaim, self.worker, now, limit),
             ).fetchall()
         leases = [BatchLease(self._batch(r), str(r["worker"]), int(r["fence"]), float(r["lease_until"])) for r in rows]
+        self._fences.update({lease.batch.id: lease.fence for lease in leases})
         return sorted(leases, key=lambda lease: lease.batch.id)
 
     def renew_lease(self, lease: BatchLease, *, ttl: float) -> BatchLease | None:
@@ -343,4 +379,42 @@ class PostgresStore(SqliteStore):
                 "UPDATE batches SET lease_until = ? WHERE id = ? AND worker = ? AND fence = ? RETURNING *",
                 (now + ttl, lease.batch.id, lease.worker, lease.fence),
             ).fetchone()
-        return None if row is None else BatchLease(self._batch(row), lease.worker, lease.fence, now + ttl)
+        if row is None:
+            self._fences.pop(lease.batch.id, None)
+            return None
+        self._fences[lease.batch.id] = lease.fence
+        return BatchLease(self._batch(row), lease.worker, lease.fence, now + ttl)
+
+    def renew_leases(self, *, ttl: float) -> list[int]:
+        """Extend every lease this instance holds on an unfinished batch, in one statement; returns the ids of the
+        batches it lost to another instance (and forgets them, and the finished ones)."""
+        if not self._fences:
+            return []
+        held = sorted(self._fences.items())
+        now = _now()
+        with self._write() as db:
+            renewed = db.execute(
+                "UPDATE batches AS b SET lease_until = ? FROM unnest(?::bigint[], ?::bigint[]) AS h(id, fence)"
+                " WHERE b.id = h.id AND b.fence = h.fence AND b.worker = ? AND b.state = ANY(?) RETURNING b.id",
+                (now + ttl, [i for i, _ in held], [f for _, f in held], self.worker, _OPEN_BATCHES),
+            ).fetchall()
+            rest = [i for i, _ in held if i not in {int(r[0]) for r in renewed}]
+            lost = []
+            if rest:
+                for row in db.execute("SELECT id, worker, fence FROM batches WHERE id = ANY(?)", (rest,)).fetchall():
+                    if row["worker"] != self.worker or int(row["fence"]) != self._fences[int(row["id"])]:
+                        lost.append(int(row["id"]))
+                    del self._fences[int(row["id"])]
+        return sorted(lost)
+
+    def held_batches(self, *states: BatchState) -> list[Batch]:
+        """The batches in ``states`` this instance holds a lease on (by fencing token), oldest first."""
+        if not self._fences:
+            return []
+        held = sorted(self._fences.items())
+        rows = self._db.execute(
+            "SELECT b.* FROM batches AS b JOIN unnest(?::bigint[], ?::bigint[]) AS h(id, fence)"
+            " ON b.id = h.id AND b.fence = h.fence WHERE b.worker = ? AND b.state = ANY(?) ORDER BY b.id",
+            ([i for i, _ in held], [f for _, f in held], self.worker, [s.value for s in states]),
+        ).fetchall()
+        return [self._batch(row) for row in rows]

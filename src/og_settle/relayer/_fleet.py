@@ -1,0 +1,66 @@
+"""Several relayer instances on one queue: which instance builds on and sends which batch.
+
+Each instance (``relayer run`` process) has an id (``--instance-id``; by default its signer's address and
+host) and signs with its own key, so nonces never need sharing: a transaction's nonce belongs to the key that
+signed it. Work is split by leases in the queue (PostgreSQL; see ``PostgresStore``):
+
+- received items are *claimed* (``FOR UPDATE SKIP LOCKED``) by the instance that batches them, so two
+  instances never put one item in two batches;
+- a batch is held by the instance that built it, for ``lease_ttl`` seconds at a time, renewed every round;
+  only its holder signs, confirms, reopens or fails it;
+- a batch whose lease ran out (its holder was killed, or stalled longer than the lease) is *adopted* by another
+  instance, which draws a larger fencing token. Every change the old holder then tries on that batch is
+  refused (``LeaseLost``), so a late instance cannot sign the batch again or overwrite its outcome;
+- an adopted batch may carry a transaction signed by the old holder's key. The adopter treats it like its own
+  after a restart: it asks for a receipt, compares the old key's mined nonce, rebroadcasts the same signed
+  bytes, or (the nonce was used by another transaction) signs the batch again with its own key;
+- a restarted instance (same id) takes its own batches back at once instead of waiting for their leases to run
+  out (``reclaim``): one process per id, because the id names the signer and a signer is leased to one process.
+
+An SQLite queue has one relayer: the store holds every batch for it, and ``relayer run`` refuses a second.
+"""
+
+from __future__ import annotations
+
+from og_settle.relayer._log import EventLog
+from og_settle.relayer._states import BatchState
+from og_settle.relayer._store import QueueStore
+
+__all__ = ["LeaseKeeper"]
+
+_OPEN = (BatchState.SUBMITTED, BatchState.BUILT)
+# The most batches taken over from stopped instances in one round: the rest wait for the next round (or for
+# another instance), so one instance does not hoard a dead instance's backlog.
+_ADOPT_PER_ROUND = 2
+
+
+class LeaseKeeper:
+    """Keeps this instance's batch leases: takes its own back at start, renews them every round, and adopts
+    batches other instances stopped holding."""
+
+    def __init__(self, store: QueueStore, log: EventLog, *, ttl: float) -> None:
+        self.store = store
+        self.log = log
+        self.ttl = ttl
+
+    def reclaim(self) -> int:
+        """At start: take back the unfinished batches this instance id held before it stopped. Returns how many."""
+        leases = self.store.claim_batches(_OPEN, 1_000_000, ttl=self.ttl, reclaim=True)
+        if leases:
+            self.log.info("lease.reclaimed", batches=[lease.batch.id for lease in leases])
+        return len(leases)
+
+    def renew(self) -> None:
+        """Extend every lease held; log the batches another instance took over meanwhile."""
+        for batch_id in self.store.renew_leases(ttl=self.ttl):
+            self.log.warning("lease.lost", batch=batch_id, note="another instance took the batch over")
+
+    def adopt(self, *, room: bool) -> bool:
+        """Take over batches whose holder stopped renewing them, when this instance has ``room`` for more
+        transactions in flight. True when it took any."""
+        if not room:
+            return False
+        leases = self.store.claim_batches(_OPEN, _ADOPT_PER_ROUND, ttl=self.ttl)
+        for lease in leases:
+            self.log.info("lease.adopted", batch=lease.batch.id, state=lease.batch.state.value, fence=lease.fence)
+        return bool(leases)
