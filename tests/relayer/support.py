@@ -307,12 +307,18 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def spawn_relayer(
-    db: Path | str, chain: LiveChain, *extra: str, env: dict[str, str] | None = None, log_path: Path
+    db: Path | str,
+    chain: LiveChain,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    log_path: Path,
+    rpc_url: str | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``og-settle relayer run`` in the background; its JSON log lines go to ``log_path``."""
+    """Start ``og-settle relayer run`` in the background (on the chain's node, or ``rpc_url``); its JSON log lines
+    go to ``log_path``."""
     handle = log_path.open("ab")
     return subprocess.Popen(
-        [OG_SETTLE, "relayer", "run", "--db", str(db), "--rpc", chain.rpc_url, *extra],
+        [OG_SETTLE, "relayer", "run", "--db", str(db), "--rpc", rpc_url or chain.rpc_url, *extra],
         stdout=handle,
         stderr=handle,
         env=_env(env),

@@ -1,7 +1,7 @@
 """Several relayer instances on one queue, as real ``og-settle relayer run`` processes.
 
 On a real PostgreSQL server: three instances, each with its own key, share one queue of a few thousand mixed
-records; two of them are SIGKILLed at random moments and the node goes away and comes back (same chain state)
+records; two of them are SIGKILLed at random moments and the node becomes unreachable and comes back
 in between. Every record settles exactly once, proven from chain state, no transaction of any instance fails or
 settles anything twice, and the queue shows everything settled.
 
@@ -35,10 +35,10 @@ from tests.relayer.support import (
     live_chain,
     payment_record,
     read_events,
-    restart_anvil,
     spawn_relayer,
     write_jsonl,
 )
+from tests.support.outage import CuttableRelay
 from tests.support.postgres import PostgresServer
 
 # Three instances, three keys (anvil dev accounts 1, 7 and 8), each granted the relayer role.
@@ -49,17 +49,18 @@ _ADDRESSES = tuple(Account.from_key(k).address for k in _KEYS)
 class _Instance:
     """One ``og-settle relayer run`` process (restartable with the same key), logging to its own file."""
 
-    def __init__(self, index: int, db: str, chain: LiveChain, args: tuple[str, ...], log: Path) -> None:
+    def __init__(self, index: int, db: str, chain: LiveChain, rpc_url: str, args: tuple[str, ...], log: Path) -> None:
         self.index = index
         self.db = db
         self.chain = chain
+        self.rpc_url = rpc_url
         self.args = args
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = {"OG_SETTLE_RELAYER_KEY": _KEYS[self.index], "OG_SETTLE_TEST_PAUSE": "signed:0.15,broadcast:0.15"}
-        self.proc = spawn_relayer(self.db, self.chain, *self.args, env=env, log_path=self.log)
+        self.proc = spawn_relayer(self.db, self.chain, *self.args, env=env, log_path=self.log, rpc_url=self.rpc_url)
 
     def events(self, name: str | None = None) -> list[dict[str, Any]]:
         return [e for e in read_events(self.log) if name is None or e.get("event") == name]
@@ -109,15 +110,15 @@ def test_three_instances_on_one_postgres_queue_survive_kills_and_a_node_outage(
     tmp_path: Path, postgres: PostgresServer
 ) -> None:
     """Three instances with their own keys on one PostgreSQL queue of 2,956 mixed records. One is SIGKILLed at a
-    random moment early on and restarted later with the same key; the node is stopped and restarted from its
-    state; a second instance is SIGKILLed at a random moment during the outage and stays dead, so the others
-    must take its batches over. Every record settles exactly once (from chain state), every transaction mined
-    for any instance succeeded with no per-item failure (nothing was sent twice), and the queue shows all
-    settled."""
+    random moment early on and restarted later with the same key; the node becomes unreachable for a while (a
+    relay in front of it is cut); a second instance is SIGKILLed at a random moment during the outage and stays
+    dead, so the others must take its batches over. Every record settles exactly once (from chain state), every
+    transaction mined for any instance succeeded with no per-item failure (nothing was sent twice), and the queue
+    shows all settled."""
     seed = int(os.environ.get("OG_SETTLE_FLEET_SEED", str(time.time_ns() % 1_000_000)))
     rng = random.Random(seed)
     context = f"seed {seed}; OG_SETTLE_FLEET_SEED={seed} repeats it"
-    with live_chain(tmp_path / "chain", state_path=tmp_path / "anvil-state.json", relayer_keys=_KEYS) as chain:
+    with live_chain(tmp_path / "chain", relayer_keys=_KEYS) as chain:
         deployment = chain.deployment
         batch_records = [inference_record(deployment, i) for i in range(2700)]
         singles = [inference_record(deployment, 10_000 + i, mode="individual") for i in range(40)]
@@ -136,7 +137,9 @@ def test_three_instances_on_one_postgres_queue_survive_kills_and_a_node_outage(
             "--drain", "--exit-when-done", "--max-batch", "200", "--payments-per-tx", "25", "--poll", "0.05",
             "--lease-ttl", "3", "--dump-dir", str(dump_dir),
         )  # fmt: skip
-        fleet = [_Instance(i, db, chain, args, tmp_path / f"relayer-{i}.log") for i in range(3)]
+        # The instances reach the node through a relay the test can cut: a real outage, the chain left intact.
+        relay = CuttableRelay(chain.port)
+        fleet = [_Instance(i, db, chain, relay.url, args, tmp_path / f"relayer-{i}.log") for i in range(3)]
         try:
             for instance in fleet:
                 instance.start()
@@ -155,8 +158,8 @@ def test_three_instances_on_one_postgres_queue_survive_kills_and_a_node_outage(
                 )
             first.kill()
 
-            # The outage: once a few batches are confirmed, the node stops (anvil writes its state and exits) right
-            # after instance 2 broadcast a transaction, so that it has work in flight when the node goes.
+            # The outage: once a few batches are confirmed, the node becomes unreachable right after instance 2
+            # broadcast a transaction, so that it has work in flight when the node goes.
             _wait(
                 "3 confirmed batches",
                 lambda: sum(len(i.events("batch.confirmed")) for i in fleet) >= 3,
@@ -170,14 +173,14 @@ def test_three_instances_on_one_postgres_queue_survive_kills_and_a_node_outage(
                 timeout=90,
                 context=context,
             )
-            chain.anvil.stop()
+            relay.cut()
             down_at = time.monotonic()
             # Kill 2: instance 2 at a random moment while it retries the node, holding work it had in flight.
             _wait("instance 2 to notice the outage", lambda: second.events("rpc.retry"), timeout=60, context=context)
             time.sleep(rng.uniform(0.0, 1.5))
             second.kill()
             time.sleep(max(0.0, 2.5 - (time.monotonic() - down_at)))
-            restart_anvil(chain)
+            relay.restore()
             # Instance 1 comes back with its key (and so its id): it takes back what it still held.
             first.start()
 
@@ -190,6 +193,7 @@ def test_three_instances_on_one_postgres_queue_survive_kills_and_a_node_outage(
         finally:
             for instance in fleet:
                 instance.stop()
+            relay.close()
 
         # The queue: everything settled, nothing in flight.
         store = open_store(db, create=False)

@@ -169,6 +169,8 @@ class Relayer:
             max_in_flight=self.config.sending.max_in_flight,
         )
         failed_before = self._failed_count()
+        done = threading.Event()
+        heartbeat = self.leases.heartbeat(done)
         try:
             self.reconcile()
             while not self.stop.is_set():
@@ -183,6 +185,9 @@ class Relayer:
             if not self.stop.is_set():
                 raise
             self.log.info("relayer.stopping", detail=str(err)[:200])
+        finally:
+            done.set()
+            heartbeat.join()
         self.log.info("relayer.stopped", **self._counts())
         return 0
 
@@ -193,10 +198,9 @@ class Relayer:
         return {"items": dict(self.store.status().items_by_state)}
 
     def step(self) -> bool:
-        """One round: renew this instance's leases (adopting batches a stopped instance left while there is room),
-        settle private items, cut due batches, then advance the transactions in flight."""
+        """One round: adopt batches a stopped instance left (while there is room for them), settle private items,
+        cut due batches, then advance the transactions in flight. (``run`` renews the leases from a thread.)"""
         try:
-            self.leases.renew()
             worked = self.leases.adopt(room=self.pipeline.has_room(self.store.held_batches(BatchState.SUBMITTED)))
             worked |= self.cutter.settle_private()
             worked |= self.cutter.cut_batches()

@@ -22,6 +22,8 @@ An SQLite queue has one relayer: the store holds every batch for it, and ``relay
 
 from __future__ import annotations
 
+import threading
+
 from og_settle.relayer._log import EventLog
 from og_settle.relayer._states import BatchState
 from og_settle.relayer._store import QueueStore
@@ -54,6 +56,22 @@ class LeaseKeeper:
         """Extend every lease held; log the batches another instance took over meanwhile."""
         for batch_id in self.store.renew_leases(ttl=self.ttl):
             self.log.warning("lease.lost", batch=batch_id, note="another instance took the batch over")
+
+    def heartbeat(self, stop: threading.Event) -> threading.Thread:
+        """Renew the leases every third of ``ttl`` from a thread of their own until ``stop`` is set, so that a
+        long step (a slow node, a node outage) does not cost a live instance its batches: only a stopped process
+        (killed, crashed, or cut off from the queue's database) lets them run out."""
+
+        def beat() -> None:
+            while not stop.wait(self.ttl / 3):
+                try:
+                    self.renew()
+                except Exception as err:  # the database is unreachable: the leases run out, as for a dead one
+                    self.log.warning("lease.renew_failed", error=str(err)[:200])
+
+        thread = threading.Thread(target=beat, name="lease-heartbeat", daemon=True)
+        thread.start()
+        return thread
 
     def adopt(self, *, room: bool) -> bool:
         """Take over batches whose holder stopped renewing them, when this instance has ``room`` for more

@@ -366,8 +366,8 @@ class PostgresStore(SqliteStore):
                 " ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING *",
                 (self.worker, now + ttl, [s.value for s in states], reclaim, self.worker, now, limit),
             ).fetchall()
-        leases = [BatchLease(self._batch(r), str(r["worker"]), int(r["fence"]), float(r["lease_until"])) for r in rows]
-        self._fences.update({lease.batch.id: lease.fence for lease in leases})
+            leases = [BatchLease(self._batch(r), self.worker, int(r["fence"]), float(r["lease_until"])) for r in rows]
+            self._fences.update({lease.batch.id: lease.fence for lease in leases})
         return sorted(leases, key=lambda lease: lease.batch.id)
 
     def renew_lease(self, lease: BatchLease, *, ttl: float) -> BatchLease | None:
@@ -379,20 +379,21 @@ class PostgresStore(SqliteStore):
                 "UPDATE batches SET lease_until = ? WHERE id = ? AND worker = ? AND fence = ? RETURNING *",
                 (now + ttl, lease.batch.id, lease.worker, lease.fence),
             ).fetchone()
-        if row is None:
-            self._fences.pop(lease.batch.id, None)
-            return None
-        self._fences[lease.batch.id] = lease.fence
+            if row is None:
+                self._fences.pop(lease.batch.id, None)
+                return None
+            self._fences[lease.batch.id] = lease.fence
         return BatchLease(self._batch(row), lease.worker, lease.fence, now + ttl)
 
     def renew_leases(self, *, ttl: float) -> list[int]:
         """Extend every lease this instance holds on an unfinished batch, in one statement; returns the ids of the
-        batches it lost to another instance (and forgets them, and the finished ones)."""
-        if not self._fences:
-            return []
-        held = sorted(self._fences.items())
+        batches it lost to another instance (and forgets them, and the finished ones). Safe to call from another
+        thread (a heartbeat): the store's lock covers the held fencing tokens too."""
         now = _now()
         with self._write() as db:
+            held = sorted(self._fences.items())
+            if not held:
+                return []
             renewed = db.execute(
                 "UPDATE batches AS b SET lease_until = ? FROM unnest(?::bigint[], ?::bigint[]) AS h(id, fence)"
                 " WHERE b.id = h.id AND b.fence = h.fence AND b.worker = ? AND b.state = ANY(?) RETURNING b.id",
@@ -409,12 +410,13 @@ class PostgresStore(SqliteStore):
 
     def held_batches(self, *states: BatchState) -> list[Batch]:
         """The batches in ``states`` this instance holds a lease on (by fencing token), oldest first."""
-        if not self._fences:
-            return []
-        held = sorted(self._fences.items())
-        rows = self._db.execute(
-            "SELECT b.* FROM batches AS b JOIN unnest(?::bigint[], ?::bigint[]) AS h(id, fence)"
-            " ON b.id = h.id AND b.fence = h.fence WHERE b.worker = ? AND b.state = ANY(?) ORDER BY b.id",
-            ([i for i, _ in held], [f for _, f in held], self.worker, [s.value for s in states]),
-        ).fetchall()
+        with self._lock:
+            held = sorted(self._fences.items())
+            if not held:
+                return []
+            rows = self._db.execute(
+                "SELECT b.* FROM batches AS b JOIN unnest(?::bigint[], ?::bigint[]) AS h(id, fence)"
+                " ON b.id = h.id AND b.fence = h.fence WHERE b.worker = ? AND b.state = ANY(?) ORDER BY b.id",
+                ([i for i, _ in held], [f for _, f in held], self.worker, [s.value for s in states]),
+            ).fetchall()
         return [self._batch(row) for row in rows]
