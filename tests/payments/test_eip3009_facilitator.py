@@ -15,11 +15,19 @@ from typing import Any
 import pytest
 from eth_abi.abi import encode
 
+from og_settle._deploy import Deployment
 from og_settle._eip3009 import Eip3009Authorization, Eip3009Payload, TokenDomain, sign_eip3009
 from og_settle._networks import BASE, BASE_SEPOLIA, Asset
 from og_settle._x402 import PaymentRequirements
 from og_settle.facilitator import SqliteSettlementStore
-from tests.payments.test_facilitator_http import AUTH, Client, MakeFacilitator, make_facilitator, serve
+from tests.payments.test_facilitator_http import (
+    AUTH,
+    Client,
+    MakeFacilitator,
+    make_facilitator,
+    serve,
+    settle_concurrently,
+)
 from tests.support.tokens import deal_opg
 
 __all__ = ["make_facilitator", "serve"]  # fixtures shared with test_facilitator_http
@@ -269,3 +277,51 @@ def test_an_operator_asset_without_code_or_without_eip3009_is_refused(
         assert [a["symbol"] for a in supported] == ["GHOST", "FAKE"]
     finally:
         facilitator.close()
+
+
+def test_settle_without_the_bearer_key_moves_nothing(
+    serve: Client, make_body: Body, funded: list[Any], payee: Any, usdc: Any
+) -> None:
+    body = make_body(funded[0].private_key)
+    before = usdc.balanceOf(payee)
+    answer = serve().post("/settle", json=body, headers={"Authorization": "Bearer not-a-key-0123456789"})
+    assert answer.status_code == 401
+    assert usdc.balanceOf(payee) == before and not usdc.authorizationState(funded[0], _nonce(body))
+
+
+def test_a_batch_settles_in_one_transaction_and_a_front_run_item_answers_the_front_runners(
+    serve: Client,
+    make_body: Body,
+    deployment: Deployment,
+    funded: list[Any],
+    stranger: Any,
+    payee: Any,
+    usdc: Any,
+    chain: Any,
+) -> None:
+    """Concurrent /settle calls gather into one Eip3009Batcher transaction; one authorisation is submitted by
+    someone else while the batch waits. Every caller is answered success: the batch's transaction, or for the
+    front-run one the transaction that paid it. The payee receives each payment exactly once."""
+    import threading
+
+    bodies = [make_body(p.private_key) for p in funded[:3]]
+    client = serve(batch_window=2.0, eip3009_batcher=deployment.eip3009_batcher)
+    before = usdc.balanceOf(payee)
+    front: list[str] = []
+
+    def front_run() -> None:
+        auth = bodies[1]["paymentPayload"]["payload"]["authorization"]
+        signature = bytes.fromhex(bodies[1]["paymentPayload"]["payload"]["signature"][2:])
+        args = [auth["from"], auth["to"], int(auth["value"]), 0, int(auth["validBefore"]), _nonce(bodies[1])]
+        front.append(usdc.transferWithAuthorization(*args, signature, sender=stranger).txn_hash)
+
+    timer = threading.Timer(0.5, front_run)
+    timer.start()
+    answers = settle_concurrently(client, bodies)
+    timer.join()
+    assert all(a["success"] is True for a in answers), answers
+    assert answers[1]["transaction"] == front[0]
+    assert answers[0]["transaction"] == answers[2]["transaction"] != front[0]
+    receipt = chain.provider.web3.eth.get_transaction_receipt(answers[0]["transaction"])
+    assert receipt["to"] == deployment.eip3009_batcher
+    assert usdc.balanceOf(payee) == before + 3 * PRICE
