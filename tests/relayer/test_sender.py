@@ -53,7 +53,15 @@ def rpc(chain: LiveChain) -> Iterator[JsonRpc]:
 class _Run:
     """An in-process relayer over a fresh queue, whose JSON log lines are kept for the test."""
 
-    def __init__(self, tmp_path: Path, chain: LiveChain, records: list[dict[str, Any]] | None, **sending: Any) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        chain: LiveChain,
+        records: list[dict[str, Any]] | None,
+        *,
+        key: str = RELAYER_KEY,
+        **sending: Any,
+    ) -> None:
         db = tmp_path / "queue.db"
         if records is not None:
             self._submit(db, chain, write_jsonl(tmp_path / "in.jsonl", records))
@@ -69,7 +77,7 @@ class _Run:
         self.relayer = Relayer(
             self.store,
             chain.deployment,
-            Account.from_key(RELAYER_KEY),
+            Account.from_key(key),
             rpc_url=chain.rpc_url,
             config=config,
             log=EventLog(self.stream),
@@ -77,9 +85,9 @@ class _Run:
         self.relayer.reconcile()
 
     @classmethod
-    def reopen(cls, tmp_path: Path, chain: LiveChain, **sending: Any) -> _Run:
+    def reopen(cls, tmp_path: Path, chain: LiveChain, *, key: str = RELAYER_KEY, **sending: Any) -> _Run:
         """A new relayer (a restart) on the queue an earlier run left in ``tmp_path``."""
-        return cls(tmp_path, chain, None, **sending)
+        return cls(tmp_path, chain, None, key=key, **sending)
 
     @staticmethod
     def _submit(db: Path, chain: LiveChain, path: Path) -> None:
@@ -138,6 +146,21 @@ def _root_recorded(chain: LiveChain, root: bytes) -> Any:
     from og_settle.clients import SettlementRegistryClient
 
     return SettlementRegistryClient(chain.web3(), chain.deployment.settlement_registry).get_batch(root)
+
+
+def _grant_relayer_role(chain: LiveChain, rpc: JsonRpc, account: str) -> None:
+    """The deployer grants ``account`` the registry's RELAYER_ROLE (mined at once, automine back off after)."""
+    from og_settle.clients import ContractCall, TxSender
+
+    role = keccak256(b"RELAYER_ROLE")
+    grant = keccak256(b"grantRole(bytes32,address)")[:4] + role + bytes(12) + bytes.fromhex(account[2:])
+    rpc.call("evm_setAutomine", True)
+    try:
+        TxSender(chain.web3(), Account.from_key(DEPLOYER_KEY)).send(
+            ContractCall(chain.deployment.settlement_registry, grant, "grantRole(RELAYER_ROLE)")
+        )
+    finally:
+        rpc.call("evm_setAutomine", False)
 
 
 def test_a_stuck_transaction_is_replaced_with_higher_fees_and_exactly_one_version_lands(
@@ -308,17 +331,12 @@ def test_a_reorged_settlement_that_another_relayer_recorded_is_settled_not_faile
     """The reorg's new block carries another relayer's ``recordBatch`` of the same root. The relayer re-sends
     its own transaction (keeping its nonce sequence intact); the contract rejects it as already recorded, and
     the batch and its items are confirmed with that note, not failed."""
-    from og_settle.clients import ContractCall, SettlementRegistryClient, TxSender
+    from og_settle.clients import SettlementRegistryClient, TxSender
 
     other_key = dev_key(8)
     other = Account.from_key(other_key)
     w3 = chain.web3()
-    role = keccak256(b"RELAYER_ROLE")
-    grant = keccak256(b"grantRole(bytes32,address)")[:4] + role + bytes(12) + bytes.fromhex(other.address[2:])
-    admin = TxSender(w3, Account.from_key(DEPLOYER_KEY))
-    rpc.call("evm_setAutomine", True)
-    admin.send(ContractCall(chain.deployment.settlement_registry, grant, "grantRole(RELAYER_ROLE)"))
-    rpc.call("evm_setAutomine", False)
+    _grant_relayer_role(chain, rpc, other.address)
 
     run = _Run(tmp_path, chain, _records(chain, 94_000, 2), confirmations=2)
     try:
@@ -453,3 +471,43 @@ def test_relayer_run_takes_the_in_flight_options(tmp_path: Path, chain: LiveChai
             assert batch.root is not None and _root_recorded(chain, batch.root) is not None
     finally:
         store.close()
+
+
+def test_a_relayer_restarted_with_another_key_sees_the_old_keys_transactions_through(
+    tmp_path: Path, chain: LiveChain, rpc: JsonRpc
+) -> None:
+    """The relayer is restarted with a new key while a transaction of the old key is stranded. The new one
+    cannot replace it (another key signed it): it offers the same bytes again at each bump interval, sends its
+    own work with its own key's nonces, and confirms the old batch once the base fee falls and that transaction
+    lands."""
+    new_key = dev_key(9)
+    _grant_relayer_role(chain, rpc, Account.from_key(new_key).address)
+    old = _Run(tmp_path, chain, _records(chain, 99_000, 2), confirmations=1)
+    old.relayer.step()
+    [stranded] = old.store.batches(BatchState.SUBMITTED)
+    [old_tx] = old.txs(stranded.id)
+    base = int(_block(rpc)["baseFeePerGas"], 16)
+    rpc.call("anvil_setNextBlockBaseFeePerGas", hex(base * 20))
+    rpc.call("evm_mine")
+    old.close()
+
+    new = _Run.reopen(tmp_path, chain, confirmations=1, fee_bump_blocks=1, max_in_flight=2, key=new_key)
+    try:
+        new._submit(tmp_path / "queue.db", chain, write_jsonl(tmp_path / "more.jsonl", _records(chain, 99_100, 2)))
+        for _ in range(2):
+            rpc.call("evm_mine")
+            new.relayer.step()
+        [mine] = [b for b in new.store.batches() if b.id != stranded.id]
+        assert new.txs(mine.id)[0].sender == Account.from_key(new_key).address
+        offered = [e for e in new.events("tx.rebroadcast") if e["batch"] == stranded.id]
+        assert "signed by another key" in offered[-1]["reason"] and len(new.txs(stranded.id)) == 1
+        rpc.call("anvil_setNextBlockBaseFeePerGas", hex(GWEI // 10))
+        for _ in range(3):  # the base fee falls; the next re-broadcast is taken and mined
+            rpc.call("evm_mine")
+            new.relayer.step()
+        assert new.store.status().items_by_state == {"confirmed": 4}
+        receipt = _receipt(rpc, old_tx.tx_hash)
+        assert receipt is not None and receipt["status"] == "0x1"
+        assert stranded.root is not None and _root_recorded(chain, stranded.root).relayer == RELAYER
+    finally:
+        new.close()

@@ -13,6 +13,9 @@ stalls or falls out of the chain.
   sent is replaced: same nonce, same call, both EIP-1559 fees raised by ``fee_bump`` (at least +10%, what
   geth-based nodes such as Base's require of a replacement) and never below what a new transaction would pay,
   up to ``max_fee_per_gas``. Whichever version is mined settles the batch; the others can never be mined.
+  Where no replacement is possible (the cap is reached, or another key signed it: a batch adopted from another
+  relayer instance, or a relayer restarted with a new key) the same bytes are offered again at each such
+  interval instead.
 - **Confirmation depth.** A receipt counts only once it is ``confirmations`` blocks deep in the canonical
   chain (its block hash is checked against the chain's block at that height).
 - **Reorgs.** A receipt that disappears, or moves to another block, is noticed on the next check. A transaction
@@ -262,7 +265,8 @@ class TxPipeline:
         self.log.info(event, batch=batch.id, tx=tx.tx_hash, nonce=tx.nonce, outcome=outcome, **fields)
 
     def _bump(self, batch: Batch, tx: TxRecord, watch: _Watch) -> bool:
-        """Replace ``tx`` with the same call and nonce at higher fees; False if the cap leaves no room."""
+        """Replace ``tx`` (signed by this key) with the same call and nonce at higher fees; False if the cap leaves
+        no room."""
         fields = _decode(tx.raw)
         old_max, old_tip = int(fields["maxFeePerGas"]), int(fields["maxPriorityFeePerGas"])
         now_max, now_tip = self.sender.fees()
@@ -332,11 +336,14 @@ class TxPipeline:
             return SendCheck(SendStatus.PENDING, current, worked=True)
         waited_s = time.monotonic() - watch.sent_at
         waited_blocks = sender.block_number() - watch.sent_block
-        if (
-            own
-            and (waited_s >= self.config.fee_bump_after or waited_blocks >= self.config.fee_bump_blocks)
-            and self._bump(batch, current, watch)
-        ):
+        if waited_s >= self.config.fee_bump_after or waited_blocks >= self.config.fee_bump_blocks:
+            if own and self._bump(batch, current, watch):
+                return SendCheck(SendStatus.PENDING, current, worked=True)
+            # No replacement possible (the fee cap, or a transaction another key signed: only that key could replace
+            # it): offer the same bytes again, as a node refuses them while the base fee is above their maxFee and
+            # may have dropped them.
+            why = "fee cap reached" if own else "signed by another key"
+            self._rebroadcast(batch, current, watch, "tx.rebroadcast", reason=f"no replacement possible: {why}")
             return SendCheck(SendStatus.PENDING, current, worked=True)
         if waited_s >= self.config.rebroadcast_after:
             self._rebroadcast(batch, current, watch, "tx.rebroadcast", reason="no receipt", waited_s=round(waited_s))
