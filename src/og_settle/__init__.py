@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         tee_signer_for,
     )
     from og_settle._binding import new_request_nonce, request_binding
+    from og_settle._eip2612 import Eip2612Permit, gasless_permit, with_permit
     from og_settle._eip3009 import (
         Eip3009Authorization,
         Eip3009Payload,
@@ -126,6 +127,7 @@ __all__ = [
     "BatchPolicy",
     "ChainReader",
     "Eip712Domain",
+    "Eip2612Permit",
     "Eip3009Authorization",
     "Eip3009Payload",
     "IndividualSettlement",
@@ -170,6 +172,7 @@ __all__ = [
     "domain_separator",
     "encode_header",
     "ensure_opg_approval",
+    "gasless_permit",
     "input_hash",
     "leaf_hash",
     "load_assets",
@@ -194,6 +197,7 @@ __all__ = [
     "verify_multiproof",
     "verify_payment",
     "verify_response",
+    "with_permit",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__, __all__)

@@ -15,13 +15,16 @@ settling contract applies the permit first, in the same transaction: x402's prox
 og-settle's StockPaymentBatcher in ``settleWithPermits`` and PaymentFacilitator in ``settleWithPermit`` /
 ``settleBatchWithPermits``.
 
-:class:`Eip2612Permit` parses, builds and signs that data; :func:`check_permit` is what a facilitator checks
-before relying on it (payer, token, spender, value, deadline, the token's current nonce and the signature over
+:class:`Eip2612Permit` parses, builds and signs that data. A client calls :func:`gasless_permit` (which reads the
+payer's allowance, the token's nonce and domain separator, and signs only when the allowance falls short) and
+:func:`with_permit`; ``og-settle payment sign --gasless`` does both. :func:`check_permit` is what a facilitator
+checks before relying on it (payer, token, spender, value, deadline, the token's current nonce and the signature over
 the token's own domain separator, read from the chain).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -32,7 +35,7 @@ from og_settle._errors import InvalidInput
 from og_settle._hex import keccak256, parse_address, parse_hex_bytes, parse_uint256, to_hex
 from og_settle._networks import PERMIT2_ADDRESS
 from og_settle._permit2 import is_canonical_signature, recover_digest_signer
-from og_settle._x402 import ReasonCode
+from og_settle._x402 import PaymentPayload, PaymentRequirements, ReasonCode, Web3ChainReader
 
 __all__ = [
     "EIP2612_GAS_SPONSORING",
@@ -41,7 +44,9 @@ __all__ = [
     "PermitProblem",
     "check_permit",
     "declaration",
+    "gasless_permit",
     "sign_permit",
+    "with_permit",
 ]
 
 EIP2612_GAS_SPONSORING: Final = "eip2612GasSponsoring"
@@ -279,3 +284,54 @@ def check_permit(
             f"signature: not a canonical signature by {payer} under the token's domain",
         )
     return None
+
+
+def _read_word(web3: Any, to: str, data: bytes) -> bytes | None:
+    """One ``eth_call`` word; ``None`` when the call reverts or answers less than a word."""
+    from web3.exceptions import ContractLogicError
+
+    try:
+        result = bytes(web3.eth.call({"to": to, "data": to_hex(data)}))
+    except ContractLogicError:
+        return None
+    return result[:32] if len(result) >= 32 else None
+
+
+def gasless_permit(
+    web3: Any,
+    requirements: PaymentRequirements,
+    private_key: Any,
+    *,
+    deadline: int,
+    permit2: str = PERMIT2_ADDRESS,
+) -> Eip2612Permit | None:
+    """The EIP-2612 permit a payer adds to a Permit2 payment for ``requirements`` so that it needs no approval
+    transaction, or ``None`` when its allowance to Permit2 already covers ``requirements.amount``.
+
+    Reads the allowance, the token's ``nonces(payer)`` and ``DOMAIN_SEPARATOR()`` on ``web3``, and signs a
+    permit of ``requirements.amount`` (what x402's proxies require) until ``deadline`` (the Permit2 deadline, as
+    the stock clients sign). Raises InvalidInput when the token has no EIP-2612 ``permit``."""
+    from eth_account import Account
+
+    owner = Account.from_key(private_key).address
+    token = requirements.asset
+    if Web3ChainReader(web3, permit2).allowance(token, owner, permit2) >= requirements.amount:
+        return None
+    nonce = _read_word(web3, token, keccak256(b"nonces(address)")[:4] + encode(["address"], [owner]))
+    separator = _read_word(web3, token, keccak256(b"DOMAIN_SEPARATOR()")[:4])
+    if nonce is None or separator is None:
+        raise InvalidInput(f"asset: {token} has no EIP-2612 permit (no nonces()/DOMAIN_SEPARATOR()); approve Permit2")
+    return sign_permit(
+        private_key,
+        token=token,
+        domain_separator=separator,
+        nonce=int.from_bytes(nonce, "big"),
+        value=requirements.amount,
+        deadline=deadline,
+        spender=permit2,
+    )
+
+
+def with_permit(payload: PaymentPayload, permit: Eip2612Permit) -> PaymentPayload:
+    """``payload`` carrying ``permit`` in its ``extensions`` (other extensions kept)."""
+    return dataclasses.replace(payload, extensions={**(payload.extensions or {}), **permit.extension()})

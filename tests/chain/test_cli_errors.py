@@ -32,6 +32,7 @@ COMMANDS: dict[str, list[str]] = {
     "deploy": ["deploy", "--out-dir", "{w}/out"],
     "facilitator serve": ["facilitator", "serve", "--deployment", "{d}", "--no-auth", "--port", "0"],
     "payment verify": ["payment", "verify", "{w}/pay.json", "--requirements", "{w}/req.json"],
+    "payment sign": ["payment", "sign", "{w}/req.json", "--key-env", "OG_SETTLE_PAYER_KEY", "--gasless"],
     "permit2 approve": ["permit2", "approve", "--amount", "max"],
     "relayer submit": ["relayer", "submit", "--db", "{w}/queue.sqlite", "--deployment", "{d}", "{w}/req.json"],
     "status batch": ["status", "batch", HASH, "--deployment", "{d}"],

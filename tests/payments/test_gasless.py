@@ -474,3 +474,79 @@ def test_gas_first_time_payers_with_permits(
     name = f"PaymentFacilitator.settleBatchWithPermits({count} exact, {count} first-time payers)"
     gas_snapshot.record(f"{name} per payment", batch["gasUsed"] // count)
     gas_snapshot.record(f"{name} total", batch["gasUsed"])
+
+
+# --- og-settle's own client and CLI -----------------------------------------------------------------------------
+
+
+def test_og_settle_client_adds_a_permit_only_when_needed(
+    make_facilitator: Callable[..., Facilitator],
+    fresh: Callable[[], Any],
+    token: Any,
+    opg: Any,
+    payee: Any,
+    deployer: Any,
+    chain: Any,
+    rpc_url: str,
+    chain_id: int,
+    now: int,
+) -> None:
+    """``gasless_permit`` signs for a payer without allowance (who then pays, no transaction of its own), signs
+    nothing for one already approved, and refuses a token without EIP-2612 (OPG here) in one line."""
+    from og_settle import InvalidInput, gasless_permit, with_permit
+
+    facilitator = make_facilitator()
+    w3 = make_web3(rpc_url)
+    reqs = requirements(token, payee, chain_id)
+    payer = fresh()
+    payload = create_payment_payload(reqs, payer.key, now=now)
+    permit = gasless_permit(w3, reqs, payer.key, deadline=payload.payload.authorization.deadline)
+    assert permit is not None and (permit.value, permit.nonce) == (2 * ONE, 0)
+    before = token.balanceOf(payee)
+    answer = facilitator.settle(body(with_permit(payload, permit), reqs, None))
+    assert answer.success, answer.error_message
+    assert token.balanceOf(payee) - before == 2 * ONE and untouched(chain, payer)
+
+    token.mint(deployer.address, 2 * ONE, sender=deployer)
+    token.approve(PERMIT2_ADDRESS, 2 * ONE, sender=deployer)
+    assert gasless_permit(w3, reqs, deployer.private_key, deadline=now + 600) is None
+
+    plain = dataclasses.replace(reqs, asset=opg.address)
+    with pytest.raises(InvalidInput, match="no EIP-2612 permit"):
+        gasless_permit(w3, plain, fresh().key, deadline=now + 600)
+
+
+def test_cli_sign_gasless(
+    make_facilitator: Callable[..., Facilitator],
+    fresh: Callable[[], Any],
+    token: Any,
+    payee: Any,
+    chain: Any,
+    rpc_url: str,
+    chain_id: int,
+    tmp_path: Path,
+) -> None:
+    """``og-settle payment sign --gasless --rpc-url`` adds the permit; the facilitator settles it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    facilitator = make_facilitator()
+    payer = fresh()
+    reqs = requirements(token, payee, chain_id)
+    source = tmp_path / "requirements.json"
+    source.write_text(json.dumps(reqs.to_json()))
+    env = {**os.environ, "PAYER_KEY": payer.key.hex()}
+    argv = [sys.executable, "-m", "og_settle.cli", "payment", "sign", str(source), "--key-env", "PAYER_KEY"]
+    missing = subprocess.run([*argv, "--gasless"], env={**env, "OG_SETTLE_RPC_URL": ""}, capture_output=True, text=True)
+    assert missing.returncode != 0 and "--gasless: needs --rpc-url" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    done = subprocess.run([*argv, "--gasless", "--rpc-url", rpc_url], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    signed = json.loads(done.stdout)
+    assert signed["extensions"][EIP2612_GAS_SPONSORING]["info"]["spender"] == PERMIT2_ADDRESS
+    before = token.balanceOf(payee)
+    answer = facilitator.settle({"x402Version": 2, "paymentPayload": signed, "paymentRequirements": reqs.to_json()})
+    assert answer.success, answer.error_message
+    assert token.balanceOf(payee) - before == 2 * ONE and untouched(chain, payer)

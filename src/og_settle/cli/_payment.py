@@ -116,6 +116,13 @@ def register(groups: Any) -> None:
         help="upto: who may settle (default: extra.facilitator, else extra.facilitatorAddress)",
     )
     sign.add_argument("--request-hash", default=None, help="bind the payment to this request (0x + 64 hex digits)")
+    sign.add_argument(
+        "--gasless",
+        action="store_true",
+        help="if the payer has not approved Permit2, add its EIP-2612 permit (x402 eip2612GasSponsoring), so that "
+        "the settlement approves and pays in one transaction; reads the token on --rpc-url",
+    )
+    add_rpc_url_option(sign, help="--gasless: a node of the payment's chain")
     shape = sign.add_mutually_exclusive_group()
     shape.add_argument("--header", action="store_true", help="print the PAYMENT-SIGNATURE header value")
     shape.add_argument(
@@ -404,6 +411,8 @@ def _sign(args: argparse.Namespace) -> int:
     elif args.facilitator is not None:
         raise InvalidInput("--facilitator: the exact scheme's witness has no facilitator")
     request_hash = None if args.request_hash is None else parse_bytes32(args.request_hash, "--request-hash")
+    if args.gasless and args.rpc_url is None:
+        raise InvalidInput("--gasless: needs --rpc-url (the payer's allowance and the token's permit nonce)")
     payload = create_payment_payload(
         requirements,
         key,
@@ -412,6 +421,13 @@ def _sign(args: argparse.Namespace) -> int:
         request_hash=request_hash,
         resource=resource,
     )
+    if args.gasless:
+        from og_settle._eip2612 import gasless_permit, with_permit
+
+        reader, _ = _chain(args.rpc_url, requirements.chain_id)
+        permit = gasless_permit(reader.web3, requirements, key, deadline=payload.payload.authorization.deadline)
+        if permit is not None:
+            payload = with_permit(payload, permit)
     if args.record:
         body = {
             "kind": "payment",
