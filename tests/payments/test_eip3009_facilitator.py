@@ -325,3 +325,24 @@ def test_a_batch_settles_in_one_transaction_and_a_front_run_item_answers_the_fro
     receipt = chain.provider.web3.eth.get_transaction_receipt(answers[0]["transaction"])
     assert receipt["to"] == deployment.eip3009_batcher
     assert usdc.balanceOf(payee) == before + 3 * PRICE
+
+
+def test_a_batched_payment_that_fails_on_chain_says_why_in_eip3009_terms(
+    serve: Client, make_body: Body, deployment: Deployment, funded: list[Any], payee: Any, usdc: Any, chain: Any
+) -> None:
+    """A payer empties its balance after /settle verified the payment and while the batch waits: its item fails
+    alone in the batch, and its caller gets ``invalid_exact_evm_insufficient_balance`` (re-checked after the
+    receipt showed no transfer), not a generic code; the others settle."""
+    import threading
+
+    bodies = [make_body(p.private_key) for p in funded[:3]]
+    client = serve(batch_window=3.0, eip3009_batcher=deployment.eip3009_batcher)
+    before = usdc.balanceOf(payee)
+    timer = threading.Timer(1.5, lambda: deal_opg(chain.provider, usdc, funded[1].address, 0))
+    timer.start()
+    answers = settle_concurrently(client, bodies)
+    timer.join()
+    assert [a["success"] for a in answers] == [True, False, True], answers
+    assert answers[1]["errorReason"] == "invalid_exact_evm_insufficient_balance", answers[1]
+    assert answers[1]["transaction"] == answers[0]["transaction"]  # it failed inside the batch, not at verify
+    assert usdc.balanceOf(payee) == before + 2 * PRICE and usdc.balanceOf(funded[1]) == 0
