@@ -242,46 +242,51 @@ def test_several_transactions_are_in_flight_with_consecutive_nonces_and_land_in_
         run.close()
 
 
-def test_a_settlement_reorged_out_of_the_chain_is_detected_and_sent_again(
+def test_settlements_reorged_out_of_the_chain_are_detected_and_sent_again(
     tmp_path: Path, chain: LiveChain, rpc: JsonRpc
 ) -> None:
-    """With ``confirmations=3`` a mined batch is not yet settled. ``anvil_reorg`` replaces its block with one
-    that lacks it: the relayer sees the receipt gone, broadcasts the same signed transaction again, and confirms
-    the batch once the new inclusion is 3 blocks deep. The chain shows the block replaced and the root recorded
-    by the transaction in its new block."""
-    run = _Run(tmp_path, chain, _records(chain, 93_000, 2), confirmations=3)
+    """With ``confirmations=3`` three batches mined together in one block are not yet settled. ``anvil_reorg``
+    replaces that block with an empty one: the relayer sees the three receipts gone, broadcasts the same signed
+    transactions again (same nonces, in order), and confirms each batch once its new inclusion is 3 blocks deep.
+    The chain shows the block replaced and every root recorded by the relayer's transaction in its new block."""
+    run = _Run(tmp_path, chain, _records(chain, 93_000, 6), confirmations=3, max_in_flight=3)
     try:
         run.relayer.step()
-        [batch] = run.store.batches(BatchState.SUBMITTED)
-        [tx] = run.txs(batch.id)
+        batches = run.store.batches(BatchState.SUBMITTED)
+        txs = [run.txs(batch.id)[0] for batch in batches]
+        assert len(txs) == 3
         rpc.call("evm_mine")
         run.relayer.step()
-        first = _receipt(rpc, tx.tx_hash)
-        assert first is not None
-        mined_in = int(first["blockNumber"], 16)
-        assert run.store.batch(batch.id).state is BatchState.SUBMITTED  # 1 deep of 3
-        assert batch.root is not None and _root_recorded(chain, batch.root) is not None
+        first = [r for r in (_receipt(rpc, tx.tx_hash) for tx in txs) if r is not None]
+        assert len(first) == 3 and len({r["blockHash"] for r in first}) == 1  # all three in one block
+        mined_in, old_hash = int(first[0]["blockNumber"], 16), first[0]["blockHash"]
+        assert {run.store.batch(b.id).state for b in batches} == {BatchState.SUBMITTED}  # 1 deep of 3
+        roots = [b.root for b in batches if b.root is not None]
+        assert len(roots) == 3 and all(_root_recorded(chain, root) is not None for root in roots)
 
-        rpc.call("anvil_reorg", 1, [])  # the block holding it is replaced by an empty one
-        assert _block(rpc, mined_in)["hash"] != first["blockHash"]
-        assert _receipt(rpc, tx.tx_hash) is None and _root_recorded(chain, batch.root) is None
+        rpc.call("anvil_reorg", 1, [])  # the block holding them is replaced by an empty one
+        assert _block(rpc, mined_in)["hash"] != old_hash
+        assert all(_receipt(rpc, tx.tx_hash) is None for tx in txs)
+        assert all(_root_recorded(chain, root) is None for root in roots)
         run.relayer.step()
-        [reorged] = run.events("tx.reorged")
-        assert reorged["tx"] == to_hex(tx.tx_hash) and reorged["receipt"] == "gone"
-        assert len(run.events("tx.resent")) == 1
+        reorged = run.events("tx.reorged")
+        assert [e["tx"] for e in reorged] == [to_hex(tx.tx_hash) for tx in txs]
+        assert {e["receipt"] for e in reorged} == {"gone"}
+        assert [e["nonce"] for e in run.events("tx.resent")] == [tx.nonce for tx in txs]
         for _ in range(3):
             rpc.call("evm_mine")
             run.relayer.step()
 
-        assert run.store.batch(batch.id).state is BatchState.CONFIRMED
-        again = _receipt(rpc, tx.tx_hash)
-        assert again is not None and again["status"] == "0x1"
-        assert again["blockHash"] != first["blockHash"] and int(again["blockNumber"], 16) > mined_in
-        recorded = _root_recorded(chain, batch.root)
-        assert recorded is not None and recorded.relayer == RELAYER
-        assert [t.state for t in run.txs(batch.id)] == ["mined"]
-        assert run.txs(batch.id)[0].block_number == int(again["blockNumber"], 16)
-        assert run.store.status().items_by_state == {"confirmed": 2}
+        assert {run.store.batch(b.id).state for b in batches} == {BatchState.CONFIRMED}
+        for batch, tx, root in zip(batches, txs, roots, strict=True):
+            again = _receipt(rpc, tx.tx_hash)
+            assert again is not None and again["status"] == "0x1"
+            assert again["blockHash"] != old_hash and int(again["blockNumber"], 16) > mined_in
+            recorded = _root_recorded(chain, root)
+            assert recorded is not None and recorded.relayer == RELAYER
+            assert [t.state for t in run.txs(batch.id)] == ["mined"]
+            assert run.txs(batch.id)[0].block_number == int(again["blockNumber"], 16)
+        assert run.store.status().items_by_state == {"confirmed": 6}
     finally:
         run.close()
 
