@@ -150,3 +150,23 @@ def test_payment_requirements_take_operator_assets(capsys: pytest.CaptureFixture
         capsys, "--scheme", "exact", "--amount", "1", "--asset", EURC, "--transfer-method", "eip3009"
     )
     assert code == 2 and "eip3009 needs the token's EIP-712 name and version" in err
+
+
+def test_eip3009_requirements_take_no_permit2_spender(capsys: pytest.CaptureFixture[str]) -> None:
+    spender = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+    code, _, err = _requirements(capsys, "--scheme", "exact", "--amount", "1", "--asset", "USDC", "--spender", spender)
+    assert code == 2 and "--spender: an EIP-3009 payment has no Permit2 spender" in err
+    code, out, _ = _requirements(
+        capsys,
+        "--scheme",
+        "exact",
+        "--amount",
+        "1",
+        "--asset",
+        "USDC",
+        "--spender",
+        spender,
+        "--transfer-method",
+        "permit2",
+    )
+    assert code == 0 and json.loads(out)["extra"]["spender"] == spender

@@ -358,6 +358,11 @@ def _requirements(args: argparse.Namespace) -> int:
             raise InvalidInput("--deployment: give either --spender or --deployment, not both")
         args.spender = load_deployment(args.deployment).payment_facilitator
     asset, extra = _asset_extra(args, known)
+    if "assetTransferMethod" not in extra and (args.spender is not None or args.request_hash is not None):
+        option = "--request-hash" if args.spender is None else ("--deployment" if args.deployment else "--spender")
+        raise InvalidInput(
+            f"{option}: an EIP-3009 payment has no Permit2 spender or request hash; add --transfer-method permit2"
+        )
     if args.spender is not None:
         extra["spender"] = parse_address(args.spender, "--spender")
     if args.facilitator is not None:
