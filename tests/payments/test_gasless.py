@@ -321,6 +321,12 @@ def test_a_front_run_permit_does_not_stop_the_payment(
 # --- the contracts, called directly: front-run tolerance and named errors ----------------------------------------
 
 
+def _topic(event: str) -> bytes:
+    from og_settle._hex import keccak256
+
+    return keccak256(event.encode())
+
+
 def _front_run(token: Any, permit: Eip2612Permit, stranger: Any) -> None:
     token.permit(permit.owner, PERMIT2_ADDRESS, permit.value, permit.deadline, permit.v, permit.r, permit.s,
                  sender=stranger)  # fmt: skip
@@ -375,6 +381,11 @@ def test_contracts_tolerate_a_front_run_permit(
         )
         assert receipt["status"] == 1, via
         assert token.balanceOf(payee) - before == 2 * ONE, via
+        # The proxy tried the spent permit and reported it (the original's EIP2612PermitFailedWithData: OZ's
+        # ERC2612InvalidSigner); the batcher saw the allowance and did not try it (no PermitFailed).
+        topics = {bytes(log["topics"][0]) for log in receipt["logs"]}
+        assert (_topic("EIP2612PermitFailedWithData(address,address,bytes)") in topics) == (via == "proxy")
+        assert _topic("PermitFailed(uint256,address)") not in topics
 
 
 def test_payment_facilitator_names_a_permit_that_did_not_approve(
@@ -403,6 +414,13 @@ def test_payment_facilitator_names_a_permit_that_did_not_approve(
 
 
 # --- gas --------------------------------------------------------------------------------------------------------
+
+
+def _receipt(raw: Any) -> Any:
+    from og_settle.clients import Receipt
+
+    mined = (bytes(raw["transactionHash"]), int(raw["blockNumber"]), raw["status"] == 1, raw["gasUsed"])
+    return Receipt(*mined, logs=raw["logs"])
 
 
 def _send(w3: Any, sender: Any, call: Any) -> Any:
@@ -550,3 +568,48 @@ def test_cli_sign_gasless(
     answer = facilitator.settle({"x402Version": 2, "paymentPayload": signed, "paymentRequirements": reqs.to_json()})
     assert answer.success, answer.error_message
     assert token.balanceOf(payee) - before == 2 * ONE and untouched(chain, payer)
+
+
+def test_a_bad_permit_in_a_batch_fails_its_item_alone(
+    fresh: Callable[[], Any],
+    token: Any,
+    payee: Any,
+    relayer: Any,
+    deployment: Deployment,
+    rpc_url: str,
+    chain_id: int,
+    now: int,
+) -> None:
+    """StockPaymentBatcher.settleWithPermits with one forged permit (another key signed it for the payer): that
+    payer's item fails alone and ``PermitFailed`` names it; the other first-time payer settles; nothing reverts.
+    PaymentFacilitator.settleBatchWithPermits likewise."""
+    from og_settle.clients import PaymentFacilitatorClient, StockPayment, StockPaymentBatcherClient
+
+    w3 = make_web3(rpc_url)
+    for route in ("batcher", "facilitator"):
+        extra = {"spender": deployment.payment_facilitator} if route == "facilitator" else {}
+        reqs = requirements(token, payee, chain_id, **extra)
+        good, bad, forger = fresh(), fresh(), fresh()
+        payloads = [create_payment_payload(reqs, account.key, now=now) for account in (good, bad)]
+        deadline = payloads[0].payload.authorization.deadline
+        forged = dataclasses.replace(permit_for(token, chain_id, forger, 2 * ONE, deadline), owner=bad.address)
+        permits = [permit_for(token, chain_id, good, 2 * ONE, deadline), forged]
+        before = token.balanceOf(payee)
+        if route == "batcher":
+            client = StockPaymentBatcherClient(w3, deployment.stock_payment_batcher)
+            payments = [StockPayment.from_x402(p, reqs) for p in payloads]
+            receipt = _send(w3, relayer, client.settle_call(payments, permits=permits))
+            assert [o.settled for o in client.outcomes(_receipt(receipt), payments)] == [True, False]
+            flagged = [
+                int.from_bytes(bytes(log["topics"][1]), "big")
+                for log in receipt["logs"]
+                if bytes(log["topics"][0]) == _topic("PermitFailed(uint256,address)")
+            ]
+            assert flagged == [1]
+        else:
+            facilitator = PaymentFacilitatorClient(w3, deployment.payment_facilitator)
+            items = [p.payload.authorization.payment_args(p.payload.signature) for p in payloads]
+            receipt = _send(w3, relayer, facilitator.settle_batch_with_permits_call(items, list(enumerate(permits))))
+            assert [o.settled for o in facilitator.batch_outcomes(_receipt(receipt), items)] == [True, False]
+        assert token.balanceOf(payee) - before == 2 * ONE, route
+        assert token.balanceOf(bad.address) == 10 * ONE and token.nonces(bad.address) == 0, route
