@@ -22,7 +22,10 @@ import pytest
 from og_settle._deploy import Deployment
 from og_settle._lease import LEASE_DIR_ENV
 from og_settle._x402 import PaymentRequirements, create_payment_payload
+from tests.payments.test_eip3009_facilitator import PRICE, Body, funded, make_body, usdc_asset
 from tests.support.postgres import PostgresServer, postgres_server
+
+__all__ = ["funded", "make_body", "usdc_asset"]  # fixtures shared with test_eip3009_facilitator
 
 KEY = "ops-test-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -189,6 +192,33 @@ def test_concurrent_settles_cannot_exceed_a_spend_quota(
     assert {a.json()["reason"] for a in over} == {"over_quota"}
     assert all(1 <= int(a.headers["Retry-After"]) <= 86_400 for a in over)
     assert paid == 3 * AMOUNT
+
+
+def test_quotas_are_per_asset_whatever_the_transfer_method(
+    serve: Serve, deployment: Deployment, opg: Any, usdc: Any, payers: list[Any], payee: Any, chain_id: int,
+    now: int, rpc_url: str, tmp_path: Path, make_body: Body, funded: list[Any], permit2_approved: None,
+) -> None:  # fmt: skip
+    """USDC over EIP-3009 and OPG over Permit2, each with its own quota under one key."""
+    store = str(tmp_path / "ops.sqlite3")
+    add_key(store, "--quota", f"{usdc.address}:{2 * PRICE}/day", "--quota", f"{opg.address}:{AMOUNT}/day")
+    url = serve(store, "--batch-window-ms", "200")
+    before = usdc.balanceOf(payee)
+
+    answers = post_all([url], "/settle", [make_body(payers[i].private_key) for i in range(3)])
+
+    assert sorted(a.status_code for a in answers) == [200, 200, 429]
+    assert usdc.balanceOf(payee) - before == 2 * PRICE
+    receipts = [a.json()["extensions"]["og-settle"]["receipt"] for a in answers if a.status_code == 200]
+    assert {r["asset"] for r in receipts} == {usdc.address}
+    (tmp_path / "usdc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in receipts))
+    checked = cli("receipt", "verify", str(tmp_path / "usdc.jsonl"), "--rpc-url", rpc_url)
+    assert checked.returncode == 0 and checked.stdout.count(": ok: ") == 2, checked.stdout + checked.stderr
+    # OPG's quota is its own: the USDC spent does not count against it.
+    reqs = requirements_for(deployment, opg.address, payee.address, chain_id, AMOUNT)
+    opg_bodies = [body(create_payment_payload(reqs, payers[i].private_key, now=now), reqs) for i in range(2)]
+    first, second = (httpx.post(url + "/settle", json=b, headers=AUTH, timeout=60) for b in opg_bodies)
+    assert first.status_code == 200 and first.json()["success"] is True
+    assert second.status_code == 429 and second.json()["reason"] == "over_quota"
 
 
 def test_two_instances_on_one_postgresql_share_the_quota(

@@ -264,10 +264,10 @@ def create_app(
         body = await _json_body(request, max_body_bytes, body_timeout)
         hold = await admit(caller, "settle", body)
         notes: dict[str, Any] = {}
-        # An exception leaves a reservation held (its transaction may have gone out): the quota errs on the safe side.
-        response = await in_thread(facilitator.settle, body, notes)
-        if operations is not None and caller is not None:
-            response = await in_thread(operations.settled, caller, body, response, hold)
+        if operations is None or caller is None:
+            response = await in_thread(facilitator.settle, body, notes)
+        else:  # one thread for both, so a request past its deadline still has its reservation and usage settled
+            response = await in_thread(operations.settle, facilitator.settle, caller, body, hold, notes)
         fields = _fields(request)
         fields.update(success=response.success, payer=response.payer, **notes)
         if response.error_reason is not None:

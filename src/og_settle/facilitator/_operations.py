@@ -26,7 +26,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -240,6 +240,31 @@ class Operations:
                 payment_id=_payment_id(result.extensions),
             )
         )
+
+    def settle(
+        self,
+        run: Callable[[Any, dict[str, Any]], SettleResponse],
+        caller: Caller,
+        body: Any,
+        hold: str | None,
+        notes: dict[str, Any],
+    ) -> SettleResponse:
+        """``run(body, notes)`` (the protocol's settle), then :meth:`settled`. An exception is recorded (outcome
+        ``error``) and raised again; it leaves the reservation held, since its transaction may have gone out: the
+        quota errs on the safe side until its window ends."""
+        try:
+            response = run(body, notes)
+        except Exception as err:
+            facts = _Facts.of(body)
+            self.store.add_usage(
+                UsageRecord(
+                    at=time.time(), key=caller.name, endpoint="settle", outcome="error", reason=type(err).__name__,
+                    pay_to=facts.pay_to, asset=facts.asset, amount=facts.amount, scheme=facts.scheme,
+                    network=facts.network,
+                )
+            )  # fmt: skip
+            raise
+        return self.settled(caller, body, response, hold)
 
     def settled(self, caller: Caller, body: Any, response: SettleResponse, hold: str | None) -> SettleResponse:
         """Finish the reservation, record the request, and add the receipt to a successful answer."""

@@ -1,7 +1,7 @@
 """Usage records: every ``/verify`` and ``/settle`` an API key made, and the totals ``GET /usage`` reports.
 
 Each request is one :class:`UsageRecord` in the facilitator's store: the key, the endpoint, the outcome
-(``valid``/``invalid`` for verify; ``settled``/``failed``/``pending`` for settle; ``rate_limited`` or
+(``valid``/``invalid`` for verify; ``settled``/``failed``/``pending``/``error`` for settle; ``rate_limited`` or
 ``over_quota`` for a 429), the payment's payer, payTo, asset, amount and scheme, and for a settlement its
 transaction and block. Settled amounts are totalled over the settled records, one per payment id, so a
 replayed ``/settle`` that answers the first transaction is a request in the counts but not a second payment.
