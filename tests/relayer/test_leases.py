@@ -140,3 +140,45 @@ def test_renewal_reports_a_lease_lost_to_a_take_over(pg_url: str) -> None:
     assert [x.id for x in a.held_batches(BatchState.BUILT)] == [second.id]
     for store in (a, b):
         store.close()
+
+
+def test_an_upto_payment_is_claimed_only_by_the_instance_it_names(pg_url: str) -> None:
+    """An upto payment names the account allowed to settle it: on a shared queue only the instance signing with
+    that account claims it; exact payments go to whoever claims first."""
+    from eth_account import Account
+
+    from og_settle._x402 import PaymentRequirements, create_payment_payload
+    from og_settle.relayer import payment_key
+
+    payer = Account.create()
+    a_account, b_account = Account.create().address, Account.create().address
+
+    def payment(nonce: int, scheme: str, facilitator: str | None) -> NewItem:
+        extra: dict[str, object] = {"assetTransferMethod": "permit2", "name": "OPG", "version": "1"}
+        if facilitator is not None:
+            extra["facilitator"] = facilitator
+        requirements = PaymentRequirements(
+            scheme=scheme, network="eip155:84532", amount=10, asset="0x" + "11" * 20, pay_to="0x" + "22" * 20,
+            max_timeout_seconds=600, extra=extra,
+        )  # fmt: skip
+        payload = create_payment_payload(requirements, payer.key, spender="0x" + "33" * 20, nonce=nonce)
+        return NewItem(
+            kind=ItemKind.PAYMENT,
+            lane=Lane.PAYMENT,
+            key=payment_key(payer.address, nonce),
+            payload={"paymentPayload": payload.to_json()},
+            source="t",
+        )
+
+    a = PostgresStore(pg_url, worker="a")
+    b = PostgresStore(pg_url, worker="b")
+    ids = [
+        o.item_id
+        for o in a.add_items(
+            [payment(1, "upto", b_account), payment(2, "exact", None), payment(3, "upto", a_account.lower())]
+        )
+    ]
+    assert [i.id for i in a.claim_items(Lane.PAYMENT, 10, ttl=60, settler=a_account)] == [ids[1], ids[2]]
+    assert [i.id for i in b.claim_items(Lane.PAYMENT, 10, ttl=60, settler=b_account)] == [ids[0]]
+    for store in (a, b):
+        store.close()

@@ -29,8 +29,17 @@ _BIG_BATCH: Final = 10_000
 class BatchCutter:
     """Settles private items (nothing goes on chain) and cuts the batches the policy calls for."""
 
-    def __init__(self, store: QueueStore, config: RelayerConfig, log: EventLog, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        store: QueueStore,
+        config: RelayerConfig,
+        log: EventLog,
+        stop: threading.Event,
+        *,
+        settler: str | None = None,
+    ) -> None:
         self.store = store
+        self.settler = settler  # the account this instance signs with: upto payments naming another are not its
         self.config = config
         self.log = log
         self.stop = stop
@@ -57,7 +66,9 @@ class BatchCutter:
                 if not self._room():
                     break
                 # Claimed, so that another instance on the queue cannot put the same items in a batch of its own.
-                items = self.store.claim_items(lane, policy.capacity(lane), ttl=self.config.lease_ttl)
+                items = self.store.claim_items(
+                    lane, policy.capacity(lane), ttl=self.config.lease_ttl, settler=self.settler
+                )
                 if not items:
                     break  # the waiting items are other instances' (claimed and being batched)
                 started = time.monotonic()

@@ -121,7 +121,7 @@ class Relayer:
             permit2=Permit2Client(w3, self.deployment.permit2, retry=retry, **hooks),
         )
         self.facts = ChainFacts(store, self.chain, self._config, self.log)
-        self.cutter = BatchCutter(store, self._config, self.log, self.stop)
+        self.cutter = BatchCutter(store, self._config, self.log, self.stop, settler=sender.address)
         self.pipeline = TxPipeline(sender, store, self._config.sending, self.log)
         self.leases = LeaseKeeper(store, self.log, ttl=self._config.lease_ttl)
         self._outage_since: float | None = None

@@ -373,7 +373,7 @@ class QueueStore(Protocol):
     @property
     def worker(self) -> str: ...
 
-    def claim_items(self, lane: Lane, limit: int, *, ttl: float) -> list[Item]: ...
+    def claim_items(self, lane: Lane, limit: int, *, ttl: float, settler: str | None = None) -> list[Item]: ...
 
     def claim_batches(
         self, states: Sequence[BatchState], limit: int, *, ttl: float, reclaim: bool = False
@@ -832,8 +832,9 @@ class SqliteStore:
         """The instance id written in logs."""
         return self._worker
 
-    def claim_items(self, lane: Lane, limit: int, *, ttl: float) -> list[Item]:
-        """The oldest ``limit`` received items of ``lane`` (nobody else works on this queue)."""
+    def claim_items(self, lane: Lane, limit: int, *, ttl: float, settler: str | None = None) -> list[Item]:
+        """The oldest ``limit`` received items of ``lane`` (nobody else works on this queue, so an upto payment
+        naming another ``settler`` is taken too, and fails on chain with its reason)."""
         return self.items(state=ItemState.RECEIVED, lane=lane, limit=limit)
 
     def claim_batches(

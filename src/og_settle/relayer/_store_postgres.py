@@ -47,6 +47,8 @@ __all__ = ["Migration", "PostgresStore", "migrations", "redact_url"]
 _MIGRATION_LOCK: Final = int.from_bytes(b"ogsettle", "big") >> 1
 _MIGRATION_NAME: Final = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _OPEN_BATCHES: Final = [BatchState.BUILT.value, BatchState.SUBMITTED.value]
+# Where a queued payment names the account that must settle it (upto only; x402 v2 payload, Permit2 witness).
+_UPTO_FACILITATOR: Final = "{paymentPayload,payload,permit2Authorization,witness,facilitator}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,18 +329,24 @@ class PostgresStore(SqliteStore):
 
     # -- leases (several instances on one queue) -----------------------------------------------------------------
 
-    def claim_items(self, lane: Lane, limit: int, *, ttl: float) -> list[Item]:
+    def claim_items(self, lane: Lane, limit: int, *, ttl: float, settler: str | None = None) -> list[Item]:
         """Claim up to ``limit`` received items of ``lane`` for this instance for ``ttl`` seconds, oldest first.
         Rows another instance is claiming right now are skipped, not waited for (``FOR UPDATE SKIP LOCKED``);
         rows under a live claim (anyone's, this instance's too) are left alone, so calling it again returns new
-        work only. The instance then batches exactly these (``create_batch``)."""
+        work only. The instance then batches exactly these (``create_batch``). With ``settler`` (the instance's
+        signing account), an upto payment is claimed only by the instance whose account it names as its
+        facilitator: the contract lets no other account settle it."""
         now = _now()
+        route, extra = "", []
+        if settler is not None and lane is Lane.PAYMENT:
+            route = f" AND COALESCE(lower(payload::jsonb #>> '{_UPTO_FACILITATOR}'), ?) = ?"
+            extra = [settler.lower(), settler.lower()]
         with self._write() as db:
             rows = db.execute(
                 "UPDATE items SET claimed_by = ?, claimed_until = ? WHERE id IN ("
                 " SELECT id FROM items WHERE state = ? AND lane = ? AND (claimed_until IS NULL OR claimed_until < ?)"
-                " ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING *",
-                (self.worker, now + ttl, ItemState.RECEIVED.value, lane.value, now, limit),
+                f"{route} ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING *",
+                (self.worker, now + ttl, ItemState.RECEIVED.value, lane.value, now, *extra, limit),
             ).fetchall()
         return sorted((self._item(row) for row in rows), key=lambda item: item.id)
 
