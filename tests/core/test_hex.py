@@ -85,3 +85,15 @@ def test_parse_uint256_names_the_field(value: Any, message: str) -> None:
     with pytest.raises(InvalidInput) as info:
         parse_uint256(value, "amount")
     assert str(info.value).startswith(message)
+
+
+@given(st.sampled_from(["0x", "0X", "", "x0"]), st.text(alphabet="0123456789abcdefABCDEF \t\ng\u0660", max_size=12))
+def test_hex_bytes_accept_exactly_an_even_run_of_hex_digits(prefix: str, digits: str) -> None:
+    """A 0x-prefixed string parses iff every character after the prefix is a hex digit and they pair up."""
+    value = prefix + digits
+    valid = prefix in ("0x", "0X") and all(ch in "0123456789abcdefABCDEF" for ch in digits) and len(digits) % 2 == 0
+    if valid:
+        assert parse_hex_bytes(value, "f") == bytes.fromhex(digits)
+    else:
+        with pytest.raises(InvalidInput, match=r"^f: "):
+            parse_hex_bytes(value, "f")

@@ -42,6 +42,7 @@ from og_settle.relayer._store import (
     SqliteStore,
     TxRecord,
 )
+from og_settle.relayer._store_intake import RejectedRecord
 from og_settle.relayer._store_postgres import PostgresStore
 from og_settle.relayer._tee_directory import RegistryTeeDirectory, StaticTeeDirectory, TeeDirectory
 
@@ -69,6 +70,7 @@ __all__ = [
     "QueueStore",
     "RegistryTeeDirectory",
     "Rejected",
+    "RejectedRecord",
     "Relayer",
     "RelayerConfig",
     "RelayerHalted",

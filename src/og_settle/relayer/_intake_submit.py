@@ -26,8 +26,9 @@ from typing import Any, Final
 from og_settle._errors import InvalidInput
 from og_settle._hex import to_hex
 from og_settle.relayer._intake import ParsedLine, parse_jsonl
-from og_settle.relayer._intake_checks import IntakeConfig
-from og_settle.relayer._store import QueueStore
+from og_settle.relayer._intake_checks import IntakeConfig, Rejected
+from og_settle.relayer._store import NewItem, QueueStore
+from og_settle.relayer._store_intake import RejectedRecord
 
 __all__ = ["DEFAULT_CHUNK_LINES", "IntakeReport", "default_workers", "submit_records", "verify_lines"]
 
@@ -144,42 +145,33 @@ def submit_records(
     config: IntakeConfig,
     *,
     name: str = "stdin",
-    chunk: int = 500,
     now: float | None = None,
     workers: int = 1,
 ) -> Iterator[IntakeReport]:
-    """Verify and queue JSONL records; rejected ones are stored with their reason. Yields one report per record.
+    """Verify JSONL records and queue them; rejected ones are stored with their reason. One report per record, in
+    line order. ``workers`` processes verify the records (see :func:`verify_lines`); the outcome is the same for
+    any number.
 
-    Accepted records are committed in chunks of ``chunk`` (one transaction each). ``workers`` processes verify the
-    records (see :func:`verify_lines`); the outcome is the same for any number."""
-    pending: list[ParsedLine] = []
+    All or nothing: records are staged as they are read and verified, then queued in one transaction once the
+    input ends (``QueueStore.add_all``), so the first report comes after the last line (stdin too). If anything
+    fails before that commit (a node that stops answering, an interrupt), nothing of this input is queued; running
+    it again is safe either way, as queued records come back as duplicates."""
+    seen: list[tuple[str, bytes | None, bool, Rejected | None]] = []
 
-    def flush() -> Iterator[IntakeReport]:
-        items = [p.item for p in pending if p.item is not None]
-        outcomes = iter(store.add_items(items))
-        for parsed in pending:
-            if parsed.item is None:
-                continue
-            outcome = next(outcomes)
-            yield IntakeReport(
-                source=parsed.source,
-                status="duplicate" if outcome.duplicate else "accepted",
-                item_id=outcome.item_id,
-                key=parsed.item.key,
-                unverified=parsed.item.payload.get("tee_verified") is False,
-            )
-        pending.clear()
+    def entries() -> Iterator[NewItem | RejectedRecord]:
+        for parsed in verify_lines(lines, config, name=name, now=now, workers=workers):
+            error, item = parsed.rejected, parsed.item
+            if error is not None:
+                seen.append((parsed.source, None, False, error))
+                yield RejectedRecord(error.kind, parsed.source, parsed.raw, str(error))
+            elif item is not None:
+                seen.append((parsed.source, item.key, item.payload.get("tee_verified") is False, None))
+                yield item
 
-    for parsed in verify_lines(lines, config, name=name, now=now, workers=workers):
-        if parsed.rejected is not None:
-            yield from flush()
-            error = parsed.rejected
-            item_id = store.add_rejected(error.kind, parsed.source, parsed.raw, str(error))
-            yield IntakeReport(
-                source=parsed.source, status="rejected", item_id=item_id, reason=error.reason, detail=str(error)
-            )
-            continue
-        pending.append(parsed)
-        if len(pending) >= chunk:
-            yield from flush()
-    yield from flush()
+    outcomes = store.add_all(entries())
+    for (source, key, unverified, error), outcome in zip(seen, outcomes, strict=True):
+        if error is not None:
+            yield IntakeReport(source, "rejected", outcome.item_id, reason=error.reason, detail=str(error))
+        else:
+            status = "duplicate" if outcome.duplicate else "accepted"
+            yield IntakeReport(source, status, outcome.item_id, key=key, unverified=unverified)

@@ -15,7 +15,6 @@ records which ones ran. A database newer than this og-settle is refused.
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 import threading
@@ -28,6 +27,8 @@ from typing import Any, Final, cast
 from og_settle._errors import InvalidInput, InvariantViolation
 from og_settle.relayer._states import BatchState, ItemKind, ItemState, Lane
 from og_settle.relayer._store import (
+    _INSERT_STAGED,
+    _STAGED_MATCHES,
     Batch,
     BatchLease,
     IntakeOutcome,
@@ -39,6 +40,7 @@ from og_settle.relayer._store import (
     _now,
     default_worker,
 )
+from og_settle.relayer._store_intake import StagedRow, encode_payload
 
 __all__ = ["Migration", "PostgresStore", "migrations", "redact_url"]
 
@@ -151,6 +153,7 @@ class PostgresStore(SqliteStore):
             detail = " ".join(str(err).split())
             raise InvalidInput(f"db: cannot connect to PostgreSQL at {redact_url(url)}: {detail}") from None
         self._lock = threading.RLock()
+        self._intake_lock = threading.Lock()  # one bulk intake at a time per connection (one staging table)
         self._pg = _Connection(conn, self._lock)
         self._db = cast(sqlite3.Connection, self._pg)
         self.migrate()
@@ -224,7 +227,7 @@ class PostgresStore(SqliteStore):
                     [n.kind.value for n in fresh],
                     [n.lane.value for n in fresh],
                     [n.key for n in fresh],
-                    [json.dumps(n.payload, sort_keys=True, separators=(",", ":")) for n in fresh],
+                    [encode_payload(n.payload) for n in fresh],
                     [n.source for n in fresh],
                 ),
             ).fetchall()
@@ -241,6 +244,48 @@ class PostgresStore(SqliteStore):
             outcomes.append(IntakeOutcome(item_id=new_ids.get(new.key) or old_ids[new.key], duplicate=duplicate))
             seen.add(new.key)
         return outcomes
+
+    # Bulk intake (``_store_intake``): staged with COPY in a session-local TEMP table, so nothing is locked meanwhile.
+
+    def _open_stage(self) -> None:
+        self._intake_lock.acquire()
+        try:
+            with self._lock:
+                self._pg.conn.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS intake_stage (seq BIGINT PRIMARY KEY, kind TEXT NOT NULL,"
+                    " lane TEXT, key BYTEA, payload TEXT NOT NULL, state TEXT NOT NULL, reason TEXT,"
+                    " source TEXT NOT NULL)"
+                )
+                self._pg.conn.execute("TRUNCATE intake_stage")
+        except BaseException:
+            self._intake_lock.release()
+            raise
+
+    def _stage(self, rows: list[StagedRow]) -> None:
+        with self._lock, self._pg.conn.cursor() as cursor:
+            columns = "seq, kind, lane, key, payload, state, reason, source"
+            with cursor.copy(f"COPY intake_stage ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    # PostgreSQL text cannot hold NUL; only a rejected record's raw text can carry one.
+                    copy.write_row(row if row[3] is not None else (*row[:4], row[4].replace("\0", "\ufffd"), *row[5:]))
+
+    def _insert_staged(self, now: float) -> list[int]:
+        with self._write() as db:
+            rows = db.execute(_INSERT_STAGED.format(stage="intake_stage") + " RETURNING id", (now, now)).fetchall()
+        return sorted(int(row[0]) for row in rows)
+
+    def _staged_matches(self) -> Iterator[tuple[bool, int | None]]:
+        with self._lock:
+            rows = self._pg.conn.execute(_STAGED_MATCHES.format(stage="intake_stage")).fetchall()
+        for row in rows:
+            yield bool(row[0]), None if row[1] is None else int(row[1])
+
+    def _close_stage(self) -> None:
+        try:
+            with self._lock:
+                self._pg.conn.execute("TRUNCATE intake_stage")
+        finally:
+            self._intake_lock.release()
 
     def add_rejected(self, kind: ItemKind, source: str, raw: str, reason: str) -> int:
         now = _now()

@@ -1,0 +1,85 @@
+"""Bulk intake (``QueueStore.add_all``) on both stores: one outcome per record in order, duplicates pointed at the
+first copy, rejected records kept, and all or nothing: an input that fails part-way queues none of its records."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from og_settle.relayer import (
+    IntakeConfig,
+    ItemKind,
+    ItemState,
+    Lane,
+    NewItem,
+    QueueStore,
+    RejectedRecord,
+    SqliteStore,
+    StaticTeeDirectory,
+    submit_records,
+)
+from tests.relayer.support import OFFLINE_DEPLOYMENT, TEE_KEY, inference_record
+
+
+def _item(n: int) -> NewItem:
+    return NewItem(ItemKind.INFERENCE, Lane.BATCH, n.to_bytes(32, "big"), {"n": n, "text": "é\u2028"}, f"in:{n}")
+
+
+def _rejected(n: int) -> RejectedRecord:
+    return RejectedRecord(ItemKind.INFERENCE, f"in:{n}", "{bad\0" + "x" * 5000, "malformed: not JSON")
+
+
+def test_outcomes_in_order_with_duplicates_and_rejections(store: QueueStore) -> None:
+    (earlier,) = store.add_items([_item(7)])
+    outcomes = store.add_all([_item(1), _rejected(2), _item(7), _item(3), _item(1), _rejected(5), _item(4)])
+    assert [o.duplicate for o in outcomes] == [False, False, True, False, True, False, False]
+    assert outcomes[2].item_id == earlier.item_id and outcomes[4].item_id == outcomes[0].item_id
+    new = [o.item_id for o in outcomes if not o.duplicate]
+    assert new == sorted(new) and min(new) > earlier.item_id  # ids increase in input order
+    rows = {item.id: item for item in store.items()}
+    assert [rows[i].source for i in new] == ["in:1", "in:2", "in:3", "in:5", "in:4"]
+    assert rows[new[0]].record() == {"n": 1, "text": "é\u2028"} and rows[new[0]].state is ItemState.RECEIVED
+    rejected = rows[new[1]]
+    assert rejected.state is ItemState.REJECTED and rejected.reason == "malformed: not JSON" and rejected.key is None
+    assert rejected.payload.startswith("{bad") and len(rejected.payload) == 4096  # cut, and NUL kept or replaced
+    assert store.add_all([]) == []
+
+
+def test_an_input_that_fails_part_way_queues_nothing(store: QueueStore) -> None:
+    def entries() -> Iterator[NewItem | RejectedRecord]:
+        yield _item(1)
+        yield _rejected(2)
+        yield from (_item(n) for n in range(3, 5000))
+        raise KeyboardInterrupt  # the operator's Ctrl-C, after thousands of records were staged
+
+    with pytest.raises(KeyboardInterrupt):
+        store.add_all(entries())
+    assert store.status().items_by_state == {}
+    # the staging table was emptied: the next intake sees only its own records
+    outcomes = store.add_all([_item(1), _item(2)])
+    assert [o.duplicate for o in outcomes] == [False, False]
+    assert store.status().items_by_state == {"received": 2}
+
+
+def test_submit_is_all_or_nothing_per_input(tmp_path: Path) -> None:
+    """A read error half-way through a file leaves the queue as it was; the same file read whole is queued."""
+    config = IntakeConfig(deployment=OFFLINE_DEPLOYMENT, tee_directory=StaticTeeDirectory([TEE_KEY.public]))
+    lines = [json.dumps(inference_record(OFFLINE_DEPLOYMENT, n)) for n in range(6)]
+
+    def broken() -> Iterator[str]:
+        yield from lines[:4]
+        raise OSError("read error")
+
+    store = SqliteStore(tmp_path / "q.db")
+    try:
+        for workers in (1, 2):
+            with pytest.raises(OSError, match="read error"):
+                list(submit_records(store, broken(), config, workers=workers))
+            assert store.status().items_by_state == {}
+        reports = list(submit_records(store, lines, config, workers=2))
+        assert [r.status for r in reports] == ["accepted"] * 6
+    finally:
+        store.close()
