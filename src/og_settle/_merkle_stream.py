@@ -35,7 +35,7 @@ from og_settle._merkle_flat import _gc_paused
 from og_settle._merkle_hash import _native, leaf_hashes, merkle_tree, render_nodes
 from og_settle._merkle_leaf import OG_LEAF_ENCODING, TEE_SIGNATURE_MAX_BYTES, InferenceLeaf, og_encodings
 
-__all__ = ["BuildSummary", "build_dump", "read_leaf_encodings"]
+__all__ = ["BuildSummary", "OgTree", "build_dump", "og_encoding_of", "read_leaf_encodings"]
 
 _BLOCK: Final = 1 << 23  # bytes read at a time: 8 MiB
 _WRITE_BLOCK: Final = 128  # values per write (about 100 kB: small writes reuse memory, big ones map it anew)
@@ -269,6 +269,44 @@ def _write_og_dump(out: BinaryIO, tree: bytes, encodings: list[bytes], tree_inde
     out.write(b"]}")
 
 
+@dataclass(frozen=True, slots=True)
+class OgTree:
+    """The OpenGradient batch tree of some leaves' ABI encodings, ready to be written as a ``standard-v1`` dump.
+
+    Attributes:
+        root: the Merkle root (32 bytes).
+        count: the number of leaves.
+    """
+
+    root: bytes
+    count: int
+    _tree: bytes
+    _encodings: list[bytes]
+    _tree_index: list[int]
+
+    @classmethod
+    def of(cls, encodings: list[bytes]) -> OgTree:
+        """The tree of ``encodings`` (each a leaf's ``abi.encode``, as :func:`og_encoding_of` gives it)."""
+        if not encodings:
+            raise InvalidInput("leaves: a tree needs at least one leaf")
+        tree, tree_index = merkle_tree(leaf_hashes(encodings))
+        return cls(tree[:32], len(encodings), tree, encodings, tree_index)
+
+    def write_dump(self, out: BinaryIO) -> None:
+        """The dump's compact JSON, byte-identical to ``StandardMerkleTree.dump_json()``, written in blocks."""
+        _write_og_dump(out, self._tree, self._encodings, self._tree_index)
+
+
+def og_encoding_of(tee_id: str, input_hash: str, output_hash: str, tee_signature: str, timestamp: int) -> bytes:
+    """A leaf's ``abi.encode`` from its JSON form (hex strings and an integer); InvalidInput names a bad field."""
+    encoded = _og_encoding(tee_id, input_hash, output_hash, tee_signature, timestamp)
+    if encoded is not None:
+        return encoded
+    fields = {"tee_id": tee_id, "input_hash": input_hash, "output_hash": output_hash}
+    leaf = InferenceLeaf.from_json(fields | {"tee_signature": tee_signature, "timestamp": timestamp})
+    return next(og_encodings([leaf.values()]))
+
+
 def build_dump(source: Path, output: Path, progress: Callable[[str, int, int], None] | None = None) -> BuildSummary:
     """Build the OpenGradient batch tree of the JSON-lines file ``source`` and write its ``standard-v1`` dump to
     ``output`` atomically. ``progress(stage, done, total)`` reports reading (bytes) and writing (values)."""
@@ -280,9 +318,8 @@ def build_dump(source: Path, output: Path, progress: Callable[[str, int, int], N
         encodings = read_leaf_encodings(
             source, None if progress is None else (lambda done, _leaves: progress("reading", done, size))
         )
-        tree, tree_index = merkle_tree(leaf_hashes(encodings))
-        n = len(encodings)
+        tree = OgTree.of(encodings)
         if progress is not None:
-            progress("writing", 0, n)
-        _write_atomically(output, lambda out: _write_og_dump(out, tree, encodings, tree_index))
-    return BuildSummary(root=tree[:32], count=n)
+            progress("writing", 0, tree.count)
+        _write_atomically(output, tree.write_dump)
+    return BuildSummary(root=tree.root, count=tree.count)

@@ -3,16 +3,18 @@ is durable before the batch exists (a root is never recorded without its tree)."
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
+
+import msgspec
 
 from og_settle._hex import to_hex
-from og_settle._merkle import OG_LEAF_ENCODING, StandardMerkleTree
-from og_settle.relayer._calls import leaf
+from og_settle._merkle_stream import OgTree, og_encoding_of
 from og_settle.relayer._config import RelayerConfig
 from og_settle.relayer._log import EventLog, iso_utc
 from og_settle.relayer._policy import CutForecast
@@ -113,29 +115,54 @@ class BatchCutter:
     def build(self, lane: Lane, items: Sequence[Item]) -> Batch:
         if lane is not Lane.BATCH:
             return self.store.create_batch(lane, [i.id for i in items], root=None, dump_path=None, dump=None)
-        leaves = [leaf(item.record()).values() for item in items]
-        tree = StandardMerkleTree.of(leaves, OG_LEAF_ENCODING)
-        dump_json = tree.dump_json()
+        # The tree and its dump from the leaves' ABI encodings (hashed and rendered in C where it is built), the
+        # dump written in blocks: a 100,000-leaf batch never holds its dump as one string.
+        decode = _leaf_fields.decode
+        tree = OgTree.of(
+            [
+                og_encoding_of(f.tee_id, f.input_hash, f.output_hash, f.tee_signature, f.timestamp)
+                for f in (decode(item.payload) for item in items)
+            ]
+        )
         dump_path: str | None = None
-        inline: str | None = dump_json
+        inline: str | None = None
         if self.config.blob_store is not None:
             # Durable before the batch exists, as below; the file's name is its blob id.
-            blob_id = self.config.blob_store.put(dump_json.encode("utf-8"))
-            dump_path, inline = self.config.blob_store.location(blob_id), None
+            buffer = io.BytesIO()
+            tree.write_dump(buffer)
+            blob_id = self.config.blob_store.put(buffer.getvalue())
+            dump_path = self.config.blob_store.location(blob_id)
         elif self.config.dump_dir is not None:
             # The dump is durable before the batch exists: a root is never recorded without its tree on disk.
             target = self.config.dump_dir / f"{to_hex(tree.root)}.json"
-            write_durably(target, dump_json)
-            dump_path, inline = str(target), None
+            write_durably(target, tree.write_dump)
+            dump_path = str(target)
+        else:
+            buffer = io.BytesIO()
+            tree.write_dump(buffer)
+            inline = buffer.getvalue().decode("utf-8")
         return self.store.create_batch(lane, [i.id for i in items], root=tree.root, dump_path=dump_path, dump=inline)
 
 
-def write_durably(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically and fsync it (and its folder), so it survives a crash."""
+class _LeafFields(msgspec.Struct):
+    """The leaf's fields of a queued batch record (its payload holds more: ref, payer, leaf_hash, ...)."""
+
+    tee_id: str
+    input_hash: str
+    output_hash: str
+    tee_signature: str
+    timestamp: int
+
+
+_leaf_fields: Final = msgspec.json.Decoder(_LeafFields)
+
+
+def write_durably(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write a file at ``path`` with ``write`` atomically and fsync it (and its folder), so it survives a crash."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
+    with tmp.open("wb") as handle:
+        write(handle)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
