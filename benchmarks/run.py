@@ -22,6 +22,10 @@ Registered:
 * ``individual-gas``: gas per individual inference, ``settleIndividual`` alone against a
   ``settleIndividualBatch`` of 20 (``individual_gas.py``).
 * ``queue-intake``: records/s a queue store takes (``add_items``), SQLite and PostgreSQL (``queue_intake.py``).
+* ``relayer-bulk``: ``og-settle relayer submit`` of 100,000 TEE-signed leaves (records/s) and the bulk run (submit,
+  one 100,000-leaf batch built and settled on a replica chain), whole processes with their peak memory, on SQLite
+  and PostgreSQL; the in-process intake rate and the gas per individual inference in a batch beside them
+  (``relayer_bulk.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from gateway_load import add_options as add_gateway_load_options
 from individual_gas import individual_gas
 from payment_gas import payment_gas
 from queue_intake import queue_intake
+from relayer_bulk import relayer_bulk
 from rsa_gas import rsa_gas
 
 Row = tuple[str, str, str]
@@ -46,6 +51,7 @@ BENCHMARKS["rsa-gas"] = rsa_gas
 BENCHMARKS["individual-gas"] = individual_gas
 BENCHMARKS["payment-gas"] = payment_gas
 BENCHMARKS["queue-intake"] = queue_intake
+BENCHMARKS["relayer-bulk"] = relayer_bulk
 
 
 def benchmark(name: str) -> Callable[[Benchmark], Benchmark]:
