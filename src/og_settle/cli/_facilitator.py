@@ -131,7 +131,7 @@ def _stock_route(deployment: Any, w3: Any, account: Any) -> Any:
 def _eip3009_batcher(deployment: Any, w3: Any, account: Any) -> str | None:
     """The Eip3009Batcher when the deployment has one and this account is one of its settlers; None otherwise
     (EIP-3009 payments then settle one per transaction)."""
-    from og_settle.facilitator._eip3009 import settles_through_eip3009_batcher
+    from og_settle.facilitator._eip3009_calls import settles_through_eip3009_batcher
 
     batcher = getattr(deployment, "eip3009_batcher", "")
     if not batcher:

@@ -228,10 +228,10 @@ class Facilitator:
         from og_settle._hex import parse_address
         from og_settle._networks import EIP3009, NETWORKS, Asset, network
         from og_settle.clients import PaymentFacilitatorClient, RetryPolicy, TxSender, x402_reason
-        from og_settle.facilitator._eip3009 import (
+        from og_settle.facilitator._eip3009 import Eip3009Payments
+        from og_settle.facilitator._eip3009_calls import (
             BATCH_ROUTE,
             ROUTE,
-            Eip3009Payments,
             describe_eip3009_revert,
             eip3009_batch_builder,
             eip3009_call,
