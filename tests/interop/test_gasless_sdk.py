@@ -115,3 +115,43 @@ def test_without_the_extension_a_first_time_payer_needs_an_approval(
     [settled] = paid["settles"]
     assert settled.get("success") is not True, settled
     assert usdc.balanceOf(payee) == before
+
+
+def test_npm_sdk_first_time_payer_pays_with_no_approval_transaction(
+    x402_npm_env: sdk_envs.SdkEnv,
+    facilitator: RunningFacilitator,
+    deployment_file: Path,
+    payee: Any,
+    usdc: Any,
+    chain: Any,
+) -> None:
+    """The same with the unmodified npm ``@x402/core`` + ``@x402/evm`` 2.27.0 (its exact client scheme, given an
+    RPC URL, reads the allowance and the token nonce and signs the permit)."""
+    npm_script = Path(__file__).parent / "npm" / "x402" / "exact_payment.mjs"
+    payer = fresh_payer(chain, usdc)
+    before = usdc.balanceOf(payee)
+    job = {
+        "facilitator": facilitator.url,
+        "apiKey": facilitator.api_key,
+        "network": f"eip155:{chain.chain_id}",
+        "asset": usdc.address,
+        "payTo": payee.address,
+        "payerKey": "0x" + payer.key.hex().removeprefix("0x"),
+        "maxTimeoutSeconds": 600,
+        "price": str(PRICE),
+        "settles": 2,
+        "rpcUrl": str(chain.provider.http_uri),
+        "gasSponsoring": True,
+        "tokenDomain": {"name": usdc.name(), "version": "2"},
+    }
+    out = sdk_envs.run_node(x402_npm_env, npm_script, input_json=job, timeout=240)
+    info = out["payload"]["extensions"]["eip2612GasSponsoring"]["info"]
+    assert (info["from"], info["spender"], info["amount"]) == (payer.address, PERMIT2_ADDRESS, str(PRICE))
+    assert out["verify"]["isValid"] is True, out["verify"]
+    first, replay = out["settles"]
+    assert first["success"] is True, first
+    assert replay["success"] is True and replay["transaction"] == first["transaction"], replay
+    batcher = Deployment.from_json(deployment_file.read_text()).stock_payment_batcher
+    assert chain.provider.web3.eth.get_transaction(first["transaction"])["to"] == batcher
+    assert usdc.balanceOf(payee) - before == PRICE
+    assert usdc.nonces(payer.address) == 1 and untouched(chain, payer.address)
