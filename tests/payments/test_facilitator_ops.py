@@ -327,3 +327,33 @@ def test_usage_cli_bad_input_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "r.jsonl").write_text('{"kind": "og-settle/receipt/v1"}\nnot json\n')
     bad_receipt = cli("receipt", "verify", str(tmp_path / "r.jsonl"), "--rpc-url", "http://127.0.0.1:9")
     assert bad_receipt.returncode == 2 and "r.jsonl:2: not JSON" in bad_receipt.stderr
+
+
+def test_verify_rate_verify_auth_and_usage_errors(
+    serve: Serve, deployment: Deployment, opg: Any, payers: list[Any], payee: Any, chain_id: int, now: int,
+    tmp_path: Path, permit2_approved: None,
+) -> None:  # fmt: skip
+    store = str(tmp_path / "ops.sqlite3")
+    add_key(store, "--verify-rps", "1")
+    url = serve(store, "--verify-auth")
+    reqs = requirements_for(deployment, opg.address, payee.address, chain_id, AMOUNT)
+    sent = body(create_payment_payload(reqs, payers[0].private_key, now=now), reqs)
+
+    anonymous = httpx.post(url + "/verify", json=sent, timeout=30)
+    assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+    answers = post_all([url], "/verify", [sent] * 5)
+    limited = [a for a in answers if a.status_code == 429]
+    assert limited and all(a.json()["reason"] == "rate_limited" and int(a.headers["Retry-After"]) >= 1 for a in limited)
+    assert all(a.json()["isValid"] for a in answers if a.status_code == 200)
+
+    for params, message in (
+        ({"from": "last week"}, "from: expected an ISO 8601 date or time"),
+        ({"colour": "red"}, "colour: unknown query parameter"),
+        ({"group": "asset"}, "group: expected a comma-separated subset of payer, payTo"),
+    ):
+        bad = httpx.get(url + "/usage", params=params, headers=AUTH, timeout=30)
+        assert bad.status_code == 400 and message in bad.json()["error"], bad.text
+    assert httpx.get(url + "/usage", timeout=30).status_code == 401
+    usage = httpx.get(url + "/usage", params={"from": "2000-01-01", "to": "2999-01-01"}, headers=AUTH, timeout=30)
+    counts = usage.json()["requests"]["verify"]
+    assert counts == {"valid": 5 - len(limited), "rate_limited": len(limited)}

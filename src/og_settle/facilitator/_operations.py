@@ -364,4 +364,5 @@ class Operations:
             raise InvalidInput(f"{unknown[0]}: unknown query parameter (from, to and group are)")
         begin, end = parse_period(params.get("from"), params.get("to"), now=time.time())
         groups = parse_groups(params.get("group"))
+        self.flush(timeout=5.0)  # the verifies answered so far are in the report
         return usage_totals(caller.name, begin, end, self.store.usage_records(caller.name, begin, end), groups)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Final
 
@@ -338,27 +338,24 @@ class OperationsTables:
             row = db.execute(f"SELECT {_RECEIPT_COLUMNS} FROM receipts WHERE payment_id = ?", (payment_id,)).fetchone()
         return None if row is None else _receipt(row)
 
-    def usage_records(self, key: str | None, begin: float, end: float) -> Iterator[UsageRecord]:
+    def usage_records(self, key: str | None, begin: float, end: float) -> list[UsageRecord]:
         """The requests of ``key`` (None: every key) in ``[begin, end)``, oldest first."""
-        where, params = "at >= ? AND at < ?", list[Any]([begin, end])
-        if key is not None:
-            where, params = where + " AND key_name = ?", [*params, key]
-        with self._read() as db:
-            rows = db.execute(
-                f"SELECT {_USAGE_COLUMNS} FROM usage_records WHERE {where} ORDER BY id", params
-            ).fetchall()
-        return (_usage(row) for row in rows)
+        rows = self._between("usage_records", _USAGE_COLUMNS, "at", "id", key, begin, end)
+        return [_usage(row) for row in rows]
 
     def receipts_between(self, key: str | None, begin: float, end: float) -> list[Receipt]:
         """The receipts of ``key`` (None: every key) settled in ``[begin, end)``."""
-        where, params = "settled_at >= ? AND settled_at < ?", list[Any]([begin, end])
+        rows = self._between("receipts", _RECEIPT_COLUMNS, "settled_at", "settled_at, payment_id", key, begin, end)
+        return [_receipt(row) for row in rows]
+
+    def _between(
+        self, table: str, columns: str, time: str, order: str, key: str | None, begin: float, end: float
+    ) -> list[Any]:
+        where, params = f"{time} >= ? AND {time} < ?", list[Any]([begin, end])
         if key is not None:
             where, params = where + " AND key_name = ?", [*params, key]
         with self._read() as db:
-            rows = db.execute(
-                f"SELECT {_RECEIPT_COLUMNS} FROM receipts WHERE {where} ORDER BY settled_at, payment_id", params
-            ).fetchall()
-        return [_receipt(row) for row in rows]
+            return list(db.execute(f"SELECT {columns} FROM {table} WHERE {where} ORDER BY {order}", params).fetchall())
 
 
 OPERATIONS_SCHEMA_SQLITE: Final = """
