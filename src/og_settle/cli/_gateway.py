@@ -158,6 +158,7 @@ def _check_facilitator(url: str) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from og_settle.facilitator._log import RequestLog, route_uvicorn_logs
     from og_settle.gateway import create_app
 
     if not 0 <= args.port <= 65_535:
@@ -178,8 +179,10 @@ def _serve(args: argparse.Namespace) -> int:
     host, port = sock.getsockname()[:2]
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     app = create_app(gateway, max_body_bytes=args.max_body)
+    # uvicorn's own messages as JSON lines on stderr with an ISO 8601 time, like the app's line per request.
+    route_uvicorn_logs(RequestLog())
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=30)
+        uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=30)
     )
     start = {
         "url": url,

@@ -9,7 +9,7 @@ import threading
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-__all__ = ["JsonLogHandler", "RequestLog"]
+__all__ = ["JsonLogHandler", "RequestLog", "route_uvicorn_logs"]
 
 
 class RequestLog:
@@ -52,3 +52,15 @@ class JsonLogHandler(logging.Handler):
         except Exception:  # a library's bad format string must not take the server down
             message = str(record.msg)
         self.log.write("server.log", message=message, **fields)
+
+
+def route_uvicorn_logs(log: RequestLog) -> None:
+    """Send uvicorn's own messages (warnings and up) to ``log`` as ``server.log`` JSON lines, each with an ISO 8601
+    ``time``; run uvicorn with ``log_config=None`` and ``access_log=False`` (the app writes its own line per
+    request, with the same ``time``)."""
+    handler = JsonLogHandler(log)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.asgi"):
+        logger = logging.getLogger(name)
+        logger.handlers = [handler]
+        logger.propagate = False
+        logger.setLevel(logging.WARNING)

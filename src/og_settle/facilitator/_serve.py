@@ -10,7 +10,6 @@ lifespan closes the facilitator; ``graceful_timeout`` caps the whole wait.
 from __future__ import annotations
 
 import contextlib
-import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -19,7 +18,7 @@ from typing import Any, Final
 import uvicorn
 
 from og_settle._errors import InvalidInput
-from og_settle.facilitator._log import JsonLogHandler, RequestLog
+from og_settle.facilitator._log import RequestLog, route_uvicorn_logs
 
 __all__ = ["DEFAULT_BACKLOG", "FacilitatorServer", "bind"]
 
@@ -76,12 +75,7 @@ class FacilitatorServer:
     ) -> None:
         self.sock = sock
         self.log = log
-        handler = JsonLogHandler(log)
-        for name in ("uvicorn", "uvicorn.error", "uvicorn.asgi"):
-            logger = logging.getLogger(name)
-            logger.handlers = [handler]
-            logger.propagate = False
-            logger.setLevel(logging.WARNING)
+        route_uvicorn_logs(log)
         config = uvicorn.Config(
             app,
             log_config=None,
