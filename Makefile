@@ -24,13 +24,16 @@ setup: $(VENV)/.installed node_modules/.installed
 
 node_modules/.installed: package.json package-lock.json toolchain/check-node.sh
 	@toolchain/check-node.sh
+	@echo "og-settle setup: npm ci: anvil, solc-js, OpenZeppelin and Permit2's sources into node_modules/ (under a minute with a warm npm cache)"
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 $(VENV)/.installed: pyproject.toml requirements.lock setup.py src/og_settle/_batch_native.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else "og-settle needs Python 3.11 or 3.12, found " + sys.version.split()[0])'
+	@echo "og-settle setup: Python packages from requirements.lock into $(VENV)/, and the C extension (about 1 minute with a warm pip cache, several without)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@echo "og-settle setup: Python packages installed"
 	@touch $@
 
 lint: setup

@@ -18,10 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from og_settle._errors import InvalidInput
 
@@ -29,9 +28,6 @@ if TYPE_CHECKING:
     from og_settle._merkle_dump import DumpFile, DumpProof
 
 _T = TypeVar("_T")
-
-# A progress bar is drawn on a terminal for inputs of at least this many bytes (about 1,000 leaves).
-_PROGRESS_MIN_BYTES = 1_000_000
 
 
 def register(groups: Any) -> None:
@@ -44,6 +40,11 @@ def register(groups: Any) -> None:
     )
     build.add_argument("-o", "--output", type=Path, required=True, help="where to write the standard-v1 dump")
     build.add_argument("--json", action="store_true", help='print {"root", "count"} as JSON')
+    build.add_argument(
+        "--progress",
+        action="store_true",
+        help="report progress on stderr even when it is not a terminal (on one, big inputs always show it)",
+    )
     build.set_defaults(handler=_build)
 
     prove = commands.add_parser("prove", help="the inclusion proof of one leaf of a dump")
@@ -68,56 +69,26 @@ def register(groups: Any) -> None:
 # -- progress
 
 
-class _Progress:
-    """A one-line progress bar on stderr, drawn only when stderr is a terminal and the job is big."""
-
-    def __init__(self, label: str, total: int, stream: TextIO) -> None:
-        self._label = label
-        self._total = max(total, 1)
-        self._stream = stream
-        self._enabled = stream.isatty() and total >= _PROGRESS_MIN_BYTES
-        self._last = 0.0
-
-    def update(self, done: int, note: str = "") -> None:
-        now = time.monotonic()
-        if not self._enabled or now - self._last < 0.1:
-            return
-        self._last = now
-        fraction = min(done / self._total, 1.0)
-        filled = int(fraction * 30)
-        self._stream.write(f"\r{self._label} [{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} {note}")
-        self._stream.flush()
-
-    def status(self, text: str) -> None:
-        if self._enabled:
-            self._stream.write(f"\r{text}\033[K")
-            self._stream.flush()
-
-    def close(self) -> None:
-        if self._enabled:
-            self._stream.write("\r\033[K")
-            self._stream.flush()
-
-
 # -- build
 
 
 def _build(args: argparse.Namespace) -> int:
     from og_settle._hex import to_hex
     from og_settle._merkle_stream import build_dump
+    from og_settle.cli._progress import Progress
 
     path: Path = args.leaves
     try:
         size = path.stat().st_size
     except OSError as err:
         raise InvalidInput(f"{path}: cannot read: {err.strerror or err}") from None
-    progress = _Progress("reading leaves", size, sys.stderr)
+    progress = Progress("reading leaves", size, sys.stderr, forced=args.progress)
 
     def report(stage: str, done: int, total: int) -> None:
         if stage == "reading":
             progress.update(done)
         else:
-            progress.status(f"building the tree and writing the dump of {total:,} leaves...")
+            progress.status(f"building the tree and writing the dump of {total:,} leaves")
 
     try:
         summary = build_dump(path, args.output, report)

@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -104,6 +105,11 @@ def register(groups: Any) -> None:
     )
     submit.add_argument("--relayer-address", default=None, help="the relayer account (checked for upto payments)")
     submit.add_argument("--quiet", action="store_true", help="print only the summary")
+    submit.add_argument(
+        "--progress",
+        action="store_true",
+        help="report progress on stderr even when it is not a terminal (on one, big files always show it)",
+    )
     submit.add_argument(
         "--workers",
         type=int,
@@ -365,6 +371,7 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _submit_to(args: argparse.Namespace, store: Any) -> int:
+    from og_settle.cli._progress import Progress
     from og_settle.relayer import IntakeConfig, default_workers, submit_records
 
     workers = default_workers() if args.workers is None else args.workers
@@ -391,17 +398,30 @@ def _submit_to(args: argparse.Namespace, store: Any) -> int:
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     for name in args.files:
         if name == "-":
-            reports = submit_records(store, sys.stdin.buffer, config, name="stdin", workers=workers)
+            lines = _with_progress(sys.stdin.buffer, Progress("stdin", 0, sys.stderr, forced=args.progress), counts)
+            reports = submit_records(store, lines, config, name="stdin", workers=workers)
             counts = _print_reports(reports, counts, args.quiet)
         else:
             path = Path(name)
             if not path.is_file():
                 raise InvalidInput(f"files: {name} is not a file")
+            progress = Progress(path.name, path.stat().st_size, sys.stderr, forced=args.progress)
             with path.open("rb") as handle:
-                reports = submit_records(store, handle, config, name=path.name, workers=workers)
+                lines = _with_progress(handle, progress, counts)
+                reports = submit_records(store, lines, config, name=path.name, workers=workers)
                 counts = _print_reports(reports, counts, args.quiet)
+            progress.close()
     print(json.dumps({"summary": counts}), flush=True)
     return 0 if counts["rejected"] == 0 else 1
+
+
+def _with_progress(lines: Iterable[bytes], progress: Any, counts: dict[str, int]) -> Iterator[bytes]:
+    """``lines`` as they are read, reporting the bytes read so far and the records already answered."""
+    done = 0
+    for line in lines:
+        done += len(line)
+        progress.update(done, f"read, {sum(counts.values()):,} records done")
+        yield line
 
 
 def _print_reports(reports: Any, counts: dict[str, int], quiet: bool) -> dict[str, int]:

@@ -13,6 +13,8 @@ import posixpath
 import re
 import shutil
 import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,9 +90,18 @@ class CompiledContract:
 
 
 def compile_standard_json(
-    solc_version: str, standard_input: dict[str, Any], base_path: Path, include_paths: tuple[Path, ...] = ()
+    solc_version: str,
+    standard_input: dict[str, Any],
+    base_path: Path,
+    include_paths: tuple[Path, ...] = (),
+    *,
+    what: str = "contracts",
+    expected: str = "seconds",
 ) -> dict[str, Any]:
-    """Run a standard-JSON compilation through the solc-js shim, cached on the exact input."""
+    """Run a standard-JSON compilation through the solc-js shim, cached on the exact input.
+
+    A compilation that is not cached says so on stderr first (``what`` it compiles and roughly how long it takes,
+    ``expected``), then every 30 seconds while it runs, then how long it took."""
     node_executable()
     shim = solc_binary_dir() / f"solc-v{solc_version}"
     if not shim.is_file():
@@ -104,10 +115,10 @@ def compile_standard_json(
     args = [str(shim), "--standard-json", "--base-path", str(base_path)]
     for include in include_paths:
         args += ["--include-path", str(include)]
-    proc = subprocess.run(args, input=encoded, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise ToolchainError(f"solc {solc_version} failed: {proc.stderr.strip()[-2000:]}")
-    output: dict[str, Any] = json.loads(proc.stdout)
+    returncode, stdout, stderr = _run_with_progress(args, encoded, f"{what} with solc-js {solc_version}", expected)
+    if returncode != 0:
+        raise ToolchainError(f"solc {solc_version} failed: {stderr.strip()[-2000:]}")
+    output: dict[str, Any] = json.loads(stdout)
     errors = [e for e in output.get("errors", []) if e.get("severity") == "error"]
     if errors:
         raise ToolchainError(f"solc {solc_version}: " + "; ".join(e["formattedMessage"] for e in errors)[:4000])
@@ -116,6 +127,29 @@ def compile_standard_json(
     tmp.write_text(json.dumps(output), encoding="utf-8")
     tmp.replace(cache)
     return output
+
+
+def _run_with_progress(
+    args: list[str], stdin: str, what: str, expected: str, every: float = 30.0
+) -> tuple[int, str, str]:
+    """Run a compiler process, telling the user on stderr what runs, how long it should take, and that it still runs."""
+    started = time.monotonic()
+    _say(f"compiling {what} (first run only, cached in .cache/solc; {expected})")
+    process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pending: str | None = stdin
+    while True:
+        try:
+            stdout, stderr = process.communicate(pending, timeout=every)
+            break
+        except subprocess.TimeoutExpired:
+            pending = None  # handed over already; communicate() goes on writing it
+            _say(f"still compiling {what}: {time.monotonic() - started:.0f} s so far")
+    _say(f"compiled {what} in {time.monotonic() - started:.0f} s")
+    return process.returncode, stdout, stderr
+
+
+def _say(line: str) -> None:
+    print(f"og-settle: {line}", file=sys.stderr, flush=True)
 
 
 def extract_contract(output: dict[str, Any], source: str, name: str) -> CompiledContract:
@@ -177,7 +211,10 @@ def compile_permit2() -> CompiledContract:
             "outputSelection": {entry: {"Permit2": _OUTPUTS}},
         },
     }
-    return extract_contract(compile_standard_json("0.8.17", standard_input, root), entry, "Permit2")
+    output = compile_standard_json(
+        "0.8.17", standard_input, root, what="the genuine Permit2 (via-IR, 1M runs)", expected="about 1 to 4 minutes"
+    )
+    return extract_contract(output, entry, "Permit2")
 
 
 # The project's own remappings, as ape-config.yaml gives them to Ape (OpenZeppelin and Permit2's interfaces).
@@ -201,7 +238,8 @@ def compile_replica_contract(source: str, name: str, runs: int = 20_000) -> Comp
             "outputSelection": {source: {name: _OUTPUTS}},
         },
     }
-    return extract_contract(compile_standard_json("0.8.30", standard_input, root), source, name)
+    output = compile_standard_json("0.8.30", standard_input, root, what=name, expected="about 5 to 30 seconds")
+    return extract_contract(output, source, name)
 
 
 def compile_replica_opg() -> CompiledContract:
