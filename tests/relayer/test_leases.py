@@ -182,3 +182,25 @@ def test_an_upto_payment_is_claimed_only_by_the_instance_it_names(pg_url: str) -
     assert [i.id for i in b.claim_items(Lane.PAYMENT, 10, ttl=60, settler=b_account)] == [ids[0]]
     for store in (a, b):
         store.close()
+
+
+def test_the_heartbeat_keeps_a_live_instances_batches_and_a_stopped_one_loses_them(pg_url: str) -> None:
+    """While its heartbeat runs, an instance keeps its batches however long its own step takes (a slow node, an
+    outage); once it stops (as a killed process stops), another instance adopts them after the lease runs out."""
+    from og_settle.relayer import EventLog
+    from og_settle.relayer._fleet import LeaseKeeper
+
+    a = PostgresStore(pg_url, worker="a", lease_ttl=1.0)
+    b = PostgresStore(pg_url, worker="b")
+    ids = [o.item_id for o in a.add_items([_item(n) for n in range(2)])]
+    batch = a.create_batch(Lane.BATCH, ids, root=b"\x08" * 32, dump_path=None, dump=None)
+    stop = threading.Event()
+    beat = LeaseKeeper(a, EventLog(), ttl=1.0).heartbeat(stop)
+    time.sleep(2.5)  # well past the lease: only the heartbeat keeps it
+    assert b.claim_batches([BatchState.BUILT], 5, ttl=60) == []
+    stop.set()
+    beat.join()
+    time.sleep(1.2)
+    assert [lease.batch.id for lease in b.claim_batches([BatchState.BUILT], 5, ttl=60)] == [batch.id]
+    for store in (a, b):
+        store.close()

@@ -8,7 +8,11 @@ How transactions travel (several in flight with consecutive nonces, fee bumps, c
 ``og_settle.relayer._sender``'s concern; the engine hands it a batch's call and handles what a final receipt,
 or a nonce taken by another transaction, means for the queue.
 
-Recovery (``reconcile``, run on every start, before anything new is signed):
+Several instances may share one (PostgreSQL) queue: each works only on the batches it holds a lease on, and
+adopts those a stopped instance left (``og_settle.relayer._fleet``). On an SQLite queue the one relayer holds all.
+
+Recovery (``reconcile``, run on every start, before anything new is signed; it covers the batches this instance
+held before it stopped):
 
 1. take the account's pending nonce from the chain (and past every transaction of ours in flight);
 2. for every ``submitted`` batch, in nonce order: if one of its transactions has a receipt, process it exactly
