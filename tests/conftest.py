@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -166,3 +167,23 @@ def gas_snapshot() -> Iterator[GasSnapshot]:
     snapshot = GasSnapshot.load()
     yield snapshot
     snapshot.finish()
+
+
+# Reverting an anvil snapshot rewinds its clock to the snapshot's time, which no real chain does: a run more than
+# ten minutes old then settles in blocks stamped minutes in the past, and a payload signed with the wall clock
+# (`payment sign` and the stock SDKs set validAfter = now - 600) is "not yet valid". Each module and each test
+# starts with the chain's clock moved forward to the wall clock (never back), inside Ape's isolation snapshot.
+def _clock_to_wall(chain: Any) -> None:
+    now = int(time.time())
+    if int(chain.provider.get_block("latest").timestamp) < now - 1:
+        chain.provider.make_request("anvil_setTime", [now])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_clock(chain: Any) -> None:
+    _clock_to_wall(chain)
+
+
+@pytest.fixture(autouse=True)
+def _test_clock(chain: Any) -> None:
+    _clock_to_wall(chain)
