@@ -18,8 +18,7 @@ import pytest
 from eth_account import Account
 
 from og_settle._hex import keccak256, to_hex
-from og_settle.relayer import BatchPolicy, BatchState, EventLog, Relayer, RelayerConfig, SqliteStore
-from og_settle.relayer._sender import SenderConfig
+from og_settle.relayer import BatchPolicy, BatchState, EventLog, Relayer, RelayerConfig, SenderConfig, SqliteStore
 from og_settle.replica._rpc import JsonRpc
 from tests.relayer.support import (
     DEPLOYER_KEY,

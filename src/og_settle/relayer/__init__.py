@@ -27,6 +27,7 @@ from og_settle.relayer._queue_db import (
     remove_sqlite_files,
     store_for_write,
 )
+from og_settle.relayer._sender import DEFAULT_CONFIRMATIONS, SenderConfig
 from og_settle.relayer._states import BatchState, ItemKind, ItemState, Lane
 from og_settle.relayer._status import format_status, status_json
 from og_settle.relayer._store import (
@@ -48,6 +49,7 @@ from og_settle.relayer._tee_directory import RegistryTeeDirectory, StaticTeeDire
 
 __all__ = [
     "BULK_BATCH_SIZE",
+    "DEFAULT_CONFIRMATIONS",
     "DEFAULT_MAX_RECORD_BYTES",
     "Batch",
     "BatchLease",
@@ -74,6 +76,7 @@ __all__ = [
     "Relayer",
     "RelayerConfig",
     "RelayerHalted",
+    "SenderConfig",
     "SqliteStore",
     "StaticTeeDirectory",
     "TeeDirectory",
