@@ -35,7 +35,11 @@ def _lines() -> list[str]:
     """Every kind of record and every way a line can be bad, good and bad lines interleaved."""
     good = [inference_record(DEPLOYMENT, i, now=int(NOW)) for i in range(8)]
     forged = {**good[1], "tee_signature": to_hex(TEE_KEY.sign_digest(b"\x01" * 32))}
-    rsa = {"kind": "settlement_data", "settlement_type": "batch", "data": _header(_gateway_data(RSA, when=int(NOW) - 30))}
+    rsa = {
+        "kind": "settlement_data",
+        "settlement_type": "batch",
+        "data": _header(_gateway_data(RSA, when=int(NOW) - 30)),
+    }
     lines = [json.dumps(r) for r in good[:3]]
     lines += [
         "{not json",
