@@ -173,6 +173,7 @@ def gas_snapshot() -> Iterator[GasSnapshot]:
 # ten minutes old then settles in blocks stamped minutes in the past, and a payload signed with the wall clock
 # (`payment sign` and the stock SDKs set validAfter = now - 600) is "not yet valid". Each module and each test
 # starts with the chain's clock moved forward to the wall clock (never back), inside Ape's isolation snapshot.
+# (Ape's chain manager is taken from `ape`, not from the `chain` fixture, which some modules override.)
 def _clock_to_wall(chain: Any) -> None:
     now = int(time.time())
     if int(chain.provider.get_block("latest").timestamp) < now - 1:
@@ -180,10 +181,14 @@ def _clock_to_wall(chain: Any) -> None:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _module_clock(chain: Any) -> None:
-    _clock_to_wall(chain)
+def _module_clock() -> None:
+    import ape
+
+    _clock_to_wall(ape.chain)
 
 
 @pytest.fixture(autouse=True)
-def _test_clock(chain: Any) -> None:
-    _clock_to_wall(chain)
+def _test_clock() -> None:
+    import ape
+
+    _clock_to_wall(ape.chain)
