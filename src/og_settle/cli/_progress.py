@@ -34,6 +34,11 @@ class Progress:
         self._last = 0.0
         self._drawn = False
 
+    @property
+    def enabled(self) -> bool:
+        """Whether anything is shown (callers skip their bookkeeping otherwise)."""
+        return self._enabled
+
     def update(self, done: int, note: str = "") -> None:
         now = time.monotonic()
         if not self._enabled or now - self._last < (_TTY_EVERY if self._tty else _LOG_EVERY):

@@ -415,8 +415,13 @@ def _submit_to(args: argparse.Namespace, store: Any) -> int:
     return 0 if counts["rejected"] == 0 else 1
 
 
-def _with_progress(lines: Iterable[bytes], progress: Any, counts: dict[str, int]) -> Iterator[bytes]:
-    """``lines`` as they are read, reporting the bytes read so far and the records already answered."""
+def _with_progress(lines: Iterable[bytes], progress: Any, counts: dict[str, int]) -> Iterable[bytes]:
+    """``lines`` as they are read, reporting the bytes read so far and the records already answered (``lines``
+    itself when no progress is shown)."""
+    return _reporting(lines, progress, counts) if progress.enabled else lines
+
+
+def _reporting(lines: Iterable[bytes], progress: Any, counts: dict[str, int]) -> Iterator[bytes]:
     done = 0
     for line in lines:
         done += len(line)
