@@ -613,3 +613,48 @@ def test_a_bad_permit_in_a_batch_fails_its_item_alone(
             assert [o.settled for o in facilitator.batch_outcomes(_receipt(receipt), items)] == [True, False]
         assert token.balanceOf(payee) - before == 2 * ONE, route
         assert token.balanceOf(bad.address) == 10 * ONE and token.nonces(bad.address) == 0, route
+
+
+def test_permits_in_a_batch_get_their_whole_gas_cap_or_the_batch_reverts(
+    fresh: Callable[[], Any],
+    token: Any,
+    payee: Any,
+    relayer: Any,
+    deployment: Deployment,
+    rpc_url: str,
+    chain_id: int,
+    now: int,
+) -> None:
+    """63/64 rule: with too little gas for a permit's capped calls, the batch reverts with a named error instead of
+    letting the caller's gas limit decide which permit fails (InsufficientGasForPermit on the batcher,
+    InsufficientGasForItem naming the item on PaymentFacilitator)."""
+    from web3.exceptions import ContractLogicError
+
+    from og_settle.clients import PaymentFacilitatorClient, StockPayment, StockPaymentBatcherClient
+
+    w3 = make_web3(rpc_url)
+    stock, own = (
+        requirements(token, payee, chain_id),
+        requirements(token, payee, chain_id, spender=deployment.payment_facilitator),
+    )
+    payer = fresh()
+    stock_payload = create_payment_payload(stock, payer.key, now=now)
+    own_payload = create_payment_payload(own, payer.key, now=now)
+    permit = permit_for(token, chain_id, payer, 2 * ONE, stock_payload.payload.authorization.deadline)
+    batcher = StockPaymentBatcherClient(w3, deployment.stock_payment_batcher)
+    facilitator = PaymentFacilitatorClient(w3, deployment.payment_facilitator)
+    own_args = own_payload.payload.authorization.payment_args(own_payload.payload.signature)
+    calls = {
+        "InsufficientGasForPermit(uint256,uint256,uint256)": batcher.settle_call(
+            [StockPayment.from_x402(stock_payload, stock)], permits=[permit]
+        ),
+        "InsufficientGasForItem(uint256,uint256)": facilitator.settle_batch_with_permits_call(
+            [own_args], [(0, permit)]
+        ),
+    }
+    for error, call in calls.items():
+        with pytest.raises(ContractLogicError) as raised:
+            w3.eth.call({"from": relayer.address, "to": call.to, "data": call.data, "gas": 250_000})
+        data = raised.value.data if isinstance(raised.value.data, str) else ""
+        assert data.startswith("0x" + _topic(error)[:4].hex()), (error, raised.value)
+    assert token.nonces(payer.address) == 0
