@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import coincurve
-from eth_abi.abi import encode
+from eth_abi.abi import decode, encode
+from eth_abi.exceptions import DecodingError
 from eth_account import Account
 
 from og_settle._errors import InvalidInput, InvariantViolation
@@ -44,6 +45,7 @@ __all__ = [
     "Eip3009Payload",
     "Eip3009Payment",
     "TokenDomain",
+    "erc6492_inner",
     "erc6492_wrapped",
     "is_eip3009_body",
     "new_eip3009_authorization",
@@ -323,3 +325,16 @@ def is_eip3009_body(body: Any) -> bool:
 def erc6492_wrapped(signature: bytes) -> bool:
     """Whether ``signature`` is ERC-6492-wrapped (a counterfactual wallet's: factory, calldata, inner signature)."""
     return len(signature) >= 32 and signature[-32:] == _ERC6492_MAGIC
+
+
+def erc6492_inner(signature: bytes) -> bytes | None:
+    """The signature inside an ERC-6492 wrapper ``abi.encode(factory, calldata, inner) ‖ magic`` (what a deployed
+    wallet's ERC-1271 check and the token take), ``signature`` itself when it is not wrapped, None when the
+    wrapper does not decode."""
+    if not erc6492_wrapped(signature):
+        return signature
+    try:
+        _, _, inner = decode(["address", "bytes", "bytes"], signature[:-32])
+    except (DecodingError, ValueError, OverflowError):
+        return None
+    return bytes(inner)

@@ -346,3 +346,24 @@ def test_a_batched_payment_that_fails_on_chain_says_why_in_eip3009_terms(
     assert answers[1]["errorReason"] == "invalid_exact_evm_insufficient_balance", answers[1]
     assert answers[1]["transaction"] == answers[0]["transaction"]  # it failed inside the batch, not at verify
     assert usdc.balanceOf(payee) == before + 2 * PRICE and usdc.balanceOf(funded[1]) == 0
+
+
+def test_a_deployed_wallet_may_send_an_erc6492_wrapped_signature(
+    serve: Client, make_body: Body, project: Any, deployer: Any, payers: list[Any], payee: Any, usdc: Any, chain: Any
+) -> None:
+    """ERC-6492: a wallet that signed before it existed wraps its signature with its factory call; once deployed,
+    the inner signature is what counts. Verified by the wallet's ERC-1271, settled with the inner signature."""
+    from eth_account import Account
+
+    wallet = project.OwnedWallet.deploy(payers[3].address, sender=deployer)
+    deal_opg(chain.provider, usdc, wallet.address, FUNDS)
+    plain = make_body(payers[3].private_key, owner=wallet.address)
+    inner = bytes.fromhex(plain["paymentPayload"]["payload"]["signature"][2:])
+    wrapped = encode(["address", "bytes", "bytes"], [Account.create().address, b"\x01\x02", inner])
+    plain["paymentPayload"]["payload"]["signature"] = "0x" + (wrapped + bytes.fromhex("6492" * 16)).hex()
+    client = serve()
+    assert client.post("/verify", json=plain).json()["isValid"] is True
+    before = usdc.balanceOf(payee)
+    settled = client.post("/settle", json=plain, headers=AUTH).json()
+    assert settled["success"] is True, settled
+    assert usdc.balanceOf(payee) == before + PRICE and usdc.balanceOf(wallet) == FUNDS - PRICE

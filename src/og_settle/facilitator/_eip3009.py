@@ -32,13 +32,13 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from eth_abi.abi import decode, encode
-from eth_abi.exceptions import DecodingError
+from eth_abi.abi import encode
 
 from og_settle._eip3009 import (
     Eip3009Payload,
     Eip3009Payment,
     TokenDomain,
+    erc6492_inner,
     erc6492_wrapped,
     recover_eip3009_signer,
 )
@@ -100,15 +100,6 @@ class _Reads:
 def _uint(result: Any) -> int:
     text = str(result).removeprefix("0x")
     return int(text[:64], 16) if text else 0
-
-
-def _unwrap_erc6492(signature: bytes) -> bytes | None:
-    """The inner signature of an ERC-6492 wrapper ``abi.encode(factory, calldata, inner) ‖ magic``, or None."""
-    try:
-        _, _, inner = decode(["address", "bytes", "bytes"], signature[:-32])
-    except (DecodingError, ValueError, OverflowError):
-        return None
-    return bytes(inner)
 
 
 class Eip3009Payments:
@@ -251,11 +242,10 @@ class Eip3009Payments:
     def _erc1271_call(self, request: _Request) -> tuple[str, list[Any]] | None:
         """The ``isValidSignature`` call for a payer with code, or None when the signature cannot be one."""
         signature = request.payment.payload.signature
-        if erc6492_wrapped(signature):
-            inner = _unwrap_erc6492(signature)
-            if inner is None:
-                return None
-            signature = inner
+        inner = erc6492_inner(signature)
+        if inner is None:
+            return None
+        signature = inner
         digest = request.payment.payload.authorization.digest(request.payment.domain)
         data = _IS_VALID_SIGNATURE + encode(["bytes32", "bytes"], [digest, signature])
         owner = request.payment.payload.authorization.owner

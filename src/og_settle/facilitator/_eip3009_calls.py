@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from eth_abi.abi import encode
 
-from og_settle._eip3009 import Eip3009Payment
+from og_settle._eip3009 import Eip3009Payment, erc6492_inner
 from og_settle._errors import InvalidInput
 from og_settle._hex import keccak256
 from og_settle._x402 import ReasonCode
@@ -72,7 +72,9 @@ def transfer_with_authorization_call(payment: Eip3009Payment) -> ContractCall:
 
 
 def _normalized(signature: bytes) -> bytes:
-    """A 65-byte signature with ``v`` as 27/28 (some signers give 0/1); anything else unchanged."""
+    """The signature the token takes: an ERC-6492 wrapper's inner signature (verification required the wallet to
+    be deployed), and a 65-byte signature's ``v`` as 27/28 (some signers give 0/1); anything else unchanged."""
+    signature = erc6492_inner(signature) or signature
     if len(signature) == 65 and signature[64] < 27:
         return signature[:64] + bytes([signature[64] + 27])
     return signature
