@@ -9,7 +9,9 @@ ahead, so memory stays flat however long the input is.
 The result is the same whatever the worker count: every worker checks against the same ``now`` and the same
 configuration, and results come back in line order. Workers are forked, so the configuration is inherited, not
 pickled. Chain clients inside it must not carry connections this process has already opened (the children would
-share them): :class:`RegistryTeeDirectory` given an RPC URL, and clients not used before intake, are safe.
+share them): :class:`RegistryTeeDirectory` given an RPC URL, and clients not used before intake, are safe. As with
+any fork, a process whose other threads may hold locks (a threaded server) should verify with one worker, as the
+gateway and the facilitator do; ``relayer submit`` is single-threaded.
 """
 
 from __future__ import annotations
