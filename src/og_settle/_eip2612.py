@@ -35,7 +35,15 @@ from og_settle._errors import InvalidInput
 from og_settle._hex import keccak256, parse_address, parse_hex_bytes, parse_uint256, to_hex
 from og_settle._networks import PERMIT2_ADDRESS
 from og_settle._permit2 import is_canonical_signature, recover_digest_signer
-from og_settle._x402 import PaymentPayload, PaymentRequirements, ReasonCode, Web3ChainReader
+from og_settle._x402 import (
+    ChainReader,
+    PaymentPayload,
+    PaymentRequirements,
+    ReasonCode,
+    VerifyResult,
+    Web3ChainReader,
+    verify_payment,
+)
 
 __all__ = [
     "EIP2612_GAS_SPONSORING",
@@ -46,6 +54,8 @@ __all__ = [
     "declaration",
     "gasless_permit",
     "sign_permit",
+    "token_permit_reads",
+    "verify_with_permit",
     "with_permit",
 ]
 
@@ -297,6 +307,13 @@ def _read_word(web3: Any, to: str, data: bytes) -> bytes | None:
     return result[:32] if len(result) >= 32 else None
 
 
+def token_permit_reads(web3: Any, token: str, owner: str) -> tuple[int | None, bytes | None]:
+    """The token's EIP-2612 ``nonces(owner)`` and ``DOMAIN_SEPARATOR()`` (each ``None`` if it does not answer)."""
+    nonce = _read_word(web3, token, keccak256(b"nonces(address)")[:4] + encode(["address"], [owner]))
+    separator = _read_word(web3, token, keccak256(b"DOMAIN_SEPARATOR()")[:4])
+    return (None if nonce is None else int.from_bytes(nonce, "big")), separator
+
+
 def gasless_permit(
     web3: Any,
     requirements: PaymentRequirements,
@@ -317,15 +334,14 @@ def gasless_permit(
     token = requirements.asset
     if Web3ChainReader(web3, permit2).allowance(token, owner, permit2) >= requirements.amount:
         return None
-    nonce = _read_word(web3, token, keccak256(b"nonces(address)")[:4] + encode(["address"], [owner]))
-    separator = _read_word(web3, token, keccak256(b"DOMAIN_SEPARATOR()")[:4])
+    nonce, separator = token_permit_reads(web3, token, owner)
     if nonce is None or separator is None:
         raise InvalidInput(f"asset: {token} has no EIP-2612 permit (no nonces()/DOMAIN_SEPARATOR()); approve Permit2")
     return sign_permit(
         private_key,
         token=token,
         domain_separator=separator,
-        nonce=int.from_bytes(nonce, "big"),
+        nonce=nonce,
         value=requirements.amount,
         deadline=deadline,
         spender=permit2,
@@ -335,3 +351,65 @@ def gasless_permit(
 def with_permit(payload: PaymentPayload, permit: Eip2612Permit) -> PaymentPayload:
     """``payload`` carrying ``permit`` in its ``extensions`` (other extensions kept)."""
     return dataclasses.replace(payload, extensions={**(payload.extensions or {}), **permit.extension()})
+
+
+@dataclass(frozen=True, slots=True)
+class _CoveredAllowance:
+    """A ChainReader whose Permit2 allowance is taken as covering ``amount`` (the permit's own checks decide)."""
+
+    reader: ChainReader
+    amount: int
+
+    def nonce_bitmap(self, owner: str, word_position: int) -> int:
+        return self.reader.nonce_bitmap(owner, word_position)
+
+    def balance_of(self, token: str, owner: str) -> int:
+        return self.reader.balance_of(token, owner)
+
+    def allowance(self, token: str, owner: str, spender: str) -> int:
+        return self.amount
+
+
+def verify_with_permit(
+    payload: PaymentPayload,
+    requirements: PaymentRequirements,
+    *,
+    permit: Eip2612Permit | None,
+    reader: ChainReader,
+    now: int,
+    token_nonce: int | None,
+    domain_separator: bytes | None,
+    exact_value: bool,
+    permit2: str = PERMIT2_ADDRESS,
+    **checks: Any,
+) -> tuple[VerifyResult, Eip2612Permit | None]:
+    """:func:`~og_settle._x402.verify_payment` for a payload that may carry a payer's EIP-2612 permit, and the
+    permit the settlement must apply (``None`` when the allowance is already there or there is no permit).
+
+    When the payer's Permit2 allowance falls short and ``permit`` is given, the payment is checked as if the
+    allowance covered it, then the permit with :func:`check_permit`. ``checks`` are verify_payment's other
+    keyword arguments (``spender``, ``settler``, ``request_hash``)."""
+    auth = payload.payload.authorization
+    if permit is not None and reader.allowance(auth.token, auth.owner, permit2) >= auth.amount:
+        permit = None  # approved already: the permit is not needed, and not checked
+    checked = reader if permit is None else _CoveredAllowance(reader, auth.amount)
+    result = verify_payment(payload, requirements, now=now, reader=checked, permit2=permit2, **checks)
+    if not result.is_valid or permit is None:
+        return result, None
+    problem = check_permit(
+        permit,
+        payer=auth.owner,
+        token=auth.token,
+        amount=auth.amount,
+        exact_value=exact_value,
+        permit2=permit2,
+        now=now,
+        token_nonce=token_nonce,
+        domain_separator=domain_separator,
+    )
+    if problem is not None:
+        invalid = VerifyResult(
+            is_valid=False, invalid_reason=problem.reason, payer=auth.owner, invalid_message=problem.message
+        )
+        return invalid, None
+    return result, permit

@@ -564,6 +564,16 @@ def test_cli_sign_gasless(
     assert done.returncode == 0, done.stderr
     signed = json.loads(done.stdout)
     assert signed["extensions"][EIP2612_GAS_SPONSORING]["info"]["spender"] == PERMIT2_ADDRESS
+    # `payment verify --rpc-url` takes the permit into account as the facilitator does; without it the payer has
+    # no allowance.
+    paid = tmp_path / "payment.json"
+    verify = ["payment", "verify", str(paid), "--requirements", str(source), "--rpc-url", rpc_url]
+    paid.write_text(json.dumps(signed))
+    checked = subprocess.run([sys.executable, "-m", "og_settle.cli", *verify], env=env, capture_output=True, text=True)
+    assert checked.returncode == 0 and checked.stdout.startswith("valid:"), (checked.stdout, checked.stderr)
+    paid.write_text(json.dumps({key: value for key, value in signed.items() if key != "extensions"}))
+    checked = subprocess.run([sys.executable, "-m", "og_settle.cli", *verify], env=env, capture_output=True, text=True)
+    assert checked.returncode == 1 and "permit2_allowance_required" in checked.stdout, checked.stdout
     before = token.balanceOf(payee)
     answer = facilitator.settle({"x402Version": 2, "paymentPayload": signed, "paymentRequirements": reqs.to_json()})
     assert answer.success, answer.error_message

@@ -467,7 +467,9 @@ def _chain(rpc_url: str, chain_id: int) -> tuple[Any, int]:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from og_settle._eip2612 import Eip2612Permit, token_permit_reads, verify_with_permit
     from og_settle._hex import parse_address, parse_bytes32, parse_uint256
+    from og_settle._networks import X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY
     from og_settle._x402 import verify_payment
     from og_settle.clients import is_connection_error
 
@@ -482,16 +484,35 @@ def _verify(args: argparse.Namespace) -> int:
         reader, now = _chain(args.rpc_url, requirements.chain_id)
     if args.now is not None:
         now = parse_uint256(args.now, "--now")
+    spender = parse_address(spender, "extra.spender")
+    permit = Eip2612Permit.from_extensions(payload.extensions)  # gasless approval (eip2612GasSponsoring)
     try:
-        result = verify_payment(
-            payload,
-            requirements,
-            spender=parse_address(spender, "extra.spender"),
-            now=now,
-            reader=reader,
-            settler=settler,
-            request_hash=request_hash,
-        )
+        if reader is not None and permit is not None:
+            auth = payload.payload.authorization
+            token_nonce, separator = token_permit_reads(reader.web3, auth.token, auth.owner)
+            result, _ = verify_with_permit(
+                payload,
+                requirements,
+                permit=permit,
+                reader=reader,
+                now=now,
+                token_nonce=token_nonce,
+                domain_separator=separator,
+                exact_value=spender in (X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY),  # the x402 proxies
+                spender=spender,
+                settler=settler,
+                request_hash=request_hash,
+            )
+        else:
+            result = verify_payment(
+                payload,
+                requirements,
+                spender=spender,
+                now=now,
+                reader=reader,
+                settler=settler,
+                request_hash=request_hash,
+            )
     except Exception as err:
         if args.rpc_url is not None and is_connection_error(err):
             raise InvalidInput(f"--rpc-url: lost the node at {args.rpc_url} ({type(err).__name__})") from None

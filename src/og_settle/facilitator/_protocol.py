@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from og_settle._eip2612 import EIP2612_GAS_SPONSORING, Eip2612Permit, check_permit
+from og_settle._eip2612 import EIP2612_GAS_SPONSORING, Eip2612Permit, verify_with_permit
 from og_settle._eip3009 import is_eip3009_body
 from og_settle._errors import InvalidInput
 from og_settle._networks import X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY
@@ -45,7 +45,6 @@ from og_settle._x402 import (
     ReasonCode,
     SettleResponse,
     VerifyResult,
-    verify_payment,
 )
 from og_settle.facilitator._chain import AsyncRpcBatchReader, ChainSnapshot, RpcBatchReader, RpcError
 from og_settle.facilitator._engine import CallBuilder, Outcome, SettlementEngine, SettlementJob
@@ -551,42 +550,20 @@ class Facilitator:
         self, request: _Request, requirements: PaymentRequirements, route: _Route, snapshot: ChainSnapshot
     ) -> tuple[VerifyResult, Eip2612Permit | None]:
         """The verification, and the EIP-2612 permit the settlement must apply (None: the allowance is there).
-
-        A payer whose Permit2 allowance falls short may carry an EIP-2612 permit for Permit2: the payment is then
-        checked as if the permit's value were the allowance, and the permit itself against the token (payer,
-        token, spender Permit2, value, deadline, the token's nonce and domain separator, the signature)."""
-        auth = request.payload.payload.authorization
-        permit = request.permit if snapshot.permit2_allowance < auth.amount else None
-        if permit is not None:  # the permit's own checks below include its value
-            snapshot = dataclasses.replace(snapshot, permit2_allowance=auth.amount)
-        result = verify_payment(
+        x402's proxies want the permit's value equal to the permitted amount; PaymentFacilitator, covering it."""
+        return verify_with_permit(
             request.payload,
             requirements,
-            spender=route.spender,
-            now=snapshot.timestamp,
+            permit=request.permit,
             reader=snapshot,
-            settler=route.settler,
-            permit2=self.permit2,
-        )
-        if not result.is_valid or permit is None:
-            return result, None
-        problem = check_permit(
-            permit,
-            payer=auth.owner,
-            token=auth.token,
-            amount=auth.amount,
-            exact_value=route.name != "facilitator",  # x402's proxies want the value equal to the permitted amount
-            permit2=self.permit2,
             now=snapshot.timestamp,
             token_nonce=snapshot.token_nonce,
             domain_separator=snapshot.domain_separator,
+            exact_value=route.name != "facilitator",
+            permit2=self.permit2,
+            spender=route.spender,
+            settler=route.settler,
         )
-        if problem is not None:
-            invalid = VerifyResult(
-                is_valid=False, invalid_reason=problem.reason, payer=auth.owner, invalid_message=problem.message
-            )
-            return invalid, None
-        return result, permit
 
     def _check(self, request: _Request, requirements: PaymentRequirements) -> tuple[VerifyResult, Eip2612Permit | None]:
         route = self._precheck(request, requirements)
