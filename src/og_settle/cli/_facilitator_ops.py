@@ -4,7 +4,7 @@
   ``postgresql://`` URL), each with its limits: ``--verify-rps``/``--settle-rps`` (requests per second) and
   ``--quota ASSET:AMOUNT/PERIOD`` (repeatable; PERIOD ``second|minute|hour|day|week`` or ``<N>s``). ``add``
   prints a new random key once (or registers the one in ``--key-env``); the store keeps only its SHA-256.
-  Every server on the store sees a change at its next request.
+  Every server on the store sees a change within 2 seconds (it reads a key again after that long).
 - ``usage --store S``: totals per key for ``[--from, --to)`` (ISO 8601), or with ``--records`` every request;
   ``--format text|json|jsonl|csv``, ``--output FILE``.
 - ``receipt verify FILE --rpc-url URL``: checks each receipt in FILE (one JSON object, a ``/settle`` answer

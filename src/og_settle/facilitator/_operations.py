@@ -42,6 +42,9 @@ from og_settle.facilitator._usage import UsageRecord, parse_groups, parse_period
 __all__ = ["Caller", "Operations"]
 
 EXTENSION: Final = "og-settle"
+# How long a key read from the store is used before it is read again: a key added, changed or removed with
+# `og-settle facilitator keys` takes effect on every instance within this many seconds.
+KEY_CACHE_SECONDS: Final = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,7 @@ class Operations:
         self.api_keys = api_keys
         self.open_access = open_access
         self.verify_requires_key = verify_requires_key
+        self._keys: dict[str, tuple[float, tuple[str, KeyLimits] | None]] = {}
         self._receipts: dict[str, list[Any]] = {}
         self._receipts_guard = threading.Lock()
         self.usage_lost = 0  # verify records the store refused five times (reported by /health)
@@ -173,7 +177,7 @@ class Operations:
         token = ApiKeys.bearer(authorization)
         if token is not None:
             digest = hashlib.sha256(token.encode()).hexdigest()
-            stored = self.store.key_by_digest(digest)
+            stored = self._key(digest)
             if stored is not None:
                 return Caller(*stored)
             if self.api_keys is not None and self.api_keys.accepts(authorization):
@@ -181,6 +185,18 @@ class Operations:
         if self.open_access or (endpoint == "verify" and not self.verify_requires_key):
             return Caller("", KeyLimits())
         return None
+
+    def _key(self, digest: str) -> tuple[str, KeyLimits] | None:
+        """The stored key with that digest, read at most every KEY_CACHE_SECONDS (this runs on the event loop)."""
+        now = time.monotonic()
+        cached = self._keys.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        found = self.store.key_by_digest(digest)
+        if len(self._keys) > 10_000:
+            self._keys.clear()
+        self._keys[digest] = (now + KEY_CACHE_SECONDS, found)
+        return found
 
     def admit(self, caller: Caller, endpoint: str) -> None:
         """Count the request against the caller's rate on ``endpoint``; LimitExceeded when over it."""
