@@ -13,7 +13,8 @@ import {PaymentWitness} from "./libraries/PaymentWitness.sol";
 /// @dev Holds no state and no tokens, and has no owner. The reentrancy guard lives in transient storage.
 contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
     using PaymentWitness for Payment;
-    using PaymentWitness for Scheme;
+    using PaymentWitness for PaymentWitness.Terms;
+    using PaymentWitness for uint256;
 
     /// @dev secp256k1n / 2: the largest `s` of a canonical (low-s) signature.
     uint256 private constant _HALF_CURVE_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
@@ -61,10 +62,74 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
         PERMIT2 = permit2;
     }
 
+    /// @dev OpenZeppelin's `nonReentrant` (the same transient slot and error, so the guarded functions exclude each
+    /// other), written out for {settlePacked}: the library's internal calls cost about 140 gas a payment.
+    modifier nonReentrantInline() {
+        bytes32 slot = _reentrancyGuardStorageSlot();
+        bytes4 reentrant = ReentrancyGuardReentrantCall.selector;
+        assembly ("memory-safe") {
+            if tload(slot) {
+                mstore(0x00, reentrant)
+                revert(0x00, 0x04)
+            }
+            tstore(slot, 1)
+        }
+        _;
+        assembly ("memory-safe") {
+            tstore(slot, 0)
+        }
+    }
+
+    /// @inheritdoc IPaymentFacilitator
+    function settlePacked() external nonReentrantInline returns (uint256 amount) {
+        PaymentWitness.Terms memory t = PaymentWitness.packedTerms(4, msg.data.length - 4);
+        amount = _check(t, msg.sender);
+        // The nonce is not pre-read: Permit2's InvalidNonce() comes back as NonceAlreadyUsed(owner, nonce).
+        _transfer(t, amount, _UNKNOWN_BALANCE);
+    }
+
+    /// @inheritdoc IPaymentFacilitator
+    function settleBatchPacked() external nonReentrant returns (uint256 settled) {
+        uint256 end = msg.data.length;
+        uint256 scratch = _freeMemory();
+        // The recipient balance left by the last settled item (see settleBatch).
+        (address cachedToken, address cachedTo, uint256 cachedBalance) = (address(0), address(0), _UNKNOWN_BALANCE);
+        uint256 index;
+        for (uint256 offset = 4; offset < end; ++index) {
+            if (index == MAX_BATCH_SIZE) revert InvalidBatchSize(index + 1);
+            (uint256 item, uint256 length, address token, address to) = _packedItem(offset, end);
+            offset = item + length;
+            uint256 balanceBefore = token == cachedToken && to == cachedTo ? cachedBalance : _UNKNOWN_BALANCE;
+            (bool ok, uint256 outcome) = _trySettlePackedItem(index, item, length, balanceBefore);
+            if (ok) {
+                settled |= 1 << index;
+                (cachedToken, cachedTo, cachedBalance) = (token, to, outcome);
+            } else {
+                (address owner, uint256 nonce) = _packedOwnerAndNonce(item);
+                _reportFailure(index, owner, nonce, outcome != 0);
+            }
+            _setFreeMemory(scratch);
+        }
+        if (index == 0) revert InvalidBatchSize(0);
+    }
+
+    /// @inheritdoc IPaymentFacilitator
+    function settlePackedItem() external returns (uint256 balanceAfter) {
+        // Only reachable from settleBatchPacked, which holds the reentrancy guard for the whole batch.
+        if (msg.sender != address(this)) revert OnlySelf(msg.sender);
+        address settler;
+        uint256 balanceBefore;
+        assembly ("memory-safe") {
+            settler := calldataload(0x04)
+            balanceBefore := calldataload(0x24)
+        }
+        PaymentWitness.Terms memory t = PaymentWitness.packedTerms(0x44, msg.data.length - 0x44);
+        balanceAfter = _transfer(t, _check(t, settler), balanceBefore);
+    }
+
     /// @inheritdoc IPaymentFacilitator
     function settle(Payment calldata payment) external nonReentrant returns (uint256 amount) {
         amount = _check(payment, msg.sender);
-        // The nonce is not pre-read: Permit2's InvalidNonce() comes back as NonceAlreadyUsed(owner, nonce).
         _transfer(payment, amount, _UNKNOWN_BALANCE);
     }
 
@@ -141,14 +206,21 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
         }
     }
 
-    /// @dev Emits PaymentFailed for item `index` with (at most {MAX_REVERT_DATA} bytes of) the revert data of its
-    /// call and returns the data's selector (zero if it has none). An item that used up its gas cap is reported as
-    /// {ItemGasLimitExceeded}.
-    function _reportFailure(uint256 index, Payment calldata payment, bool exhausted) private returns (bytes4 selector) {
+    /// @dev {_reportFailure} for an ABI-encoded item. Raw loads: a malformed item must not be able to revert the batch.
+    function _reportFailure(uint256 index, Payment calldata payment, bool exhausted) private returns (bytes4) {
+        (address owner, uint256 nonce) = _ownerAndNonce(payment);
+        return _reportFailure(index, owner, nonce, exhausted);
+    }
+
+    /// @dev Emits PaymentFailed for item `index` (of `owner` and `nonce`) with (at most {MAX_REVERT_DATA} bytes of)
+    /// the revert data of its call and returns the data's selector (zero if it has none). An item that used up its
+    /// gas cap is reported as {ItemGasLimitExceeded}.
+    function _reportFailure(uint256 index, address owner, uint256 nonce, bool exhausted)
+        private
+        returns (bytes4 selector)
+    {
         bytes memory reason =
             exhausted ? abi.encodeWithSelector(ItemGasLimitExceeded.selector, ITEM_GAS_LIMIT) : _returnData();
-        // Raw loads: a malformed item must not be able to revert the batch here.
-        (address owner, uint256 nonce) = _ownerAndNonce(payment);
         if (reason.length >= 4) selector = bytes4(reason);
         emit PaymentFailed(index, owner, nonce, reason);
     }
@@ -166,40 +238,112 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
 
     /// @inheritdoc IPaymentFacilitator
     function witnessTypeString(Scheme scheme) external pure returns (string memory) {
-        return scheme.typeString();
+        return PaymentWitness.typeString(uint256(scheme));
     }
 
     /// @inheritdoc IPaymentFacilitator
     function witnessHash(Payment calldata payment) external pure returns (bytes32) {
-        return payment.hash();
+        return PaymentWitness.hash(payment.terms());
     }
 
     /// @inheritdoc IPaymentFacilitator
     function permitDigest(Payment calldata payment) external view returns (bytes32) {
-        return keccak256(
-            abi.encodePacked(hex"1901", PERMIT2.DOMAIN_SEPARATOR(), payment.permitHash(address(this)))
-        );
+        return _permitDigest(payment.terms());
     }
 
-    /// @dev Every check that needs no external call (see {settle}'s check order); returns the amount to move.
-    function _check(Payment calldata payment, address caller) private view returns (uint256 amount) {
-        Scheme scheme = payment.scheme;
-        bool upto = scheme.isUpto();
-        (address owner, address token, address to, address facilitator) = payment.parties();
-        if ((!upto && facilitator != address(0)) || (!scheme.isBound() && payment.requestHash != 0)) {
-            revert FieldNotInWitness(scheme);
+    /// @inheritdoc IPaymentFacilitator
+    function permitDigestPacked(bytes calldata payment) external view returns (bytes32) {
+        uint256 item;
+        assembly ("memory-safe") {
+            item := payment.offset
         }
+        return _permitDigest(PaymentWitness.packedTerms(item, payment.length));
+    }
 
+    /// @dev The EIP-712 digest Permit2 checks the signature of `t` against when this contract spends it.
+    function _permitDigest(PaymentWitness.Terms memory t) private view returns (bytes32) {
+        return keccak256(abi.encodePacked(hex"1901", PERMIT2.DOMAIN_SEPARATOR(), t.permitHash(address(this))));
+    }
+
+    /// @dev {_check} for an ABI-encoded payment, which (unlike a packed one) can name fields its scheme's witness
+    /// lacks: a facilitator for the exact schemes or a request hash for the unbound ones ({FieldNotInWitness}).
+    function _check(Payment calldata payment, address caller) private view returns (uint256 amount) {
+        PaymentWitness.Terms memory t = payment.terms();
+        uint256 scheme = t.scheme;
+        if ((!scheme.isUpto() && t.facilitator != address(0)) || (!scheme.isBound() && t.requestHash != 0)) {
+            revert FieldNotInWitness(Scheme(scheme));
+        }
+        amount = _check(t, caller);
+    }
+
+    /// @dev {_transfer} for an ABI-encoded payment that passed {_check}.
+    function _transfer(Payment calldata payment, uint256 amount, uint256 balanceBefore)
+        private
+        returns (uint256 balanceAfter)
+    {
+        balanceAfter = _transfer(payment.terms(), amount, balanceBefore);
+    }
+
+    /// @dev Every check that needs no external call (see {settle}'s check order); returns the amount to move. The
+    /// whole set is first evaluated as one expression; only a payment failing it goes through {_reportCheck}, which
+    /// evaluates the checks one by one, in order, and reverts with the first one's named error.
+    function _check(PaymentWitness.Terms memory t, address caller) private view returns (uint256 amount) {
+        bool passed;
+        address settler = caller;
+        assembly ("memory-safe") {
+            let upto := and(mload(t), 1)
+            amount := mload(add(t, 0x140))
+            let permitted := mload(add(t, 0x60))
+            let owner := mload(add(t, 0x20))
+            let to := mload(add(t, 0xc0))
+            let length := mload(add(t, 0x180))
+            let signature := mload(add(t, 0x160))
+            let s := calldataload(add(signature, 0x20))
+            let v := byte(0, calldataload(add(signature, 0x40)))
+            // A canonical EOA signature: 65 bytes with v in {27, 28} and a low s, or 64 bytes (EIP-2098) with a
+            // low s. Anything else may still be an owner-with-code's signature: {_reportCheck} reads the code.
+            let canonical := or(
+                and(eq(length, 65), and(or(eq(v, 27), eq(v, 28)), iszero(gt(s, _HALF_CURVE_ORDER)))),
+                and(eq(length, 64), iszero(gt(and(s, _LOWER_255_BITS), _HALF_CURVE_ORDER)))
+            )
+            passed := and(
+                and(
+                    // time window
+                    and(iszero(lt(timestamp(), mload(add(t, 0x100)))), iszero(gt(timestamp(), mload(add(t, 0xa0))))),
+                    // amounts: non-zero and below 2^128; upto at most the permitted amount, exact exactly it
+                    and(
+                        and(iszero(iszero(amount)), iszero(shr(128, amount))),
+                        or(and(upto, iszero(gt(amount, permitted))), eq(amount, permitted))
+                    )
+                ),
+                and(
+                    // parties; the caller for upto
+                    and(
+                        iszero(iszero(owner)),
+                        and(iszero(iszero(to)), and(iszero(eq(to, address())), iszero(eq(to, owner))))
+                    ),
+                    and(or(iszero(upto), eq(settler, mload(add(t, 0xe0)))), canonical)
+                )
+            )
+        }
+        if (!passed) _reportCheck(t, caller);
+    }
+
+    /// @dev {_check}'s checks one by one, in order: reverts with the first failing one's named error. A payment that
+    /// fails none of them here has a signature that is not canonical but whose owner has code (Permit2 asks it).
+    function _reportCheck(PaymentWitness.Terms memory t, address caller) private view {
         // Time window (Permit2 checks the deadline too; checking here gives a named error first).
-        uint256 validAfter = payment.validAfter;
-        uint256 deadline = payment.permit.deadline;
+        uint256 validAfter = t.validAfter;
+        uint256 deadline = t.deadline;
         if (block.timestamp < validAfter) revert PaymentNotYetValid(validAfter, block.timestamp);
         if (block.timestamp > deadline) revert PaymentExpired(deadline, block.timestamp);
 
         // Amounts.
-        amount = payment.amount;
-        uint256 permitted = payment.permit.permitted.amount;
+        bool upto = t.scheme.isUpto();
+        uint256 amount = t.amount;
+        uint256 permitted = t.permitted;
         if (amount == 0) revert ZeroAmount();
+        if (amount > type(uint128).max) revert AmountTooLarge(amount);
         if (upto) {
             if (amount > permitted) revert AmountExceedsPermitted(amount, permitted);
         } else if (amount != permitted) {
@@ -207,35 +351,42 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
         }
 
         // Parties.
+        address owner = t.owner;
+        address to = t.to;
         if (owner == address(0)) revert ZeroOwner();
         if (to == address(0) || to == address(this) || to == owner) revert InvalidRecipient(to);
-        if (upto && caller != facilitator) revert UnauthorizedFacilitator(caller, facilitator);
+        if (upto && caller != t.facilitator) revert UnauthorizedFacilitator(caller, t.facilitator);
 
-        // Token and signature shape.
-        if (token.code.length == 0) revert TokenHasNoCode(token);
-        if (owner.code.length == 0) _checkSignatureShape(payment.signature);
+        _checkSignatureShape(owner, t.signatureOffset, t.signatureLength);
     }
 
     /// @dev The interaction: Permit2 checks the signature, spends the nonce and moves `amount` from the owner
-    /// straight to `payment.to`; the recipient's balance must then have grown by exactly `amount`. Emits
-    /// PaymentSettled. Expects {_check} to have passed (it also validated the address fields read here).
-    /// `balanceBefore` is the recipient's current balance if the caller knows it, else {_UNKNOWN_BALANCE}.
-    function _transfer(Payment calldata payment, uint256 amount, uint256 balanceBefore)
+    /// straight to `t.to`; the recipient's balance must then have grown by exactly `amount`. Emits PaymentSettled.
+    /// Expects {_check} to have passed. `balanceBefore` is the recipient's current balance if the caller knows it,
+    /// else {_UNKNOWN_BALANCE}. The balance reads also check the token's code ({TokenHasNoCode}).
+    function _transfer(PaymentWitness.Terms memory t, uint256 amount, uint256 balanceBefore)
         private
         returns (uint256 balanceAfter)
     {
-        (address owner, address token, address to,) = payment.parties();
+        address token = t.token;
+        address to = t.to;
         if (balanceBefore == _UNKNOWN_BALANCE) balanceBefore = _balanceOf(token, to);
-        _permitWitnessTransferFrom(payment, amount);
+        _permitWitnessTransferFrom(t, amount);
         balanceAfter = _balanceOf(token, to);
-        uint256 received = balanceAfter > balanceBefore ? balanceAfter - balanceBefore : 0;
+        uint256 received;
+        unchecked {
+            received = balanceAfter > balanceBefore ? balanceAfter - balanceBefore : 0;
+        }
         if (received != amount) revert TransferShortfall(token, to, amount, received);
-        _emitPaymentSettled(payment, owner, to, token, amount);
+        _emitPaymentSettled(t, amount);
     }
 
-    /// @dev `IERC20(token).balanceOf(account)` without the high-level call's extra checks (the token's code was
-    /// checked in {_check}); the token's revert data is bubbled up, and a short answer reverts without data.
+    /// @dev `IERC20(token).balanceOf(account)` without the high-level call's extra checks; the token's revert data is
+    /// bubbled up. An answer shorter than a word reverts {TokenHasNoCode} if the token has no code (a call to an
+    /// address without code succeeds and returns nothing), else without data. This is the token-code check: every
+    /// settlement reads the recipient's balance after the transfer, and (unless the batch knows it) before.
     function _balanceOf(address token, address account) private view returns (uint256 amount) {
+        bytes4 noCode = TokenHasNoCode.selector;
         assembly ("memory-safe") {
             mstore(0x00, 0x70a08231) // balanceOf(address)
             mstore(0x20, account)
@@ -244,48 +395,53 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
                 returndatacopy(data, 0, returndatasize())
                 revert(data, returndatasize())
             }
-            if lt(returndatasize(), 0x20) { revert(0, 0) }
+            if lt(returndatasize(), 0x20) {
+                if iszero(extcodesize(token)) {
+                    mstore(0x00, noCode)
+                    mstore(0x04, token)
+                    revert(0x00, 0x24)
+                }
+                revert(0, 0)
+            }
             amount := mload(0x00)
         }
     }
 
-    /// @dev `emit PaymentSettled(owner, to, payment.requestHash, token, amount, payment.permit.nonce,
-    /// payment.scheme)`, encoded directly: {_check} already validated the scheme word, so it is not decoded again.
-    function _emitPaymentSettled(Payment calldata payment, address owner, address to, address token, uint256 amount)
-        private
-    {
+    /// @dev Emits PaymentSettled(payer = t.owner) with its packed data (see the event's documentation): `to`,
+    /// `token`, `amount`, `nonce`, `scheme`, and for the bound schemes `requestHash`.
+    function _emitPaymentSettled(PaymentWitness.Terms memory t, uint256 amount) private {
         bytes32 topic = PaymentSettled.selector;
         assembly ("memory-safe") {
+            // Each field is written over the zero tail of the one before it (fields go left to right).
             let data := mload(0x40)
-            mstore(data, to)
-            mstore(add(data, 0x20), calldataload(add(payment, 0x120))) // requestHash
-            mstore(add(data, 0x40), token)
-            mstore(add(data, 0x60), amount)
-            mstore(add(data, 0x80), calldataload(add(payment, 0x80))) // permit.nonce
-            mstore(add(data, 0xa0), calldataload(payment)) // scheme
-            log2(data, 0xc0, topic, owner)
+            let scheme := mload(t)
+            mstore(data, shl(96, mload(add(t, 0xc0)))) // to
+            mstore(add(data, 20), shl(96, mload(add(t, 0x40)))) // token
+            mstore(add(data, 40), shl(128, amount)) // 16 bytes: {_check} keeps amounts below 2^128
+            mstore(add(data, 56), mload(add(t, 0x80))) // nonce
+            mstore8(add(data, 88), scheme)
+            mstore(add(data, 89), mload(add(t, 0x120))) // requestHash, logged for the bound schemes only
+            log2(data, add(89, shl(4, and(scheme, 2))), topic, mload(add(t, 0x20)))
         }
     }
 
-    /// @dev `PERMIT2.permitWitnessTransferFrom(payment.permit, (payment.to, amount), payment.owner,
-    /// payment.hash(), payment.scheme.typeString(), payment.signature)`, with the arguments laid out directly:
-    /// the permit's four words are copied from the item's calldata as they are, and Permit2's revert data is
-    /// bubbled up unchanged except `InvalidNonce()`, which becomes {NonceAlreadyUsed}. Permit2's code was checked at
-    /// deployment.
-    function _permitWitnessTransferFrom(Payment calldata payment, uint256 amount) private {
-        bytes32 witness = payment.hash();
-        string memory typeString = payment.scheme.typeString();
-        bytes calldata signature = payment.signature;
+    /// @dev `PERMIT2.permitWitnessTransferFrom(permit, (t.to, amount), t.owner, t.hash(), typeString(t.scheme),
+    /// signature)`, with the arguments laid out directly: the permit's four words are copied from the terms as they
+    /// are, and Permit2's revert data is bubbled up unchanged except `InvalidNonce()`, which becomes
+    /// {NonceAlreadyUsed}. Permit2's code was checked at deployment.
+    function _permitWitnessTransferFrom(PaymentWitness.Terms memory t, uint256 amount) private {
+        bytes32 witness = t.hash();
+        string memory typeString = PaymentWitness.typeString(t.scheme);
         address permit2 = address(PERMIT2);
         bytes4 nonceAlreadyUsed = NonceAlreadyUsed.selector;
         assembly ("memory-safe") {
             let data := mload(0x40)
             mstore(data, _PERMIT_WITNESS_TRANSFER_FROM)
             let args := add(data, 0x04)
-            calldatacopy(args, add(payment, 0x40), 0x80) // permit: (token, amount), nonce, deadline
-            mstore(add(args, 0x80), calldataload(add(payment, 0xc0))) // transferDetails.to
+            mcopy(args, add(t, 0x40), 0x80) // permit: (token, amount), nonce, deadline
+            mstore(add(args, 0x80), mload(add(t, 0xc0))) // transferDetails.to
             mstore(add(args, 0xa0), amount) // transferDetails.requestedAmount
-            mstore(add(args, 0xc0), calldataload(add(payment, 0x20))) // owner
+            mstore(add(args, 0xc0), mload(add(t, 0x20))) // owner
             mstore(add(args, 0xe0), witness)
             mstore(add(args, 0x100), 0x140) // offset of witnessTypeString
             // witnessTypeString: length, then its bytes zero-padded to whole words.
@@ -297,10 +453,11 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
             mcopy(add(args, 0x160), add(typeString, 0x20), typeLength)
             // signature: length, then its bytes zero-padded to whole words.
             let sig := add(add(args, 0x160), typePadded)
-            let sigPadded := and(add(signature.length, 0x1f), not(0x1f))
+            let sigLength := mload(add(t, 0x180))
+            let sigPadded := and(add(sigLength, 0x1f), not(0x1f))
             mstore(add(sig, sigPadded), 0)
-            mstore(sig, signature.length)
-            calldatacopy(add(sig, 0x20), signature.offset, signature.length)
+            mstore(sig, sigLength)
+            calldatacopy(add(sig, 0x20), mload(add(t, 0x160)), sigLength)
             let end := add(add(sig, 0x20), sigPadded)
             if iszero(call(gas(), permit2, 0, data, sub(end, data), 0, 0)) {
                 // Permit2's InvalidNonce() becomes NonceAlreadyUsed(owner, nonce), naming both.
@@ -308,8 +465,8 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
                     returndatacopy(data, 0, 4)
                     if eq(shr(224, mload(data)), shr(224, _PERMIT2_INVALID_NONCE)) {
                         mstore(data, nonceAlreadyUsed)
-                        mstore(add(data, 0x04), calldataload(add(payment, 0x20))) // owner
-                        mstore(add(data, 0x24), calldataload(add(payment, 0x80))) // permit.nonce
+                        mstore(add(data, 0x04), mload(add(t, 0x20))) // owner
+                        mstore(add(data, 0x24), mload(add(t, 0x80))) // nonce
                         revert(data, 0x44)
                     }
                 }
@@ -328,6 +485,31 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
         }
     }
 
+    /// @dev The packed batch item framed at `offset` (a 2-byte length, then the item): where it starts, its length,
+    /// and its token and recipient read raw for the balance cache (garbage for an item too short to hold them, which
+    /// then fails in its own frame). Reverts {MalformedPackedBatch} if the item runs past the calldata's `end`.
+    function _packedItem(uint256 offset, uint256 end)
+        private
+        pure
+        returns (uint256 item, uint256 length, address token, address to)
+    {
+        assembly ("memory-safe") {
+            length := shr(240, calldataload(offset))
+            item := add(offset, 2)
+            token := shr(96, calldataload(add(item, 21)))
+            to := shr(96, calldataload(add(item, 95)))
+        }
+        if (item + length > end) revert MalformedPackedBatch(offset);
+    }
+
+    /// @dev A packed item's owner and nonce, read raw (for {PaymentFailed}).
+    function _packedOwnerAndNonce(uint256 item) private pure returns (address owner, uint256 nonce) {
+        assembly ("memory-safe") {
+            owner := shr(96, calldataload(add(item, 1)))
+            nonce := calldataload(add(item, 57))
+        }
+    }
+
     /// @dev The free memory pointer.
     function _freeMemory() private pure returns (uint256 pointer) {
         assembly ("memory-safe") {
@@ -342,18 +524,61 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
         }
     }
 
-    /// @dev Reverts {InsufficientGasForItem} unless the call below can get its whole {ITEM_GAS_LIMIT}; then calls
-    /// `this.settleOne(payment, msg.sender, balanceBefore)` with that much gas and returns whether it succeeded and
-    /// an outcome word: the balance it returned if it succeeded, else 1 if it used up its gas (no revert data,
-    /// more than {_ITEM_GAS_EXHAUSTED} spent) and 0 otherwise. The call's input is built in free memory by copying the item's ABI
-    /// encoding straight from the batch's calldata (a tuple's encoding is position-independent: its offsets are
-    /// relative to its own start); `settleOne` decodes and validates it again. If the item's signature offset or
-    /// length points outside the calldata, only the item's head is copied, so that item alone fails to decode.
+    /// @dev `this.settleOne(payment, msg.sender, balanceBefore)` through {_callItem}. The call's input is built in
+    /// free memory by copying the item's ABI encoding straight from the batch's calldata (a tuple's encoding is
+    /// position-independent: its offsets are relative to its own start); `settleOne` decodes and validates it again.
+    /// If the item's signature offset or length points outside the calldata, only the item's head is copied, so that
+    /// item alone fails to decode.
     function _trySettleOne(uint256 index, Payment calldata payment, uint256 balanceBefore)
         private
         returns (bool ok, uint256 outcome)
     {
         bytes4 selector = this.settleOne.selector;
+        uint256 data;
+        uint256 size;
+        assembly ("memory-safe") {
+            // The item spans from its head to the end of its (padded) signature, and at least its 12-word head.
+            let signatureOffset := calldataload(add(payment, 0x160))
+            let signatureLength := calldataload(add(payment, signatureOffset))
+            size := add(add(signatureOffset, 0x20), and(add(signatureLength, 0x1f), not(0x1f)))
+            if or(lt(size, 0x180), gt(add(payment, size), calldatasize())) { size := 0x180 }
+            data := mload(0x40)
+            mstore(data, selector)
+            mstore(add(data, 0x04), 0x60)
+            mstore(add(data, 0x24), caller())
+            mstore(add(data, 0x44), balanceBefore)
+            calldatacopy(add(data, 0x64), payment, size)
+            size := add(size, 0x64)
+        }
+        return _callItem(index, data, size);
+    }
+
+    /// @dev `this.settlePackedItem()` with `msg.sender`, `balanceBefore` and the item (calldata bytes
+    /// [item, item + length), inside the calldata) through {_callItem}.
+    function _trySettlePackedItem(uint256 index, uint256 item, uint256 length, uint256 balanceBefore)
+        private
+        returns (bool ok, uint256 outcome)
+    {
+        bytes4 selector = this.settlePackedItem.selector;
+        uint256 data;
+        assembly ("memory-safe") {
+            data := mload(0x40)
+            mstore(data, selector)
+            mstore(add(data, 0x04), caller())
+            mstore(add(data, 0x24), balanceBefore)
+            calldatacopy(add(data, 0x44), item, length)
+        }
+        return _callItem(index, data, length + 0x44);
+    }
+
+    /// @dev Reverts {InsufficientGasForItem} unless the call below can get its whole {ITEM_GAS_LIMIT}; then calls this
+    /// contract with the `size` bytes of input at `data` (free memory) and that much gas, and returns whether it
+    /// succeeded and an outcome word: the word it returned if it succeeded, else 1 if it used up its gas (no revert
+    /// data, more than {_ITEM_GAS_EXHAUSTED} spent) and 0 otherwise. An external self-call gives each item its own
+    /// call frame, so a failure anywhere in it (our checks, Permit2, the token, the balance-delta check) reverts that
+    /// item and nothing else; and the caller's gas does not decide which items fail (a gas estimate that passes
+    /// settles every item that can settle).
+    function _callItem(uint256 index, uint256 data, uint256 size) private returns (bool ok, uint256 outcome) {
         bytes4 insufficientGas = InsufficientGasForItem.selector;
         assembly ("memory-safe") {
             let before := gas()
@@ -365,18 +590,7 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
                 mstore(add(err, 0x24), before)
                 revert(err, 0x44)
             }
-            // The item spans from its head to the end of its (padded) signature, and at least its 12-word head.
-            let signatureOffset := calldataload(add(payment, 0x160))
-            let signatureLength := calldataload(add(payment, signatureOffset))
-            let size := add(add(signatureOffset, 0x20), and(add(signatureLength, 0x1f), not(0x1f)))
-            if or(lt(size, 0x180), gt(add(payment, size), calldatasize())) { size := 0x180 }
-            let data := mload(0x40)
-            mstore(data, selector)
-            mstore(add(data, 0x04), 0x60)
-            mstore(add(data, 0x24), caller())
-            mstore(add(data, 0x44), balanceBefore)
-            calldatacopy(add(data, 0x64), payment, size)
-            ok := call(ITEM_GAS_LIMIT, address(), 0, data, add(size, 0x64), 0x00, 0x20)
+            ok := call(ITEM_GAS_LIMIT, address(), 0, data, size, 0x00, 0x20)
             switch ok
             case 0 { outcome := and(iszero(returndatasize()), gt(sub(before, gas()), _ITEM_GAS_EXHAUSTED)) }
             default { outcome := mload(0x00) }
@@ -404,23 +618,27 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
         }
     }
 
-    /// @dev Rejects EOA signatures that Permit2 would accept but that are not canonical: a high `s` (the
-    /// malleable twin of a valid signature), a `v` other than 27/28, or a length other than 65 or 64.
-    function _checkSignatureShape(bytes calldata signature) private pure {
-        uint256 length = signature.length;
-        if (length != 65 && length != 64) revert MalformedSignature(length);
+    /// @dev Rejects EOA signatures that Permit2 would accept but that are not canonical: a high `s` (the malleable
+    /// twin of a valid signature), a `v` other than 27/28, or a length other than 65 or 64. The signature is the
+    /// `length` calldata bytes at `offset`. The owner's code is read only for a signature that is not canonical:
+    /// an owner with code (ERC-1271 wallet, EIP-7702 account) may sign anything, which Permit2 verifies.
+    function _checkSignatureShape(address owner, uint256 offset, uint256 length) private view {
         bytes32 s;
         uint256 v;
         assembly ("memory-safe") {
             // `s` is bytes 32..63 of both forms; `v` (byte 64) is used only for the 65-byte form.
-            s := calldataload(add(signature.offset, 0x20))
-            v := byte(0, calldataload(add(signature.offset, 0x40)))
+            s := calldataload(add(offset, 0x20))
+            v := byte(0, calldataload(add(offset, 0x40)))
         }
-        if (length == 65) {
-            if (v != 27 && v != 28) revert InvalidSignatureV(uint8(v));
-        } else {
-            s &= _LOWER_255_BITS; // EIP-2098: the top bit of `vs` is the parity
+        if (length == 64) {
+            (s, v) = (s & _LOWER_255_BITS, 27); // EIP-2098: the top bit of `vs` is the parity
+        } else if (length != 65) {
+            if (owner.code.length != 0) return;
+            revert MalformedSignature(length);
         }
-        if (uint256(s) > _HALF_CURVE_ORDER) revert MalleableSignature(s);
+        if ((v == 27 || v == 28) && uint256(s) <= _HALF_CURVE_ORDER) return;
+        if (owner.code.length != 0) return;
+        if (v != 27 && v != 28) revert InvalidSignatureV(uint8(v));
+        revert MalleableSignature(s);
     }
 }

@@ -52,6 +52,8 @@ import {ISignatureTransfer} from "permit2/interfaces/ISignatureTransfer.sol";
 /// - Signature malleability: for payers without code, 65-byte and 64-byte (EIP-2098) signatures must have a
 ///   low `s` (<= secp256k1n / 2) and `v` in {27, 28}; Permit2 itself accepts high-s signatures. Payers with
 ///   code (ERC-1271 wallets, EIP-7702 accounts) are verified by Permit2 through `isValidSignature`.
+/// - Amounts: a settled amount is below 2^128 ({AmountTooLarge}), so that the packed forms and {PaymentSettled}
+///   carry it in 16 bytes.
 /// - Tokens: the token must have code (an empty address would "succeed" a transfer), and the recipient's
 ///   balance must grow by exactly the settled amount, so fee-on-transfer or rebasing-down tokens are
 ///   rejected ({TransferShortfall}) and never recorded as paid. The contract never holds tokens: Permit2
@@ -113,24 +115,14 @@ interface IPaymentFacilitator {
     }
 
     /// @notice A payment moved `amount` of `token` from `payer` to `to` through Permit2.
-    /// @dev Only `payer` is indexed: each topic costs 375 gas against 256 for a data word, and (payer, nonce) is
-    /// what a settlement is looked up by.
+    /// @dev The event's data is packed, not ABI-encoded (the rich record costs 89 or 121 bytes of log data instead
+    /// of six words): `to` (20 bytes) ‖ `token` (20) ‖ `amount` (16) ‖ `nonce` (32) ‖ `scheme` (1), and for the bound
+    /// schemes `requestHash` (32) after them. `amount` is what the recipient received (equal to the amount
+    /// transferred), `nonce` the Permit2 nonce spent, `scheme` the {Scheme} the payer signed, and `requestHash` the
+    /// bound request hash (the unbound schemes have none). Only `payer` is indexed: (payer, nonce) is what a
+    /// settlement is looked up by. `og_settle.clients.SettledPayment.from_log` decodes it.
     /// @param payer The Permit2 owner who signed.
-    /// @param to The recipient (`witness.to`).
-    /// @param requestHash The bound request or inference hash; zero for the unbound schemes.
-    /// @param token The ERC-20 transferred.
-    /// @param amount The amount the recipient received (equal to the amount transferred).
-    /// @param nonce The Permit2 nonce spent.
-    /// @param scheme The scheme the payer signed.
-    event PaymentSettled(
-        address indexed payer,
-        address to,
-        bytes32 requestHash,
-        address token,
-        uint256 amount,
-        uint256 nonce,
-        Scheme scheme
-    );
+    event PaymentSettled(address indexed payer);
 
     /// @notice Item `index` of a {settleBatch} call did not settle; nothing of it was written.
     /// @param index The item's position in the batch.
@@ -150,6 +142,9 @@ interface IPaymentFacilitator {
     error PaymentNotYetValid(uint256 validAfter, uint256 timestamp);
     /// @notice The permit's deadline has passed.
     error PaymentExpired(uint256 deadline, uint256 timestamp);
+    /// @notice The amount to settle is 2^128 or more (the packed forms and {PaymentSettled} carry 16 bytes; no
+    /// token's payment comes near).
+    error AmountTooLarge(uint256 amount);
     /// @notice An exact-scheme payment asked to move something other than the full permitted amount.
     error ExactAmountMismatch(uint256 amount, uint256 permitted);
     /// @notice An upto-scheme payment asked to move more than the permitted amount.
@@ -181,6 +176,11 @@ interface IPaymentFacilitator {
     /// @notice A batch item used up its gas cap `gasLimit` without returning or reverting with data (reported in
     /// {PaymentFailed} and {Result}; never thrown by the batch itself).
     error ItemGasLimitExceeded(uint256 gasLimit);
+    /// @notice A packed payment names an unknown scheme, or is shorter than its scheme's fields (`length` bytes
+    /// including the signature).
+    error MalformedPackedPayment(uint256 scheme, uint256 length);
+    /// @notice The packed batch item framed at calldata offset `offset` runs past the end of the calldata.
+    error MalformedPackedBatch(uint256 offset);
     /// @notice The Permit2 address given at deployment has no code.
     error InvalidPermit2(address permit2);
 
@@ -190,10 +190,54 @@ interface IPaymentFacilitator {
     /// @notice The largest batch {settleBatch} accepts.
     function MAX_BATCH_SIZE() external view returns (uint256);
 
-    /// @notice Settles one payment, reverting with a named error if it cannot.
-    /// @dev Check order: scheme fields, time window, amounts, parties, caller (upto), token code, signature
-    /// shape; then the Permit2 transfer (Permit2 checks the nonce first, whose `InvalidNonce()` is reported as
-    /// {NonceAlreadyUsed}); then the recipient's balance delta and the event.
+    /// @notice Settles one packed payment, reverting with a named error if it cannot: the cheapest way to settle.
+    /// @dev The payment is the calldata after the selector (the function declares no parameters, so a plain ABI
+    /// encoder sends the selector and the packed bytes after it). Packed layout, big-endian, no padding:
+    ///
+    /// | bytes | field                                                                    |
+    /// |-------|--------------------------------------------------------------------------|
+    /// | 1     | `scheme` ({Scheme}: bit 0 = upto, bit 1 = bound)                        |
+    /// | 20    | `owner`                                                                  |
+    /// | 20    | `permit.permitted.token`                                                 |
+    /// | 16    | `permit.permitted.amount` (a uint128)                                    |
+    /// | 32    | `permit.nonce`                                                           |
+    /// | 6     | `permit.deadline` (a uint48)                                             |
+    /// | 20    | `to`                                                                     |
+    /// | 6     | `validAfter` (a uint48)                                                  |
+    /// | 20+16 | upto schemes only: `facilitator`, then `amount` (the amount to settle, a uint128) |
+    /// | 32    | bound schemes only: `requestHash`                                        |
+    /// | rest  | `signature`: 65 bytes (r, s, v), 64 bytes (EIP-2098 r, vs), or an ERC-1271 blob |
+    ///
+    /// Amounts above 2^128 - 1 and timestamps above 2^48 - 1 (which x402 payments do not use: a price, and now
+    /// plus a timeout) have no packed form; such a payment is settled through {settle}. Zero bytes cost calldata
+    /// gas too, so the narrower fields save about 270 gas a payment against full words.
+    /// The exact schemes settle the permitted amount; fields the scheme's witness lacks are absent, so they cannot
+    /// be misdescribed. Checks and their order are {settle}'s; a payment too short for its scheme's fields, or with
+    /// an unknown scheme, reverts {MalformedPackedPayment}.
+    /// @return amount The amount transferred to `to`.
+    function settlePacked() external returns (uint256 amount);
+
+    /// @notice Settles many packed payments in one transaction; each item succeeds or fails on its own, exactly as
+    /// in {settleBatch}.
+    /// @dev The calldata after the selector is the items back to back, each a 2-byte big-endian length followed by
+    /// that many bytes of packed payment ({settlePacked}'s layout). An item running past the end of the calldata
+    /// reverts the batch ({MalformedPackedBatch}); so do no items or more than {MAX_BATCH_SIZE}
+    /// ({InvalidBatchSize}), reentrancy, and too little gas for the next item's cap ({InsufficientGasForItem}).
+    /// @return settled Bit `i` is set if item `i` settled (failures are reported by {PaymentFailed}).
+    function settleBatchPacked() external returns (uint256 settled);
+
+    /// @notice Settles one item of {settleBatchPacked} in its own call frame, so that a failure reverts only that
+    /// item. Only callable by this contract; reverts {OnlySelf} otherwise.
+    /// @dev Calldata after the selector: the batch's `msg.sender` (a word), the recipient's balance before (a word,
+    /// as for {settleOne}), then the packed item.
+    /// @return balanceAfter The recipient's balance of the token after this item's transfer.
+    function settlePackedItem() external returns (uint256 balanceAfter);
+
+    /// @notice Settles one ABI-encoded payment, reverting with a named error if it cannot.
+    /// @dev Check order: scheme fields, time window, amounts, parties, caller (upto), signature shape; then the
+    /// recipient's balance, which checks the token's code ({TokenHasNoCode}); then the Permit2 transfer (Permit2
+    /// checks the nonce first, whose `InvalidNonce()` is reported as {NonceAlreadyUsed}); then the recipient's
+    /// balance delta and the event. {settlePacked} settles the same payment for less calldata.
     /// Reverts with Permit2's own errors (`InvalidSigner`, `InvalidSignature`, `InvalidContractSignature`,
     /// `InvalidAmount`) when Permit2 rejects the signature, and with the token's error when it lacks
     /// balance or allowance.
@@ -296,4 +340,7 @@ interface IPaymentFacilitator {
     function settleBatchWithPermits(Payment[] calldata payments, ItemPermit[] calldata permits)
         external
         returns (Result[] memory results);
+
+    /// @notice {permitDigest} of a packed payment ({settlePacked}'s layout, signature included).
+    function permitDigestPacked(bytes calldata payment) external view returns (bytes32);
 }

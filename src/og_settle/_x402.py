@@ -702,6 +702,8 @@ _REVERT_REASONS: Final[dict[bytes, ReasonCode]] = {
     _selector("ExactAmountMismatch(uint256,uint256)"): ReasonCode.PERMIT2_AMOUNT_MISMATCH,
     _selector("AmountExceedsPermitted(uint256,uint256)"): ReasonCode.PERMIT2_AMOUNT_MISMATCH,
     _selector("InvalidAmount(uint256)"): ReasonCode.PERMIT2_AMOUNT_MISMATCH,
+    _selector("AmountTooLarge(uint256)"): ReasonCode.PERMIT2_INVALID_AMOUNT,
+    _selector("MalformedPackedPayment(uint256,uint256)"): ReasonCode.INVALID_PAYLOAD,
     _selector("InvalidRecipient(address)"): ReasonCode.INVALID_PERMIT2_RECIPIENT_MISMATCH,
     _selector("UnauthorizedFacilitator(address,address)"): ReasonCode.UPTO_FACILITATOR_MISMATCH,
     _selector("NonceAlreadyUsed(address,uint256)"): ReasonCode.PERMIT2_INVALID_NONCE,

@@ -11,10 +11,14 @@ from eth_account import Account
 from og_settle import PERMIT2_ADDRESS
 from og_settle._hex import keccak256
 from og_settle._permit2 import ensure_opg_approval, sign_authorization
+from og_settle.clients import PaymentFacilitatorClient
+from og_settle.clients._facilitator import pack_payment
 from tests.payments.conftest import Sign
+from tests.support.payments import settled_events
 from tests.support.tokens import deal_opg
 
 ONE = 10**18
+SETTLE_PACKED = keccak256(b"settlePacked()")[:4]
 PERMIT2_WITNESS_TRANSFER_GAS = 87_817  # Permit2's own snapshot (execution gas), FORMATS.md
 
 
@@ -57,7 +61,7 @@ def test_failing_items_are_isolated_and_reported(
     assert [e.index for e in failed] == [1, 2, 3, 4, 5]
     assert [bytes(e.reason)[:4] for e in failed] == expected[1:6]
     assert [(e.payer, e.nonce) for e in failed] == [(a.owner, a.nonce) for a, _ in items[1:6]]
-    settled = list(tx.decode_logs(facilitator.PaymentSettled))
+    settled = settled_events(facilitator, tx)
     assert [(e.payer, e.amount) for e in settled] == [(payers[0].address, ONE), (payers[4].address, 2 * ONE)]
     assert opg.balanceOf(payee) - before == 3 * ONE
     assert opg.balanceOf(facilitator) == 0
@@ -98,7 +102,7 @@ def test_carried_recipient_balance_stays_exact_across_tokens_and_failures(
     assert [bool(r.settled) for r in tx.return_value] == [True, False, True, False, True, True, True]
     assert opg.balanceOf(payee) - opg_before == (1 + 2 + 3 + 5) * ONE
     assert fee_token.balanceOf(payee) == fee_before
-    settled = [(log.payer, log.to, log.amount) for log in tx.decode_logs(facilitator.PaymentSettled)]
+    settled = [(log.payer, log.to, log.amount) for log in settled_events(facilitator, tx)]
     assert settled == [
         (payers[0].address, payee.address, 1 * ONE),
         (payers[0].address, payee.address, 2 * ONE),
@@ -121,7 +125,7 @@ def test_duplicate_item_in_one_batch_pays_once(facilitator: Any, sign: Sign, pay
     auth, sig = sign(payer)
     tx = facilitator.settleBatch([auth.payment_args(sig)] * 3, sender=relayer)
     assert [bool(r.settled) for r in tx.return_value] == [True, False, False]
-    assert len(list(tx.decode_logs(facilitator.PaymentSettled))) == 1
+    assert len(settled_events(facilitator, tx)) == 1
 
 
 # --- gas ------------------------------------------------------------------------------------------------------------
@@ -145,6 +149,8 @@ def fifty_payers(chain: Any, opg: Any) -> list[Any]:
 def test_gas_single_exact_and_upto(
     facilitator: Any, sign: Sign, payers: list[Any], payee: Any, relayer: Any, opg: Any, chain: Any, gas_snapshot: Any
 ) -> None:
+    """Single settles, ABI and packed, each from a payer with a cold nonce word, to a payee already holding OPG (the
+    state of the x402 proxies' figures: issue #14's target is the packed form at or below them)."""
     deal_opg(chain.provider, opg, payee.address, ONE)  # a provider's address already holds OPG
     auth, sig = sign(payers[0])
     exact = gas_snapshot.record(
@@ -155,11 +161,25 @@ def test_gas_single_exact_and_upto(
         "PaymentFacilitator.settle(upto)",
         facilitator.settle(auth.payment_args(sig, amount=ONE), sender=relayer).gas_used,
     )
-    print(
-        f"\nsingle exact {exact}, single upto {upto} (Permit2 witness transfer alone: {PERMIT2_WITNESS_TRANSFER_GAS})"
+    auth, sig = sign(payers[2])
+    packed_exact = gas_snapshot.record(
+        "PaymentFacilitator.settlePacked(exact)",
+        relayer.transfer(facilitator.address, 0, data=SETTLE_PACKED + pack_payment(auth.payment_args(sig))).gas_used,
     )
-    assert exact < PERMIT2_WITNESS_TRANSFER_GAS + 21_000 + 15_000
-    assert upto < PERMIT2_WITNESS_TRANSFER_GAS + 21_000 + 15_000
+    auth, sig = sign(payers[3], amount=2 * ONE, facilitator=relayer.address)
+    packed_upto = gas_snapshot.record(
+        "PaymentFacilitator.settlePacked(upto)",
+        relayer.transfer(
+            facilitator.address, 0, data=SETTLE_PACKED + pack_payment(auth.payment_args(sig, amount=ONE))
+        ).gas_used,
+    )
+    print(
+        f"\nsingle exact {exact}, single upto {upto}; packed exact {packed_exact}, packed upto {packed_upto} "
+        f"(Permit2 witness transfer alone: {PERMIT2_WITNESS_TRANSFER_GAS})"
+    )
+    for figure in (exact, upto, packed_exact, packed_upto):
+        assert figure < PERMIT2_WITNESS_TRANSFER_GAS + 21_000 + 15_000
+    assert packed_exact < exact and packed_upto < upto
 
 
 def _exact_batch(facilitator: Any, signers: list[Any], opg: Any, payee: Any, chain_id: int, now: int) -> list[Any]:
@@ -184,6 +204,7 @@ def _exact_batch(facilitator: Any, signers: list[Any], opg: Any, payee: Any, cha
 
 
 @pytest.mark.gas
+@pytest.mark.parametrize("packed", [False, True], ids=["abi", "packed"])
 @pytest.mark.parametrize("distinct", [50, 5], ids=["50-payers", "5-payers"])
 def test_gas_batch_of_50(
     facilitator: Any,
@@ -196,6 +217,7 @@ def test_gas_batch_of_50(
     gas_snapshot: Any,
     now: int,
     distinct: int,
+    packed: bool,
 ) -> None:
     """Fifty exact payments with fresh random nonces (each its own Permit2 bitmap word) from 50 or 5 payers.
 
@@ -208,11 +230,17 @@ def test_gas_batch_of_50(
     deal_opg(chain.provider, opg, payee.address, ONE)  # a provider's address already holds OPG
     payments = _exact_batch(facilitator, fifty_payers[:distinct], opg, payee, chain_id, now)
     before = opg.balanceOf(payee)
-    tx = facilitator.settleBatch(payments, sender=relayer)
-    assert all(r.settled for r in tx.return_value)
+    if packed:
+        call = PaymentFacilitatorClient(chain.provider.web3, facilitator.address).settle_batch_call(payments)
+        tx = relayer.transfer(facilitator.address, 0, data=call.data)
+        assert len(settled_events(facilitator, tx)) == 50
+        name = f"PaymentFacilitator.settleBatchPacked(50 exact, {distinct} payers)"
+    else:
+        tx = facilitator.settleBatch(payments, sender=relayer)
+        assert all(r.settled for r in tx.return_value)
+        name = f"PaymentFacilitator.settleBatch(50 exact, {distinct} payers)"
     assert opg.balanceOf(payee) - before == sum(ONE + i for i in range(50))
-    name = f"PaymentFacilitator.settleBatch(50 exact, {distinct} payers)"
     per_payment = gas_snapshot.record(f"{name} per payment", tx.gas_used // 50)
     gas_snapshot.record(f"{name} total", tx.gas_used)
-    print(f"\nbatch of 50 from {distinct} payers: total {tx.gas_used}, per payment {per_payment}")
+    print(f"\n{name}: total {tx.gas_used}, per payment {per_payment}")
     assert per_payment <= 60_100

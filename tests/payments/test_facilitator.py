@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import ape
@@ -11,32 +12,40 @@ from og_settle import PERMIT2_ADDRESS
 from og_settle._hex import keccak256
 from og_settle._permit2 import PaymentScheme
 from og_settle._x402 import PaymentRequirements, create_payment_payload, decode_payment_signature_header, encode_header
+from og_settle.clients._facilitator import pack_payment
 from tests.payments.conftest import Sign
+from tests.support.payments import settled_events
 
 ONE = 10**18
 ZERO_ADDRESS = "0x" + "00" * 20
 REQUEST_HASH = bytes.fromhex("ab" * 32)
+SETTLE_PACKED = keccak256(b"settlePacked()")[:4]
 
 
-def settled_events(facilitator: Any, tx: Any) -> list[Any]:
-    return list(tx.decode_logs(facilitator.PaymentSettled))
+@pytest.fixture(params=["abi", "packed"])
+def settle(request: pytest.FixtureRequest, facilitator: Any) -> Callable[..., Any]:
+    """``settle(payment_tuple, sender=...)`` through ``settle(Payment)`` (ABI) or ``settlePacked()`` (what
+    og-settle's client sends): every check must answer the same through both."""
+    if request.param == "abi":
+        return lambda payment, sender: facilitator.settle(payment, sender=sender)
+    return lambda payment, sender: sender.transfer(facilitator.address, 0, data=SETTLE_PACKED + pack_payment(payment))
 
 
 # --- what settles ------------------------------------------------------------------------------------------------
 
 
 def test_exact_moves_exactly_the_permitted_amount_to_witness_to(
-    facilitator: Any, sign: Sign, payer: Any, payee: Any, relayer: Any, opg: Any, now: int
+    settle: Callable[..., Any], facilitator: Any, sign: Sign, payer: Any, payee: Any, relayer: Any, opg: Any, now: int
 ) -> None:
     authorization, signature = sign(payer, amount=3 * ONE + 7)
     payer_before, payee_before = opg.balanceOf(payer), opg.balanceOf(payee)
-    tx = facilitator.settle(authorization.payment_args(signature), sender=relayer)
+    tx = settle(authorization.payment_args(signature), sender=relayer)
     assert opg.balanceOf(payee) - payee_before == 3 * ONE + 7
     assert payer_before - opg.balanceOf(payer) == 3 * ONE + 7
     assert opg.balanceOf(facilitator) == 0
     [event] = settled_events(facilitator, tx)
     assert (event.payer, event.to, event.token) == (payer.address, payee.address, opg.address)
-    assert (event.amount, event.nonce, event.scheme, bytes(event.requestHash)) == (
+    assert (event.amount, event.nonce, event.scheme, bytes(event.request_hash)) == (
         3 * ONE + 7,
         authorization.nonce,
         PaymentScheme.EXACT,
@@ -45,11 +54,11 @@ def test_exact_moves_exactly_the_permitted_amount_to_witness_to(
 
 
 def test_upto_settles_any_amount_up_to_the_permitted_one(
-    facilitator: Any, sign: Sign, payer: Any, payee: Any, relayer: Any, opg: Any
+    settle: Callable[..., Any], facilitator: Any, sign: Sign, payer: Any, payee: Any, relayer: Any, opg: Any
 ) -> None:
     authorization, signature = sign(payer, amount=5 * ONE, facilitator=relayer.address)
     before = opg.balanceOf(payee)
-    tx = facilitator.settle(authorization.payment_args(signature, amount=2 * ONE), sender=relayer)
+    tx = settle(authorization.payment_args(signature, amount=2 * ONE), sender=relayer)
     assert opg.balanceOf(payee) - before == 2 * ONE
     [event] = settled_events(facilitator, tx)
     assert (event.amount, event.scheme) == (2 * ONE, PaymentScheme.UPTO)
@@ -57,27 +66,34 @@ def test_upto_settles_any_amount_up_to_the_permitted_one(
 
 @pytest.mark.parametrize("upto", [False, True], ids=["exact-bound", "upto-bound"])
 def test_bound_variants_emit_the_signed_request_hash(
-    facilitator: Any, sign: Sign, payer: Any, relayer: Any, upto: bool
+    settle: Callable[..., Any], facilitator: Any, sign: Sign, payer: Any, relayer: Any, upto: bool
 ) -> None:
     authorization, signature = sign(payer, request_hash=REQUEST_HASH, facilitator=relayer.address if upto else None)
-    tx = facilitator.settle(authorization.payment_args(signature), sender=relayer)
+    tx = settle(authorization.payment_args(signature), sender=relayer)
     [event] = settled_events(facilitator, tx)
-    assert bytes(event.requestHash) == REQUEST_HASH
+    assert bytes(event.request_hash) == REQUEST_HASH
     assert event.scheme == (PaymentScheme.UPTO_BOUND if upto else PaymentScheme.EXACT_BOUND)
 
 
 def test_bound_signature_cannot_be_settled_with_another_request_hash(
-    facilitator: Any, permit2: Any, sign: Sign, payer: Any, relayer: Any
+    settle: Callable[..., Any], facilitator: Any, permit2: Any, sign: Sign, payer: Any, relayer: Any
 ) -> None:
     authorization, signature = sign(payer, request_hash=REQUEST_HASH)
     args = list(authorization.payment_args(signature))
     args[6] = b"\x01" * 32
     with ape.reverts(permit2.InvalidSigner):
-        facilitator.settle(tuple(args), sender=relayer)
+        settle(tuple(args), sender=relayer)
 
 
 def test_standard_x402_client_payload_settles_unchanged(
-    facilitator: Any, payer: Any, payee: Any, relayer: Any, opg: Any, now: int, permit2_approved: None
+    settle: Callable[..., Any],
+    facilitator: Any,
+    payer: Any,
+    payee: Any,
+    relayer: Any,
+    opg: Any,
+    now: int,
+    permit2_approved: None,
 ) -> None:
     """A v2 PaymentPayload built as an x402 client builds it survives the header round trip and settles."""
     requirements = PaymentRequirements(
@@ -95,47 +111,59 @@ def test_standard_x402_client_payload_settles_unchanged(
     auth = received.payload.authorization
     assert (auth.valid_after, auth.deadline) == (now - 600, now + 300)
     before = opg.balanceOf(payee)
-    facilitator.settle(auth.payment_args(received.payload.signature), sender=relayer)
+    settle(auth.payment_args(received.payload.signature), sender=relayer)
     assert opg.balanceOf(payee) - before == ONE // 4
 
 
 def test_exact_front_runner_can_only_cause_the_same_transfer(
-    facilitator: Any, sign: Sign, payer: Any, payee: Any, relayer: Any, stranger: Any, opg: Any
+    settle: Callable[..., Any],
+    facilitator: Any,
+    sign: Sign,
+    payer: Any,
+    payee: Any,
+    relayer: Any,
+    stranger: Any,
+    opg: Any,
 ) -> None:
     """Someone replaying an exact payload from the mempool pays the signed payee; the relayer's copy reverts."""
     authorization, signature = sign(payer)
     before, stranger_before = opg.balanceOf(payee), opg.balanceOf(stranger)
-    facilitator.settle(authorization.payment_args(signature), sender=stranger)
+    settle(authorization.payment_args(signature), sender=stranger)
     assert opg.balanceOf(payee) - before == authorization.amount
     assert opg.balanceOf(stranger) == stranger_before
     with ape.reverts(facilitator.NonceAlreadyUsed, owner=payer.address, nonce=authorization.nonce):
-        facilitator.settle(authorization.payment_args(signature), sender=relayer)
+        settle(authorization.payment_args(signature), sender=relayer)
 
 
 # --- rejections, each with its named error ---------------------------------------------------------------------------
 
 
-def test_reused_nonce(facilitator: Any, sign: Sign, payer: Any, relayer: Any) -> None:
+def test_reused_nonce(settle: Callable[..., Any], facilitator: Any, sign: Sign, payer: Any, relayer: Any) -> None:
     authorization, signature = sign(payer)
-    facilitator.settle(authorization.payment_args(signature), sender=relayer)
+    settle(authorization.payment_args(signature), sender=relayer)
     with ape.reverts(facilitator.NonceAlreadyUsed, owner=payer.address, nonce=authorization.nonce):
-        facilitator.settle(authorization.payment_args(signature), sender=relayer)
+        settle(authorization.payment_args(signature), sender=relayer)
 
 
-def test_expired_deadline(facilitator: Any, sign: Sign, payer: Any, relayer: Any, chain: Any, now: int) -> None:
+def test_expired_deadline(
+    settle: Callable[..., Any], facilitator: Any, sign: Sign, payer: Any, relayer: Any, chain: Any, now: int
+) -> None:
     authorization, signature = sign(payer, deadline=now - 1)
     with ape.reverts(facilitator.PaymentExpired, deadline=now - 1):
-        facilitator.settle(authorization.payment_args(signature), sender=relayer)
+        settle(authorization.payment_args(signature), sender=relayer)
 
 
-def test_too_early(facilitator: Any, sign: Sign, payer: Any, relayer: Any, now: int) -> None:
+def test_too_early(
+    settle: Callable[..., Any], facilitator: Any, sign: Sign, payer: Any, relayer: Any, now: int
+) -> None:
     authorization, signature = sign(payer, valid_after=now + 1000)
     with ape.reverts(facilitator.PaymentNotYetValid, validAfter=now + 1000):
-        facilitator.settle(authorization.payment_args(signature), sender=relayer)
+        settle(authorization.payment_args(signature), sender=relayer)
 
 
 @pytest.mark.parametrize("field", ["to", "amount", "token"])
 def test_tampered_field_breaks_the_signature(
+    settle: Callable[..., Any],
     facilitator: Any,
     permit2: Any,
     sign: Sign,
@@ -157,68 +185,81 @@ def test_tampered_field_breaks_the_signature(
         other = project.FeeOnTransferToken.deploy(sender=deployer)
         args[2] = ((other.address, authorization.amount), authorization.nonce, authorization.deadline)
     with ape.reverts(permit2.InvalidSigner):
-        facilitator.settle(tuple(args), sender=relayer)
+        settle(tuple(args), sender=relayer)
 
 
-def test_wrong_spender(facilitator: Any, permit2: Any, sign: Sign, payer: Any, relayer: Any) -> None:
+def test_wrong_spender(
+    settle: Callable[..., Any], facilitator: Any, permit2: Any, sign: Sign, payer: Any, relayer: Any
+) -> None:
     """A payload signed for another spender (e.g. the x402 reference proxy) does not settle here."""
     authorization, signature = sign(payer, spender="0x402085c248EeA27D92E8b30b2C58ed07f9E20001")
     with ape.reverts(permit2.InvalidSigner):
-        facilitator.settle(authorization.payment_args(signature), sender=relayer)
+        settle(authorization.payment_args(signature), sender=relayer)
 
 
 @pytest.mark.parametrize("other_chain", [1, 8453])
-def test_wrong_chain_id(facilitator: Any, permit2: Any, sign: Sign, payer: Any, relayer: Any, other_chain: int) -> None:
+def test_wrong_chain_id(
+    settle: Callable[..., Any], facilitator: Any, permit2: Any, sign: Sign, payer: Any, relayer: Any, other_chain: int
+) -> None:
     authorization, signature = sign(payer, sign_chain_id=other_chain)
     with ape.reverts(permit2.InvalidSigner):
-        facilitator.settle(authorization.payment_args(signature), sender=relayer)
+        settle(authorization.payment_args(signature), sender=relayer)
 
 
-def test_wrong_signer(facilitator: Any, permit2: Any, sign: Sign, payer: Any, payers: list[Any], relayer: Any) -> None:
+def test_wrong_signer(
+    settle: Callable[..., Any], facilitator: Any, permit2: Any, sign: Sign, payer: Any, payers: list[Any], relayer: Any
+) -> None:
     authorization, signature = sign(payer, key=payers[1].private_key)
     with ape.reverts(permit2.InvalidSigner):
-        facilitator.settle(authorization.payment_args(signature), sender=relayer)
+        settle(authorization.payment_args(signature), sender=relayer)
 
 
-def test_high_s_twin_of_a_valid_signature(facilitator: Any, sign: Sign, payer: Any, relayer: Any) -> None:
+def test_high_s_twin_of_a_valid_signature(
+    settle: Callable[..., Any], facilitator: Any, sign: Sign, payer: Any, relayer: Any
+) -> None:
     """(r, n - s, 55 - v) recovers the same signer, and Permit2 would accept it; the facilitator does not."""
     authorization, signature = sign(payer)
     n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
     high_s = (n - int.from_bytes(signature[32:64], "big")).to_bytes(32, "big")
     twin = signature[:32] + high_s + bytes([55 - signature[64]])
     with ape.reverts(facilitator.MalleableSignature, s=high_s):
-        facilitator.settle(authorization.payment_args(twin), sender=relayer)
+        settle(authorization.payment_args(twin), sender=relayer)
 
 
-def test_malformed_signatures(facilitator: Any, sign: Sign, payer: Any, relayer: Any) -> None:
+def test_malformed_signatures(
+    settle: Callable[..., Any], facilitator: Any, sign: Sign, payer: Any, relayer: Any
+) -> None:
     authorization, signature = sign(payer)
     with ape.reverts(facilitator.InvalidSignatureV, v=1):
-        facilitator.settle(authorization.payment_args(signature[:64] + b"\x01"), sender=relayer)
+        settle(authorization.payment_args(signature[:64] + b"\x01"), sender=relayer)
     with ape.reverts(facilitator.MalformedSignature, length=66):
-        facilitator.settle(authorization.payment_args(signature + b"\x00"), sender=relayer)
+        settle(authorization.payment_args(signature + b"\x00"), sender=relayer)
     with ape.reverts(facilitator.MalformedSignature, length=0):
-        facilitator.settle(authorization.payment_args(b""), sender=relayer)
+        settle(authorization.payment_args(b""), sender=relayer)
 
 
-def test_eip2098_compact_signature_settles(facilitator: Any, sign: Sign, payer: Any, relayer: Any) -> None:
+def test_eip2098_compact_signature_settles(
+    settle: Callable[..., Any], facilitator: Any, sign: Sign, payer: Any, relayer: Any
+) -> None:
     authorization, signature = sign(payer)
     vs = int.from_bytes(signature[32:64], "big") | ((signature[64] - 27) << 255)
     compact = signature[:32] + vs.to_bytes(32, "big")
-    assert facilitator.settle(authorization.payment_args(compact), sender=relayer).return_value == authorization.amount
+    [event] = settled_events(facilitator, settle(authorization.payment_args(compact), sender=relayer))
+    assert event.amount == authorization.amount
 
 
-def test_upto_over_amount(facilitator: Any, sign: Sign, payer: Any, relayer: Any) -> None:
+def test_upto_over_amount(settle: Callable[..., Any], facilitator: Any, sign: Sign, payer: Any, relayer: Any) -> None:
     authorization, signature = sign(payer, amount=ONE, facilitator=relayer.address)
     with ape.reverts(facilitator.AmountExceedsPermitted, amount=ONE + 1, permitted=ONE):
-        facilitator.settle(authorization.payment_args(signature, amount=ONE + 1), sender=relayer)
+        settle(authorization.payment_args(signature, amount=ONE + 1), sender=relayer)
 
 
 def test_upto_by_someone_other_than_witness_facilitator(
-    facilitator: Any, sign: Sign, payer: Any, relayer: Any, stranger: Any
+    settle: Callable[..., Any], facilitator: Any, sign: Sign, payer: Any, relayer: Any, stranger: Any
 ) -> None:
     authorization, signature = sign(payer, facilitator=relayer.address)
     with ape.reverts(facilitator.UnauthorizedFacilitator, caller=stranger.address, facilitator=relayer.address):
-        facilitator.settle(authorization.payment_args(signature, amount=1), sender=stranger)
+        settle(authorization.payment_args(signature, amount=1), sender=stranger)
 
 
 def test_exact_amount_must_be_the_permitted_amount(facilitator: Any, sign: Sign, payer: Any, relayer: Any) -> None:
@@ -239,30 +280,41 @@ def test_fields_outside_the_witness_are_rejected(facilitator: Any, sign: Sign, p
         facilitator.settle(tuple(args), sender=relayer)
 
 
-def test_zero_amount_owner_and_recipient(facilitator: Any, sign: Sign, payer: Any, relayer: Any) -> None:
+def test_zero_amount_owner_and_recipient(
+    settle: Callable[..., Any], facilitator: Any, sign: Sign, payer: Any, relayer: Any
+) -> None:
     authorization, signature = sign(payer, facilitator=relayer.address)
     with ape.reverts(facilitator.ZeroAmount):
-        facilitator.settle(authorization.payment_args(signature, amount=0), sender=relayer)
+        settle(authorization.payment_args(signature, amount=0), sender=relayer)
     args = list(authorization.payment_args(signature, amount=1))
     args[1] = ZERO_ADDRESS
     with ape.reverts(facilitator.ZeroOwner):
-        facilitator.settle(tuple(args), sender=relayer)
+        settle(tuple(args), sender=relayer)
     for recipient in (ZERO_ADDRESS, facilitator.address, payer.address):
         args = list(authorization.payment_args(signature, amount=1))
         args[3] = recipient
         with ape.reverts(facilitator.InvalidRecipient, to=recipient):
-            facilitator.settle(tuple(args), sender=relayer)
+            settle(tuple(args), sender=relayer)
 
 
-def test_token_without_code(facilitator: Any, sign: Sign, payer: Any, relayer: Any, stranger: Any) -> None:
+def test_token_without_code(
+    settle: Callable[..., Any], facilitator: Any, sign: Sign, payer: Any, relayer: Any, stranger: Any
+) -> None:
     """An empty address as token: the reference proxy would 'succeed'; here it is TokenHasNoCode."""
     authorization, signature = sign(payer, token=stranger.address)
     with ape.reverts(facilitator.TokenHasNoCode, token=stranger.address):
-        facilitator.settle(authorization.payment_args(signature), sender=relayer)
+        settle(authorization.payment_args(signature), sender=relayer)
 
 
 def test_fee_on_transfer_token_is_rejected_not_recorded_as_paid(
-    facilitator: Any, sign: Sign, project: Any, deployer: Any, payer: Any, payee: Any, relayer: Any
+    settle: Callable[..., Any],
+    facilitator: Any,
+    sign: Sign,
+    project: Any,
+    deployer: Any,
+    payer: Any,
+    payee: Any,
+    relayer: Any,
 ) -> None:
     token = project.FeeOnTransferToken.deploy(sender=deployer)
     token.mint(payer, 100 * ONE, sender=deployer)
@@ -271,7 +323,7 @@ def test_fee_on_transfer_token_is_rejected_not_recorded_as_paid(
     with ape.reverts(
         facilitator.TransferShortfall, token=token.address, to=payee.address, expected=10 * ONE, received=99 * ONE // 10
     ):
-        facilitator.settle(authorization.payment_args(signature), sender=relayer)
+        settle(authorization.payment_args(signature), sender=relayer)
     assert token.balanceOf(payer) == 100 * ONE  # the whole payment reverted, nonce included
 
 
@@ -290,7 +342,15 @@ def test_reentrant_token_cannot_reenter(
         "ReentrancyGuardReentrantCall()": facilitator.settle.encode_input(inner),
         "OnlySelf(address)": facilitator.settleOne.encode_input(inner, relayer.address, 2**256 - 1),
     }
-    for error, attack in attacks.items():
+    packed_attacks = {
+        "ReentrancyGuardReentrantCall()": SETTLE_PACKED + pack_payment(inner),
+        "OnlySelf(address)": keccak256(b"settlePackedItem()")[:4]
+        + bytes(12)
+        + bytes.fromhex(relayer.address[2:])
+        + b"\xff" * 32
+        + pack_payment(inner),
+    }
+    for error, attack in [*attacks.items(), *packed_attacks.items()]:
         outer_auth, outer_sig = sign(payer, token=token.address)
         token.arm(facilitator.address, attack, sender=deployer)
         facilitator.settle(outer_auth.payment_args(outer_sig), sender=relayer)
@@ -319,4 +379,13 @@ def test_no_admin_surface(facilitator: Any) -> None:
         for abi in facilitator.contract_type.abi
         if abi.type == "function" and abi.stateMutability != "view" and abi.stateMutability != "pure"
     )
-    assert mutating == ["settle", "settleBatch", "settleBatchWithPermits", "settleOne", "settleWithPermit"]
+    assert mutating == [
+        "settle",
+        "settleBatch",
+        "settleBatchPacked",
+        "settleBatchWithPermits",
+        "settleOne",
+        "settlePacked",
+        "settlePackedItem",
+        "settleWithPermit",
+    ]

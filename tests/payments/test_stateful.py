@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from og_settle._permit2 import Permit2Authorization, sign_authorization
+from tests.support.payments import settled_events
 
 ONE = 10**18
 FAULTS = ("none", "none", "none", "reuse", "expired", "early", "wrong_signer", "too_much", "foreign_upto")
@@ -92,9 +93,9 @@ class PaymentMachine(RuleBasedStateMachine):
         tx = env["facilitator"].settleBatch(payments, sender=env["relayer"])
         results = [bool(r.settled) for r in tx.return_value]
         assert results == predictions
-        settled_events = list(tx.decode_logs(env["facilitator"].PaymentSettled))
+        settled = settled_events(env["facilitator"], tx)
         failed_events = list(tx.decode_logs(env["facilitator"].PaymentFailed))
-        assert [(e.payer, e.nonce, e.amount) for e in settled_events] == [
+        assert [(e.payer, e.nonce, e.amount) for e in settled] == [
             (key[0], key[1], amount) for (key, amount), ok in zip(amounts, results, strict=True) if ok
         ]
         assert [e.index for e in failed_events] == [i for i, ok in enumerate(results) if not ok]

@@ -25,6 +25,7 @@ from og_settle._x402 import (
     reason_for_revert,
     verify_payment,
 )
+from og_settle.clients._facilitator import pack_payment
 from tests.payments.conftest import Sign
 
 ONE = 10**18
@@ -107,6 +108,7 @@ def test_digest_by_hand_matches_eth_account_and_the_contract(
     args = authorization.payment_args(signature)
     assert bytes(facilitator.witnessHash(args)) == witness_hash
     assert bytes(facilitator.permitDigest(args)) == digest
+    assert bytes(facilitator.permitDigestPacked(pack_payment(args))) == digest
     assert facilitator.witnessTypeString(int(scheme)) == tail == scheme.witness_type_string
     assert scheme.full_type == full
 

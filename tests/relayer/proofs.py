@@ -67,8 +67,7 @@ def assert_settled_exactly_once(
 
     permit2 = Permit2Client(w3, chain.deployment.permit2)
     facilitator = PaymentFacilitatorClient(w3, chain.deployment.payment_facilitator)
-    settled_logs = facilitator.contract.events.PaymentSettled.get_logs(from_block=0)
-    per_payment = Counter((str(log["args"]["payer"]), int(log["args"]["nonce"])) for log in settled_logs)
+    per_payment = Counter((event.payer, event.nonce) for event in facilitator.settled_payments(from_block=0))
     total = 0
     for record in payments:
         auth = record["paymentPayload"]["payload"]["permit2Authorization"]

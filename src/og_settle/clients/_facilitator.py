@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Final
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 
+from og_settle._errors import InvalidInput
 from og_settle._hex import keccak256, parse_address, parse_uint256
 from og_settle._networks import PERMIT2_ADDRESS
 from og_settle.clients._base import ContractClient
@@ -18,9 +19,77 @@ from og_settle.clients._tx import ContractCall, Receipt, RetryPolicy, TxSender, 
 if TYPE_CHECKING:
     from og_settle._eip2612 import Eip2612Permit
 
-__all__ = ["PaymentFacilitatorClient", "PaymentOutcome", "Permit2Client", "SettledPayment"]
+__all__ = ["PaymentFacilitatorClient", "PaymentOutcome", "Permit2Client", "SettledPayment", "pack_payment"]
 
 _NONCE_BITMAP: Final = keccak256(b"nonceBitmap(address,uint256)")[:4]
+_SETTLE_PACKED: Final = keccak256(b"settlePacked()")[:4]
+_SETTLE_BATCH_PACKED: Final = keccak256(b"settleBatchPacked()")[:4]
+# topic0 of PaymentSettled, whose data is packed (IPaymentFacilitator.sol documents the layout).
+PAYMENT_SETTLED_TOPIC: Final = keccak256(b"PaymentSettled(address)")
+_ZERO_WORD: Final = b"\0" * 32
+_MAX_ITEM_BYTES: Final = 0xFFFF
+
+
+def _uint(value: Any, name: str, size: int) -> bytes:
+    number = parse_uint256(int(value), name)
+    if number >> (8 * size):
+        raise InvalidInput(f"{name}: {number} does not fit the packed form's {size} bytes (settle it through settle)")
+    return number.to_bytes(size, "big")
+
+
+def _address(value: Any, name: str) -> bytes:
+    return bytes.fromhex(parse_address(str(value), name)[2:])
+
+
+def pack_payment(payment: Any) -> bytes:
+    """``settlePacked``'s encoding of an ``IPaymentFacilitator.Payment`` tuple (the layout is documented in
+    ``IPaymentFacilitator.sol``): the scheme byte, owner, token, permitted amount (16 bytes), nonce, deadline (6
+    bytes), recipient and ``validAfter`` (6 bytes), then the facilitator and amount (upto schemes only), the request
+    hash (bound schemes only) and the signature.
+
+    Raises InvalidInput for a tuple the packed form cannot carry: an amount above 2**128 - 1 or a timestamp above
+    2**48 - 1 (the ABI ``settle`` takes those), an exact payment settling another amount than the permitted one, or
+    a field that is not in the scheme's witness (a facilitator for exact, a request hash for an unbound scheme); the
+    ABI ``settle`` reverts on the last two (``ExactAmountMismatch``, ``FieldNotInWitness``)."""
+    scheme, owner, ((token, permitted), nonce, deadline), to, facilitator, valid_after, request_hash, amount, sig = (
+        _payment_tuple(payment)
+    )
+    scheme = int(scheme)
+    if not 0 <= scheme <= 3:
+        raise InvalidInput(f"scheme: {scheme} is not a PaymentScheme value (0..3)")
+    upto, bound = bool(scheme & 1), bool(scheme & 2)
+    request = bytes(request_hash) if request_hash else _ZERO_WORD
+    if len(request) != 32:
+        raise InvalidInput(f"requestHash: {len(request)} bytes instead of 32")
+    if not upto and int(amount) != int(permitted):
+        raise InvalidInput(f"amount: an exact payment settles the permitted {permitted}, not {amount}")
+    if not upto and int(_address(facilitator, "facilitator").hex(), 16) != 0:
+        raise InvalidInput("facilitator: an exact payment's witness has none")
+    if not bound and request != _ZERO_WORD:
+        raise InvalidInput("requestHash: an unbound payment's witness has none")
+    parts = [
+        bytes([scheme]),
+        _address(owner, "owner"),
+        _address(token, "token"),
+        _uint(permitted, "permitted amount", 16),
+        _uint(nonce, "nonce", 32),
+        _uint(deadline, "deadline", 6),
+        _address(to, "to"),
+        _uint(valid_after, "validAfter", 6),
+    ]
+    if upto:
+        parts += [_address(facilitator, "facilitator"), _uint(amount, "amount", 16)]
+    if bound:
+        parts.append(request)
+    parts.append(bytes(sig))
+    return b"".join(parts)
+
+
+def _packed_or_none(payment: Any) -> bytes | None:
+    try:
+        return pack_payment(payment)
+    except InvalidInput:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +173,38 @@ class SettledPayment:
         ]
         return "; ".join(differences) or None
 
+    @classmethod
+    def from_log(cls, log: Any) -> SettledPayment | None:
+        """The PaymentSettled event in a raw log (a receipt's or ``eth_getLogs``'), decoding its packed data; None
+        for any other log (another event, or a log too short to be one). It does not check the log's address."""
+        topics = [_raw(t) for t in log["topics"]]
+        data = _raw(log["data"])
+        if len(topics) != 2 or topics[0] != PAYMENT_SETTLED_TOPIC or len(data) not in (89, 121):
+            return None
+        scheme = data[88]
+        if len(data) != (121 if scheme & 2 else 89):
+            return None
+        block = log["blockNumber"]
+        return cls(
+            tx_hash=_raw(log["transactionHash"]),
+            block_number=int(block, 16) if isinstance(block, str) else int(block),
+            payer=parse_address("0x" + topics[1][12:].hex(), "payer"),
+            nonce=int.from_bytes(data[56:88], "big"),
+            to=parse_address("0x" + data[:20].hex(), "to"),
+            token=parse_address("0x" + data[20:40].hex(), "token"),
+            amount=int.from_bytes(data[40:56], "big"),
+            scheme=scheme,
+            request_hash=data[89:121] if scheme & 2 else _ZERO_WORD,
+        )
+
     def describe(self) -> str:
         """One line: what was paid to whom, in which transaction."""
         return f"{self.amount} of {self.token} to {self.to} in transaction 0x{self.tx_hash.hex()}"
+
+
+def _raw(value: Any) -> bytes:
+    """Log fields arrive as bytes (web3) or 0x-hex strings (raw JSON-RPC)."""
+    return bytes.fromhex(value[2:]) if isinstance(value, str) else bytes(value)
 
 
 def _payment_tuple(payment: Any) -> tuple[Any, ...]:
@@ -127,14 +225,26 @@ class PaymentFacilitatorClient(ContractClient):
     # -- writes ------------------------------------------------------------------------------------------------
 
     def settle_call(self, payment: Any) -> ContractCall:
-        """``settle(payment)``: reverts with the named error if the payment cannot settle."""
+        """``settlePacked()`` with the packed payment (:func:`pack_payment`), or the ABI ``settle(payment)`` for one
+        the packed form cannot carry (the chain then names what is wrong with it): reverts with the named error if
+        the payment cannot settle."""
         item = _payment_tuple(payment)
-        return self._call("settle", (item,), f"settle(owner={item[1]}, nonce={item[2][1]})")
+        description = f"settle(owner={item[1]}, nonce={item[2][1]})"
+        packed = _packed_or_none(item)
+        if packed is None:
+            return self._call("settle", (item,), description)
+        return ContractCall(to=self.address, data=_SETTLE_PACKED + packed, description=description)
 
     def settle_batch_call(self, payments: Sequence[Any]) -> ContractCall:
-        """``settleBatch(payments)``: each item settles or fails on its own."""
+        """``settleBatchPacked()`` with the packed payments, each after its 2-byte length, or the ABI
+        ``settleBatch(payments)`` if any payment has no packed form: each item settles or fails on its own."""
         items = [_payment_tuple(p) for p in payments]
-        return self._call("settleBatch", (items,), f"settleBatch({len(items)} payments)")
+        description = f"settleBatch({len(items)} payments)"
+        packed = [_packed_or_none(item) for item in items]
+        framed = [len(p).to_bytes(2, "big") + p for p in packed if p is not None and len(p) <= _MAX_ITEM_BYTES]
+        if len(framed) < len(items):
+            return self._call("settleBatch", (items,), description)
+        return ContractCall(to=self.address, data=_SETTLE_BATCH_PACKED + b"".join(framed), description=description)
 
     def settle_with_permit_call(self, permit: Eip2612Permit, payment: Any) -> ContractCall:
         """``settleWithPermit(permit, payment)``: the payer's EIP-2612 permit for Permit2 first (skipped when the
@@ -172,6 +282,10 @@ class PaymentFacilitatorClient(ContractClient):
     def permit_digest(self, payment: Any) -> bytes:
         return bytes(self._read("permitDigest", _payment_tuple(payment)))
 
+    def permit_digest_packed(self, payment: Any) -> bytes:
+        """The digest as the contract decodes the payment's packed encoding (what ``settlePacked`` sees)."""
+        return bytes(self._read("permitDigestPacked", pack_payment(payment)))
+
     def simulate_settle(self, payment: Any, sender: str, *, gas: int | None = None) -> NamedError | None:
         """Would ``settle(payment)`` from ``sender`` (with at most ``gas``) succeed now? None if so, else the
         named error; a failure without revert data (out of gas) raises the node's error."""
@@ -198,25 +312,21 @@ class PaymentFacilitatorClient(ContractClient):
         Items are matched to events by (payer, nonce) and every paid field for settled ones and by index for
         failed ones; an item with neither event is reported as not settled (``unknown``)."""
         items = [_payment_tuple(p) for p in payments]
-        settled_ev = self.contract.events.PaymentSettled()
         failed_ev = self.contract.events.PaymentFailed()
         settled: dict[tuple[str, int], SettledPayment] = {}
         failed: dict[int, bytes] = {}
         for log in receipt.logs:
             if str(log["address"]).lower() != self.address.lower():
                 continue
-            for event, sink in ((settled_ev, "settled"), (failed_ev, "failed")):
-                try:
-                    decoded = event.process_log(log)
-                except Exception:
-                    continue
-                args = decoded["args"]
-                if sink == "settled":
-                    found = _settled_from_log(decoded)
-                    settled[(found.payer.lower(), found.nonce)] = found
-                else:
-                    failed[int(args["index"])] = bytes(args["reason"])
-                break
+            found = SettledPayment.from_log(log)
+            if found is not None:
+                settled[(found.payer.lower(), found.nonce)] = found
+                continue
+            try:
+                decoded = failed_ev.process_log(log)
+            except Exception:
+                continue
+            failed[int(decoded["args"]["index"])] = bytes(decoded["args"]["reason"])
         outcomes = []
         for index, item in enumerate(items):
             payer, nonce = str(item[1]), int(item[2][1])
@@ -239,31 +349,25 @@ class PaymentFacilitatorClient(ContractClient):
     ) -> SettledPayment | None:
         """The ``PaymentSettled`` event that spent (payer, nonce) through this facilitator, if any. Whether it
         is the payment one means is :meth:`SettledPayment.mismatch`'s question."""
-        payer = parse_address(payer, "payer")
-        event = self.contract.events.PaymentSettled
-
-        def fetch() -> Any:
-            return event.get_logs(argument_filters={"payer": payer}, from_block=from_block, to_block=to_block)
-
-        for log in self._retrying(fetch, "eth_getLogs PaymentSettled"):
-            if int(log["args"]["nonce"]) == nonce:
-                return _settled_from_log(log)
+        for found in self.settled_payments(payer, from_block=from_block, to_block=to_block):
+            if found.nonce == nonce:
+                return found
         return None
 
+    def settled_payments(
+        self, payer: str | None = None, *, from_block: int = 0, to_block: int | str = "latest"
+    ) -> list[SettledPayment]:
+        """Every ``PaymentSettled`` event of this facilitator in the block range (of ``payer`` only, if given)."""
+        topics: list[str | None] = ["0x" + PAYMENT_SETTLED_TOPIC.hex()]
+        if payer is not None:
+            topics.append("0x" + bytes(12).hex() + parse_address(payer, "payer")[2:].lower())
+        query = {"address": self.address, "topics": topics, "fromBlock": from_block, "toBlock": to_block}
 
-def _settled_from_log(log: Any) -> SettledPayment:
-    args = log["args"]
-    return SettledPayment(
-        tx_hash=bytes(log["transactionHash"]),
-        block_number=int(log["blockNumber"]),
-        payer=str(args["payer"]),
-        nonce=int(args["nonce"]),
-        to=str(args["to"]),
-        token=str(args["token"]),
-        amount=int(args["amount"]),
-        scheme=int(args["scheme"]),
-        request_hash=bytes(args["requestHash"]),
-    )
+        def fetch() -> Any:
+            return self.w3.eth.get_logs(query)
+
+        logs = self._retrying(fetch, "eth_getLogs PaymentSettled")
+        return [found for found in map(SettledPayment.from_log, logs) if found is not None]
 
 
 class Permit2Client:

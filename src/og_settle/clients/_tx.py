@@ -307,7 +307,9 @@ class TxSender:
         return bytes(result)
 
     def estimate_gas(self, call: ContractCall) -> int:
-        """The node's estimate times ``gas_margin``; raises ContractRevert if the call would revert."""
+        """The node's estimate times ``gas_margin``, but at most the latest block's gas limit (a transaction asking
+        for more is refused outright, while the estimate already shows the call fits); raises ContractRevert if the
+        call would revert."""
         tx = {"from": self.address, "to": call.to, "data": "0x" + call.data.hex(), "value": call.value}
         try:
             estimate = int(self._rpc("eth_estimateGas", lambda: self.w3.eth.estimate_gas(tx)))
@@ -316,7 +318,11 @@ class TxSender:
             if revert is None:
                 raise
             raise revert from err
-        return int(estimate * self.gas_margin)
+        gas = int(estimate * self.gas_margin)
+        if gas > estimate:
+            block = self._rpc("eth_getBlockByNumber", lambda: self.w3.eth.get_block("latest"))
+            gas = max(estimate, min(gas, int(block["gasLimit"])))
+        return gas
 
     def fees(self) -> tuple[int, int]:
         """(maxFeePerGas, maxPriorityFeePerGas) for a transaction sent now."""
