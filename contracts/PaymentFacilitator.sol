@@ -82,7 +82,7 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
 
     /// @inheritdoc IPaymentFacilitator
     function settlePacked() external nonReentrantInline returns (uint256 amount) {
-        PaymentWitness.Terms memory t = PaymentWitness.packedTerms(4, msg.data.length - 4);
+        PaymentWitness.Terms memory t = _packedTerms()(4, msg.data.length - 4);
         amount = _check(t, msg.sender);
         // The nonce is not pre-read: Permit2's InvalidNonce() comes back as NonceAlreadyUsed(owner, nonce).
         _transfer(t, amount, _UNKNOWN_BALANCE);
@@ -123,7 +123,7 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
             settler := calldataload(0x04)
             balanceBefore := calldataload(0x24)
         }
-        PaymentWitness.Terms memory t = PaymentWitness.packedTerms(0x44, msg.data.length - 0x44);
+        PaymentWitness.Terms memory t = _packedTerms()(0x44, msg.data.length - 0x44);
         balanceAfter = _transfer(t, _check(t, settler), balanceBefore);
     }
 
@@ -257,7 +257,21 @@ contract PaymentFacilitator is IPaymentFacilitator, ReentrancyGuardTransient {
         assembly ("memory-safe") {
             item := payment.offset
         }
-        return _permitDigest(PaymentWitness.packedTerms(item, payment.length));
+        return _permitDigest(_packedTerms()(item, payment.length));
+    }
+
+    /// @dev {PaymentWitness.packedTerms} typed as returning the terms it wrote (it returns their memory address): a
+    /// Solidity function declared to return `Terms memory` first allocates and zeroes a struct it never uses, about
+    /// 280 gas a payment, so the cast is on the function pointer, called as `_packedTerms()(item, length)`.
+    function _packedTerms()
+        private
+        pure
+        returns (function (uint256, uint256) internal pure returns (PaymentWitness.Terms memory) typed)
+    {
+        function (uint256, uint256) internal pure returns (uint256) decode = PaymentWitness.packedTerms;
+        assembly ("memory-safe") {
+            typed := decode
+        }
     }
 
     /// @dev The EIP-712 digest Permit2 checks the signature of `t` against when this contract spends it.

@@ -307,7 +307,7 @@ class TxSender:
         return bytes(result)
 
     def estimate_gas(self, call: ContractCall) -> int:
-        """The node's estimate times ``gas_margin``, but at most the latest block's gas limit (a transaction asking
+        """The node's estimate times ``gas_margin``, but at most the pending block's gas limit (a transaction asking
         for more is refused outright, while the estimate already shows the call fits); raises ContractRevert if the
         call would revert."""
         tx = {"from": self.address, "to": call.to, "data": "0x" + call.data.hex(), "value": call.value}
@@ -320,7 +320,7 @@ class TxSender:
             raise revert from err
         gas = int(estimate * self.gas_margin)
         if gas > estimate:
-            block = self._rpc("eth_getBlockByNumber", lambda: self.w3.eth.get_block("latest"))
+            block = self._rpc("eth_getBlockByNumber", lambda: self.w3.eth.get_block("pending"))
             gas = max(estimate, min(gas, int(block["gasLimit"])))
         return gas
 
