@@ -80,5 +80,10 @@ gas-update: setup compile
 clean:
 	rm -rf $(VENV) node_modules .cache .build contracts/.cache
 
-artifacts: compile
+# Forced: Ape does not recompile a contract when only a library it imports changed, and the committed artifacts
+# must match the sources.
+artifacts: setup
+	@rm -rf contracts/.cache
+	@mkdir -p $(APE_TMP)
+	TMPDIR=$(APE_TMP) $(BIN)/ape compile --force
 	$(BIN)/ape run export_artifacts
