@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,37 +69,48 @@ def add_key(store: str, *limits: str) -> None:
     assert KEY not in done.stdout  # a registered key is never echoed
 
 
-Serve = Callable[..., str]
+class Serve:
+    """``serve(store, *args, signer=relayer) -> url``: ``og-settle facilitator serve`` in a subprocess;
+    ``serve.stop(url)`` sends it SIGTERM and checks it stopped cleanly (exit 0, no traceback)."""
 
+    def __init__(self, deployment_file: Path, rpc_url: str, relayer: Any, folder: Path) -> None:
+        self.deployment_file, self.rpc_url, self.relayer, self.folder = deployment_file, rpc_url, relayer, folder
+        self.running: dict[str, tuple[subprocess.Popen[str], Path]] = {}
 
-@pytest.fixture
-def serve(deployment_file: Path, rpc_url: str, relayer: Any, tmp_path: Path) -> Iterator[Serve]:
-    """``serve(store, *args, signer=relayer) -> url``: ``og-settle facilitator serve`` in a subprocess."""
-    processes: list[tuple[subprocess.Popen[str], Path]] = []
-
-    def start(store: str, *extra: str, signer: Any = relayer) -> str:
-        env = {**os.environ, "OG_SETTLE_RELAYER_KEY": signer.private_key, LEASE_DIR_ENV: str(tmp_path / "leases")}
+    def __call__(self, store: str, *extra: str, signer: Any = None) -> str:
+        signer = signer or self.relayer
+        env = {**os.environ, "OG_SETTLE_RELAYER_KEY": signer.private_key, LEASE_DIR_ENV: str(self.folder / "leases")}
         argv = [sys.executable, "-m", "og_settle.cli", "facilitator", "serve", "--json", "--store", store]
-        argv += ["--deployment", str(deployment_file), "--rpc", rpc_url, *extra]
-        log = tmp_path / f"server-{len(processes)}.log"  # a file: a full stderr pipe would stall the server
+        argv += ["--deployment", str(self.deployment_file), "--rpc", self.rpc_url, *extra]
+        log = self.folder / f"server-{len(self.running)}.log"  # a file: a full stderr pipe would stall the server
         with log.open("w") as err:
             process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
-        processes.append((process, log))
         assert process.stdout is not None
         line = process.stdout.readline()
         assert line, process.wait(timeout=30) and log.read_text()
-        return str(json.loads(line)["url"])
+        url = str(json.loads(line)["url"])
+        self.running[url] = (process, log)
+        return url
 
-    yield start
-    for process, _ in processes:
+    def stop(self, url: str) -> None:
+        process, log = self.running.pop(url)
         process.send_signal(signal.SIGTERM)
-    for process, log in processes:
         try:
             assert process.wait(timeout=30) == 0
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+            raise
+        finally:
+            assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+@pytest.fixture
+def serve(deployment_file: Path, rpc_url: str, relayer: Any, tmp_path: Path) -> Iterator[Serve]:
+    servers = Serve(deployment_file, rpc_url, relayer, tmp_path)
+    yield servers
+    for url in list(servers.running):
+        servers.stop(url)
 
 
 @pytest.fixture
@@ -357,3 +368,23 @@ def test_verify_rate_verify_auth_and_usage_errors(
     usage = httpx.get(url + "/usage", params={"from": "2000-01-01", "to": "2999-01-01"}, headers=AUTH, timeout=30)
     counts = usage.json()["requests"]["verify"]
     assert counts == {"valid": 5 - len(limited), "rate_limited": len(limited)}
+
+
+def test_a_quota_holds_across_a_restart(
+    serve: Serve, deployment: Deployment, opg: Any, payers: list[Any], payee: Any, chain_id: int, now: int,
+    tmp_path: Path, permit2_approved: None,
+) -> None:  # fmt: skip
+    store = str(tmp_path / "ops.sqlite3")
+    add_key(store, "--quota", f"{opg.address}:{2 * AMOUNT}/day")
+    reqs = requirements_for(deployment, opg.address, payee.address, chain_id, AMOUNT)
+    bodies = [body(create_payment_payload(reqs, payers[i].private_key, now=now), reqs) for i in range(3)]
+    before = opg.balanceOf(payee)
+    url = serve(store)
+    assert httpx.post(url + "/settle", json=bodies[0], headers=AUTH, timeout=60).json()["success"] is True
+    serve.stop(url)
+
+    url = serve(store)
+    assert httpx.post(url + "/settle", json=bodies[1], headers=AUTH, timeout=60).json()["success"] is True
+    over = httpx.post(url + "/settle", json=bodies[2], headers=AUTH, timeout=60)
+    assert over.status_code == 429 and over.json()["reason"] == "over_quota"
+    assert opg.balanceOf(payee) - before == 2 * AMOUNT
