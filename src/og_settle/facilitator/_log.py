@@ -6,8 +6,10 @@ import json
 import logging
 import sys
 import threading
-from datetime import UTC, datetime
+import time
 from typing import Any, TextIO
+
+from og_settle._time import iso_utc
 
 __all__ = ["JsonLogHandler", "RequestLog", "route_uvicorn_logs"]
 
@@ -22,7 +24,7 @@ class RequestLog:
         self._lock = threading.Lock()
 
     def write(self, event: str, **fields: Any) -> None:
-        stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        stamp = iso_utc(time.time())
         record = {"time": stamp, "event": event, **fields}
         line = json.dumps(record, separators=(",", ":"), default=str)
         with self._lock:

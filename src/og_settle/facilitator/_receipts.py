@@ -18,11 +18,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from og_settle._errors import InvalidInput
 from og_settle._hex import keccak256, parse_address, parse_bytes32, parse_uint256, to_hex
+from og_settle._time import iso_utc, parse_iso
 
 __all__ = ["RECEIPT_KIND", "Receipt", "check_receipt", "payload_digest", "transfer_log_indexes"]
 
@@ -34,11 +34,6 @@ def payload_digest(payload: Any) -> str:
     """``0x`` + keccak256 of the payload's canonical JSON."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return to_hex(keccak256(text.encode()))
-
-
-def iso_time(unix: float) -> str:
-    """ISO 8601, UTC, seconds: ``2026-11-29T12:00:00Z``."""
-    return datetime.fromtimestamp(unix, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +85,7 @@ class Receipt:
             "scheme": self.scheme,
             "paymentId": self.payment_id,
             "payloadDigest": self.payload_digest,
-            "settledAt": iso_time(self.settled_at),
+            "settledAt": iso_utc(self.settled_at, milliseconds=False),
         }
 
     @classmethod
@@ -115,11 +110,7 @@ class Receipt:
         network = field("network")
         if not isinstance(network, str) or not network.startswith("eip155:") or not network[7:].isdigit():
             raise InvalidInput(f"{where}.network: expected eip155:<chain id>, got {network!r}")
-        settled = field("settledAt")
-        try:
-            settled_at = datetime.fromisoformat(str(settled).replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            raise InvalidInput(f"{where}.settledAt: expected an ISO 8601 time, got {settled!r}") from None
+        settled_at = parse_iso(str(field("settledAt")), f"{where}.settledAt")
         scheme = field("scheme")
         return cls(
             network=network,

@@ -19,13 +19,12 @@ import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from og_settle._errors import InvalidInput
-from og_settle.facilitator._receipts import iso_time
+from og_settle._time import iso_utc, parse_iso
 
-__all__ = ["UsageRecord", "parse_time", "usage_totals", "write_records"]
+__all__ = ["UsageRecord", "usage_totals", "write_records"]
 
 GROUPS: Final = ("payer", "payTo")
 RECORD_FIELDS: Final = (
@@ -79,7 +78,7 @@ class UsageRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "time": iso_time(self.at),
+            "time": iso_utc(self.at, milliseconds=False),
             "key": self.key,
             "endpoint": self.endpoint,
             "outcome": self.outcome,
@@ -96,25 +95,14 @@ class UsageRecord:
         }
 
 
-def parse_time(text: str, field: str) -> float:
-    """An ISO 8601 date or date-time (UTC unless it names an offset), as Unix time."""
-    try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(
-            f"{field}: expected an ISO 8601 date or time (e.g. 2026-11-29T12:00:00Z), got {text!r}"
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.timestamp()
-
-
 def parse_period(start: str | None, end: str | None, *, now: float) -> tuple[float, float]:
     """``[from, to)`` from optional ISO 8601 bounds (default: everything up to now); InvalidInput if reversed."""
-    begin = 0.0 if start is None else parse_time(start, "from")
-    finish = now if end is None else parse_time(end, "to")
+    begin = 0.0 if start is None else parse_iso(start, "from")
+    finish = now if end is None else parse_iso(end, "to")
     if finish < begin:
-        raise InvalidInput(f"to: {iso_time(finish)} is before from: {iso_time(begin)}")
+        raise InvalidInput(
+            f"to: {iso_utc(finish, milliseconds=False)} is before from: {iso_utc(begin, milliseconds=False)}"
+        )
     return begin, finish
 
 
@@ -156,7 +144,13 @@ def usage_totals(
         row.update(zip(groups, group[2:], strict=True))
         row.update(payments=payments, amount=str(amount))
         rows.append(row)
-    return {"key": key, "from": iso_time(begin), "to": iso_time(end), "requests": requests, "settled": rows}
+    return {
+        "key": key,
+        "from": iso_utc(begin, milliseconds=False),
+        "to": iso_utc(end, milliseconds=False),
+        "requests": requests,
+        "settled": rows,
+    }
 
 
 def write_records(rows: Sequence[dict[str, Any]], fmt: str) -> str:

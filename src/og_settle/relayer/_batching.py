@@ -15,8 +15,9 @@ import msgspec
 
 from og_settle._hex import to_hex
 from og_settle._merkle_stream import OgTree, og_encoding_of
+from og_settle._time import iso_utc
 from og_settle.relayer._config import RelayerConfig
-from og_settle.relayer._log import EventLog, iso_utc
+from og_settle.relayer._log import EventLog
 from og_settle.relayer._policy import CutForecast
 from og_settle.relayer._states import BatchState, Lane
 from og_settle.relayer._store import Batch, Item, QueueStore

@@ -14,7 +14,9 @@ import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-__all__ = ["EventLog", "iso_utc"]
+from og_settle._time import iso_utc
+
+__all__ = ["EventLog"]
 
 
 def _jsonable(value: Any) -> Any:
@@ -27,12 +29,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return str(value)
-
-
-def iso_utc(now: float) -> str:
-    """Unix time ``now`` as ISO 8601 UTC with milliseconds, e.g. ``2026-11-29T12:00:00.123Z``."""
-    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
-    return f"{seconds}.{int(now * 1000) % 1000:03d}Z"
 
 
 class EventLog:
