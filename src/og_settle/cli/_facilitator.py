@@ -182,6 +182,7 @@ def _check_args(args: argparse.Namespace) -> float:
 def _serve(args: argparse.Namespace) -> int:
     from og_settle._deploy import load_deployment
     from og_settle._lease import SignerLease
+    from og_settle._postgres import redact_url
     from og_settle.facilitator import (
         ApiKeys,
         Facilitator,
@@ -193,7 +194,6 @@ def _serve(args: argparse.Namespace) -> int:
         create_app,
         open_settlement_store,
     )
-    from og_settle.relayer._store_postgres import redact_url
 
     request_timeout = _check_args(args)
     given = args.api_keys_file is not None or args.api_keys_env is not None

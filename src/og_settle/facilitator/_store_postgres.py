@@ -1,7 +1,7 @@
 """The facilitator's store on PostgreSQL: settlements, API keys, limits, usage and receipts shared by instances.
 
 :class:`PostgresSettlementStore` runs the SQLite store's statements (written once, in SQL both accept) through
-the relayer's small connection adapter (``?`` placeholders). What differs lives here: the connection, the
+the adapter of :mod:`og_settle._postgres` (``?`` placeholders). What differs lives here: the connection, the
 transaction, a transaction-scoped advisory lock per name (an API key, a payment, a transaction) where SQLite's
 ``BEGIN IMMEDIATE`` locks the whole file, and the clock, which is the database server's so that instances on
 several hosts count rate limits and quota windows on one clock.
@@ -18,31 +18,34 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import resources
 from typing import Any, Final, cast
 
-from og_settle._errors import InvalidInput, InvariantViolation
+from og_settle._postgres import (
+    Migration,
+    SchemaHistory,
+    SqliteStyleConnection,
+    apply_migrations,
+    connect,
+    load_migrations,
+)
 from og_settle.facilitator._store import SqliteSettlementStore
-from og_settle.relayer._store_postgres import _MIGRATION_NAME, Migration, _Connection, redact_url
 
 __all__ = ["PostgresSettlementStore", "facilitator_migrations"]
 
 # pg_advisory_xact_lock(namespace, hashtext(name)): the namespace keeps these locks apart from other users'.
 _LOCK_NAMESPACE: Final = int.from_bytes(b"ogfa", "big") >> 1
-_MIGRATION_LOCK: Final = int.from_bytes(b"ogsetfac", "big") >> 1
+_HISTORY: Final = SchemaHistory(
+    package="og_settle.facilitator",
+    table="facilitator_schema_migrations",
+    lock=int.from_bytes(b"ogsetfac", "big") >> 1,
+    label="facilitator",
+    option="--store",
+)
 
 
 def facilitator_migrations() -> list[Migration]:
     """The facilitator store's PostgreSQL migrations, in order."""
-    folder = resources.files("og_settle.facilitator").joinpath("_migrations", "postgres")
-    found = sorted(
-        (Migration(int(m[1]), m[2], entry.read_text(encoding="utf-8")) for entry in folder.iterdir()
-         if (m := _MIGRATION_NAME.match(entry.name)) is not None),
-        key=lambda m: m.version,
-    )  # fmt: skip
-    if [m.version for m in found] != list(range(1, len(found) + 1)):
-        raise InvariantViolation(f"facilitator migrations are not numbered 1..n: {[m.version for m in found]}")
-    return found
+    return load_migrations(_HISTORY.package)
 
 
 class PostgresSettlementStore(SqliteSettlementStore):
@@ -50,49 +53,16 @@ class PostgresSettlementStore(SqliteSettlementStore):
     serialised across the process's threads; any number of processes may share the database."""
 
     def __init__(self, url: str, *, connect_timeout: float = 10.0) -> None:
-        try:
-            import psycopg
-        except ImportError:  # pragma: no cover - depends on the installation
-            raise InvalidInput("--store: PostgreSQL needs psycopg; install og-settle[postgres]") from None
         self.url = url
-        try:
-            conn = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(connect_timeout)))
-        except psycopg.Error as err:
-            detail = " ".join(str(err).split())
-            raise InvalidInput(f"--store: cannot connect to PostgreSQL at {redact_url(url)}: {detail}") from None
+        conn = connect(url, option="--store", connect_timeout=connect_timeout)
         self._lock = threading.RLock()  # type: ignore[assignment]
-        self._pg = _Connection(conn, cast(threading.RLock, self._lock))
+        self._pg = SqliteStyleConnection(conn, cast(threading.RLock, self._lock))
         self._db = cast(sqlite3.Connection, self._pg)
         self.migrate()
 
     def migrate(self) -> list[int]:
         """Apply the migrations this database lacks; returns their numbers."""
-        known = facilitator_migrations()
-        applied: list[int] = []
-        for migration in known:
-            with self._write() as db:
-                db.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS facilitator_schema_migrations (version INTEGER PRIMARY KEY,"
-                    " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-                )
-                current = int(
-                    db.execute("SELECT COALESCE(MAX(version), 0) FROM facilitator_schema_migrations").fetchone()[0]
-                )
-                if current > known[-1].version:
-                    raise InvalidInput(
-                        f"--store: {redact_url(self.url)} has facilitator schema version {current}; this og-settle"
-                        f" knows versions up to {known[-1].version}"
-                    )
-                if migration.version <= current:
-                    continue
-                self._pg.conn.execute(migration.sql)
-                db.execute(
-                    "INSERT INTO facilitator_schema_migrations (version, name) VALUES (?, ?)",
-                    (migration.version, migration.name),
-                )
-                applied.append(migration.version)
-        return applied
+        return apply_migrations(self._pg, self._write, self.url, _HISTORY)
 
     @contextmanager
     def _write(self) -> Iterator[Any]:

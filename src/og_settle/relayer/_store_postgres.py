@@ -8,23 +8,27 @@ together, as in SQLite; the rows a change depends on are locked (``SELECT … FO
 they are checked, so several processes on one database see each transition happen once, whole, or not at all.
 PostgreSQL's default ``synchronous_commit=on`` makes a committed change durable.
 
-The schema lives in numbered SQL files (``_migrations/postgres/NNNN_name.sql``), applied in order, each in its
-own transaction, under an advisory lock so that instances starting together do not race; ``schema_migrations``
-records which ones ran. A database newer than this og-settle is refused.
+The schema lives in numbered SQL files (``_migrations/postgres/NNNN_name.sql``), applied as
+:mod:`og_settle._postgres` describes; ``schema_migrations`` records which ones ran.
 """
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Final, cast
 
 from og_settle._errors import InvalidInput, InvariantViolation
+from og_settle._postgres import (
+    Migration,
+    SchemaHistory,
+    SqliteStyleConnection,
+    apply_migrations,
+    connect,
+    load_migrations,
+)
 from og_settle.relayer._states import BatchState, ItemKind, ItemState, Lane
 from og_settle.relayer._store import (
     _INSERT_STAGED,
@@ -42,84 +46,24 @@ from og_settle.relayer._store import (
 )
 from og_settle.relayer._store_intake import StagedRow, encode_payload
 
-__all__ = ["Migration", "PostgresStore", "migrations", "redact_url"]
+__all__ = ["PostgresStore", "migrations"]
 
-# pg_advisory_xact_lock key taken while migrating: "og-settle" as an int64, so unrelated users of the database
-# are not blocked.
-_MIGRATION_LOCK: Final = int.from_bytes(b"ogsettle", "big") >> 1
-_MIGRATION_NAME: Final = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+# The migration lock's key is "ogsettle" as an int64, so unrelated users of the database are not blocked.
+_HISTORY: Final = SchemaHistory(
+    package="og_settle.relayer",
+    table="schema_migrations",
+    lock=int.from_bytes(b"ogsettle", "big") >> 1,
+    label="queue",
+    option="db",
+)
 _OPEN_BATCHES: Final = [BatchState.BUILT.value, BatchState.SUBMITTED.value]
 # Where a queued payment names the account that must settle it (upto only; x402 v2 payload, Permit2 witness).
 _UPTO_FACILITATOR: Final = "{paymentPayload,payload,permit2Authorization,witness,facilitator}"
 
 
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One numbered schema change.
-
-    Attributes:
-        version: its number (the file name's four digits); applied in increasing order.
-        name: the rest of the file name.
-        sql: the statements.
-    """
-
-    version: int
-    name: str
-    sql: str
-
-
 def migrations() -> list[Migration]:
-    """The PostgreSQL schema migrations shipped with og-settle, in order."""
-    found = []
-    folder = resources.files("og_settle.relayer").joinpath("_migrations", "postgres")
-    for entry in folder.iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match is not None:
-            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
-    found.sort(key=lambda m: m.version)
-    if [m.version for m in found] != list(range(1, len(found) + 1)):
-        raise InvariantViolation(f"PostgreSQL migrations are not numbered 1..n: {[m.version for m in found]}")
-    return found
-
-
-def redact_url(url: str) -> str:
-    """The connection URL with any password replaced by ``***``, for messages."""
-    return re.sub(r"^(postgres(?:ql)?://[^:/@]*:)[^@]*@", r"\1***@", url)
-
-
-class _Row:
-    """A result row readable by column index and by column name, as ``sqlite3.Row`` is."""
-
-    __slots__ = ("_names", "_values")
-
-    def __init__(self, names: dict[str, int], values: Sequence[Any]) -> None:
-        self._names = names
-        self._values = values
-
-    def __getitem__(self, key: int | str) -> Any:
-        return self._values[key if isinstance(key, int) else self._names[key]]
-
-
-def _rows(cursor: Any) -> Callable[[Sequence[Any]], _Row]:
-    names = {column.name: index for index, column in enumerate(cursor.description or ())}
-    return lambda values: _Row(names, values)
-
-
-class _Connection:
-    """The part of ``sqlite3.Connection`` the SQLite store's statements use, over a psycopg connection: ``?``
-    placeholders become ``%s``; each statement holds the store's lock, so threads sharing the store never run a
-    statement inside another thread's transaction."""
-
-    def __init__(self, conn: Any, lock: threading.RLock) -> None:
-        self.conn = conn
-        self._lock = lock
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        with self._lock:
-            return self.conn.execute(sql.replace("?", "%s"), params)
-
-    def close(self) -> None:
-        self.conn.close()
+    """The queue's PostgreSQL schema migrations shipped with og-settle, in order."""
+    return load_migrations(_HISTORY.package)
 
 
 class PostgresStore(SqliteStore):
@@ -133,28 +77,16 @@ class PostgresStore(SqliteStore):
     def __init__(
         self, url: str, *, connect_timeout: float = 10.0, worker: str | None = None, lease_ttl: float = 30.0
     ) -> None:
-        try:
-            import psycopg
-        except ImportError:  # pragma: no cover - depends on the installation
-            raise InvalidInput(
-                "db: PostgreSQL needs psycopg; install og-settle[postgres] (pip install 'psycopg[binary]')"
-            ) from None
         self.url = url
         # The instance id written on every row this store claims or batches (host and process by default).
         self._worker = worker or default_worker()
         # How long a batch this instance builds stays its own without renewal; the fencing tokens it holds.
         self.lease_ttl = lease_ttl
         self._fences: dict[int, int] = {}
-        try:
-            conn = psycopg.connect(
-                url, autocommit=True, row_factory=_rows, connect_timeout=max(1, int(connect_timeout))
-            )
-        except psycopg.Error as err:
-            detail = " ".join(str(err).split())
-            raise InvalidInput(f"db: cannot connect to PostgreSQL at {redact_url(url)}: {detail}") from None
+        conn = connect(url, option="db", connect_timeout=connect_timeout)
         self._lock = threading.RLock()
         self._intake_lock = threading.Lock()  # one bulk intake at a time per connection (one staging table)
-        self._pg = _Connection(conn, self._lock)
+        self._pg = SqliteStyleConnection(conn, self._lock)
         self._db = cast(sqlite3.Connection, self._pg)
         self.migrate()
 
@@ -168,29 +100,7 @@ class PostgresStore(SqliteStore):
 
     def migrate(self) -> list[int]:
         """Apply the migrations this database lacks, each in its own transaction; returns their numbers."""
-        known = migrations()
-        applied: list[int] = []
-        for migration in known:
-            with self._write() as db:
-                db.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
-                    " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-                )
-                current = int(db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0])
-                if current > known[-1].version:
-                    raise InvalidInput(
-                        f"db: {redact_url(self.url)} has queue schema version {current}; this og-settle"
-                        f" knows versions up to {known[-1].version}"
-                    )
-                if migration.version <= current:
-                    continue
-                self._pg.conn.execute(migration.sql)  # several statements, no parameters
-                db.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (migration.version, migration.name)
-                )
-                applied.append(migration.version)
-        return applied
+        return apply_migrations(self._pg, self._write, self.url, _HISTORY)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
