@@ -238,10 +238,16 @@ class Relayer:
         # Check the chain first: a batch may have reached it some other way (a previous run, another relayer).
         if self.facts.settled_on_chain(batch):
             return
-        items = self.store.open_items(batch.id)
-        if batch.lane is Lane.PAYMENT:
-            items = self._drop_unsettleable(batch, items)
-        if not items:
+        # A Merkle batch's transaction carries only its root and size: its items are counted, not read.
+        items: list[Item] = []
+        if batch.lane is Lane.BATCH:
+            open_count = self.store.open_count(batch.id)
+        else:
+            items = self.store.open_items(batch.id)
+            if batch.lane is Lane.PAYMENT:
+                items = self._drop_unsettleable(batch, items)
+            open_count = len(items)
+        if not open_count:
             self.store.confirm_batch(batch.id, tx_hash=None, block_number=None, gas_used=None, note="nothing left")
             return
         if batch.attempts >= _MAX_ATTEMPTS:
@@ -271,7 +277,7 @@ class Relayer:
             # batch until the bad item stands alone, instead of crashing or failing every item.
             self._split(batch, items, why)
             return
-        self.pipeline.send(batch, call, gas=gas, items=len(items))
+        self.pipeline.send(batch, call, gas=gas, items=open_count)
         self._rpc_ok()
 
     def _drop_unsettleable(self, batch: Batch, items: list[Item]) -> list[Item]:

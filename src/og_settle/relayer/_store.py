@@ -366,6 +366,8 @@ class QueueStore(Protocol):
 
     def open_items(self, batch_id: int) -> list[Item]: ...
 
+    def open_count(self, batch_id: int) -> int: ...
+
     def settle_without_tx(self, item_ids: Sequence[int], note: str) -> None: ...
 
     def fail_items(self, item_ids: Sequence[int], reason: str) -> None: ...
@@ -394,6 +396,11 @@ class QueueStore(Protocol):
 _KINDS: Final = {kind.value: kind for kind in ItemKind}
 _LANES: Final = {lane.value: lane for lane in Lane}
 _ITEM_STATES: Final = {state.value: state for state in ItemState}
+
+
+# An item's columns in ``Item``'s field order: items are read by position (100k-item reads are the hot path).
+_ITEM_COLUMNS: Final = "id, kind, lane, key, payload, state, reason, batch_id, source, received_at, updated_at"
+_OPEN_ITEM_STATES: Final = (ItemState.BATCHED, ItemState.SUBMITTED)
 
 
 def _now() -> float:
@@ -567,18 +574,20 @@ class SqliteStore(StagedIntake):
 
     @staticmethod
     def _item(row: sqlite3.Row) -> Item:
+        """An item from a row of ``_ITEM_COLUMNS`` (read by position)."""
+        key, lane = row[3], row[2]
         return Item(
-            id=int(row["id"]),
-            kind=_KINDS[row["kind"]],
-            lane=None if row["lane"] is None else _LANES[row["lane"]],
-            key=None if row["key"] is None else bytes(row["key"]),
-            payload=str(row["payload"]),
-            state=_ITEM_STATES[row["state"]],
-            reason=row["reason"],
-            batch_id=row["batch_id"],
-            source=str(row["source"]),
-            received_at=float(row["received_at"]),
-            updated_at=float(row["updated_at"]),
+            int(row[0]),
+            _KINDS[row[1]],
+            None if lane is None else _LANES[lane],
+            None if key is None else bytes(key),
+            str(row[4]),
+            _ITEM_STATES[row[5]],
+            row[6],
+            row[7],
+            str(row[8]),
+            float(row[9]),
+            float(row[10]),
         )
 
     @staticmethod
@@ -614,7 +623,7 @@ class SqliteStore(StagedIntake):
         )
 
     def item(self, item_id: int) -> Item:
-        row = self._db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
+        row = self._db.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE id = ?", (item_id,)).fetchone()
         if row is None:
             raise InvalidInput(f"item: no item with id {item_id}")
         return self._item(row)
@@ -629,7 +638,8 @@ class SqliteStore(StagedIntake):
         if lane is not None:
             clauses.append("lane = ?")
             params.append(lane.value)
-        sql = "SELECT * FROM items" + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY id"
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        sql = f"SELECT {_ITEM_COLUMNS} FROM items{where} ORDER BY id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [self._item(row) for row in self._db.execute(sql, params)]
@@ -660,7 +670,7 @@ class SqliteStore(StagedIntake):
         return [self._batch(row) for row in rows]
 
     def batch_items(self, batch_id: int) -> list[Item]:
-        rows = self._db.execute("SELECT * FROM items WHERE batch_id = ? ORDER BY id", (batch_id,))
+        rows = self._db.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE batch_id = ? ORDER BY id", (batch_id,))
         return [self._item(row) for row in rows]
 
     def current_tx(self, batch_id: int) -> TxRecord | None:
@@ -676,22 +686,62 @@ class SqliteStore(StagedIntake):
 
     # -- transitions -------------------------------------------------------------------------------------------
 
+    # A set of item ids as one statement parameter: a JSON array here, an array on PostgreSQL.
+    _ID_SET: str = "(SELECT value FROM json_each(?))"
+
+    @staticmethod
+    def _ids_param(ids: Sequence[int]) -> Any:
+        return json.dumps([int(i) for i in ids])
+
     def _move_items(
         self, db: sqlite3.Connection, ids: Sequence[int], new: ItemState, *, reason: str | None, now: float
     ) -> None:
-        """Move items to ``new``, checking each transition; the caller holds the write transaction."""
-        for chunk_start in range(0, len(ids), 500):
-            chunk = list(ids[chunk_start : chunk_start + 500])
-            marks = ",".join("?" * len(chunk))
-            states = db.execute(f"SELECT id, state FROM items WHERE id IN ({marks})", chunk).fetchall()
-            if len(states) != len(set(chunk)):
-                raise InvariantViolation(f"items {sorted(set(chunk) - {r[0] for r in states})} do not exist")
-            for row in states:
-                check_item_transition(ItemState(row[1]), new)
+        """Move items to ``new``, checking every transition (once per distinct current state, from a grouped
+        count); the caller holds the write transaction."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return
+        param = self._ids_param(wanted)
+        counts = db.execute(f"SELECT state, COUNT(*) FROM items WHERE id IN {self._ID_SET} GROUP BY state", (param,))
+        found = {_ITEM_STATES[str(row[0])]: int(row[1]) for row in counts}
+        if sum(found.values()) != len(wanted):
+            present = {int(r[0]) for r in db.execute(f"SELECT id FROM items WHERE id IN {self._ID_SET}", (param,))}
+            raise InvariantViolation(f"items {sorted(set(wanted) - present)[:20]} do not exist")
+        for state in found:
+            check_item_transition(state, new)
+        changed = db.execute(
+            f"UPDATE items SET state = ?, reason = ?, updated_at = ? WHERE id IN {self._ID_SET}",
+            (new.value, reason, now, param),
+        ).rowcount
+        if changed != len(wanted):
+            raise InvariantViolation(f"moving {len(wanted)} items to {new}: {changed} changed")
+
+    def _move_batch_items(
+        self,
+        db: sqlite3.Connection,
+        batch_id: int,
+        old: Sequence[ItemState],
+        new: ItemState,
+        *,
+        reason: str | None,
+        now: float,
+        detach: bool = False,
+    ) -> int:
+        """Move every item of the batch that is in one of the ``old`` states to ``new`` in one statement (each
+        ``old`` -> ``new`` transition checked first), optionally taking them out of the batch; returns how many
+        moved. The caller holds the write transaction (and the batch's row: every change to a batch's items
+        goes through its batch)."""
+        for state in old:
+            check_item_transition(state, new)
+        marks = ",".join("?" * len(old))
+        batch_column = ", batch_id = NULL" if detach else ""
+        return int(
             db.execute(
-                f"UPDATE items SET state = ?, reason = ?, updated_at = ? WHERE id IN ({marks})",
-                [new.value, reason, now, *chunk],
-            )
+                f"UPDATE items SET state = ?, reason = ?, updated_at = ?{batch_column}"
+                f" WHERE batch_id = ? AND state IN ({marks})",
+                (new.value, reason, now, batch_id, *(s.value for s in old)),
+            ).rowcount
+        )
 
     def _move_batch(self, db: sqlite3.Connection, batch_id: int, new: BatchState, **fields: Any) -> Batch:
         row = db.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
@@ -703,17 +753,31 @@ class SqliteStore(StagedIntake):
         db.execute(f"UPDATE batches SET {sets} WHERE id = ?", [new.value, _now(), *fields.values(), batch_id])
         return batch
 
-    def _batch_item_ids(self, db: sqlite3.Connection, batch_id: int, *states: ItemState) -> list[int]:
-        """Ids of the batch's items, optionally only those in ``states``."""
-        if not states:
-            rows = db.execute("SELECT id FROM items WHERE batch_id = ? ORDER BY id", (batch_id,))
-        else:
-            marks = ",".join("?" * len(states))
-            rows = db.execute(
-                f"SELECT id FROM items WHERE batch_id = ? AND state IN ({marks}) ORDER BY id",
-                [batch_id, *(s.value for s in states)],
-            )
-        return [int(r[0]) for r in rows]
+    def _lock_batch_items(self, db: sqlite3.Connection, batch_id: int, *states: ItemState) -> None:
+        """Lock the batch's items in ``states`` before they are moved (PostgreSQL; SQLite's write transaction
+        holds the whole database already)."""
+
+    def _check_open_items(
+        self,
+        db: sqlite3.Connection,
+        batch_id: int,
+        ids: Iterable[int],
+        what: str,
+        *,
+        states: Sequence[ItemState] = _OPEN_ITEM_STATES,
+    ) -> None:
+        """Refuse ids that are not items of the batch in ``states``."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return
+        marks = ",".join("?" * len(states))
+        rows = db.execute(
+            f"SELECT id FROM items WHERE id IN {self._ID_SET} AND batch_id = ? AND state IN ({marks})",
+            (self._ids_param(wanted), batch_id, *(s.value for s in states)),
+        )
+        stray = set(wanted) - {int(row[0]) for row in rows}
+        if stray:
+            raise InvariantViolation(f"batch {batch_id}: {what} {sorted(stray)} not open items of it")
 
     def create_batch(
         self, lane: Lane, item_ids: Sequence[int], *, root: bytes | None, dump_path: str | None, dump: str | None
@@ -728,16 +792,17 @@ class SqliteStore(StagedIntake):
                 (lane.value, BatchState.BUILT.value, len(item_ids), root, dump_path, dump, now, now),
             )
             batch_id = int(cursor.lastrowid or 0)
-            for chunk_start in range(0, len(item_ids), 500):
-                chunk = list(item_ids[chunk_start : chunk_start + 500])
-                marks = ",".join("?" * len(chunk))
-                changed = db.execute(
-                    f"UPDATE items SET state = ?, batch_id = ?, updated_at = ?"
-                    f" WHERE id IN ({marks}) AND state = ? AND lane = ?",
-                    [ItemState.BATCHED.value, batch_id, now, *chunk, ItemState.RECEIVED.value, lane.value],
-                ).rowcount
-                if changed != len(set(chunk)):
-                    raise InvariantViolation(f"batch {batch_id}: some of items {chunk} are not received {lane} items")
+            wanted = sorted(set(item_ids))
+            changed = db.execute(
+                f"UPDATE items SET state = ?, batch_id = ?, updated_at = ?"
+                f" WHERE id IN {self._ID_SET} AND state = ? AND lane = ?",
+                (ItemState.BATCHED.value, batch_id, now, self._ids_param(wanted), ItemState.RECEIVED.value, lane.value),
+            ).rowcount
+            if changed != len(wanted):
+                raise InvariantViolation(
+                    f"batch {batch_id}: {len(wanted) - changed} of its {len(wanted)} items are not received"
+                    f" {lane} items"
+                )
             row = db.execute("SELECT * FROM batches WHERE id = ?", (batch_id,)).fetchone()
         return self._batch(row)
 
@@ -757,10 +822,9 @@ class SqliteStore(StagedIntake):
         with self._write() as db:
             batch = self._move_batch(db, batch_id, BatchState.SUBMITTED)
             db.execute("UPDATE batches SET attempts = ? WHERE id = ?", (batch.attempts + 1, batch_id))
-            open_ids = self._batch_item_ids(db, batch_id, ItemState.BATCHED)
-            if not open_ids:
+            self._lock_batch_items(db, batch_id, ItemState.BATCHED)
+            if not self._move_batch_items(db, batch_id, [ItemState.BATCHED], ItemState.SUBMITTED, reason=None, now=now):
                 raise InvariantViolation(f"batch {batch_id} has no open items to submit")
-            self._move_items(db, open_ids, ItemState.SUBMITTED, reason=None, now=now)
             return self._insert_tx(db, batch_id, tx_hash=tx_hash, nonce=nonce, sender=sender, raw=raw, now=now)
 
     def record_replacement_tx(self, batch_id: int, *, tx_hash: bytes, nonce: int, sender: str, raw: bytes) -> TxRecord:
@@ -795,13 +859,11 @@ class SqliteStore(StagedIntake):
         failures = dict(item_failures or {})
         with self._write() as db:
             self._move_batch(db, batch_id, BatchState.CONFIRMED, reason=note)
-            ids = self._batch_item_ids(db, batch_id, ItemState.BATCHED, ItemState.SUBMITTED)
-            unknown = set(failures) - set(ids)
-            if unknown:
-                raise InvariantViolation(f"batch {batch_id}: failures reported for items {sorted(unknown)} not in it")
-            self._move_items(db, [i for i in ids if i not in failures], ItemState.CONFIRMED, reason=note, now=now)
+            self._lock_batch_items(db, batch_id, *_OPEN_ITEM_STATES)
+            self._check_open_items(db, batch_id, failures, "failures reported for")
             for item_id, reason in failures.items():
                 self._move_items(db, [item_id], ItemState.FAILED, reason=reason, now=now)
+            self._move_batch_items(db, batch_id, _OPEN_ITEM_STATES, ItemState.CONFIRMED, reason=note, now=now)
             if tx_hash is not None:
                 db.execute(
                     "UPDATE transactions SET state = 'mined', block_number = ?, gas_used = ?, updated_at = ?"
@@ -821,8 +883,8 @@ class SqliteStore(StagedIntake):
         now = _now()
         with self._write() as db:
             self._move_batch(db, batch_id, BatchState.FAILED, reason=reason)
-            open_ids = self._batch_item_ids(db, batch_id, ItemState.BATCHED, ItemState.SUBMITTED)
-            self._move_items(db, open_ids, ItemState.FAILED, reason=reason, now=now)
+            self._lock_batch_items(db, batch_id, *_OPEN_ITEM_STATES)
+            self._move_batch_items(db, batch_id, _OPEN_ITEM_STATES, ItemState.FAILED, reason=reason, now=now)
             if tx_hash is not None:
                 db.execute(
                     "UPDATE transactions SET state = 'reverted', block_number = ?, note = ?, updated_at = ?"
@@ -835,8 +897,8 @@ class SqliteStore(StagedIntake):
         now = _now()
         with self._write() as db:
             self._move_batch(db, batch_id, BatchState.BUILT, reason=note)
-            open_ids = self._batch_item_ids(db, batch_id, ItemState.SUBMITTED)
-            self._move_items(db, open_ids, ItemState.BATCHED, reason=None, now=now)
+            self._lock_batch_items(db, batch_id, ItemState.SUBMITTED)
+            self._move_batch_items(db, batch_id, [ItemState.SUBMITTED], ItemState.BATCHED, reason=None, now=now)
             db.execute(
                 "UPDATE transactions SET state = 'replaced', note = ?, updated_at = ?"
                 " WHERE batch_id = ? AND state = 'sent'",
@@ -848,22 +910,17 @@ class SqliteStore(StagedIntake):
         now = _now()
         with self._write() as db:
             self._move_batch(db, batch_id, BatchState.FAILED, reason=note)
-            ids = self._batch_item_ids(db, batch_id, ItemState.BATCHED)
-            self._move_items(db, ids, ItemState.RECEIVED, reason=None, now=now)
-            for chunk_start in range(0, len(ids), 500):
-                chunk = ids[chunk_start : chunk_start + 500]
-                marks = ",".join("?" * len(chunk))
-                db.execute(f"UPDATE items SET batch_id = NULL WHERE id IN ({marks})", chunk)
+            self._lock_batch_items(db, batch_id, ItemState.BATCHED)
+            self._move_batch_items(
+                db, batch_id, [ItemState.BATCHED], ItemState.RECEIVED, reason=None, now=now, detach=True
+            )
 
     def resolve_items(self, batch_id: int, *, confirmed: Mapping[int, str], failed: Mapping[int, str]) -> None:
         """Some open items of a built batch turned out settled (or unsettleable) on chain before its transaction
         was signed: move them to confirmed / failed with a note; the rest stay in the batch."""
         now = _now()
         with self._write() as db:
-            open_ids = set(self._batch_item_ids(db, batch_id, ItemState.BATCHED))
-            stray = (set(confirmed) | set(failed)) - open_ids
-            if stray:
-                raise InvariantViolation(f"batch {batch_id}: items {sorted(stray)} are not open items of it")
+            self._check_open_items(db, batch_id, [*confirmed, *failed], "items", states=(ItemState.BATCHED,))
             for item_id, note in confirmed.items():
                 self._move_items(db, [item_id], ItemState.CONFIRMED, reason=note, now=now)
             for item_id, reason in failed.items():
@@ -872,10 +929,18 @@ class SqliteStore(StagedIntake):
     def open_items(self, batch_id: int) -> list[Item]:
         """The batch's items that are not yet confirmed or failed."""
         rows = self._db.execute(
-            "SELECT * FROM items WHERE batch_id = ? AND state IN (?, ?) ORDER BY id",
-            (batch_id, ItemState.BATCHED.value, ItemState.SUBMITTED.value),
+            f"SELECT {_ITEM_COLUMNS} FROM items WHERE batch_id = ? AND state IN (?, ?) ORDER BY id",
+            (batch_id, *(s.value for s in _OPEN_ITEM_STATES)),
         )
         return [self._item(row) for row in rows]
+
+    def open_count(self, batch_id: int) -> int:
+        """How many of the batch's items are not yet confirmed or failed (a Merkle batch needs no more)."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM items WHERE batch_id = ? AND state IN (?, ?)",
+            (batch_id, *(s.value for s in _OPEN_ITEM_STATES)),
+        ).fetchone()
+        return int(row[0])
 
     def settle_without_tx(self, item_ids: Sequence[int], note: str) -> None:
         """Items that need no transaction (private mode) are done."""
@@ -927,7 +992,7 @@ class SqliteStore(StagedIntake):
         batches = {str(r[0]): int(r[1]) for r in self._db.execute("SELECT state, COUNT(*) FROM batches GROUP BY state")}
         marks = ",".join("?" * len(_IN_FLIGHT_ITEMS))
         oldest = self._db.execute(
-            f"SELECT * FROM items WHERE state IN ({marks}) ORDER BY received_at, id LIMIT 1",
+            f"SELECT {_ITEM_COLUMNS} FROM items WHERE state IN ({marks}) ORDER BY received_at, id LIMIT 1",
             [s.value for s in _IN_FLIGHT_ITEMS],
         ).fetchone()
         last_tx = self._db.execute("SELECT * FROM transactions ORDER BY id DESC LIMIT 1").fetchone()

@@ -32,6 +32,7 @@ from og_settle._postgres import (
 from og_settle.relayer._states import BatchState, ItemKind, ItemState, Lane
 from og_settle.relayer._store import (
     _INSERT_STAGED,
+    _ITEM_COLUMNS,
     _STAGED_MATCHES,
     Batch,
     BatchLease,
@@ -56,6 +57,8 @@ _HISTORY: Final = SchemaHistory(
     label="queue",
     option="db",
 )
+# Items read back per statement after a claim.
+_READ_CHUNK: Final = 5_000
 _OPEN_BATCHES: Final = [BatchState.BUILT.value, BatchState.SUBMITTED.value]
 # Where a queued payment names the account that must settle it (upto only; x402 v2 payload, Permit2 witness).
 _UPTO_FACILITATOR: Final = "{paymentPayload,payload,permit2Authorization,witness,facilitator}"
@@ -244,12 +247,29 @@ class PostgresStore(SqliteStore):
             self._fences[int(leased["id"])] = int(leased["fence"])
         return self._batch(leased)
 
+    _ID_SET = "(SELECT unnest(?::bigint[]))"
+
+    @staticmethod
+    def _ids_param(ids: Sequence[int]) -> Any:
+        return list(ids)
+
     def _move_items(
         self, db: sqlite3.Connection, ids: Sequence[int], new: ItemState, *, reason: str | None, now: float
     ) -> None:
         # Lock the rows (in id order, so two writers cannot deadlock) before the SQLite store's check and update.
-        db.execute("SELECT id FROM items WHERE id = ANY(?) ORDER BY id FOR UPDATE", (sorted(set(ids)),))
+        db.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM items WHERE id = ANY(?) ORDER BY id FOR UPDATE) AS locked",
+            (sorted(set(ids)),),
+        )
         super()._move_items(db, ids, new, reason=reason, now=now)
+
+    def _lock_batch_items(self, db: sqlite3.Connection, batch_id: int, *states: ItemState) -> None:
+        # In id order, as above; counted on the server, so that no row travels.
+        db.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM items WHERE batch_id = ? AND state = ANY(?) ORDER BY id FOR UPDATE)"
+            " AS locked",
+            (batch_id, [s.value for s in states]),
+        )
 
     def _move_batch(self, db: sqlite3.Connection, batch_id: int, new: BatchState, **fields: Any) -> Batch:
         self._check_lease(db, batch_id)
@@ -297,13 +317,20 @@ class PostgresStore(SqliteStore):
             route = f" AND COALESCE(lower(payload::jsonb #>> '{_UPTO_FACILITATOR}'), ?) = ?"
             extra = [settler.lower(), settler.lower()]
         with self._write() as db:
-            rows = db.execute(
+            claimed = db.execute(
                 "UPDATE items SET claimed_by = ?, claimed_until = ? WHERE id IN ("
                 " SELECT id FROM items WHERE state = ? AND lane = ? AND (claimed_until IS NULL OR claimed_until < ?)"
-                f"{route} ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING *",
+                f"{route} ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING id",
                 (self.worker, now + ttl, ItemState.RECEIVED.value, lane.value, now, *extra, limit),
             ).fetchall()
-        return sorted((self._item(row) for row in rows), key=lambda item: item.id)
+        # Read back in chunks: a 100,000-item claim never holds all its rows twice (result set and items).
+        ids = sorted(int(row[0]) for row in claimed)
+        items: list[Item] = []
+        for start in range(0, len(ids), _READ_CHUNK):
+            chunk = ids[start : start + _READ_CHUNK]
+            rows = self._db.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE id = ANY(?) ORDER BY id", (chunk,))
+            items.extend(self._item(row) for row in rows)
+        return items
 
     def claimed_by(self, item_id: int) -> str | None:
         """The instance that claimed or batched the item, if any."""
