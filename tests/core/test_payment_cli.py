@@ -172,11 +172,12 @@ def test_header_forms_round_trip(run: Run, tmp_path: Path) -> None:
 def test_payment_required_with_several_options(run: Run, tmp_path: Path) -> None:
     exact = json.loads(run(*requirements_args("exact", 7))[1])
     upto = json.loads(run(*requirements_args("upto", 9))[1])
+    other = {**exact, "extra": {"assetTransferMethod": "eip2612", "name": "USDC", "version": "2"}}
     eip3009 = {**exact, "extra": {"assetTransferMethod": "eip3009", "name": "USDC", "version": "2"}}
-    wrapper = write(tmp_path / "required.json", {"x402Version": 2, "accepts": [eip3009, upto, exact]})
+    wrapper = write(tmp_path / "required.json", {"x402Version": 2, "accepts": [other, upto, exact, eip3009]})
 
     code, out, _ = run("payment", "sign", wrapper, "--key-env", KEY_ENV)
-    assert code == 0 and json.loads(out)["accepted"] == upto  # the first option paid with permit2
+    assert code == 0 and json.loads(out)["accepted"] == upto  # the first option og-settle can pay
     code, out, _ = run("payment", "sign", wrapper, "--key-env", KEY_ENV, "--accept", "2")
     assert code == 0
     chosen = json.loads(out)
@@ -184,8 +185,10 @@ def test_payment_required_with_several_options(run: Run, tmp_path: Path) -> None
     # Against the whole PaymentRequired, verify picks the option with the payload's scheme and network.
     code, result = verify(run, tmp_path, chosen, "--requirements", wrapper)
     assert code == 0 and result["isValid"] is True
+    code, out, _ = run("payment", "sign", wrapper, "--key-env", KEY_ENV, "--accept", "3")
+    assert code == 0 and set(json.loads(out)["payload"]) == {"authorization", "signature"}  # EIP-3009
     code, _, err = run("payment", "sign", wrapper, "--key-env", KEY_ENV, "--accept", "0")
-    assert code == 2 and "accepts[0].extra.assetTransferMethod" in err
+    assert code == 2 and "accepts[0]: og-settle pays" in err and "'eip2612'" in err
 
 
 def set_path(body: dict[str, Any], path: str, value: Any) -> None:

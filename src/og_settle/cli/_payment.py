@@ -1,4 +1,4 @@
-"""``og-settle payment``: write x402 payment requirements, sign a Permit2 payment, and verify one.
+"""``og-settle payment``: write x402 payment requirements, sign a Permit2 or EIP-3009 payment, and verify one.
 
 ``requirements`` prints a ``PaymentRequirements`` JSON object, or with ``--header`` the value of a
 ``PAYMENT-REQUIRED`` header (the base64 x402 v2 ``PaymentRequired`` wrapper). ``sign`` reads requirements (JSON of
@@ -6,7 +6,9 @@
 stdin, signs with the private key held in the environment variable named by ``--key-env`` (never on the command
 line), and prints the ``PaymentPayload`` JSON, or with ``--header`` the ``PAYMENT-SIGNATURE`` header value.
 ``verify`` checks a payload (JSON or header value) as a facilitator's ``POST /verify`` does, offline, and with
-``--rpc-url`` also on chain (Permit2 nonce unspent, Permit2 allowance, balance).
+``--rpc-url`` also on chain (Permit2 nonce unspent, Permit2 allowance, balance). Requirements of the exact scheme
+without ``extra.assetTransferMethod`` (x402's default, e.g. ``--asset USDC``) are paid with EIP-3009, as the stock SDK
+pays them (:mod:`og_settle.cli._payment_eip3009`).
 
 Signing, parsing and verification are :mod:`og_settle._x402`'s; this module only reads, dispatches and prints.
 
@@ -102,7 +104,8 @@ def register(groups: Any) -> None:
     requirements.set_defaults(handler=_requirements)
 
     sign = commands.add_parser(
-        "sign", help="sign a Permit2 payment for requirements; prints PaymentPayload JSON or a PAYMENT-SIGNATURE value"
+        "sign",
+        help="sign a Permit2 or EIP-3009 payment for requirements; prints PaymentPayload JSON or PAYMENT-SIGNATURE",
     )
     sign.add_argument("requirements", help="file or - (stdin): PaymentRequirements/PaymentRequired JSON or header")
     sign.add_argument("--key-env", required=True, help="environment variable holding the payer's private key")
@@ -220,28 +223,42 @@ def _load_requirements(source: str, argument: str, accept: int | None) -> tuple[
         if "accepts" not in data:
             if accept is not None:
                 raise InvalidInput("--accept: the input is one PaymentRequirements, not a PaymentRequired list")
-            return _permit2_option(PaymentRequirements.from_json(data), "paymentRequirements"), None
+            return _payable_option(PaymentRequirements.from_json(data), "paymentRequirements"), None
         required = PaymentRequired.from_json(data)
         if accept is not None:
             if not 0 <= accept < len(required.accepts):
                 raise InvalidInput(f"--accept: {accept} is out of range for {len(required.accepts)} accepts entries")
-            return _permit2_option(required.accepts[accept], f"accepts[{accept}]"), required.resource
+            return _payable_option(required.accepts[accept], f"accepts[{accept}]"), required.resource
         for option in required.accepts:
-            if option.scheme in ("exact", "upto") and option.extra.get("assetTransferMethod", "permit2") == "permit2":
+            if _payable(option):
                 return option, required.resource
-        raise InvalidInput("paymentRequired.accepts: no exact or upto option paid with permit2")
+        raise InvalidInput("paymentRequired.accepts: no exact or upto option paid with permit2 or eip3009")
     except InvalidInput as err:
         raise InvalidInput(f"{label}: {err}") from None
 
 
-def _permit2_option(requirements: PaymentRequirements, where: str) -> PaymentRequirements:
-    method = requirements.extra.get("assetTransferMethod", "permit2")
-    if method != "permit2":
-        raise InvalidInput(f"{where}.extra.assetTransferMethod: og-settle pays with 'permit2', got {method!r}")
+def _payable(requirements: PaymentRequirements) -> bool:
+    """Exact or upto with Permit2, or exact with EIP-3009 (no ``assetTransferMethod``, as x402's default)."""
+    from og_settle.cli._payment_eip3009 import is_eip3009_requirements
+
+    if requirements.scheme not in ("exact", "upto"):
+        return False
+    return requirements.extra.get("assetTransferMethod") == "permit2" or is_eip3009_requirements(requirements)
+
+
+def _payable_option(requirements: PaymentRequirements, where: str) -> PaymentRequirements:
+    if not _payable(requirements):
+        method = requirements.extra.get("assetTransferMethod", "eip3009")
+        raise InvalidInput(
+            f"{where}: og-settle pays exact/upto with 'permit2' or exact with 'eip3009', got {requirements.scheme} "
+            f"with {method!r}"
+        )
     return requirements
 
 
-def _load_payload(source: str) -> PaymentPayload:
+def _load_payload(source: str) -> PaymentPayload | Mapping[str, Any]:
+    """A Permit2 ``PaymentPayload``, or an EIP-3009 payload's JSON (checked by the facilitator's verifier)."""
+    from og_settle._eip3009 import is_eip3009_body
     from og_settle._x402 import PAYMENT_SIGNATURE_HEADER, PaymentPayload
 
     label, text = _read(source, "payload")
@@ -250,13 +267,15 @@ def _load_payload(source: str) -> PaymentPayload:
         raise InvalidInput(f"{label}: expected a JSON object, got {type(data).__name__}")
     if data.get("kind") == "payment" and isinstance(data.get("paymentPayload"), Mapping):
         data = data["paymentPayload"]  # a relayer record (`payment sign --record`)
+    if is_eip3009_body({"paymentPayload": data}):
+        return dict(data)
     try:
         return PaymentPayload.from_json(data)
     except InvalidInput as err:
         raise InvalidInput(f"{label}: {err}") from None
 
 
-def _matching(payload: PaymentPayload, source: str) -> PaymentRequirements:
+def _matching(accepted: PaymentRequirements, source: str) -> PaymentRequirements:
     """The server's requirements the payload answers: of a PaymentRequired, the first with its scheme and network."""
     from og_settle._x402 import PAYMENT_REQUIRED_HEADER, PaymentRequired, PaymentRequirements
 
@@ -272,7 +291,6 @@ def _matching(payload: PaymentPayload, source: str) -> PaymentRequirements:
         raise InvalidInput(f"{label}: {err}") from None
     if not options:
         raise InvalidInput(f"{label}: paymentRequired.accepts: empty")
-    accepted = payload.accepted
     same = [o for o in options if (o.scheme, o.network) == (accepted.scheme, accepted.network)]
     # None matching: check against the first, which then fails with unsupported_scheme or invalid_network.
     return next((o for o in same if o == accepted), same[0] if same else options[0])
@@ -406,6 +424,8 @@ def _sign(args: argparse.Namespace) -> int:
 
     requirements, resource = _load_requirements(args.requirements, "requirements", args.accept)
     key = account_from_env(args.key_env, holder="the payer").key
+    if requirements.extra.get("assetTransferMethod") != "permit2":
+        return _sign_eip3009(args, requirements, key, resource)
     spender = parse_address(args.spender, "--spender") if args.spender is not None else requirements.spender
     facilitator = None
     if requirements.scheme == "upto":
@@ -445,6 +465,28 @@ def _sign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sign_eip3009(args: argparse.Namespace, requirements: PaymentRequirements, key: Any, resource: Any) -> int:
+    import base64
+
+    from og_settle.cli._payment_eip3009 import sign_eip3009_payment
+
+    for option, value in (
+        ("--spender", args.spender),
+        ("--facilitator", args.facilitator),
+        ("--request-hash", args.request_hash),
+        ("--gasless", args.gasless or None),
+        ("--record", args.record or None),
+    ):
+        if value is not None:
+            raise InvalidInput(f"{option}: not for an EIP-3009 payment (the requirements have no assetTransferMethod)")
+    body = sign_eip3009_payment(requirements, key, resource)
+    if args.header:
+        print(base64.b64encode(json.dumps(body, separators=(",", ":")).encode()).decode("ascii"))
+    else:
+        print(json.dumps(body))
+    return 0
+
+
 # -- verify
 
 
@@ -470,11 +512,14 @@ def _verify(args: argparse.Namespace) -> int:
     from og_settle._eip2612 import Eip2612Permit, token_permit_reads, verify_with_permit
     from og_settle._hex import parse_address, parse_bytes32, parse_uint256
     from og_settle._networks import X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY
-    from og_settle._x402 import verify_payment
+    from og_settle._x402 import PaymentPayload, verify_payment
     from og_settle.clients import is_connection_error
 
-    payload = _load_payload(args.payload)
-    requirements = payload.accepted if args.requirements is None else _matching(payload, args.requirements)
+    loaded = _load_payload(args.payload)
+    if not isinstance(loaded, PaymentPayload):
+        return _verify_eip3009(args, loaded)
+    payload = loaded
+    requirements = payload.accepted if args.requirements is None else _matching(payload.accepted, args.requirements)
     spender = parse_address(args.spender, "--spender") if args.spender is not None else requirements.spender
     settler = args.facilitator if args.facilitator is not None else requirements.settler
     settler = None if settler is None else parse_address(settler, "--facilitator")
@@ -517,12 +562,7 @@ def _verify(args: argparse.Namespace) -> int:
         if args.rpc_url is not None and is_connection_error(err):
             raise InvalidInput(f"--rpc-url: lost the node at {args.rpc_url} ({type(err).__name__})") from None
         raise
-    if args.requirements is None:
-        print(
-            "og-settle: note: checked against the payload's own 'accepted' requirements; "
-            "pass --requirements to check against the server's",
-            file=sys.stderr,
-        )
+    _accepted_note(args)
     if args.json:
         print(json.dumps(result.to_json()))
     else:
@@ -538,3 +578,35 @@ def _verify(args: argparse.Namespace) -> int:
         else:
             print(f"invalid: {result.invalid_reason} (payer {auth.owner}; checked {where})")
     return 0 if result.is_valid else 1
+
+
+def _accepted_note(args: argparse.Namespace) -> None:
+    if args.requirements is None:
+        print(
+            "og-settle: note: checked against the payload's own 'accepted' requirements; "
+            "pass --requirements to check against the server's",
+            file=sys.stderr,
+        )
+
+
+def _verify_eip3009(args: argparse.Namespace, payload: Mapping[str, Any]) -> int:
+    from og_settle._hex import parse_uint256
+    from og_settle._x402 import PaymentRequirements
+    from og_settle.cli._payment_eip3009 import report_eip3009
+
+    for option, value in (("--spender", args.spender), ("--facilitator", args.facilitator)):
+        if value is not None:
+            raise InvalidInput(f"{option}: not for an EIP-3009 payment (it names no spender or settler)")
+    if args.request_hash is not None:
+        raise InvalidInput("--request-hash: an EIP-3009 payment is not bound to a request")
+    try:
+        accepted = PaymentRequirements.from_json(payload.get("accepted") or {}, "accepted")
+    except InvalidInput as err:
+        raise InvalidInput(f"paymentPayload.{err}") from None
+    requirements = accepted if args.requirements is None else _matching(accepted, args.requirements)
+    if args.rpc_url is not None:
+        _chain(args.rpc_url, requirements.chain_id)  # the node is reachable and serves the requirements' chain
+    now = None if args.now is None else parse_uint256(args.now, "--now")
+    code = report_eip3009(payload, requirements, rpc_url=args.rpc_url, now=now, as_json=args.json)
+    _accepted_note(args)
+    return code

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -59,10 +60,10 @@ from og_settle.facilitator._protocol import (
 from og_settle.facilitator._store import SettlementState
 
 if TYPE_CHECKING:
-    from og_settle.facilitator._chain import AsyncRpcBatchReader
+    from og_settle.facilitator._chain import AsyncRpcBatchReader, RpcBatchReader
     from og_settle.facilitator._protocol import Facilitator
 
-__all__ = ["Eip3009Payments"]
+__all__ = ["Eip3009Payments", "Eip3009Verifier"]
 
 # validBefore must leave this much time to land the transaction (the stock SDK's buffer).
 VALID_BEFORE_BUFFER_S: Final = 6
@@ -94,7 +95,7 @@ class _Reads:
     token_code: bool
     supported: bool
     used: bool
-    balance: int
+    balance: int | None  # None: not read (offline)
 
 
 def _uint(result: Any) -> int:
@@ -102,16 +103,28 @@ def _uint(result: Any) -> int:
     return int(text[:64], 16) if text else 0
 
 
-class Eip3009Payments:
-    """EIP-3009 ``/verify`` and ``/settle`` for ``facilitator``, for the ``assets`` that list ``eip3009``.
+class Eip3009Verifier:
+    """EIP-3009 verification on ``network`` for the ``assets`` that list ``eip3009``: the checks of ``/verify``.
 
-    ``batch_route`` names the engine route that settles gathered payments in one transaction (an
-    ``Eip3009Batcher``), or None to send one ``transferWithAuthorization`` per payment."""
+    ``reader`` reads the chain; without one (``reader=None``) only the offline checks run: the envelope, the
+    asset, recipient, value, the window at ``now`` and an EOA's signature. ``now``, when given, replaces the
+    latest block's timestamp in the window check. ``og-settle payment verify`` uses it directly; the facilitator
+    through :class:`Eip3009Payments`."""
 
-    def __init__(self, facilitator: Facilitator, assets: Sequence[Asset], batch_route: str | None = None) -> None:
-        self.facilitator = facilitator
+    def __init__(
+        self,
+        assets: Sequence[Asset],
+        *,
+        network: str,
+        reader: RpcBatchReader | None,
+        pay_to_allowlist: Collection[str] | None = None,
+        now: int | None = None,
+    ) -> None:
         self.assets = {asset.address: asset for asset in assets if asset.supports(EIP3009)}
-        self.route = batch_route or ROUTE
+        self.network = network
+        self.reader = reader
+        self.pay_to_allowlist = pay_to_allowlist
+        self.now = now
         self._known_code: set[str] = set()
 
     # -- parsing and offline checks ----------------------------------------------------------------------------
@@ -168,18 +181,17 @@ class Eip3009Payments:
         return _Request(Eip3009Payment(payload, domain), requirements, amount)
 
     def _precheck(self, request: _Request) -> VerifyResult | None:
-        f = self.facilitator
         auth = request.payment.payload.authorization
         requirements = request.requirements
 
         def invalid(reason: ReasonCode, message: str) -> VerifyResult:
             return VerifyResult(is_valid=False, invalid_reason=reason, payer=auth.owner, invalid_message=message)
 
-        if requirements.network != f.network:
+        if requirements.network != self.network:
             return invalid(
-                ReasonCode.INVALID_NETWORK, f"network: {requirements.network} is not served here ({f.network})"
+                ReasonCode.INVALID_NETWORK, f"network: {requirements.network} is not served here ({self.network})"
             )
-        if f.pay_to_allowlist is not None and requirements.pay_to not in f.pay_to_allowlist:
+        if self.pay_to_allowlist is not None and requirements.pay_to not in self.pay_to_allowlist:
             return invalid(
                 ReasonCode.PAY_TO_NOT_ALLOWED, f"payTo: {requirements.pay_to} is not on this facilitator's allow-list"
             )
@@ -231,7 +243,7 @@ class Eip3009Payments:
         # A token whose authorizationState or balanceOf reverts cannot take this payment.
         supported = not isinstance(used, CallFailed) and not isinstance(balance, CallFailed)
         return _Reads(
-            timestamp=int(str(block["timestamp"]), 16),
+            timestamp=int(str(block["timestamp"]), 16) if self.now is None else self.now,
             payer_code=isinstance(payer_code, str) and payer_code not in ("0x", "0x0"),
             token_code=token_code,
             supported=supported,
@@ -296,7 +308,7 @@ class Eip3009Payments:
             return invalid(
                 ReasonCode.EIP3009_NONCE_ALREADY_USED, f"authorization.nonce: 0x{auth.nonce.hex()} is already used"
             )
-        if reads.balance < auth.value:
+        if reads.balance is not None and reads.balance < auth.value:
             return invalid(
                 ReasonCode.EIP3009_INSUFFICIENT_BALANCE, f"balance: {auth.owner} holds {reads.balance} < {auth.value}"
             )
@@ -306,7 +318,10 @@ class Eip3009Payments:
         early = self._precheck(request)
         if early is not None:
             return early
-        reader = self.facilitator.reader
+        reader = self.reader
+        if reader is None:  # offline: the chain's part (code, nonce, balance) is unknown, the window is at now
+            now = int(time.time()) if self.now is None else self.now
+            return self._conclude(request, _Reads(now, False, True, True, False, None), None)
         try:
             reads = self._reads(request, reader.batch(self._calls(request), tolerant=True))
             erc1271 = None
@@ -325,12 +340,30 @@ class Eip3009Payments:
         return VerifyResult(is_valid=False, invalid_reason=err.reason, payer=payer, invalid_message=err.message)
 
     def verify(self, body: Any) -> VerifyResult:
+        """The ``/verify`` answer for ``body`` (``{x402Version, paymentPayload, paymentRequirements}``)."""
         try:
             request = self._parse(body, settling=False)
         except _Malformed as err:
             return self._rejected(err, body)
         result = self._check(request)
         return dataclasses.replace(result, extensions=payment_extension(request.payment.key))
+
+
+class Eip3009Payments(Eip3009Verifier):
+    """EIP-3009 ``/verify`` and ``/settle`` for ``facilitator``, for the ``assets`` that list ``eip3009``.
+
+    ``batch_route`` names the engine route that settles gathered payments in one transaction (an
+    ``Eip3009Batcher``), or None to send one ``transferWithAuthorization`` per payment."""
+
+    def __init__(self, facilitator: Facilitator, assets: Sequence[Asset], batch_route: str | None = None) -> None:
+        super().__init__(
+            assets,
+            network=facilitator.network,
+            reader=facilitator.reader,
+            pay_to_allowlist=facilitator.pay_to_allowlist,
+        )
+        self.facilitator = facilitator
+        self.route = batch_route or ROUTE
 
     async def verify_async(self, body: Any, reader: AsyncRpcBatchReader) -> VerifyResult:
         try:
