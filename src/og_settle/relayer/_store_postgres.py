@@ -228,9 +228,11 @@ class PostgresStore(SqliteStore):
             # batched meanwhile is not counted here and the whole batch is refused.
             # Items another instance holds a live claim on are not this instance's to batch.
             free = (ItemState.RECEIVED.value, lane.value, self.worker, now)
+            # The ids as a joined set, not ``id = ANY(array)``: that one is a linear search of the array per row
+            # (19 s for a 100,000-item batch).
             changed = db.execute(
                 "UPDATE items SET state = ?, batch_id = ?, updated_at = ?, claimed_by = ?"
-                " WHERE id = ANY(?) AND state = ? AND lane = ?"
+                f" WHERE id IN {self._ID_SET} AND state = ? AND lane = ?"
                 " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until < ?)",
                 [ItemState.BATCHED.value, row["id"], now, self.worker, wanted, *free],
             ).rowcount
@@ -258,7 +260,7 @@ class PostgresStore(SqliteStore):
     ) -> None:
         # Lock the rows (in id order, so two writers cannot deadlock) before the SQLite store's check and update.
         db.execute(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM items WHERE id = ANY(?) ORDER BY id FOR UPDATE) AS locked",
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM items WHERE id IN {self._ID_SET} ORDER BY id FOR UPDATE) AS locked",
             (sorted(set(ids)),),
         )
         super()._move_items(db, ids, new, reason=reason, now=now)
