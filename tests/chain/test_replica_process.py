@@ -48,6 +48,10 @@ def test_chain_up_serves_base_sepolia_and_stops_cleanly(stop_signal: signal.Sign
         for key, account in zip(info["dev_keys"], info["dev_accounts"], strict=True):
             assert Account.from_key(key).address.lower() == account.lower()
         assert all(int(amount) == 1_000_000 * 10**18 for amount in info["opg_balances"])
+        # USDC: the stand-in at Base Sepolia's USDC address, 6 decimals, held by every dev account (read from chain).
+        assert (info["usdc"], info["usdc_decimals"]) == ("0x036CbD53842c5426634e7929541eC2318f3dCF7e", 6)
+        assert len(info["usdc_balances"]) == 10
+        assert all(int(amount) == 1_000_000 * 10**6 for amount in info["usdc_balances"])
         proc.send_signal(stop_signal)
         assert proc.wait(timeout=20) == 0
     finally:

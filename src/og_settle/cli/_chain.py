@@ -13,6 +13,7 @@ from types import FrameType
 from typing import Any
 
 from og_settle._errors import InvalidInput
+from og_settle._networks import USDC_DECIMALS
 from og_settle.cli._network import NETWORK_ENV, add_network_option, selected_network
 
 FORK_NODE_ENV = "APE_FOUNDRY_HOST"  # read by ape-foundry when it connects
@@ -38,56 +39,66 @@ def register(groups: Any) -> None:
     run.set_defaults(handler=_exec)
 
 
-def _holdings(info: Any) -> list[tuple[int, int]]:
-    """Each dev account's (wei, OPG base units), read from the node."""
+def _holdings(info: Any) -> list[tuple[int, int, int]]:
+    """Each dev account's (wei, OPG base units, USDC base units), read from the node."""
     from og_settle.replica._rpc import JsonRpc
 
     rpc = JsonRpc(info.rpc_url, timeout=10)
-    selector = "0x70a08231"  # balanceOf(address)
+
+    def balance_of(token: str, account: str) -> int:
+        data = "0x70a08231" + account[2:].lower().rjust(64, "0")  # balanceOf(address)
+        return int(rpc.call("eth_call", {"to": token, "data": data}, "latest"), 16)
+
     return [
         (
             int(rpc.call("eth_getBalance", account, "latest"), 16),
-            int(
-                rpc.call("eth_call", {"to": info.opg, "data": selector + account[2:].lower().rjust(64, "0")}, "latest"),
-                16,
-            ),
+            balance_of(info.opg, account),
+            balance_of(info.usdc, account),
         )
         for account in info.dev_accounts
     ]
 
 
-def _print_accounts(info: Any, holdings: list[tuple[int, int]]) -> None:
+def _print_accounts(info: Any, holdings: list[tuple[int, int, int]]) -> None:
     """The dev accounts and their keys, laid out as anvil prints them, with what each holds."""
     from og_settle._hex import parse_address
 
     print("\nAvailable Accounts\n==================")
-    for index, (account, (wei, opg)) in enumerate(zip(info.dev_accounts, holdings, strict=True)):
-        print(f"({index}) {parse_address(account, 'dev account')} ({_units(wei)} ETH, {_units(opg)} OPG)")
+    for index, (account, (wei, opg, usdc)) in enumerate(zip(info.dev_accounts, holdings, strict=True)):
+        address = parse_address(account, "dev account")
+        print(f"({index}) {address} ({_units(wei)} ETH, {_units(opg)} OPG, {_units(usdc, USDC_DECIMALS)} USDC)")
     print("\nPrivate Keys\n==================")
     for index, key in enumerate(info.dev_keys):
         print(f"({index}) {key}")
-    holders = [str(index) for index, (_, opg) in enumerate(holdings) if opg > 0]
-    print(f"\nOPG holders: accounts {', '.join(holders) or 'none'}; these keys are public, for local use only\n")
+    holders = [str(index) for index, (_, opg, _) in enumerate(holdings) if opg > 0]
+    usdc_holders = [str(index) for index, (_, _, usdc) in enumerate(holdings) if usdc > 0]
+    print(
+        f"\nOPG holders: accounts {', '.join(holders) or 'none'}; USDC holders: accounts "
+        f"{', '.join(usdc_holders) or 'none'}; these keys are public, for local use only\n"
+    )
 
 
-def _units(amount: int) -> str:
-    """An 18-decimal amount in whole units (trailing zeros dropped)."""
-    whole, frac = divmod(amount, 10**18)
-    return f"{whole}.{str(frac).rjust(18, '0').rstrip('0')}" if frac else str(whole)
+def _units(amount: int, decimals: int = 18) -> str:
+    """An amount of ``decimals`` decimals in whole units (trailing zeros dropped)."""
+    whole, frac = divmod(amount, 10**decimals)
+    return f"{whole}.{str(frac).rjust(decimals, '0').rstrip('0')}" if frac else str(whole)
 
 
-def _describe(info: Any, holdings: list[tuple[int, int]]) -> dict[str, Any]:
+def _describe(info: Any, holdings: list[tuple[int, int, int]]) -> dict[str, Any]:
     return {
         "rpc_url": info.rpc_url,
         "chain_id": info.chain_id,
         "network": info.network,
         "permit2": info.permit2,
         "opg": info.opg,
+        "usdc": info.usdc,
+        "usdc_decimals": USDC_DECIMALS,
         "x402_exact_proxy": info.x402_exact_proxy,
         "x402_upto_proxy": info.x402_upto_proxy,
         "dev_accounts": list(info.dev_accounts),
         "dev_keys": list(info.dev_keys),
-        "opg_balances": [str(amount) for _, amount in holdings],
+        "opg_balances": [str(amount) for _, amount, _ in holdings],
+        "usdc_balances": [str(amount) for _, _, amount in holdings],
         "startup_seconds": round(info.startup_seconds, 2),
     }
 
@@ -120,6 +131,7 @@ def _up(args: argparse.Namespace) -> int:
                 print(f"{network.label} replica (chain id {info.chain_id}) at {info.rpc_url}", flush=True)
                 print(f"  Permit2     {info.permit2}  (genuine, CREATE2 at its canonical address)")
                 print(f"  OPG         {info.opg}  (18 decimals, replica stand-in)")
+                print(f"  USDC        {info.usdc}  ({USDC_DECIMALS} decimals, EIP-3009, replica stand-in)")
                 print(f"  x402 exact  {info.x402_exact_proxy}  (replica stand-in for the canonical proxy)")
                 print(f"  x402 upto   {info.x402_upto_proxy}  (replica stand-in for the canonical proxy)")
                 _print_accounts(info, holdings)
