@@ -10,7 +10,6 @@ from og_settle._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from og_settle._attestation import (
-        Eip712Domain,
         IndividualSettlement,
         InferenceAttestation,
         MetadataSettlement,
@@ -23,11 +22,11 @@ if TYPE_CHECKING:
         tee_signer_for,
     )
     from og_settle._binding import new_request_nonce, request_binding
+    from og_settle._eip712 import Eip712Domain, TokenDomain
     from og_settle._eip2612 import Eip2612Permit, gasless_permit, with_permit
     from og_settle._eip3009 import (
         Eip3009Authorization,
         Eip3009Payload,
-        TokenDomain,
         new_eip3009_authorization,
         recover_eip3009_signer,
         sign_eip3009,

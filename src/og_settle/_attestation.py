@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from eth_abi.abi import encode
 
+from og_settle._eip712 import Eip712Domain
 from og_settle._errors import InvalidInput
 from og_settle._hex import UINT256_MAX, keccak256, parse_address, parse_bytes32, parse_hex_bytes
 
@@ -38,7 +39,6 @@ from og_settle.tee._secp256k1 import (
 )
 
 __all__ = [
-    "DOMAIN_TYPE",
     "INDIVIDUAL_SETTLEMENT_TYPE",
     "INFERENCE_TYPE",
     "MAX_METADATA_SIZE",
@@ -47,7 +47,6 @@ __all__ = [
     "SETTLEMENT_DOMAIN_NAME",
     "TEE_REGISTRATION_TYPE",
     "TEE_REGISTRY_DOMAIN_NAME",
-    "Eip712Domain",
     "IndividualSettlement",
     "InferenceAttestation",
     "MetadataSettlement",
@@ -61,7 +60,6 @@ __all__ = [
     "tee_signer_for",
 ]
 
-DOMAIN_TYPE: Final = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 SETTLEMENT_DOMAIN_NAME: Final = "OG Settlement Registry"
 TEE_REGISTRY_DOMAIN_NAME: Final = "OG TEE Registry"
 DOMAIN_VERSION: Final = "1"
@@ -90,15 +88,6 @@ MAX_METADATA_SIZE: Final = 64 * 1024
 MAX_ENDPOINT_LENGTH: Final = 256
 
 
-def _type_fields(type_string: str) -> list[dict[str, str]]:
-    inner = type_string[type_string.index("(") + 1 : -1]
-    return [{"name": part.split(" ")[1], "type": part.split(" ")[0]} for part in inner.split(",")]
-
-
-def _type_name(type_string: str) -> str:
-    return type_string[: type_string.index("(")]
-
-
 def _check_timestamp(value: Any) -> int:
     if type(value) is not int or not 0 <= value <= UINT256_MAX:
         raise InvalidInput(f"timestamp: expected an integer in [0, 2**256), got {value!r}")
@@ -106,69 +95,6 @@ def _check_timestamp(value: Any) -> int:
 
 
 # EIP-712
-
-
-@dataclass(frozen=True, slots=True)
-class Eip712Domain:
-    """An EIP-712 domain with name, version, chain id and verifying contract (OpenZeppelin EIP712's layout).
-
-    Attributes:
-        name: The domain name, for example ``"OG Settlement Registry"``.
-        version: The domain version, ``"1"``.
-        chain_id: The chain id (84532 for Base Sepolia).
-        verifying_contract: The checksummed address of the contract that verifies the signatures.
-    """
-
-    name: str
-    version: str
-    chain_id: int
-    verifying_contract: str
-
-    # 0x1901 ‖ separator, computed once: intake hashes one digest per record.
-    _prefix: bytes = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if type(self.chain_id) is not int or self.chain_id <= 0:
-            raise InvalidInput(f"chain_id: expected a positive integer, got {self.chain_id!r}")
-        object.__setattr__(self, "verifying_contract", parse_address(self.verifying_contract, "verifying_contract"))
-        separator = keccak256(
-            encode(
-                ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-                [
-                    keccak256(DOMAIN_TYPE.encode()),
-                    keccak256(self.name.encode()),
-                    keccak256(self.version.encode()),
-                    self.chain_id,
-                    self.verifying_contract,
-                ],
-            )
-        )
-        object.__setattr__(self, "_prefix", b"\x19\x01" + separator)
-
-    def separator(self) -> bytes:
-        """The domain separator (what the contract's ``eip712Domain`` hashes to)."""
-        return self._prefix[2:]
-
-    def digest(self, struct_hash: bytes) -> bytes:
-        """``keccak256(0x1901 ‖ separator ‖ structHash)``, what the signer signs."""
-        return keccak256(self._prefix + struct_hash)
-
-    def typed_data(self, type_string: str, message: dict[str, Any]) -> dict[str, Any]:
-        """The full eth-account / ``eth_signTypedData_v4`` message for a struct without nested types."""
-        return {
-            "types": {
-                "EIP712Domain": _type_fields(DOMAIN_TYPE),
-                _type_name(type_string): _type_fields(type_string),
-            },
-            "primaryType": _type_name(type_string),
-            "domain": {
-                "name": self.name,
-                "version": self.version,
-                "chainId": self.chain_id,
-                "verifyingContract": self.verifying_contract,
-            },
-            "message": message,
-        }
 
 
 @lru_cache(maxsize=64)  # immutable; intake asks for it once per record

@@ -198,7 +198,7 @@ def sign_permit(
 ) -> Eip2612Permit:
     """Sign a permit of ``token`` for ``spender`` (Permit2) with the payer's key, as a client does: ``nonce`` is
     the token's current ``nonces(owner)`` and ``domain_separator`` its ``DOMAIN_SEPARATOR()`` (or
-    ``og_settle._eip3009.TokenDomain(name, version, chain_id, token).separator``)."""
+    ``og_settle.TokenDomain(name, version, chain_id, token).separator()``)."""
     import coincurve
     from eth_account import Account
 

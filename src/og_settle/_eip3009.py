@@ -15,7 +15,6 @@ Only eth-abi, eth-account, coincurve and the keccak are imported here.
 
 from __future__ import annotations
 
-import functools
 import secrets
 import time
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from eth_abi.abi import decode, encode
 from eth_abi.exceptions import DecodingError
 from eth_account import Account
 
+from og_settle._eip712 import TokenDomain
 from og_settle._errors import InvalidInput, InvariantViolation
 from og_settle._hex import (
     keccak256,
@@ -44,7 +44,6 @@ __all__ = [
     "Eip3009Authorization",
     "Eip3009Payload",
     "Eip3009Payment",
-    "TokenDomain",
     "erc6492_inner",
     "erc6492_wrapped",
     "is_eip3009_body",
@@ -57,48 +56,9 @@ TRANSFER_WITH_AUTHORIZATION_TYPE: Final = (
     "TransferWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,"
     "bytes32 nonce)"
 )
-_DOMAIN_TYPE: Final = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 # ERC-6492: a signature by a not-yet-deployed contract wallet ends with this 32-byte magic value.
 _ERC6492_MAGIC: Final = bytes.fromhex("6492" * 16)
 _MAX_SIGNATURE_BYTES: Final = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class TokenDomain:
-    """A token's EIP-712 domain, as EIP-3009 signs over it.
-
-    Attributes:
-        name: the domain name (``extra.name``: ``"USDC"`` on Base Sepolia, ``"USD Coin"`` on Base).
-        version: the domain version (``extra.version``: ``"2"`` for USDC).
-        chain_id: the EIP-155 chain id.
-        token: the token's address (the verifying contract).
-    """
-
-    name: str
-    version: str
-    chain_id: int
-    token: str
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "token", parse_address(self.token, "token"))
-
-    @property
-    def separator(self) -> bytes:
-        """The domain separator."""
-        return _separator(self.name, self.version, self.chain_id, self.token)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "chainId": self.chain_id, "verifyingContract": self.token}
-
-
-@functools.lru_cache(maxsize=64)
-def _separator(name: str, version: str, chain_id: int, token: str) -> bytes:
-    return keccak256(
-        encode(
-            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-            [keccak256(_DOMAIN_TYPE.encode()), keccak256(name.encode()), keccak256(version.encode()), chain_id, token],
-        )
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,30 +107,13 @@ class Eip3009Authorization:
 
     def digest(self, domain: TokenDomain) -> bytes:
         """The EIP-712 digest the payer signs."""
-        return keccak256(b"\x19\x01" + domain.separator + self.struct_hash())
+        return domain.digest(self.struct_hash())
 
     def typed_data(self, domain: TokenDomain) -> dict[str, Any]:
         """The EIP-712 typed data (eth-account's ``full_message`` form), as the stock x402 SDKs build it."""
-        return {
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
-                "TransferWithAuthorization": [
-                    {"name": "from", "type": "address"},
-                    {"name": "to", "type": "address"},
-                    {"name": "value", "type": "uint256"},
-                    {"name": "validAfter", "type": "uint256"},
-                    {"name": "validBefore", "type": "uint256"},
-                    {"name": "nonce", "type": "bytes32"},
-                ],
-            },
-            "primaryType": "TransferWithAuthorization",
-            "domain": domain.to_json(),
-            "message": {
+        return domain.typed_data(
+            TRANSFER_WITH_AUTHORIZATION_TYPE,
+            {
                 "from": self.owner,
                 "to": self.to,
                 "value": self.value,
@@ -178,7 +121,7 @@ class Eip3009Authorization:
                 "validBefore": self.valid_before,
                 "nonce": self.nonce,
             },
-        }
+        )
 
     def to_json(self) -> dict[str, str]:
         """The x402 ``authorization`` object (numbers as decimal strings, the nonce as 0x hex)."""

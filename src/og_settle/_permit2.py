@@ -21,6 +21,7 @@ import coincurve
 from eth_abi.abi import encode
 from eth_account import Account
 
+from og_settle._eip712 import Eip712Domain, type_fields
 from og_settle._errors import InvalidInput, InvariantViolation
 from og_settle._hex import (
     keccak256,
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
 __all__ = [
-    "DOMAIN_TYPE",
     "PERMIT_WITNESS_TRANSFER_FROM_STUB",
     "TOKEN_PERMISSIONS_TYPE",
     "ApprovalResult",
@@ -48,16 +48,17 @@ __all__ = [
     "is_canonical_signature",
     "new_authorization",
     "nonce_position",
+    "permit2_domain",
     "recover_digest_signer",
     "recover_signer",
     "sign_authorization",
 ]
 
-DOMAIN_TYPE: Final = "EIP712Domain(string name,uint256 chainId,address verifyingContract)"
 TOKEN_PERMISSIONS_TYPE: Final = "TokenPermissions(address token,uint256 amount)"
 PERMIT_WITNESS_TRANSFER_FROM_STUB: Final = (
     "PermitWitnessTransferFrom(TokenPermissions permitted,address spender,uint256 nonce,uint256 deadline,"
 )
+_PERMIT_WITNESS_TRANSFER_FROM: Final = PERMIT_WITNESS_TRANSFER_FROM_STUB + "Witness witness)"
 # x402 client default: a payment may settle from ten minutes before it was signed (clock skew).
 VALID_AFTER_SKEW_SECONDS: Final = 600
 
@@ -143,14 +144,14 @@ def _type_hash(encoded_type: str) -> bytes:
 
 
 @functools.lru_cache(maxsize=64)
+def permit2_domain(chain_id: int, permit2: str = PERMIT2_ADDRESS) -> Eip712Domain:
+    """Permit2's EIP-712 domain: ``(name "Permit2", chainId, verifyingContract)``, no version."""
+    return Eip712Domain("Permit2", None, chain_id, permit2)
+
+
 def domain_separator(chain_id: int, permit2: str = PERMIT2_ADDRESS) -> bytes:
-    """Permit2's EIP-712 domain separator: ``(name "Permit2", chainId, verifyingContract)``, no version."""
-    return keccak256(
-        encode(
-            ["bytes32", "bytes32", "uint256", "address"],
-            [keccak256(DOMAIN_TYPE.encode()), keccak256(b"Permit2"), chain_id, parse_address(permit2, "permit2")],
-        )
-    )
+    """Permit2's EIP-712 domain separator."""
+    return permit2_domain(chain_id, permit2).separator()
 
 
 def nonce_position(nonce: int) -> tuple[int, int]:
@@ -236,40 +237,25 @@ class Permit2Authorization:
 
     def digest(self, chain_id: int, permit2: str = PERMIT2_ADDRESS) -> bytes:
         """The EIP-712 digest the payer signs and Permit2 recovers from."""
-        return keccak256(b"\x19\x01" + domain_separator(chain_id, permit2) + self.struct_hash())
+        return permit2_domain(chain_id, permit2).digest(self.struct_hash())
 
     def typed_data(self, chain_id: int, permit2: str = PERMIT2_ADDRESS) -> dict[str, Any]:
         """The message as EIP-712 typed data (eth-account's ``full_message`` / ``eth_signTypedData_v4``)."""
         witness = self.witness_values()
         if "requestHash" in witness:
             witness["requestHash"] = to_hex(witness["requestHash"])
-        return {
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
-                "PermitWitnessTransferFrom": [
-                    {"name": "permitted", "type": "TokenPermissions"},
-                    {"name": "spender", "type": "address"},
-                    {"name": "nonce", "type": "uint256"},
-                    {"name": "deadline", "type": "uint256"},
-                    {"name": "witness", "type": "Witness"},
-                ],
-                "TokenPermissions": [{"name": "token", "type": "address"}, {"name": "amount", "type": "uint256"}],
-                "Witness": [{"name": name, "type": kind} for name, kind in self.scheme.witness_fields],
-            },
-            "primaryType": "PermitWitnessTransferFrom",
-            "domain": {"name": "Permit2", "chainId": chain_id, "verifyingContract": parse_address(permit2, "permit2")},
-            "message": {
-                "permitted": {"token": self.token, "amount": self.amount},
-                "spender": self.spender,
-                "nonce": self.nonce,
-                "deadline": self.deadline,
-                "witness": witness,
-            },
+        nested = {
+            "TokenPermissions": type_fields(TOKEN_PERMISSIONS_TYPE),
+            "Witness": [{"name": name, "type": kind} for name, kind in self.scheme.witness_fields],
         }
+        message = {
+            "permitted": {"token": self.token, "amount": self.amount},
+            "spender": self.spender,
+            "nonce": self.nonce,
+            "deadline": self.deadline,
+            "witness": witness,
+        }
+        return permit2_domain(chain_id, permit2).typed_data(_PERMIT_WITNESS_TRANSFER_FROM, message, nested=nested)
 
     def payment_args(self, signature: bytes, amount: int | None = None) -> tuple[Any, ...]:
         """The ``IPaymentFacilitator.Payment`` tuple for ``settle`` / ``settleBatch``.

@@ -16,7 +16,6 @@ import pytest
 from eth_account.signers.local import LocalAccount
 
 from og_settle._attestation import (
-    Eip712Domain,
     IndividualSettlement,
     InferenceAttestation,
     MetadataSettlement,
@@ -25,6 +24,7 @@ from og_settle._attestation import (
     settlement_domain,
     tee_registry_domain,
 )
+from og_settle._eip712 import Eip712Domain
 from og_settle._hex import keccak256
 
 MAX_AGE = 3600

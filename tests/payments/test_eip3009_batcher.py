@@ -16,7 +16,8 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
-from og_settle._eip3009 import Eip3009Authorization, TokenDomain, sign_eip3009
+from og_settle._eip712 import TokenDomain
+from og_settle._eip3009 import Eip3009Authorization, sign_eip3009
 from og_settle._networks import BASE, BASE_SEPOLIA
 from tests.support.tokens import deal_opg
 

@@ -16,7 +16,8 @@ import pytest
 from eth_abi.abi import encode
 
 from og_settle._deploy import Deployment
-from og_settle._eip3009 import Eip3009Authorization, Eip3009Payload, TokenDomain, sign_eip3009
+from og_settle._eip712 import TokenDomain
+from og_settle._eip3009 import Eip3009Authorization, Eip3009Payload, sign_eip3009
 from og_settle._networks import BASE, BASE_SEPOLIA, Asset
 from og_settle._x402 import PaymentRequirements
 from og_settle.facilitator import SqliteSettlementStore

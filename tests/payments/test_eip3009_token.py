@@ -16,7 +16,8 @@ from eth_abi.abi import encode
 from eth_account import Account
 from eth_utils import keccak
 
-from og_settle._eip3009 import Eip3009Authorization, TokenDomain, sign_eip3009
+from og_settle._eip712 import TokenDomain
+from og_settle._eip3009 import Eip3009Authorization, sign_eip3009
 from og_settle._networks import BASE, BASE_SEPOLIA
 from tests.support.tokens import deal_opg
 
@@ -70,7 +71,7 @@ def test_metadata_and_domain_are_usdcs(usdc: Any, net: Any, chain_id: int, domai
     assert (usdc.name(), usdc.symbol(), usdc.decimals()) == (asset.eip712_name, "USDC", 6)
     _, name, version, domain_chain, verifying, _, _ = usdc.eip712Domain()
     assert (name, version, domain_chain, verifying) == (asset.eip712_name, "2", chain_id, asset.address)
-    assert bytes(usdc.DOMAIN_SEPARATOR()) == domain.separator
+    assert bytes(usdc.DOMAIN_SEPARATOR()) == domain.separator()
     assert bytes(usdc.TRANSFER_WITH_AUTHORIZATION_TYPEHASH()) == keccak(
         text="TransferWithAuthorization(address from,address to,uint256 value,uint256 validAfter,"
         "uint256 validBefore,bytes32 nonce)"
@@ -140,7 +141,7 @@ def test_receive_with_authorization_only_by_the_payee(
 ) -> None:
     payer = funded[0]
     auth = _auth(payer, payee, chain)
-    digest_domain = domain.separator
+    digest_domain = domain.separator()
     struct = keccak(
         encode(
             ["bytes32", "address", "address", "uint256", "uint256", "uint256", "bytes32"],
@@ -177,7 +178,7 @@ def test_cancel_authorization_spends_the_nonce_without_moving_tokens(
             [keccak(text="CancelAuthorization(address authorizer,bytes32 nonce)"), payer.address, auth.nonce],
         )
     )
-    cancel = bytes(Account._sign_hash(keccak(b"\x19\x01" + domain.separator + struct), payer.private_key).signature)
+    cancel = bytes(Account._sign_hash(keccak(b"\x19\x01" + domain.separator() + struct), payer.private_key).signature)
     with ape.reverts(usdc.InvalidSignature):
         usdc.cancelAuthorization(stranger.address, auth.nonce, cancel, sender=stranger)
     before = usdc.balanceOf(payer)
@@ -232,7 +233,9 @@ def test_permit_sets_the_allowance_and_spends_the_permit_nonce(
             ],
         )
     )
-    signature = bytes(Account._sign_hash(keccak(b"\x19\x01" + domain.separator + struct), payer.private_key).signature)
+    signature = bytes(
+        Account._sign_hash(keccak(b"\x19\x01" + domain.separator() + struct), payer.private_key).signature
+    )
     usdc.permit(payer.address, PERMIT2_ADDRESS, 2**256 - 1, deadline, *_vrs(signature), sender=stranger)
     assert usdc.allowance(payer, PERMIT2_ADDRESS) == 2**256 - 1
     assert usdc.nonces(payer) == nonce + 1

@@ -20,8 +20,8 @@ from eth_account import Account
 
 from og_settle import PERMIT2_ADDRESS, X402_EXACT_PERMIT2_PROXY
 from og_settle._deploy import Deployment
+from og_settle._eip712 import TokenDomain
 from og_settle._eip2612 import EIP2612_GAS_SPONSORING, Eip2612Permit, sign_permit
-from og_settle._eip3009 import TokenDomain
 from og_settle._x402 import PaymentPayload, PaymentRequirements, create_payment_payload
 from og_settle.clients import make_web3
 from og_settle.facilitator import Facilitator, SqliteSettlementStore
@@ -83,7 +83,7 @@ def requirements(token: Any, payee: Any, chain_id: int, scheme: str = "exact", *
 def permit_for(
     token: Any, chain_id: int, account: Any, value: int, deadline: int, *, nonce: int | None = None, **kw: Any
 ) -> Eip2612Permit:
-    separator = TokenDomain("Permit Token", "1", chain_id, token.address).separator
+    separator = TokenDomain("Permit Token", "1", chain_id, token.address).separator()
     current = int(token.nonces(account.address)) if nonce is None else nonce
     return sign_permit(account.key, token=token.address, domain_separator=separator, nonce=current, value=value,
                        deadline=deadline, **kw)  # fmt: skip
@@ -102,7 +102,7 @@ def untouched(chain: Any, account: Any) -> bool:
 
 
 def test_the_token_domain_is_what_the_client_computes(token: Any, chain_id: int) -> None:
-    assert bytes(token.DOMAIN_SEPARATOR()) == TokenDomain("Permit Token", "1", chain_id, token.address).separator
+    assert bytes(token.DOMAIN_SEPARATOR()) == TokenDomain("Permit Token", "1", chain_id, token.address).separator()
 
 
 def test_supported_advertises_the_extension(make_facilitator: Callable[..., Facilitator]) -> None:

@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 from eth_abi.abi import encode
 
+from og_settle._eip712 import TokenDomain
 from og_settle._eip3009 import (
     Eip3009Payload,
     Eip3009Payment,
-    TokenDomain,
     erc6492_inner,
     erc6492_wrapped,
     recover_eip3009_signer,

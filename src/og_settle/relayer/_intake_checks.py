@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from og_settle._attestation import Eip712Domain, InferenceAttestation, recover_signer
+from og_settle._attestation import InferenceAttestation, recover_signer
 from og_settle._deploy import Deployment
+from og_settle._eip712 import Eip712Domain
 from og_settle._errors import InvalidInput
 from og_settle._hex import parse_address, to_hex
 from og_settle._merkle import OG_LEAF_ENCODING, InferenceLeaf, leaf_hash

@@ -21,12 +21,12 @@ from og_settle._hex import keccak256, parse_address, parse_bytes32, parse_hex_by
 
 if TYPE_CHECKING:  # the EIP-712 structs sit above this module; only their types are needed here
     from og_settle._attestation import (
-        Eip712Domain,
         IndividualSettlement,
         InferenceAttestation,
         MetadataSettlement,
         TeeRegistration,
     )
+    from og_settle._eip712 import Eip712Domain
 
 __all__ = [
     "SECP256K1_N",
