@@ -44,6 +44,7 @@ __all__ = [
     "Eip3009Authorization",
     "Eip3009Payload",
     "Eip3009Payment",
+    "TokenDomain",  # its home is og_settle._eip712; named here too, beside what signs over it
     "erc6492_inner",
     "erc6492_wrapped",
     "is_eip3009_body",
