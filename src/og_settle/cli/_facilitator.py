@@ -93,9 +93,9 @@ def register(groups: Any) -> None:
     serve.add_argument("--threads", type=int, default=64, help="worker threads for chain calls")
     serve.add_argument(
         "--queue",
-        type=Path,
         default=None,
-        help="the relayer's queue (SQLite): serve POST /settle_data, OpenGradient settlement data for the relayer",
+        help="the relayer's queue (an SQLite file or postgresql://user[:password]@host[:port]/dbname): serve "
+        "POST /settle_data, OpenGradient settlement data for the relayer",
     )
     serve.add_argument(
         "--assets",
@@ -240,7 +240,10 @@ def _serve(args: argparse.Namespace) -> int:
             from og_settle.relayer import RegistryTeeDirectory
 
             directory = RegistryTeeDirectory(w3, deployment.tee_registry, cache_seconds=60.0)
-            settle_data = SettlementDataQueue(args.queue, deployment, tee_directory=directory)
+            try:
+                settle_data = SettlementDataQueue(args.queue, deployment, tee_directory=directory)
+            except InvalidInput as err:
+                raise InvalidInput(f"--queue: {str(err).removeprefix('db: ')}") from None
         sock = bind(args.host, args.port)
         log = RequestLog()
         app = create_app(
@@ -268,7 +271,7 @@ def _serve(args: argparse.Namespace) -> int:
                 "assets": [f"{a.symbol} {a.address}" for a in facilitator.assets],
                 "store": redact_url(str(store_path)),
                 "auth": not args.no_auth,
-                "settleData": None if args.queue is None else str(args.queue),
+                "settleData": None if args.queue is None else redact_url(args.queue),
             }
             if args.json:
                 print(json.dumps(start), flush=True)

@@ -59,7 +59,9 @@ def register(groups: Any) -> None:
     serve.add_argument("--upstream-key-env", default=None, help="--model openai: env variable with the API key")
     serve.add_argument("--model-map", default=None, help="--model openai: JSON object, gateway model -> upstream model")
     serve.add_argument(
-        "--queue", type=Path, default=None, help="the relayer's queue database (batch/individual/metadata)"
+        "--queue",
+        default=None,
+        help="the relayer's queue (batch/individual/metadata): an SQLite file or postgresql://user[:password]@host/db",
     )
     serve.add_argument("--deployment", type=Path, default=None, help="deployments/<chain id>.json (with --queue)")
     serve.add_argument("--blobs", type=Path, default=None, help="directory of the local DA blob store")
@@ -123,7 +125,10 @@ def build_gateway(args: argparse.Namespace) -> Any:
             raise InvalidInput(
                 f"--deployment: chain {deployment.chain_id}, but --network is {net.name} ({net.chain_id})"
             )
-        sink = RelayerQueueSink(args.queue, deployment, tee_keys=[tee.key.public])
+        try:
+            sink = RelayerQueueSink(args.queue, deployment, tee_keys=[tee.key.public])
+        except InvalidInput as err:
+            raise InvalidInput(f"--queue: {str(err).removeprefix('db: ')}") from None
     config = GatewayConfig(
         network=net,
         pay_to=parse_address(args.pay_to, "--pay-to"),

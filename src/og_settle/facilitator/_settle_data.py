@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from starlette.requests import Request
@@ -39,17 +39,19 @@ _DATA_HEADER: Final = "x-settlement-data"
 
 
 class SettlementDataQueue:
-    """The relayer's SQLite queue at ``db_path`` (tied to ``deployment``, as ``relayer submit`` ties it), fed with
-    settlement data checked by the relayer's intake.
+    """The relayer's queue at ``db`` (an SQLite file or a ``postgresql://`` URL, as ``relayer submit --db`` takes),
+    tied to ``deployment`` as ``relayer submit`` ties it, fed with settlement data checked by the relayer's intake.
 
     ``tee_directory`` is where each leaf's TEE key is looked up (the TEE registry; see
     :class:`og_settle.relayer.RegistryTeeDirectory`). Thread-safe: one writer at a time.
     """
 
-    def __init__(self, db_path: Path, deployment: Deployment, *, tee_directory: TeeDirectory | None) -> None:
-        from og_settle.relayer import IntakeConfig, SqliteStore, bind_deployment
+    def __init__(
+        self, db: str | os.PathLike[str], deployment: Deployment, *, tee_directory: TeeDirectory | None
+    ) -> None:
+        from og_settle.relayer import IntakeConfig, bind_deployment, open_store
 
-        self._store = SqliteStore(Path(db_path))
+        self._store = open_store(db)
         try:  # the queue settles to this deployment only (a queue tied to another one is refused)
             bind_deployment(self._store, deployment)
         except BaseException:

@@ -1,19 +1,20 @@
 """Where settled inferences go: the relayer's durable queue (``batch``, ``individual``, ``metadata`` modes).
 
 The gateway builds one relayer intake record per inference (see :mod:`og_settle.relayer._intake` for the
-format) and hands it to a :class:`SettlementSink`. :class:`RelayerQueueSink` writes it into the relayer's SQLite
-queue, the same one ``og-settle relayer submit`` fills and ``og-settle relayer run`` drains, through the
-relayer's own intake, so every check the relayer makes at intake is made here, before the client is charged.
+format) and hands it to a :class:`SettlementSink`. :class:`RelayerQueueSink` writes it into the relayer's queue
+(an SQLite file or a PostgreSQL database), the same one ``og-settle relayer submit`` fills and ``og-settle relayer
+run`` drains, through the relayer's own intake, so every check the relayer makes at intake is made here, before the
+client is charged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from og_settle._errors import InvalidInput
@@ -57,12 +58,15 @@ class SettlementSink(Protocol):
 
 
 class RelayerQueueSink:
-    """Queues records in the relayer's SQLite queue at ``db_path`` for the ``deployment``'s contracts."""
+    """Queues records in the relayer's queue at ``db`` (an SQLite file or a ``postgresql://`` URL, as ``relayer
+    submit --db`` takes) for the ``deployment``'s contracts."""
 
-    def __init__(self, db_path: Path, deployment: Deployment, *, tee_keys: Iterable[TeePublicKey] = ()) -> None:
-        from og_settle.relayer import IntakeConfig, SqliteStore, StaticTeeDirectory
+    def __init__(
+        self, db: str | os.PathLike[str], deployment: Deployment, *, tee_keys: Iterable[TeePublicKey] = ()
+    ) -> None:
+        from og_settle.relayer import IntakeConfig, StaticTeeDirectory, open_store
 
-        self._store = SqliteStore(Path(db_path))
+        self._store = open_store(db)
         # Intake checks each leaf's signer; the gateway vouches for its own TEE's key (``tee_keys``). A leaf whose key
         # is not among them is refused.
         self._config = IntakeConfig(deployment=deployment, tee_directory=StaticTeeDirectory(tee_keys))
