@@ -206,3 +206,54 @@ def test_npm_x402_evm_pays_usdc_with_eip3009(
     assert first["success"] is True and mined(chain, first["transaction"]), first
     assert replay["success"] is True and replay["transaction"] == first["transaction"], replay
     assert (usdc.balanceOf(payer), usdc.balanceOf(payee)) == (before[0] - PRICE, before[1] + PRICE)
+
+
+def test_og_settle_payment_sign_makes_the_stock_sdks_usdc_payload(
+    x402_env: sdk_envs.SdkEnv,
+    usdc_facilitator: RunningFacilitator,
+    usdc_payers: list[Any],
+    payee: Any,
+    usdc: Any,
+    chain: Any,
+    chain_id: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """For the requirements the stock server offers, ``og-settle payment sign`` writes what the stock client writes
+    (same fields, same accepted requirements, same authorisation but for its random nonce and clock), and
+    ``og-settle payment verify --rpc-url`` accepts both, through the facilitator's own EIP-3009 verifier."""
+    import json
+
+    from og_settle.cli import main
+
+    payer = usdc_payers[2]
+    out = pay(
+        x402_env, usdc_facilitator, payer, payee, usdc, chain_id, [{"scheme": "exact", "money": "$0.50", "settles": 0}]
+    )
+    [payment] = out["payments"]
+    stock = payment["payload"]
+    (tmp_path / "requirements.json").write_text(json.dumps(payment["requirements"]))
+    (tmp_path / "stock.json").write_text(json.dumps(stock))
+    monkeypatch.setenv("OG_SETTLE_TEST_PAYER_KEY", payer.private_key)
+    capsys.readouterr()
+    assert main(["payment", "sign", str(tmp_path / "requirements.json"), "--key-env", "OG_SETTLE_TEST_PAYER_KEY"]) == 0
+    ours = json.loads(capsys.readouterr().out)
+    optional = {"resource", "extensions"}  # the stock client adds the server's resource; the CLI had none
+    assert set(ours) - optional == {k for k, v in stock.items() if v is not None} - optional
+    assert ours["accepted"] == stock["accepted"] == payment["requirements"]
+    assert set(ours["payload"]) == set(stock["payload"]) == {"signature", "authorization"}
+    mine, theirs = ours["payload"]["authorization"], stock["payload"]["authorization"]
+    assert set(mine) == set(theirs)
+    assert [mine[k] for k in ("from", "to", "value", "validAfter")] == [
+        theirs[k] for k in ("from", "to", "value", "validAfter")
+    ]
+    assert abs(int(mine["validBefore"]) - int(theirs["validBefore"])) < 120 and mine["nonce"] != theirs["nonce"]
+    assert len(bytes.fromhex(ours["payload"]["signature"][2:])) == len(bytes.fromhex(stock["payload"]["signature"][2:]))
+
+    (tmp_path / "ours.json").write_text(json.dumps(ours))
+    rpc = str(chain.provider.http_uri)
+    for name in ("stock.json", "ours.json"):
+        code = main(["payment", "verify", str(tmp_path / name), "--rpc-url", rpc, "--json"])
+        result = json.loads(capsys.readouterr().out)
+        assert code == 0 and result["isValid"] is True and result["payer"] == payer.address, (name, result)
