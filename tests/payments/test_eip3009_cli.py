@@ -7,6 +7,7 @@ nonce spent. Bad input gets one line.
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,11 @@ def _sign(run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, p
     return signed
 
 
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
 def test_the_signed_usdc_payload_is_the_stock_sdks_and_verifies_offline(
     run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -61,6 +67,12 @@ def test_the_signed_usdc_payload_is_the_stock_sdks_and_verifies_offline(
     code, out, _ = run("payment", "verify", str(signed), "--json")
     result = json.loads(out)
     assert code == 0 and (result["isValid"], result["payer"]) == (True, auth["from"]), out
+
+    # The same as PAYMENT-SIGNATURE header values: signed with --header, verified from the header.
+    header = _sign(run, tmp_path, monkeypatch, PAYER_KEY, PAYEE, "--header").read_text().strip()
+    assert json.loads(base64.b64decode(header))["payload"]["authorization"]["to"] == PAYEE
+    code, out, _ = run("payment", "verify", str(_write(tmp_path / "header.txt", f"PAYMENT-SIGNATURE: {header}")))
+    assert code == 0 and out.startswith("valid: exact EIP-3009 payment of 750000"), out
 
     # A value changed after signing fails the signature check, with the stock reason code.
     body["payload"]["authorization"]["value"] = str(PRICE + 1)

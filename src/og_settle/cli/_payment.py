@@ -425,7 +425,9 @@ def _sign(args: argparse.Namespace) -> int:
     requirements, resource = _load_requirements(args.requirements, "requirements", args.accept)
     key = account_from_env(args.key_env, holder="the payer").key
     if requirements.extra.get("assetTransferMethod") != "permit2":
-        return _sign_eip3009(args, requirements, key, resource)
+        from og_settle.cli._payment_eip3009 import sign_eip3009_command
+
+        return sign_eip3009_command(args, requirements, key, resource)
     spender = parse_address(args.spender, "--spender") if args.spender is not None else requirements.spender
     facilitator = None
     if requirements.scheme == "upto":
@@ -462,28 +464,6 @@ def _sign(args: argparse.Namespace) -> int:
         print(json.dumps(body))
     else:
         print(encode_header(payload) if args.header else json.dumps(payload.to_json()))
-    return 0
-
-
-def _sign_eip3009(args: argparse.Namespace, requirements: PaymentRequirements, key: Any, resource: Any) -> int:
-    import base64
-
-    from og_settle.cli._payment_eip3009 import sign_eip3009_payment
-
-    for option, value in (
-        ("--spender", args.spender),
-        ("--facilitator", args.facilitator),
-        ("--request-hash", args.request_hash),
-        ("--gasless", args.gasless or None),
-        ("--record", args.record or None),
-    ):
-        if value is not None:
-            raise InvalidInput(f"{option}: not for an EIP-3009 payment (the requirements have no assetTransferMethod)")
-    body = sign_eip3009_payment(requirements, key, resource)
-    if args.header:
-        print(base64.b64encode(json.dumps(body, separators=(",", ":")).encode()).decode("ascii"))
-    else:
-        print(json.dumps(body))
     return 0
 
 

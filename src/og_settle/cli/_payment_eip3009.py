@@ -9,6 +9,7 @@ data and signing are :mod:`og_settle._eip3009`'s; verification is the facilitato
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,13 @@ from og_settle._errors import InvalidInput
 if TYPE_CHECKING:
     from og_settle._x402 import PaymentRequirements, VerifyResult
 
-__all__ = ["is_eip3009_requirements", "report_eip3009", "sign_eip3009_payment", "verify_eip3009_payment"]
+__all__ = [
+    "is_eip3009_requirements",
+    "report_eip3009",
+    "sign_eip3009_command",
+    "sign_eip3009_payment",
+    "verify_eip3009_payment",
+]
 
 
 def is_eip3009_requirements(requirements: PaymentRequirements) -> bool:
@@ -109,3 +116,25 @@ def report_eip3009(
         detail = f": {result.invalid_message}" if result.invalid_message else ""
         print(f"invalid: {result.invalid_reason}{detail} (payer {result.payer}; checked {where})")
     return 0 if result.is_valid else 1
+
+
+def sign_eip3009_command(args: argparse.Namespace, requirements: PaymentRequirements, key: Any, resource: Any) -> int:
+    """``payment sign`` of EIP-3009 requirements: refuse the Permit2-only options, sign, print JSON or a header."""
+    import base64
+    import json
+
+    for option, value in (
+        ("--spender", args.spender),
+        ("--facilitator", args.facilitator),
+        ("--request-hash", args.request_hash),
+        ("--gasless", args.gasless or None),
+        ("--record", args.record or None),
+    ):
+        if value is not None:
+            raise InvalidInput(f"{option}: not for an EIP-3009 payment (paid with transferWithAuthorization)")
+    body = sign_eip3009_payment(requirements, key, resource)
+    if args.header:
+        print(base64.b64encode(json.dumps(body, separators=(",", ":")).encode()).decode("ascii"))
+    else:
+        print(json.dumps(body))
+    return 0
