@@ -82,6 +82,12 @@ def test_the_signed_usdc_payload_is_the_stock_sdks_and_verifies_offline(
     code, out, _ = run("payment", "verify", str(tampered))
     assert code == 1 and out.startswith("invalid: invalid_exact_evm_payload_signature"), out
 
+    # A malformed authorisation is bad input: one line, exit 2.
+    del body["payload"]["authorization"]["nonce"]
+    code, out, err = run("payment", "verify", str(_write(tmp_path / "bad.json", json.dumps(body))))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert "paymentPayload.payload.authorization.nonce: missing" in err
+
     # Expired at --now.
     code, out, _ = run("payment", "verify", str(signed), "--now", str(int(auth["validBefore"])), "--json")
     assert code == 1 and json.loads(out)["invalidReason"] == "invalid_exact_evm_payload_authorization_valid_before"

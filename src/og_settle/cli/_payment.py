@@ -258,7 +258,7 @@ def _payable_option(requirements: PaymentRequirements, where: str) -> PaymentReq
 
 def _load_payload(source: str) -> PaymentPayload | Mapping[str, Any]:
     """A Permit2 ``PaymentPayload``, or an EIP-3009 payload's JSON (checked by the facilitator's verifier)."""
-    from og_settle._eip3009 import is_eip3009_body
+    from og_settle._eip3009 import Eip3009Payload, is_eip3009_body
     from og_settle._x402 import PAYMENT_SIGNATURE_HEADER, PaymentPayload
 
     label, text = _read(source, "payload")
@@ -268,6 +268,10 @@ def _load_payload(source: str) -> PaymentPayload | Mapping[str, Any]:
     if data.get("kind") == "payment" and isinstance(data.get("paymentPayload"), Mapping):
         data = data["paymentPayload"]  # a relayer record (`payment sign --record`)
     if is_eip3009_body({"paymentPayload": data}):
+        try:  # a malformed payload is bad input (exit 2), as for Permit2; the verifier then judges the payment
+            Eip3009Payload.from_json(data["payload"], "paymentPayload.payload")
+        except InvalidInput as err:
+            raise InvalidInput(f"{label}: {err}") from None
         return dict(data)
     try:
         return PaymentPayload.from_json(data)
