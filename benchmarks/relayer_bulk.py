@@ -212,7 +212,7 @@ def _bulk_rows(label: str, db: str, records: Path, chain: object, env: dict[str,
 
 
 def _in_process_rate(records: Path, chain: object) -> Row:
-    from og_settle._x402 import Web3ChainReader
+    from og_settle._x402_verify import Web3ChainReader
     from og_settle.clients import make_web3
     from og_settle.relayer import IntakeConfig, RegistryTeeDirectory, SqliteStore, default_workers, submit_records
 

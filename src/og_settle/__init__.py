@@ -75,7 +75,6 @@ if TYPE_CHECKING:
         sign_authorization,
     )
     from og_settle._x402 import (
-        ChainReader,
         PaymentPayload,
         PaymentRequired,
         PaymentRequirements,
@@ -83,15 +82,13 @@ if TYPE_CHECKING:
         ReasonCode,
         SettleResponse,
         VerifyResult,
-        Web3ChainReader,
         create_payment_payload,
         decode_payment_required_header,
         decode_payment_response_header,
         decode_payment_signature_header,
         encode_header,
-        reason_for_revert,
-        verify_payment,
     )
+    from og_settle._x402_verify import ChainReader, Web3ChainReader, reason_for_revert, verify_payment
     from og_settle.relayer import BatchPolicy, IntakeConfig, Relayer, RelayerConfig, SqliteStore, submit_records
     from og_settle.tee import (
         KeyType,

@@ -35,15 +35,8 @@ from og_settle._errors import InvalidInput
 from og_settle._hex import keccak256, parse_address, parse_hex_bytes, parse_uint256, to_hex
 from og_settle._networks import PERMIT2_ADDRESS
 from og_settle._permit2 import is_canonical_signature, recover_digest_signer
-from og_settle._x402 import (
-    ChainReader,
-    PaymentPayload,
-    PaymentRequirements,
-    ReasonCode,
-    VerifyResult,
-    Web3ChainReader,
-    verify_payment,
-)
+from og_settle._x402 import PaymentPayload, PaymentRequirements, ReasonCode, VerifyResult
+from og_settle._x402_verify import ChainReader, Web3ChainReader, verify_payment
 
 __all__ = [
     "EIP2612_GAS_SPONSORING",
@@ -383,7 +376,7 @@ def verify_with_permit(
     permit2: str = PERMIT2_ADDRESS,
     **checks: Any,
 ) -> tuple[VerifyResult, Eip2612Permit | None]:
-    """:func:`~og_settle._x402.verify_payment` for a payload that may carry a payer's EIP-2612 permit, and the
+    """:func:`~og_settle._x402_verify.verify_payment` for a payload that may carry a payer's EIP-2612 permit, and the
     permit the settlement must apply (``None`` when the allowance is already there or there is no permit).
 
     When the payer's Permit2 allowance falls short and ``permit`` is given, the payment is checked as if the

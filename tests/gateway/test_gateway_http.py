@@ -22,7 +22,8 @@ from og_settle._hashing import output_hash, tee_message_hash
 from og_settle._hex import keccak256
 from og_settle._networks import network
 from og_settle._permit2 import nonce_position
-from og_settle._x402 import Web3ChainReader, decode_payment_required_header, decode_payment_response_header
+from og_settle._x402 import decode_payment_required_header, decode_payment_response_header
+from og_settle._x402_verify import Web3ChainReader
 from og_settle.clients import make_web3
 from og_settle.gateway import LocalBlobStore, parse_inference_request
 from og_settle.gateway._tee import canonical_request

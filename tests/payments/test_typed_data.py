@@ -16,15 +16,13 @@ from og_settle._x402 import (
     PaymentRequirements,
     ReasonCode,
     SettleResponse,
-    Web3ChainReader,
     create_payment_payload,
     decode_payment_required_header,
     decode_payment_response_header,
     decode_payment_signature_header,
     encode_header,
-    reason_for_revert,
-    verify_payment,
 )
+from og_settle._x402_verify import Web3ChainReader, reason_for_revert, verify_payment
 from og_settle.clients._facilitator import pack_payment
 from tests.payments.conftest import Sign
 

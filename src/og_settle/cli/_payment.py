@@ -476,7 +476,7 @@ def _sign(args: argparse.Namespace) -> int:
 
 def _chain(rpc_url: str, chain_id: int) -> tuple[Any, int]:
     """A ChainReader on ``rpc_url`` and the latest block's timestamp; checks the node serves ``chain_id``."""
-    from og_settle._x402 import Web3ChainReader
+    from og_settle._x402_verify import Web3ChainReader
     from og_settle.clients import is_connection_error
 
     web3 = node_web3(rpc_url)
@@ -496,7 +496,8 @@ def _verify(args: argparse.Namespace) -> int:
     from og_settle._eip2612 import Eip2612Permit, token_permit_reads, verify_with_permit
     from og_settle._hex import parse_address, parse_bytes32, parse_uint256
     from og_settle._networks import X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY
-    from og_settle._x402 import PaymentPayload, verify_payment
+    from og_settle._x402 import PaymentPayload
+    from og_settle._x402_verify import verify_payment
     from og_settle.clients import is_connection_error
 
     loaded = _load_payload(args.payload)

@@ -381,7 +381,7 @@ def _submit_to(args: argparse.Namespace, store: Any) -> int:
     reader = None
     directory = None
     if args.rpc is not None:
-        from og_settle._x402 import Web3ChainReader
+        from og_settle._x402_verify import Web3ChainReader
         from og_settle.relayer import RegistryTeeDirectory
 
         # Neither is used before the verifying workers fork, and the directory connects in each process.

@@ -55,7 +55,7 @@ _EXTERNAL_ERRORS: Final = (
     "Panic(uint256)",
 )
 
-# og_settle._x402.reason_for_revert maps the facilitator's and Permit2's errors to x402 reason codes. These add
+# og_settle._x402_verify.reason_for_revert maps the facilitator's and Permit2's errors to x402 reason codes. These add
 # the errors it leaves at permit2_simulation_failed: the token's own (OpenZeppelin ERC-20) and token checks.
 X402_REASONS: Final[Mapping[str, str]] = {
     "ERC20InsufficientBalance": "permit2_insufficient_balance",
@@ -209,7 +209,7 @@ def decode_revert(data: bytes, table: Mapping[bytes, _ErrorSpec] | None = None) 
 
 def x402_reason(error: NamedError) -> str:
     """The x402 reason code for a payment that failed with ``error``."""
-    from og_settle._x402 import reason_for_revert
+    from og_settle._x402_verify import reason_for_revert
 
     code = str(reason_for_revert(error.data)) if error.data else _DEFAULT_X402_REASON
     if code == _DEFAULT_X402_REASON:

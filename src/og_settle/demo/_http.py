@@ -85,7 +85,7 @@ def run_http_demo(out_dir: Path, say: Callable[[str], None] = print) -> HttpDemo
     from og_settle import StandardMerkleTree
     from og_settle._artifacts import abi
     from og_settle._blobs import LocalBlobStore
-    from og_settle._x402 import Web3ChainReader
+    from og_settle._x402_verify import Web3ChainReader
     from og_settle.clients import SettlementRegistryClient, make_web3
     from og_settle.relayer import SqliteStore
     from og_settle.tee import RsaPublicKey, verify_response

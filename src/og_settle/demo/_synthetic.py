@@ -36,7 +36,8 @@ from og_settle._hashing import input_hash, output_hash
 from og_settle._hex import keccak256, to_hex
 from og_settle._merkle import StandardMerkleTree
 from og_settle._networks import OPG_ADDRESS
-from og_settle._x402 import PaymentRequirements, Web3ChainReader, create_payment_payload
+from og_settle._x402 import PaymentRequirements, create_payment_payload
+from og_settle._x402_verify import Web3ChainReader
 from og_settle.demo._stack import dev_keys
 
 __all__ = ["MODES", "DemoReport", "format_report", "run_demo"]

@@ -47,7 +47,7 @@ class CallFailed:
 
 @dataclass(frozen=True, slots=True)
 class ChainSnapshot:
-    """What :func:`og_settle._x402.verify_payment` reads, fetched at once (a ``ChainReader`` over the values).
+    """What :func:`og_settle._x402_verify.verify_payment` reads, fetched at once (a ``ChainReader`` over the values).
 
     Attributes:
         timestamp: the latest block's timestamp.

@@ -50,13 +50,8 @@ from og_settle._x402 import PaymentRequirements, ReasonCode, SettleResponse, Ver
 from og_settle.facilitator._chain import CallFailed, RpcError
 from og_settle.facilitator._eip3009_calls import ROUTE
 from og_settle.facilitator._engine import Outcome, SettlementJob
-from og_settle.facilitator._protocol import (
-    NodeError,
-    _Malformed,
-    _where,
-    parse_envelope,
-    payment_extension,
-)
+from og_settle.facilitator._protocol import NodeError, payment_extension
+from og_settle.facilitator._requests import Malformed, parse_envelope, where_in
 from og_settle.facilitator._store import SettlementState
 
 if TYPE_CHECKING:
@@ -135,44 +130,44 @@ class Eip3009Verifier:
         try:
             accepted = PaymentRequirements.from_json(payment.get("accepted"), "accepted")
         except InvalidInput as err:
-            raise _Malformed(ReasonCode.INVALID_PAYLOAD, _where(str(err), "paymentPayload")) from None
+            raise Malformed(ReasonCode.INVALID_PAYLOAD, where_in(str(err), "paymentPayload")) from None
         except AttributeError:
-            raise _Malformed(ReasonCode.INVALID_PAYLOAD, "paymentPayload.accepted: missing") from None
+            raise Malformed(ReasonCode.INVALID_PAYLOAD, "paymentPayload.accepted: missing") from None
         try:
             payload = Eip3009Payload.from_json(payment["payload"], "paymentPayload.payload")
         except InvalidInput as err:
-            raise _Malformed(ReasonCode.INVALID_PAYLOAD, str(err)) from None
+            raise Malformed(ReasonCode.INVALID_PAYLOAD, str(err)) from None
         if accepted.asset != requirements.asset:
-            raise _Malformed(
+            raise Malformed(
                 ReasonCode.INVALID_PAYLOAD,
                 f"paymentPayload.accepted.asset: {accepted.asset} is not the required {requirements.asset}",
             )
         if accepted.scheme != "exact" or requirements.scheme != "exact":
-            raise _Malformed(
+            raise Malformed(
                 ReasonCode.UNSUPPORTED_SCHEME,
                 f"scheme: EIP-3009 pays 'exact' only (accepted {accepted.scheme!r}, required {requirements.scheme!r})",
             )
         if accepted.network != requirements.network:
-            raise _Malformed(
+            raise Malformed(
                 ReasonCode.INVALID_NETWORK, f"network: accepted {accepted.network}, required {requirements.network}"
             )
         asset = self.assets.get(requirements.asset)
         if asset is None:
-            raise _Malformed(
+            raise Malformed(
                 ReasonCode.EIP3009_NOT_SUPPORTED,
                 f"asset: {requirements.asset} is not an EIP-3009 asset this facilitator settles "
                 f"({', '.join(f'{a.symbol} {a.address}' for a in self.assets.values()) or 'none'})",
             )
         extra = requirements.extra
         if "name" not in extra or "version" not in extra:
-            raise _Malformed(ReasonCode.MISSING_EIP712_DOMAIN, "extra: EIP-3009 needs the token's name and version")
+            raise Malformed(ReasonCode.MISSING_EIP712_DOMAIN, "extra: EIP-3009 needs the token's name and version")
         if extra["name"] != asset.eip712_name:
-            raise _Malformed(
+            raise Malformed(
                 ReasonCode.EIP3009_TOKEN_NAME_MISMATCH,
                 f"extra.name: {extra['name']!r} is not {asset.symbol}'s EIP-712 name {asset.eip712_name!r}",
             )
         if extra["version"] != asset.eip712_version:
-            raise _Malformed(
+            raise Malformed(
                 ReasonCode.EIP3009_TOKEN_VERSION_MISMATCH,
                 f"extra.version: {extra['version']!r} is not {asset.symbol}'s EIP-712 version {asset.eip712_version!r}",
             )
@@ -333,7 +328,7 @@ class Eip3009Verifier:
 
     # -- endpoints ---------------------------------------------------------------------------------------------
 
-    def _rejected(self, err: _Malformed, body: Any) -> VerifyResult:
+    def _rejected(self, err: Malformed, body: Any) -> VerifyResult:
         payer = None
         with contextlib.suppress(KeyError, TypeError):
             payer = str(body["paymentPayload"]["payload"]["authorization"]["from"])
@@ -343,7 +338,7 @@ class Eip3009Verifier:
         """The ``/verify`` answer for ``body`` (``{x402Version, paymentPayload, paymentRequirements}``)."""
         try:
             request = self._parse(body, settling=False)
-        except _Malformed as err:
+        except Malformed as err:
             return self._rejected(err, body)
         result = self._check(request)
         return dataclasses.replace(result, extensions=payment_extension(request.payment.key))
@@ -368,7 +363,7 @@ class Eip3009Payments(Eip3009Verifier):
     async def verify_async(self, body: Any, reader: AsyncRpcBatchReader) -> VerifyResult:
         try:
             request = self._parse(body, settling=False)
-        except _Malformed as err:
+        except Malformed as err:
             return self._rejected(err, body)
         result = self._precheck(request)
         if result is None:
@@ -386,7 +381,7 @@ class Eip3009Payments(Eip3009Verifier):
         f = self.facilitator
         try:
             request = self._parse(body, settling=True)
-        except _Malformed as err:
+        except Malformed as err:
             payer = self._rejected(err, body).payer
             return SettleResponse(
                 success=False,

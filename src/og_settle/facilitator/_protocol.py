@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import threading
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,7 +40,6 @@ from og_settle._errors import InvalidInput
 from og_settle._networks import X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY
 from og_settle._x402 import (
     X402_VERSION,
-    PaymentPayload,
     PaymentRequirements,
     ReasonCode,
     SettleResponse,
@@ -49,6 +48,7 @@ from og_settle._x402 import (
 from og_settle.facilitator._chain import AsyncRpcBatchReader, ChainSnapshot, RpcBatchReader, RpcError
 from og_settle.facilitator._engine import CallBuilder, Outcome, SettlementEngine, SettlementJob
 from og_settle.facilitator._proxy import proxy_settle_call
+from og_settle.facilitator._requests import Malformed, Permit2Request, parse_request
 from og_settle.facilitator._store import SettlementState, SettlementStore, SqliteSettlementStore
 
 if TYPE_CHECKING:
@@ -91,25 +91,10 @@ class StockRoute:
 
 
 @dataclass(frozen=True, slots=True)
-class _Request:
-    payload: PaymentPayload
-    requirements: PaymentRequirements
-    amount: int | None
-    permit: Eip2612Permit | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class _Route:
     name: str
     spender: str
     settler: str | None
-
-
-class _Malformed(Exception):
-    def __init__(self, reason: ReasonCode, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 class _KeyLocks:
@@ -134,64 +119,6 @@ class _KeyLocks:
                     del self._locks[key]
                 else:
                     self._locks[key] = (lock, users - 1)
-
-
-def _where(message: str, root: str) -> str:
-    return message if message.startswith(("paymentPayload", "paymentRequirements")) else f"{root}.{message}"
-
-
-def parse_request(body: Any, *, settling: bool) -> _Request:
-    """A ``/verify`` or ``/settle`` body, validated; raises _Malformed with the reason code and a message."""
-    _check_envelope(body)
-    try:
-        parsed_payload = PaymentPayload.from_json(body["paymentPayload"])
-    except InvalidInput as err:
-        raise _Malformed(ReasonCode.INVALID_PAYLOAD, _where(str(err), "paymentPayload")) from None
-    try:
-        permit = Eip2612Permit.from_extensions(parsed_payload.extensions)
-    except InvalidInput as err:
-        raise _Malformed(ReasonCode.INVALID_EIP2612_EXTENSION_FORMAT, f"paymentPayload.{err}") from None
-    requirements, amount = _requirements_of(body, settling=settling)
-    return _Request(payload=parsed_payload, requirements=requirements, amount=amount, permit=permit)
-
-
-def parse_envelope(body: Any, *, settling: bool) -> tuple[PaymentRequirements, int | None]:
-    """What every ``/verify`` or ``/settle`` body carries, whatever the payment: the versions, ``paymentPayload``
-    being an object, the requirements, and (settling) the top-level ``amount`` alias. Raises _Malformed."""
-    _check_envelope(body)
-    return _requirements_of(body, settling=settling)
-
-
-def _check_envelope(body: Any) -> None:
-    if not isinstance(body, Mapping):
-        raise _Malformed(ReasonCode.INVALID_PAYLOAD, f"body: expected a JSON object, got {type(body).__name__}")
-    version = body.get("x402Version")
-    if "x402Version" not in body or not isinstance(version, int) or isinstance(version, bool):
-        raise _Malformed(ReasonCode.INVALID_PAYLOAD, f"x402Version: expected the integer 2, got {version!r}")
-    payload = body.get("paymentPayload")
-    payload_version = payload.get("x402Version", X402_VERSION) if isinstance(payload, Mapping) else X402_VERSION
-    if version != X402_VERSION or payload_version != X402_VERSION:
-        raise _Malformed(ReasonCode.INVALID_X402_VERSION, f"x402Version: only {X402_VERSION} is served")
-    for name in ("paymentPayload", "paymentRequirements"):
-        if not isinstance(body.get(name), Mapping):
-            got = "missing" if name not in body else f"expected a JSON object, got {type(body[name]).__name__}"
-            raise _Malformed(ReasonCode.INVALID_PAYLOAD, f"{name}: {got}")
-
-
-def _requirements_of(body: Mapping[str, Any], *, settling: bool) -> tuple[PaymentRequirements, int | None]:
-    from og_settle._hex import parse_uint256
-
-    try:
-        requirements = PaymentRequirements.from_json(body["paymentRequirements"])
-    except InvalidInput as err:
-        raise _Malformed(ReasonCode.INVALID_PAYLOAD, _where(str(err), "paymentRequirements")) from None
-    amount = None
-    if settling and body.get("amount") is not None:
-        try:
-            amount = parse_uint256(body["amount"], "amount")
-        except InvalidInput as err:
-            raise _Malformed(ReasonCode.INVALID_PAYLOAD, str(err)) from None
-    return requirements, amount
 
 
 class Facilitator:
@@ -370,7 +297,7 @@ class Facilitator:
             return self.eip3009.verify(body)
         try:
             request = parse_request(body, settling=False)
-        except _Malformed as err:
+        except Malformed as err:
             return VerifyResult(is_valid=False, invalid_reason=err.reason, invalid_message=err.message)
         result, _ = self._check(request, request.requirements)
         return dataclasses.replace(result, extensions=payment_extension(self._key(request)))
@@ -382,7 +309,7 @@ class Facilitator:
             return await self.eip3009.verify_async(body, reader)
         try:
             request = parse_request(body, settling=False)
-        except _Malformed as err:
+        except Malformed as err:
             return VerifyResult(is_valid=False, invalid_reason=err.reason, invalid_message=err.message)
         route = self._precheck(request, request.requirements)
         if isinstance(route, VerifyResult):
@@ -406,7 +333,7 @@ class Facilitator:
             return self.eip3009.settle(body, notes)
         try:
             request = parse_request(body, settling=True)
-        except _Malformed as err:
+        except Malformed as err:
             return SettleResponse(
                 success=False, transaction="", network=self.network, error_reason=err.reason, error_message=err.message
             )
@@ -451,7 +378,7 @@ class Facilitator:
     # -- internals ---------------------------------------------------------------------------------------------
 
     def _settle_once(
-        self, request: _Request, requirements: PaymentRequirements, key: str, charge: int, notes: dict[str, Any]
+        self, request: Permit2Request, requirements: PaymentRequirements, key: str, charge: int, notes: dict[str, Any]
     ) -> SettleResponse:
         """Settle payment ``key`` (its lock held): answer a stored settlement, or verify and send."""
         auth = request.payload.payload.authorization
@@ -502,11 +429,11 @@ class Facilitator:
             error_message=message,
         )
 
-    def _key(self, request: _Request) -> str:
+    def _key(self, request: Permit2Request) -> str:
         """The payment's id: its Permit2 EIP-712 digest on this chain."""
         return "0x" + request.payload.payload.authorization.digest(self.chain_id, self.permit2).hex()
 
-    def _route(self, request: _Request) -> _Route | VerifyResult:
+    def _route(self, request: Permit2Request) -> _Route | VerifyResult:
         auth = request.payload.payload.authorization
         route = self._routes.get((auth.scheme.x402_scheme, auth.spender))
         if route is None:
@@ -527,7 +454,7 @@ class Facilitator:
             )
         return route
 
-    def _precheck(self, request: _Request, requirements: PaymentRequirements) -> VerifyResult | _Route:
+    def _precheck(self, request: Permit2Request, requirements: PaymentRequirements) -> VerifyResult | _Route:
         """The checks before any chain read: network, payTo allow-list, spender route."""
         auth = request.payload.payload.authorization
         if requirements.network != self.network:
@@ -547,7 +474,7 @@ class Facilitator:
         return self._route(request)
 
     def _conclude(
-        self, request: _Request, requirements: PaymentRequirements, route: _Route, snapshot: ChainSnapshot
+        self, request: Permit2Request, requirements: PaymentRequirements, route: _Route, snapshot: ChainSnapshot
     ) -> tuple[VerifyResult, Eip2612Permit | None]:
         """The verification, and the EIP-2612 permit the settlement must apply (None: the allowance is there).
         x402's proxies want the permit's value equal to the permitted amount; PaymentFacilitator, covering it."""
@@ -565,7 +492,9 @@ class Facilitator:
             settler=route.settler,
         )
 
-    def _check(self, request: _Request, requirements: PaymentRequirements) -> tuple[VerifyResult, Eip2612Permit | None]:
+    def _check(
+        self, request: Permit2Request, requirements: PaymentRequirements
+    ) -> tuple[VerifyResult, Eip2612Permit | None]:
         route = self._precheck(request, requirements)
         if isinstance(route, VerifyResult):
             return route, None

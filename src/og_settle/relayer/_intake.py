@@ -34,7 +34,7 @@ TEE's signature, against the key the TEE registry holds for ``tee_id`` (:class:`
 - individual and metadata records carry an EIP-712 signature that must recover to the TEE's signer (the last 20
   bytes of ``tee_id``), and with a directory the TEE must be active as well.
 
-For payments, ``og_settle._x402.verify_payment`` (spender, recipient, token, amounts, time window, signature, and
+For payments, ``og_settle._x402_verify.verify_payment`` (spender, recipient, token, amounts, time window, signature, and
 with a chain reader also nonce, allowance and balance), whose x402 reason code becomes the rejection reason.
 
 Idempotency keys: a batch or private record's leaf hash, an individual or metadata record's EIP-712 digest (the
@@ -60,7 +60,8 @@ from og_settle._errors import InvalidInput
 from og_settle._hashing import SettlementMode
 from og_settle._hex import keccak256, parse_address, parse_bytes32, parse_hex_bytes, parse_uint256, to_hex
 from og_settle._merkle import TEE_SIGNATURE_MAX_BYTES, InferenceLeaf
-from og_settle._x402 import PaymentPayload, PaymentRequirements, verify_payment
+from og_settle._x402 import PaymentPayload, PaymentRequirements
+from og_settle._x402_verify import verify_payment
 from og_settle.relayer._intake_checks import (
     DEFAULT_MAX_RECORD_BYTES,
     IntakeConfig,

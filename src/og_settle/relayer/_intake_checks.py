@@ -16,7 +16,7 @@ from og_settle._eip712 import Eip712Domain
 from og_settle._errors import InvalidInput
 from og_settle._hex import parse_address, to_hex
 from og_settle._merkle import OG_LEAF_ENCODING, InferenceLeaf, leaf_hash
-from og_settle._x402 import ChainReader
+from og_settle._x402_verify import ChainReader
 from og_settle.relayer._states import ItemKind, Lane
 from og_settle.relayer._store import NewItem
 from og_settle.relayer._tee_directory import TeeDirectory
