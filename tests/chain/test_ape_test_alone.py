@@ -9,7 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.upstream import FORK_NODE_ENV, _network_from_argv
+from og_settle.replica import FORK_NODE_ENV
+from tests.support.upstream import _network_from_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,8 +15,9 @@ import sys
 from contextlib import ExitStack
 from typing import Final
 
+from og_settle.replica import FORK_NODE_ENV, fork_node_host
+
 UPSTREAM_ENV: Final = "OG_SETTLE_UPSTREAM_RPC"
-FORK_NODE_ENV: Final = "APE_FOUNDRY_HOST"
 _STACK = ExitStack()
 
 
@@ -35,8 +36,6 @@ def ensure_upstream() -> str | None:
     """Set ``OG_SETTLE_UPSTREAM_RPC`` (and the project's config) when it is unset; returns the URL it set, or None
     when an upstream was already configured. Also choose the fork node's port (``APE_FOUNDRY_HOST``), as
     ``chain exec`` does."""
-    from og_settle.replica import fork_node_host
-
     os.environ.setdefault(FORK_NODE_ENV, fork_node_host())
     if os.environ.get(UPSTREAM_ENV):
         return None
@@ -68,11 +67,9 @@ def _reload_ape_config() -> None:
     project.reconfigure()
 
 
-def own_ape_env(base: dict[str, str] | None = None) -> dict[str, str]:
+def own_ape_env() -> dict[str, str]:
     """The environment for a child Ape process with a fork node of its own: a fresh ``APE_FOUNDRY_HOST``, since
     with the parent's it would attach to the parent's node instead of starting one."""
-    from og_settle.replica import fork_node_host
-
-    env = dict(os.environ if base is None else base)
+    env = dict(os.environ)
     env[FORK_NODE_ENV] = fork_node_host()
     return env

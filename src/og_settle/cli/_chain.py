@@ -16,8 +16,6 @@ from og_settle._errors import InvalidInput
 from og_settle._networks import USDC_DECIMALS
 from og_settle.cli._network import NETWORK_ENV, add_network_option, selected_network
 
-FORK_NODE_ENV = "APE_FOUNDRY_HOST"  # read by ape-foundry when it connects
-
 
 def register(groups: Any) -> None:
     chain = groups.add_parser("chain")
@@ -142,7 +140,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _exec(args: argparse.Namespace) -> int:
-    from og_settle.replica import fork_node_host, running_replica, upstream_rpc_override
+    from og_settle.replica import FORK_NODE_ENV, fork_node_host, running_replica, upstream_rpc_override
 
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     if not argv:

@@ -2,6 +2,7 @@
 
 from og_settle.replica._node import (
     DEV_MNEMONIC,
+    FORK_NODE_ENV,
     ReplicaInfo,
     create2_address,
     fork_node_host,
@@ -13,6 +14,7 @@ from og_settle.replica._toolchain import compile_permit2, project_root
 
 __all__ = [
     "DEV_MNEMONIC",
+    "FORK_NODE_ENV",
     "ReplicaInfo",
     "compile_permit2",
     "create2_address",

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import sha3
 
@@ -103,6 +104,10 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         chosen: int = sock.getsockname()[1]
         return chosen
+
+
+FORK_NODE_ENV: Final = "APE_FOUNDRY_HOST"
+"""Where ape-foundry reads the fork node's URL when it connects."""
 
 
 def fork_node_host() -> str:
