@@ -10,7 +10,7 @@ payer (``authorizationState(from, nonce)``). It is valid strictly after ``validA
 ``validBefore``. The x402 payload is ``{signature, authorization: {from, to, value, validAfter, validBefore,
 nonce}}`` with decimal strings for the numbers and ``0x`` hex for the nonce, as the stock SDKs send it.
 
-Only eth-abi, eth-account, coincurve and the keccak are imported here.
+Only eth-abi, eth-account and the keccak are imported here; recovery is _permit2's (coincurve).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-import coincurve
 from eth_abi.abi import decode, encode
 from eth_abi.exceptions import DecodingError
 from eth_account import Account
@@ -34,10 +33,9 @@ from og_settle._hex import (
     parse_bytes32,
     parse_hex_bytes,
     parse_uint256,
-    to_checksum_address,
     to_hex,
 )
-from og_settle._permit2 import is_canonical_signature
+from og_settle._permit2 import recover_digest_signer
 
 __all__ = [
     "TRANSFER_WITH_AUTHORIZATION_TYPE",
@@ -246,15 +244,9 @@ def sign_eip3009(authorization: Eip3009Authorization, private_key: Any, domain: 
 def recover_eip3009_signer(authorization: Eip3009Authorization, signature: bytes, domain: TokenDomain) -> str | None:
     """The EOA that signed, or None unless ``signature`` is a canonical 65-byte ECDSA signature (low ``s``, ``v``
     27 or 28: what the token's ``ecrecover`` path accepts)."""
-    if len(signature) != 65 or not is_canonical_signature(signature):
+    if len(signature) != 65:  # no EIP-2098 short form: the token's ecrecover path takes v, r, s
         return None
-    try:
-        public_key = coincurve.PublicKey.from_signature_and_message(
-            signature[:64] + bytes([signature[64] - 27]), authorization.digest(domain), hasher=None
-        )
-    except ValueError:
-        return None
-    return to_checksum_address(keccak256(public_key.format(compressed=False)[1:])[12:])
+    return recover_digest_signer(authorization.digest(domain), signature)
 
 
 def is_eip3009_body(body: Any) -> bool:
