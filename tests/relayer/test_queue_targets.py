@@ -74,3 +74,19 @@ def test_the_gateway_sink_queues_each_mode(queue_db: str) -> None:
 def test_a_directory_as_queue_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="is a directory"):
         RelayerQueueSink(tmp_path, OFFLINE_DEPLOYMENT)
+
+
+def test_the_gateway_sink_binds_the_queue_to_its_deployment(queue_db: str) -> None:
+    """The sink ties a new queue to its deployment, as ``relayer submit`` and the facilitator's queue do, and a queue
+    tied to another deployment is refused with one line naming both (before anything is queued)."""
+    RelayerQueueSink(queue_db, OFFLINE_DEPLOYMENT, tee_keys=[TEE_KEY.public]).close()
+    store = open_store(queue_db, create=False)
+    try:
+        assert bind_deployment(store, None) == OFFLINE_DEPLOYMENT
+    finally:
+        store.close()
+    other = dataclasses.replace(OFFLINE_DEPLOYMENT, settlement_registry="0x" + "99" * 20)
+    with pytest.raises(InvalidInput) as refused:
+        RelayerQueueSink(queue_db, other, tee_keys=[TEE_KEY.public])
+    message = str(refused.value)
+    assert "\n" not in message and "cannot switch" in message and other.settlement_registry in message, message

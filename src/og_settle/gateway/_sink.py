@@ -59,14 +59,20 @@ class SettlementSink(Protocol):
 
 class RelayerQueueSink:
     """Queues records in the relayer's queue at ``db`` (an SQLite file or a ``postgresql://`` URL, as ``relayer
-    submit --db`` takes) for the ``deployment``'s contracts."""
+    submit --db`` takes) for the ``deployment``'s contracts. The queue is tied to that deployment (the first time)
+    as ``relayer submit`` ties it; a queue tied to another one is refused (``InvalidInput``, one line)."""
 
     def __init__(
         self, db: str | os.PathLike[str], deployment: Deployment, *, tee_keys: Iterable[TeePublicKey] = ()
     ) -> None:
-        from og_settle.relayer import IntakeConfig, StaticTeeDirectory, open_store
+        from og_settle.relayer import IntakeConfig, StaticTeeDirectory, bind_deployment, open_store
 
         self._store = open_store(db)
+        try:  # the queue settles to this deployment only, as ``relayer submit`` ties it (another one is refused)
+            bind_deployment(self._store, deployment)
+        except BaseException:
+            self._store.close()
+            raise
         # Intake checks each leaf's signer; the gateway vouches for its own TEE's key (``tee_keys``). A leaf whose key
         # is not among them is refused.
         self._config = IntakeConfig(deployment=deployment, tee_directory=StaticTeeDirectory(tee_keys))
