@@ -4,12 +4,17 @@
 and the target. ``cut()`` closes the listening socket and every open connection, so clients see their requests
 fail and new connections refused, exactly as when the node is down; ``restore()`` listens on the same port again.
 The node itself keeps running, so nothing it mined is lost (unlike stopping anvil and reloading a state dump).
+
+``stall()`` is a hung node instead: connections stay open and requests reach the node, but its answers come back
+one byte every ``drip`` seconds, so a client's read timeout (which counts the time between bytes) never fires and
+the call blocks for as long as the test wants.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 from contextlib import suppress
 
 __all__ = ["CuttableRelay"]
@@ -18,8 +23,10 @@ __all__ = ["CuttableRelay"]
 class CuttableRelay:
     """Forwards 127.0.0.1:``port`` to 127.0.0.1:``target_port`` until cut."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, *, drip: float = 1.0) -> None:
         self.target_port = target_port
+        self.drip = drip
+        self._stalled = threading.Event()
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._listener: socket.socket | None = None
@@ -53,12 +60,17 @@ class CuttableRelay:
             upstream.settimeout(None)
             with self._lock:
                 self._connections.update((client, upstream))
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+            for source, sink, answers in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pump, args=(source, sink, answers), daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, answers: bool) -> None:
         try:
             while data := source.recv(65536):
+                if answers and self._stalled.is_set():
+                    for byte in data:  # the hung node: one byte at a time, never a gap long enough to time out
+                        time.sleep(self.drip)
+                        sink.sendall(bytes([byte]))
+                    continue
                 sink.sendall(data)
         except OSError:
             pass
@@ -88,5 +100,10 @@ class CuttableRelay:
         if self._listener is None:
             self._listen(self.port)
 
+    def stall(self) -> None:
+        """The node hangs: answers (to requests already sent too) trickle back one byte every ``drip`` seconds."""
+        self._stalled.set()
+
     def close(self) -> None:
+        self._stalled.clear()
         self.cut()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import socket
 import sys
@@ -83,6 +84,14 @@ def register(groups: Any) -> None:
         default=30.0,
         help="seconds a batch stays this instance's without renewal; another instance takes over a stopped"
         " instance's batches after this long (postgresql:// queues)",
+    )
+    run.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=None,
+        help="seconds the main loop may make no progress (a hung node call, a deadlock) before this instance stops"
+        " renewing its leases, logs relayer.stalled and exits 4 so that others adopt its batches (default: 3 x"
+        " --lease-ttl, at least 30)",
     )
     run.add_argument("--verbose", action="store_true", help="also log debug events")
     run.set_defaults(handler=_run)
@@ -191,6 +200,8 @@ def _run(args: argparse.Namespace) -> int:
     sending = _sending_config(args)  # bad values are refused before the queue is opened
     if args.lease_ttl <= 0:
         raise InvalidInput(f"--lease-ttl: must be positive, got {args.lease_ttl}")
+    if args.stall_timeout is not None and args.stall_timeout <= 0:
+        raise InvalidInput(f"--stall-timeout: must be positive, got {args.stall_timeout}")
     shared = is_postgres_url(args.db)
     instance = args.instance_id or f"{account.address}@{socket.gethostname()}"
     store, deployment = _open(args, worker=instance, lease_ttl=args.lease_ttl)
@@ -222,6 +233,7 @@ def _run(args: argparse.Namespace) -> int:
         # On a shared queue an instance cuts a batch only when it has room to send it soon, so that the
         # instances share the work instead of the first one cutting it all.
         build_ahead=_SHARED_BUILD_AHEAD if shared else None,
+        stall_timeout=args.stall_timeout,
     )
     stop = threading.Event()
 
@@ -241,7 +253,9 @@ def _run(args: argparse.Namespace) -> int:
         if queue_lock is not None:
             queue_lock.release()
         raise
-    relayer = Relayer(store, deployment, account, rpc_url=args.rpc, config=config, log=log, stop=stop)
+    relayer = Relayer(
+        store, deployment, account, rpc_url=args.rpc, config=config, log=log, stop=stop, on_stall=_exit_stalled
+    )
     store.set_meta("relayer_address", account.address)
     try:
         if from_block is None:
@@ -264,6 +278,15 @@ def _run(args: argparse.Namespace) -> int:
         lease.release()
         if queue_lock is not None:
             queue_lock.release()
+
+
+def _exit_stalled() -> None:
+    """The watchdog found the main loop hung (``relayer.stalled`` is logged): a blocked call cannot be interrupted,
+    so the process ends at once with status 4, for a supervisor to restart it. The kernel releases the signer
+    lease and the queue's connection; the batches' leases run out and other instances adopt them."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(4)
 
 
 def _add_sending_options(run: argparse.ArgumentParser) -> None:

@@ -42,6 +42,9 @@ class RelayerConfig:
             stopped instance's batches are taken over after this long.
         build_ahead: the most built, unsent batches this instance holds before it cuts more (None: no limit), so
             that several instances on one queue share the work instead of one cutting it all.
+        stall_timeout: seconds the main loop may show no progress before the lease heartbeat stops renewing
+            (the watchdog, :mod:`og_settle.relayer._fleet`); None: three times ``lease_ttl``, at least 30 s (more
+            than one node call's timeout).
     """
 
     policy: BatchPolicy = field(default_factory=BatchPolicy)
@@ -56,12 +59,20 @@ class RelayerConfig:
     log_from_block: int = 0
     lease_ttl: float = 30.0
     build_ahead: int | None = None
+    stall_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if self.lease_ttl <= 0:
             raise InvalidInput(f"lease_ttl: must be positive, got {self.lease_ttl}")
+        if self.stall_timeout is not None and self.stall_timeout <= 0:
+            raise InvalidInput(f"stall_timeout: must be positive, got {self.stall_timeout}")
         if self.build_ahead is not None and self.build_ahead < 1:
             raise InvalidInput(f"build_ahead: must be at least 1, got {self.build_ahead}")
+
+    @property
+    def stall_after(self) -> float:
+        """The watchdog's limit in seconds (``stall_timeout``, or its default)."""
+        return self.stall_timeout if self.stall_timeout is not None else max(3 * self.lease_ttl, 30.0)
 
 
 def bind_deployment(store: QueueStore, deployment: Deployment | None) -> Deployment:

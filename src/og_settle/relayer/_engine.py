@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from eth_account.signers.local import LocalAccount
@@ -82,6 +82,7 @@ class Relayer:
         stop: threading.Event | None = None,
         registry_abi: Sequence[dict[str, Any]] | None = None,
         facilitator_abi: Sequence[dict[str, Any]] | None = None,
+        on_stall: Callable[[], None] | None = None,
     ) -> None:
         from og_settle.clients import (
             PaymentFacilitatorClient,
@@ -131,6 +132,11 @@ class Relayer:
         self._outage_since: float | None = None
         self._receipt_pending: set[int] = set()
         self._paused_until = 0.0
+        # The watchdog (``_fleet``): when the loop last showed progress, and what to do once it stalls (stop;
+        # ``relayer run`` exits the process, since a blocked call cannot be interrupted).
+        self._last_tick = time.monotonic()
+        self.stalled = False
+        self._on_stall_hook = on_stall
 
     @property
     def config(self) -> RelayerConfig:
@@ -143,7 +149,18 @@ class Relayer:
 
     # -- logging helpers ---------------------------------------------------------------------------------------
 
+    def _tick(self) -> None:
+        """The main loop shows progress (the lease watchdog reads it)."""
+        self._last_tick = time.monotonic()
+
+    def _on_stall(self) -> None:
+        self.stalled = True
+        self.stop.set()
+        if self._on_stall_hook is not None:
+            self._on_stall_hook()
+
     def _on_retry(self, what: str, attempt: int, wait: float, err: BaseException) -> None:
+        self._tick()  # waiting for the node is progress: an outage alone must not give the batches away
         if self._outage_since is None:
             self._outage_since = time.monotonic()
         self.log.warning("rpc.retry", call=what, attempt=attempt, wait_s=round(wait, 2), error=str(err)[:200])
@@ -174,10 +191,14 @@ class Relayer:
         )
         failed_before = self._failed_count()
         done = threading.Event()
-        heartbeat = self.leases.heartbeat(done)
+        self._tick()
+        heartbeat = self.leases.heartbeat(
+            done, progress=lambda: self._last_tick, stall_after=self.config.stall_after, on_stall=self._on_stall
+        )
         try:
             self.reconcile()
             while not self.stop.is_set():
+                self._tick()
                 worked = self.step()
                 if self.config.exit_when_done and self.store.status().in_flight == 0:
                     failed = self._failed_count() - failed_before
@@ -193,7 +214,7 @@ class Relayer:
             done.set()
             heartbeat.join()
         self.log.info("relayer.stopped", **self._counts())
-        return 0
+        return 4 if self.stalled else 0
 
     def _failed_count(self) -> int:
         return int(self.store.status().items_by_state.get(ItemState.FAILED.value, 0))
@@ -221,8 +242,10 @@ class Relayer:
         """Move the transactions in flight along, then sign the next ones while there is room."""
         worked = False
         for batch in sorted(self.store.held_batches(BatchState.SUBMITTED), key=self.pipeline.nonce_of):
+            self._tick()
             worked |= self._poll(batch)
         while not self.stop.is_set() and time.monotonic() >= self._paused_until:
+            self._tick()
             if not self.pipeline.has_room(self.store.held_batches(BatchState.SUBMITTED)):
                 break
             built = self.store.held_batches(BatchState.BUILT)
@@ -500,6 +523,7 @@ class Relayer:
             "recovery.start", mined_nonce=mined, pending_nonce=pending, submitted=len(submitted), built=len(built)
         )
         for batch in submitted:
+            self._tick()
             try:
                 self._poll(batch, recovering=True)
             except LeaseLost as err:  # another instance took it over meanwhile: it is theirs to finish

@@ -15,7 +15,12 @@ signed it. Work is split by leases in the queue (PostgreSQL; see ``PostgresStore
   after a restart: it asks for a receipt, compares the old key's mined nonce, rebroadcasts the same signed
   bytes, or (the nonce was used by another transaction) signs the batch again with its own key;
 - a restarted instance (same id) takes its own batches back at once instead of waiting for their leases to run
-  out (``reclaim``): one process per id, because the id names the signer and a signer is leased to one process.
+  out (``reclaim``): one process per id, because the id names the signer and a signer is leased to one process;
+- the heartbeat renews only while the main loop shows progress (a watchdog): a loop that made no progress for
+  ``stall_after`` seconds (a call blocked without a timeout, a deadlock) is *stalled*. Then the heartbeat stops
+  renewing, logs ``relayer.stalled`` and calls ``on_stall`` (``relayer run`` exits 4 there, for a supervisor to
+  restart it), so the stalled instance's batches are adopted instead of being held forever. Waiting for a node
+  that is down is progress (every retry counts), so a node outage alone does not give batches away.
 
 An SQLite queue has one relayer: the store holds every batch for it, and ``relayer run`` refuses a second.
 """
@@ -23,6 +28,8 @@ An SQLite queue has one relayer: the store holds every batch for it, and ``relay
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 
 from og_settle.relayer._log import EventLog
 from og_settle.relayer._states import BatchState
@@ -57,13 +64,36 @@ class LeaseKeeper:
         for batch_id in self.store.renew_leases(ttl=self.ttl):
             self.log.warning("lease.lost", batch=batch_id, note="another instance took the batch over")
 
-    def heartbeat(self, stop: threading.Event) -> threading.Thread:
+    def heartbeat(
+        self,
+        stop: threading.Event,
+        *,
+        progress: Callable[[], float] | None = None,
+        stall_after: float | None = None,
+        on_stall: Callable[[], None] | None = None,
+    ) -> threading.Thread:
         """Renew the leases every third of ``ttl`` from a thread of their own until ``stop`` is set, so that a
         long step (a slow node, a node outage) does not cost a live instance its batches: only a stopped process
-        (killed, crashed, or cut off from the queue's database) lets them run out."""
+        (killed, crashed, or cut off from the queue's database) lets them run out.
+
+        The watchdog: with ``progress`` (the ``time.monotonic()`` of the main loop's last sign of life), once it
+        is more than ``stall_after`` seconds old the thread renews no more, logs ``relayer.stalled`` and calls
+        ``on_stall``; the leases then run out within ``ttl`` and other instances adopt the batches."""
 
         def beat() -> None:
             while not stop.wait(self.ttl / 3):
+                idle = None if progress is None else time.monotonic() - progress()
+                if idle is not None and stall_after is not None and idle > stall_after:
+                    self.log.error(
+                        "relayer.stalled",
+                        idle_s=round(idle, 1),
+                        stall_timeout_s=stall_after,
+                        note="the main loop made no progress: leases are no longer renewed, so other instances "
+                        "adopt this instance's batches; restart it",
+                    )
+                    if on_stall is not None:
+                        on_stall()
+                    return
                 try:
                     self.renew()
                 except Exception as err:  # the database is unreachable: the leases run out, as for a dead one

@@ -1,0 +1,106 @@
+"""A relayer instance whose main loop hangs gives its batches up: its heartbeat stops renewing their leases once
+the loop shows no progress for ``--stall-timeout`` seconds, it logs ``relayer.stalled`` and exits 4 (for a
+supervisor to restart it), and another instance adopts what it held.
+
+Real processes on a real PostgreSQL queue: the hung instance reaches the node through a TCP relay that starts
+answering one byte a second right after the instance signed its first transaction, so its broadcast call blocks
+(the HTTP client's read timeout counts the time between bytes, which never runs out).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from og_settle.relayer import open_store
+from tests.relayer.proofs import assert_settled_exactly_once, opg_balance, queued_digests
+from tests.relayer.support import (
+    PAY_TO,
+    RELAYER_KEY,
+    cli,
+    dev_key,
+    inference_record,
+    live_chain,
+    payment_record,
+    read_events,
+    spawn_relayer,
+    write_jsonl,
+)
+from tests.support.outage import CuttableRelay
+from tests.support.postgres import PostgresServer
+
+_HUNG_KEY, _OTHER_KEY = RELAYER_KEY, dev_key(7)
+
+
+def _events(log: Path, name: str) -> list[dict[str, Any]]:
+    return [e for e in read_events(log) if e.get("event") == name]
+
+
+def _wait(what: str, condition: Any, *, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}: {log.read_text()[-3000:]}")
+        time.sleep(0.05)
+
+
+def test_a_hung_instance_stops_renewing_and_another_adopts_its_batch(tmp_path: Path, postgres: PostgresServer) -> None:
+    with live_chain(tmp_path / "chain", relayer_keys=(_HUNG_KEY, _OTHER_KEY)) as chain:
+        deployment = chain.deployment
+        batch_records = [inference_record(deployment, i) for i in range(300)]
+        payments = [payment_record(deployment, i) for i in range(30)]
+        records: list[Any] = batch_records + payments
+        db = postgres.create_database("watchdog")
+        submitted = cli(
+            "relayer", "submit", "--db", db, "--deployment", str(chain.deployment_path),
+            str(write_jsonl(tmp_path / "in.jsonl", records)), "--allow-unverified", "--quiet",
+        )  # fmt: skip
+        assert submitted.returncode == 0, submitted.stderr[-2000:]
+        paid_before = opg_balance(chain, PAY_TO)
+        dump_dir = tmp_path / "dumps"
+        args = (
+            "--drain", "--exit-when-done", "--max-batch", "100", "--payments-per-tx", "10", "--poll", "0.05",
+            "--lease-ttl", "2", "--stall-timeout", "6", "--dump-dir", str(dump_dir),
+        )  # fmt: skip
+        relay = CuttableRelay(chain.port)
+        hung_log, other_log = tmp_path / "hung.log", tmp_path / "other.log"
+        hung = spawn_relayer(
+            db, chain, *args, env={"OG_SETTLE_RELAYER_KEY": _HUNG_KEY, "OG_SETTLE_TEST_PAUSE": "signed:1"},
+            log_path=hung_log, rpc_url=relay.url,
+        )  # fmt: skip
+        other = None
+        try:
+            _wait("the first instance's first signed transaction", lambda: _events(hung_log, "tx.signed"), timeout=90,
+                  log=hung_log)  # fmt: skip
+            relay.stall()  # its broadcast (after the 1 s pause) now blocks: the main loop hangs
+            stalled_at = time.monotonic()
+            held = _events(hung_log, "tx.signed")[0]["batch"]
+            other = spawn_relayer(
+                db, chain, *args, env={"OG_SETTLE_RELAYER_KEY": _OTHER_KEY}, log_path=other_log
+            )  # fmt: skip
+            # The hung instance notices, stops renewing and exits 4 (not before its stall timeout).
+            code = hung.wait(timeout=60)
+            assert code == 4, hung_log.read_text()[-3000:]
+            assert time.monotonic() - stalled_at >= 6 - 1.5
+            (stalled,) = _events(hung_log, "relayer.stalled")
+            assert stalled["level"] == "error" and stalled["idle_s"] >= 6, stalled
+            # The other instance adopts the batch the hung one held, and settles everything.
+            assert other.wait(timeout=120) == 0, other_log.read_text()[-3000:]
+        finally:
+            for proc in (hung, other):
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+                    proc.wait(10)
+            relay.close()
+        adopted = [e["batch"] for e in _events(other_log, "lease.adopted")]
+        assert held in adopted, (held, adopted)
+        store = open_store(db, create=False)
+        try:
+            assert store.status().items_by_state == {"confirmed": len(records)}
+        finally:
+            store.close()
+        status = json.loads(cli("relayer", "status", "--db", db, "--json").stdout)
+        assert status["in_flight"] == 0
+        assert_settled_exactly_once(chain, dump_dir, batch_records, payments, queued_digests(db), paid_before)
