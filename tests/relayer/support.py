@@ -1,8 +1,8 @@
 """A live chain for relayer tests: our own anvil replica (real Permit2, OPG), og-settle deployed with
 ``og_settle._deploy.deploy``, a registered stand-in TEE, payers approved for Permit2, and record factories.
 
-The relayer tests run their own anvil (not Ape's fork) because the fault tests must stop and restart the node
-and run the relayer as a separate process against it.
+The relayer tests run their own anvil (not Ape's fork) because the fault tests cut the node off (a relay,
+``tests.support.outage``) and run the relayer as a separate process against it.
 """
 
 from __future__ import annotations
@@ -86,7 +86,6 @@ class LiveChain:
         anvil: the process (for stopping it).
         deployment: what is where.
         deployment_path: the deployment JSON file.
-        state_path: anvil's --state file (the chain survives a restart), if any.
     """
 
     rpc_url: str
@@ -94,7 +93,6 @@ class LiveChain:
     anvil: AnvilProcess
     deployment: Deployment
     deployment_path: Path
-    state_path: Path | None
 
     def web3(self) -> Any:
         from og_settle.clients import make_web3
@@ -102,20 +100,13 @@ class LiveChain:
         return make_web3(self.rpc_url)
 
 
-def _anvil(port: int, state_path: Path | None) -> tuple[AnvilProcess, Any]:
-    extra = ("--state", str(state_path), "--state-interval", "1") if state_path is not None else ()
-    return start_anvil(port, extra)
-
-
-def start_chain(
-    workdir: Path, *, port: int | None = None, state_path: Path | None = None, relayer_keys: Sequence[str] = ()
-) -> LiveChain:
+def start_chain(workdir: Path, *, port: int | None = None, relayer_keys: Sequence[str] = ()) -> LiveChain:
     """Start anvil, install Permit2 and OPG, deploy og-settle, register the TEE, approve Permit2 for payers.
     The relayer role goes to RELAYER_KEY's account and those of ``relayer_keys``."""
     from og_settle.replica import free_port
 
     port = port or free_port()
-    anvil, rpc = _anvil(port, state_path)
+    anvil, rpc = start_anvil(port)
     try:
         accounts = tuple(rpc.call("eth_accounts"))
         install_permit2(rpc, accounts[0])
@@ -136,15 +127,7 @@ def start_chain(
         anvil=anvil,
         deployment=deployment,
         deployment_path=workdir / "deployments" / f"{deployment.chain_id}.json",
-        state_path=state_path,
     )
-
-
-def restart_anvil(chain: LiveChain) -> None:
-    """Start anvil again on the same port from its --state file (after ``chain.anvil.stop()``)."""
-    if chain.state_path is None:
-        raise RuntimeError("this chain was started without a state file")
-    chain.anvil, _ = _anvil(chain.port, chain.state_path)
 
 
 def _register_tee(url: str, deployment: Deployment) -> None:

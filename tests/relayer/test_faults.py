@@ -25,10 +25,10 @@ from tests.relayer.support import (
     live_chain,
     payment_record,
     read_events,
-    restart_anvil,
     spawn_relayer,
     write_jsonl,
 )
+from tests.support.outage import CuttableRelay
 
 
 def _submit(db: Path, chain: LiveChain, path: Path, *extra: str) -> dict[str, Any]:
@@ -123,9 +123,10 @@ def test_crash_recovery_settles_everything_exactly_once(tmp_path: Path) -> None:
 
 
 def test_node_outage_backs_off_and_loses_nothing(tmp_path: Path) -> None:
-    """With the node stopped mid-run and brought back (same chain), the relayer backs off, resumes and settles
-    every record exactly once."""
-    with live_chain(tmp_path / "chain", state_path=tmp_path / "anvil-state.json") as chain:
+    """With the node unreachable mid-run and reachable again (the same chain: the relayer reaches the node through a
+    relay that the test cuts, refusing connections and dropping open ones, then restores), the relayer backs off,
+    resumes and settles every record exactly once."""
+    with live_chain(tmp_path / "chain") as chain:
         deployment = chain.deployment
         batch_records = [inference_record(deployment, i) for i in range(400)]
         payments = [payment_record(deployment, i) for i in range(60)]
@@ -135,6 +136,7 @@ def test_node_outage_backs_off_and_loses_nothing(tmp_path: Path) -> None:
         paid_before = opg_balance(chain, PAY_TO)
         log = tmp_path / "relayer.log"
         dump_dir = tmp_path / "dumps"
+        relay = CuttableRelay(chain.port)
         proc = spawn_relayer(
             db,
             chain,
@@ -150,10 +152,11 @@ def test_node_outage_backs_off_and_loses_nothing(tmp_path: Path) -> None:
             str(dump_dir),
             env={"OG_SETTLE_TEST_PAUSE": "broadcast:0.3"},
             log_path=log,
+            rpc_url=relay.url,
         )
         try:
             assert _wait_for(proc, log, "batch.confirmed", after=0, timeout=60)
-            chain.anvil.stop()  # SIGTERM: anvil writes its state file and exits
+            relay.cut()
             outage_start = time.monotonic()
             deadline = time.monotonic() + 30
             while _count(log, "rpc.retry") < 3 and time.monotonic() < deadline:
@@ -161,12 +164,13 @@ def test_node_outage_backs_off_and_loses_nothing(tmp_path: Path) -> None:
             assert _count(log, "rpc.retry") >= 3, "the relayer did not notice the outage"
             assert proc.poll() is None, "the relayer must survive the outage"
             time.sleep(max(0.0, 2.0 - (time.monotonic() - outage_start)))
-            restart_anvil(chain)
+            relay.restore()
             assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
+            relay.close()
         events = read_events(log)
         assert any(e["event"] == "rpc.recovered" for e in events)
         retries = [e for e in events if e["event"] == "rpc.retry"]
