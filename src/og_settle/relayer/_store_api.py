@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from og_settle.relayer._states import BatchState, ItemKind, ItemState, Lane
-from og_settle.relayer._store_intake import RejectedRecord
+from og_settle.relayer._store_intake import RejectedRecord, StagedRow
 
 __all__ = [
     "Batch",
@@ -239,6 +239,10 @@ class QueueStore(Protocol):
 
     def add_all(self, entries: Iterable[NewItem | RejectedRecord]) -> list[IntakeOutcome]:
         """Queue accepted and rejected records all at once or none of them (see ``_store_intake``)."""
+        ...
+
+    def add_staged(self, runs: Iterable[list[StagedRow]]) -> list[IntakeOutcome]:
+        """``add_all`` for records already in staged form (``_store_intake.staged_row``), in runs."""
         ...
 
     def item(self, item_id: int) -> Item: ...

@@ -26,12 +26,13 @@ from og_settle.relayer._states import ItemKind, ItemState
 if TYPE_CHECKING:  # _store imports this module
     from og_settle.relayer._store import IntakeOutcome, NewItem
 
-__all__ = ["RejectedRecord", "StagedIntake", "StagedRow", "encode_payload"]
+__all__ = ["RejectedRecord", "StagedIntake", "StagedRow", "encode_payload", "staged_row"]
 
 # Rows staged per statement: enough to amortise the round trip, small enough to keep memory flat.
 _STAGE_CHUNK: Final = 2_000
 
-# (seq, kind, lane, key, payload, state, reason, source), as the TEMP table holds them.
+# (seq, kind, lane, key, payload, state, reason, source), as the TEMP table holds them. ``seq`` orders the rows of one
+# intake (increasing; gaps allowed): ``add_all`` numbers its entries 0, 1, ...; ``relayer submit`` uses line numbers.
 StagedRow = tuple[int, str, str | None, bytes | None, str, str, str | None, str]
 
 
@@ -57,7 +58,8 @@ def encode_payload(payload: Mapping[str, Any]) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"))
 
 
-def _staged(seq: int, entry: NewItem | RejectedRecord) -> StagedRow:
+def staged_row(seq: int, entry: NewItem | RejectedRecord) -> StagedRow:
+    """``entry`` as the staging table holds it (its payload encoded, a rejected record's text cut to 4 KiB)."""
     if isinstance(entry, RejectedRecord):
         state = ItemState.REJECTED.value
         return (seq, entry.kind.value, None, None, entry.raw[:4096], state, entry.reason, entry.source)
@@ -96,13 +98,18 @@ class StagedIntake:
         """Queue ``entries`` (``NewItem`` or :class:`RejectedRecord`, in order) all at once, or none of them if
         this raises; one ``IntakeOutcome`` per entry, in order. ``entries`` may be a long-running iterator: it is
         consumed before the queue is written."""
+        return self.add_staged(_runs(staged_row(seq, entry) for seq, entry in enumerate(entries)))
+
+    def add_staged(self, runs: Iterable[list[StagedRow]]) -> list[IntakeOutcome]:
+        """``add_all`` for entries already in staged form (:func:`staged_row`), given in runs (lists of rows, as
+        workers verified them), ``seq`` increasing throughout; one ``IntakeOutcome`` per row, in order."""
         from og_settle.relayer._store import IntakeOutcome, _now  # a cycle at import time
 
         self._open_stage()
         try:
             rows: list[StagedRow] = []
-            for seq, entry in enumerate(entries):
-                rows.append(_staged(seq, entry))
+            for run in runs:
+                rows += run
                 if len(rows) >= _STAGE_CHUNK:
                     self._stage(rows)
                     rows = []
@@ -126,3 +133,14 @@ class StagedIntake:
             return outcomes
         finally:
             self._close_stage()
+
+
+def _runs(rows: Iterable[StagedRow]) -> Iterator[list[StagedRow]]:
+    run: list[StagedRow] = []
+    for row in rows:
+        run.append(row)
+        if len(run) >= _STAGE_CHUNK:
+            yield run
+            run = []
+    if run:
+        yield run
