@@ -28,7 +28,8 @@ node_modules/.installed: package.json package-lock.json toolchain/check-node.sh
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-$(VENV)/.installed: pyproject.toml requirements.lock setup.py src/og_settle/_batch_native.c
+$(VENV)/.installed: pyproject.toml requirements.lock setup.py src/og_settle/_batch_native.c src/og_settle/_intake_native.c \
+		src/og_settle/_native_common.h
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else "og-settle needs Python 3.11 or 3.12, found " + sys.version.split()[0])'
 	@echo "og-settle setup: Python packages from requirements.lock into $(VENV)/, and the C extension (about 1 minute with a warm pip cache, several without)"
 	$(PYTHON) -m venv $(VENV)

@@ -2,9 +2,12 @@
 
 Verifying a record is CPU work (JSON, hashing, and above all the TEE signature: secp256k1 recovery or RSA-PSS), so
 one process tops out at a few thousand records a second. Here the parent reads the lines and cuts them into chunks;
-forked workers run :func:`parse_jsonl` on each chunk with the parent's :class:`IntakeConfig` and send back the
-``ParsedLine`` results, and the parent hands them on in line order. At most ``2 * workers + 1`` chunks are read
-ahead, so memory stays flat however long the input is.
+forked workers verify each chunk with the parent's :class:`IntakeConfig` and send back the results, and the parent
+hands them on in line order. At most ``2 * workers + 1`` chunks are read ahead, so memory stays flat however long
+the input is. :func:`verify_lines` gives :func:`parse_jsonl`'s ``ParsedLine`` results; :func:`submit_records` has
+the workers send back the rows as the queue stages them (:func:`~og_settle.relayer._store_intake.staged_row`), the
+common secp256k1 batch leaf checked natively (:mod:`og_settle.relayer._intake_fast`), so the parent only stages
+them.
 
 The result is the same whatever the worker count: every worker checks against the same ``now`` and the same
 configuration, and results come back in line order. Workers are forked, so the configuration is inherited, not
@@ -20,26 +23,60 @@ import multiprocessing
 import os
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Final
+from itertools import islice
+from typing import Any, Final, NamedTuple, TypeVar
 
 from og_settle._errors import InvalidInput
 from og_settle._hex import to_hex
 from og_settle.relayer._intake import ParsedLine, parse_jsonl
 from og_settle.relayer._intake_checks import IntakeConfig, Rejected
+from og_settle.relayer._intake_fast import FastLeaves, fast_leaves
 from og_settle.relayer._store import NewItem, QueueStore
-from og_settle.relayer._store_intake import RejectedRecord
+from og_settle.relayer._store_intake import RejectedRecord, StagedRow, staged_row
 
-__all__ = ["DEFAULT_CHUNK_LINES", "IntakeReport", "default_workers", "submit_records", "verify_lines"]
+__all__ = [
+    "DEFAULT_CHUNK_LINES",
+    "IntakeReport",
+    "VerifiedRun",
+    "default_workers",
+    "submit_records",
+    "verify_lines",
+    "verify_runs",
+]
 
 # Lines per task: large enough that a task's overhead (pickling, the queue) is small beside verifying it, small
 # enough that the workers stay busy to the end of the file.
 DEFAULT_CHUNK_LINES: Final = 1_000
 
-# What a worker verifies against: (config, name, now), set in each worker by _init (inherited through fork).
-_job: tuple[IntakeConfig, str, float] | None = None
+_T = TypeVar("_T")
+
+
+class VerifiedRun(NamedTuple):
+    """A chunk of lines verified, as the queue stages them.
+
+    Attributes:
+        rows: one staged row per non-blank line, ``seq`` its line number.
+        refusals: the refusal of each rejected row, by its index in ``rows``.
+        unverified: the indexes of accepted leaves queued unverified.
+    """
+
+    rows: list[StagedRow]
+    refusals: dict[int, Rejected]
+    unverified: set[int]
+
+
+class _Job(NamedTuple):
+    config: IntakeConfig
+    name: str
+    now: float
+    fast: FastLeaves | None
+
+
+# What a worker verifies against, set in each worker by _init (inherited through fork).
+_job: _Job | None = None
 
 
 def default_workers() -> int:
@@ -50,29 +87,83 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _init(config: IntakeConfig, name: str, now: float) -> None:
+def _init(job: _Job) -> None:
     global _job
-    _job = (config, name, now)
+    _job = job
 
 
-def _verify_chunk(first_line: int, lines: list[bytes]) -> list[ParsedLine]:
+def _verify_chunk(first_line: int, lines: list[str | bytes]) -> list[ParsedLine]:
     assert _job is not None, "_init runs first in every worker"
-    config, name, now = _job
-    return list(parse_jsonl(lines, config, name=name, now=now, first_line=first_line))
+    return list(parse_jsonl(lines, _job.config, name=_job.name, now=_job.now, first_line=first_line))
 
 
-def _chunks(lines: Iterable[str | bytes], size: int) -> Iterator[tuple[int, list[bytes]]]:
-    chunk: list[bytes] = []
+def _stage_chunk(first_line: int, lines: list[str | bytes]) -> VerifiedRun:
+    assert _job is not None, "_init runs first in every worker"
+    return _verified_run(_job, first_line, lines)
+
+
+def _verified_run(job: _Job, first_line: int, lines: list[str | bytes]) -> VerifiedRun:
+    run = VerifiedRun([], {}, set())
+    fast = None if job.fast is None else job.fast(first_line, lines)
+    if fast is None:
+        for parsed in parse_jsonl(lines, job.config, name=job.name, now=job.now, first_line=first_line):
+            _add(run, parsed)
+        return run
+    for offset, row in enumerate(fast):
+        if row is not None:
+            run.rows.append(row)
+            continue
+        line = lines[offset : offset + 1]  # Python judges the lines the fast path left
+        for parsed in parse_jsonl(line, job.config, name=job.name, now=job.now, first_line=first_line + offset):
+            _add(run, parsed)
+    return run
+
+
+def _add(run: VerifiedRun, parsed: ParsedLine) -> None:
+    entry: NewItem | RejectedRecord
+    if parsed.rejected is not None:
+        run.refusals[len(run.rows)] = parsed.rejected
+        entry = RejectedRecord(parsed.rejected.kind, parsed.source, parsed.raw, str(parsed.rejected))
+    else:
+        assert parsed.item is not None
+        if parsed.item.payload.get("tee_verified") is False:
+            run.unverified.add(len(run.rows))
+        entry = parsed.item
+    run.rows.append(staged_row(parsed.line, entry))
+
+
+def _chunks(lines: Iterable[str | bytes], size: int) -> Iterator[tuple[int, list[str | bytes]]]:
+    iterator = iter(lines)
     first = 1
-    for number, line in enumerate(lines, start=1):
-        if not chunk:
-            first = number
-        chunk.append(line.encode() if isinstance(line, str) else line)
-        if len(chunk) >= size:
-            yield first, chunk
-            chunk = []
-    if chunk:
+    while chunk := list(islice(iterator, size)):
         yield first, chunk
+        first += len(chunk)
+
+
+def _in_pool(
+    task: Callable[[int, list[str | bytes]], _T],
+    lines: Iterable[str | bytes],
+    job: _Job,
+    workers: int,
+    chunk_lines: int,
+) -> Iterator[_T]:
+    """``task`` over the chunks of ``lines`` in ``workers`` forked processes, the results in order."""
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init, initargs=(job,)) as pool:
+        pending: deque[Future[_T]] = deque()
+        for first, chunk in _chunks(lines, chunk_lines):
+            pending.append(pool.submit(task, first, chunk))
+            while len(pending) > 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _checked(workers: int, chunk_lines: int) -> None:
+    if workers < 1:
+        raise InvalidInput(f"workers: expected at least 1, got {workers}")
+    if chunk_lines < 1:
+        raise InvalidInput(f"chunk_lines: expected at least 1, got {chunk_lines}")
 
 
 def verify_lines(
@@ -88,23 +179,35 @@ def verify_lines(
 
     ``workers`` = 1 verifies in this process. ``now`` (default: the time of the call) is the one instant every
     record's time window is checked against."""
-    if workers < 1:
-        raise InvalidInput(f"workers: expected at least 1, got {workers}")
-    if chunk_lines < 1:
-        raise InvalidInput(f"chunk_lines: expected at least 1, got {chunk_lines}")
+    _checked(workers, chunk_lines)
     current = time.time() if now is None else now
     if workers == 1:
         yield from parse_jsonl(lines, config, name=name, now=current)
         return
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init, initargs=(config, name, current)) as pool:
-        pending: deque[Future[list[ParsedLine]]] = deque()
+    for parsed in _in_pool(_verify_chunk, lines, _Job(config, name, current, None), workers, chunk_lines):
+        yield from parsed
+
+
+def verify_runs(
+    lines: Iterable[str | bytes],
+    config: IntakeConfig,
+    *,
+    name: str = "stdin",
+    now: float | None = None,
+    workers: int = 1,
+    chunk_lines: int = DEFAULT_CHUNK_LINES,
+) -> Iterator[VerifiedRun]:
+    """``lines`` verified by ``workers`` processes, a chunk at a time, as the queue stages them, in order: the rows
+    :func:`parse_jsonl`'s results make (:func:`~og_settle.relayer._store_intake.staged_row`, ``seq`` the line
+    number), whatever the worker count."""
+    _checked(workers, chunk_lines)
+    current = time.time() if now is None else now
+    job = _Job(config, name, current, fast_leaves(config, name, current))
+    if workers == 1:
         for first, chunk in _chunks(lines, chunk_lines):
-            pending.append(pool.submit(_verify_chunk, first, chunk))
-            while len(pending) > 2 * workers:
-                yield from pending.popleft().result()
-        while pending:
-            yield from pending.popleft().result()
+            yield _verified_run(job, first, chunk)
+        return
+    yield from _in_pool(_stage_chunk, lines, job, workers, chunk_lines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,17 +263,18 @@ def submit_records(
     it again is safe either way, as queued records come back as duplicates."""
     seen: list[tuple[str, bytes | None, bool, Rejected | None]] = []
 
-    def entries() -> Iterator[NewItem | RejectedRecord]:
-        for parsed in verify_lines(lines, config, name=name, now=now, workers=workers):
-            error, item = parsed.rejected, parsed.item
-            if error is not None:
-                seen.append((parsed.source, None, False, error))
-                yield RejectedRecord(error.kind, parsed.source, parsed.raw, str(error))
-            elif item is not None:
-                seen.append((parsed.source, item.key, item.payload.get("tee_verified") is False, None))
-                yield item
+    def runs() -> Iterator[list[StagedRow]]:
+        for run in verify_runs(lines, config, name=name, now=now, workers=workers):
+            refusals, unverified = run.refusals, run.unverified
+            if refusals or unverified:
+                seen.extend(
+                    (row[7], row[3], index in unverified, refusals.get(index)) for index, row in enumerate(run.rows)
+                )
+            else:
+                seen.extend((row[7], row[3], False, None) for row in run.rows)
+            yield run.rows
 
-    outcomes = store.add_all(entries())
+    outcomes = store.add_staged(runs())
     for (source, key, unverified, error), outcome in zip(seen, outcomes, strict=True):
         if error is not None:
             yield IntakeReport(source, "rejected", outcome.item_id, reason=error.reason, detail=str(error))
