@@ -108,14 +108,19 @@ class StagedIntake:
         self._open_stage()
         try:
             rows: list[StagedRow] = []
+            staged = 0
             for run in runs:
                 rows += run
+                staged += len(run)
                 if len(rows) >= _STAGE_CHUNK:
                     self._stage(rows)
                     rows = []
             if rows:
                 self._stage(rows)
-            new_ids = iter(self._insert_staged(_now()))
+            inserted = self._insert_staged(_now())
+            if len(inserted) == staged:  # every row went in (each adds at most one item): nothing to match
+                return [IntakeOutcome(item_id=item_id, duplicate=False) for item_id in inserted]
+            new_ids = iter(inserted)
             outcomes = []
             pending = next(new_ids, None)
             for rejected, queued in self._staged_matches():
