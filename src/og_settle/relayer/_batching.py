@@ -3,6 +3,7 @@ is durable before the batch exists (a root is never recorded without its tree)."
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import threading
@@ -20,7 +21,8 @@ from og_settle.relayer._config import RelayerConfig
 from og_settle.relayer._log import EventLog
 from og_settle.relayer._policy import CutForecast
 from og_settle.relayer._states import BatchState, Lane
-from og_settle.relayer._store import Batch, Item, QueueStore
+from og_settle.relayer._store import Item, QueueStore
+from og_settle.relayer._store_api import BatchContent
 
 __all__ = ["BatchCutter"]
 
@@ -68,16 +70,17 @@ class BatchCutter:
                     break
                 if not self._room():
                     break
-                # Claimed, so that another instance on the queue cannot put the same items in a batch of its own.
-                items = self.store.claim_items(
-                    lane, policy.capacity(lane), ttl=self.config.lease_ttl, settler=self.settler
-                )
-                if not items:
-                    break  # the waiting items are other instances' (claimed and being batched)
+                # Claimed and batched in one step, so that another instance cannot put the same items in a batch.
                 started = time.monotonic()
-                if lane is Lane.BATCH and len(items) >= _BIG_BATCH:
-                    self.log.info("batch.building", lane=lane.value, leaves=len(items))
-                batch = self.build(lane, items)
+                batch = self.store.cut_batch(
+                    lane,
+                    policy.capacity(lane),
+                    functools.partial(self.content, lane),
+                    ttl=self.config.lease_ttl,
+                    settler=self.settler,
+                )
+                if batch is None:
+                    break  # the waiting items are other instances' (claimed and being batched)
                 self.log.info(
                     "batch.built",
                     batch=batch.id,
@@ -113,9 +116,12 @@ class BatchCutter:
         ahead = self.config.build_ahead
         return ahead is None or len(self.store.held_batches(BatchState.BUILT)) < ahead
 
-    def build(self, lane: Lane, items: Sequence[Item]) -> Batch:
+    def content(self, lane: Lane, items: Sequence[Item]) -> BatchContent:
+        """A Merkle batch's root and its tree dump, durable before the batch exists; nothing for other lanes."""
         if lane is not Lane.BATCH:
-            return self.store.create_batch(lane, [i.id for i in items], root=None, dump_path=None, dump=None)
+            return BatchContent()
+        if len(items) >= _BIG_BATCH:
+            self.log.info("batch.building", lane=lane.value, leaves=len(items))
         # The tree and its dump from the leaves' ABI encodings (hashed and rendered in C where it is built), the
         # dump written in blocks: a 100,000-leaf batch never holds its dump as one string.
         decode = _leaf_fields.decode
@@ -125,24 +131,20 @@ class BatchCutter:
                 for f in (decode(item.payload) for item in items)
             ]
         )
-        dump_path: str | None = None
-        inline: str | None = None
         if self.config.blob_store is not None:
             # Durable before the batch exists, as below; the file's name is its blob id.
             buffer = io.BytesIO()
             tree.write_dump(buffer)
             blob_id = self.config.blob_store.put(buffer.getvalue())
-            dump_path = self.config.blob_store.location(blob_id)
-        elif self.config.dump_dir is not None:
+            return BatchContent(root=tree.root, dump_path=self.config.blob_store.location(blob_id))
+        if self.config.dump_dir is not None:
             # The dump is durable before the batch exists: a root is never recorded without its tree on disk.
             target = self.config.dump_dir / f"{to_hex(tree.root)}.json"
             write_durably(target, tree.write_dump)
-            dump_path = str(target)
-        else:
-            buffer = io.BytesIO()
-            tree.write_dump(buffer)
-            inline = buffer.getvalue().decode("utf-8")
-        return self.store.create_batch(lane, [i.id for i in items], root=tree.root, dump_path=dump_path, dump=inline)
+            return BatchContent(root=tree.root, dump_path=str(target))
+        buffer = io.BytesIO()
+        tree.write_dump(buffer)
+        return BatchContent(root=tree.root, dump=buffer.getvalue().decode("utf-8"))
 
 
 class _LeafFields(msgspec.Struct):

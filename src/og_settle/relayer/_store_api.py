@@ -4,7 +4,7 @@ interface (``QueueStore``) its stores implement: SQLite (``_store``) and Postgre
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -13,6 +13,7 @@ from og_settle.relayer._store_intake import RejectedRecord, StagedRow
 
 __all__ = [
     "Batch",
+    "BatchContent",
     "BatchLease",
     "IntakeOutcome",
     "Item",
@@ -144,6 +145,21 @@ class Batch:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchContent:
+    """What a new batch records besides its items (``QueueStore.cut_batch``'s builder returns it).
+
+    Attributes:
+        root: the Merkle root, for ``batch`` lanes.
+        dump_path: where the tree's dump was written (durably, before the batch exists), if to a file.
+        dump: the dump inline, if not written to a file.
+    """
+
+    root: bytes | None = None
+    dump_path: str | None = None
+    dump: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BatchLease:
     """A batch this instance holds: nobody else builds on or sends it until ``until``.
 
@@ -256,6 +272,20 @@ class QueueStore(Protocol):
     def create_batch(
         self, lane: Lane, item_ids: Sequence[int], *, root: bytes | None, dump_path: str | None, dump: str | None
     ) -> Batch: ...
+
+    def cut_batch(
+        self,
+        lane: Lane,
+        limit: int,
+        build: Callable[[Sequence[Item]], BatchContent],
+        *,
+        ttl: float,
+        settler: str | None = None,
+    ) -> Batch | None:
+        """Claim up to ``limit`` of the oldest received items of ``lane`` free for this instance, build the batch's
+        content from them (``build``) and create the batch, as one step that a crash undoes whole; None when no
+        item is free."""
+        ...
 
     def batch(self, batch_id: int) -> Batch: ...
 

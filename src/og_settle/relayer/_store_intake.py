@@ -103,7 +103,8 @@ class StagedIntake:
     def add_staged(self, runs: Iterable[list[StagedRow]]) -> list[IntakeOutcome]:
         """``add_all`` for entries already in staged form (:func:`staged_row`), given in runs (lists of rows, as
         workers verified them), ``seq`` increasing throughout; one ``IntakeOutcome`` per row, in order."""
-        from og_settle.relayer._store import IntakeOutcome, _now  # a cycle at import time
+        from og_settle.relayer._store_api import IntakeOutcome  # a cycle at import time
+        from og_settle.relayer._store_transitions import _now
 
         self._open_stage()
         try:

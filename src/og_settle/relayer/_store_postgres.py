@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, cast
 
@@ -32,7 +32,6 @@ from og_settle._postgres import (
 from og_settle.relayer._states import BatchState, ItemKind, ItemState, Lane
 from og_settle.relayer._store import (
     _INSERT_STAGED,
-    _ITEM_COLUMNS,
     _STAGED_MATCHES,
     Batch,
     BatchLease,
@@ -41,11 +40,12 @@ from og_settle.relayer._store import (
     LeaseLost,
     NewItem,
     SqliteStore,
-    TxRecord,
-    _now,
     default_worker,
 )
+from og_settle.relayer._store_api import BatchContent
 from og_settle.relayer._store_intake import StagedRow, encode_payload
+from og_settle.relayer._store_rows import ITEM_COLUMNS, batch_of, item_of
+from og_settle.relayer._store_transitions import _now
 
 __all__ = ["PostgresStore", "migrations"]
 
@@ -216,38 +216,64 @@ class PostgresStore(SqliteStore):
     ) -> Batch:
         if not item_ids:
             raise InvariantViolation("a batch needs at least one item")
-        now = _now()
-        wanted = sorted(set(item_ids))
         with self._write() as db:
-            row = db.execute(
-                "INSERT INTO batches (lane, state, size, root, dump_path, dump, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-                (lane.value, BatchState.BUILT.value, len(item_ids), root, dump_path, dump, now, now),
-            ).fetchone()
-            # The WHERE clause is re-checked after any concurrent writer commits, so an item another process
-            # batched meanwhile is not counted here and the whole batch is refused.
-            # Items another instance holds a live claim on are not this instance's to batch.
-            free = (ItemState.RECEIVED.value, lane.value, self.worker, now)
-            # The ids as a joined set, not ``id = ANY(array)``: that one is a linear search of the array per row
-            # (19 s for a 100,000-item batch).
-            changed = db.execute(
-                "UPDATE items SET state = ?, batch_id = ?, updated_at = ?, claimed_by = ?"
-                f" WHERE id IN {self._ID_SET} AND state = ? AND lane = ?"
-                " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until < ?)",
-                [ItemState.BATCHED.value, row["id"], now, self.worker, wanted, *free],
-            ).rowcount
-            if changed != len(wanted):
-                raise InvariantViolation(
-                    f"batch {row['id']}: some of items {wanted} are not received {lane} items free for {self.worker}"
-                )
-            # The instance that built the batch holds it: nobody else signs it while this lease is renewed.
-            leased = db.execute(
-                "UPDATE batches SET worker = ?, lease_until = ?, fence = nextval('lease_fence') WHERE id = ?"
-                " RETURNING *",
-                (self.worker, now + self.lease_ttl, row["id"]),
-            ).fetchone()
-            self._fences[int(leased["id"])] = int(leased["fence"])
-        return self._batch(leased)
+            batch, fence = self._leased_batch(db, lane, sorted(set(item_ids)), BatchContent(root, dump_path, dump))
+        self._fences[batch.id] = fence  # once committed
+        return batch
+
+    def cut_batch(
+        self,
+        lane: Lane,
+        limit: int,
+        build: Callable[[Sequence[Item]], BatchContent],
+        *,
+        ttl: float,
+        settler: str | None = None,
+    ) -> Batch | None:
+        """``claim_items`` and ``create_batch`` in one transaction: the items are locked (``FOR UPDATE SKIP
+        LOCKED``: another instance skips them) while the batch is built, then batched, each item row written once.
+        A crash meanwhile rolls it all back and releases them."""
+        route, extra = self._route(lane, settler)
+        with self._write() as db:
+            locked = db.execute(
+                "SELECT id FROM items WHERE state = 'received' AND lane = ?"
+                f" AND (claimed_until IS NULL OR claimed_until < ? OR claimed_by = ?){route}"
+                " ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED",
+                (lane.value, _now(), self.worker, *extra, limit),
+            ).fetchall()
+            if not locked:
+                return None
+            items = self._read_items(sorted(int(row[0]) for row in locked))
+            batch, fence = self._leased_batch(db, lane, [item.id for item in items], build(items))
+        self._fences[batch.id] = fence  # once committed
+        return batch
+
+    def _leased_batch(
+        self, db: sqlite3.Connection, lane: Lane, wanted: list[int], content: BatchContent
+    ) -> tuple[Batch, int]:
+        """A new batch of these received items, leased to this instance (nobody else signs it while the lease is
+        renewed), and its fencing token; the caller holds the transaction."""
+        now = _now()
+        row = self._insert_batch(db, lane, len(wanted), content, now)
+        # The WHERE clause is re-checked after any concurrent writer commits, so an item another process batched
+        # meanwhile is not counted here and the whole batch is refused. Items another instance holds a live claim
+        # on are not this instance's to batch. The ids as a joined set, not ``id = ANY(array)``: that one is a
+        # linear search of the array per row (19 s for a 100,000-item batch).
+        changed = db.execute(
+            "UPDATE items SET state = 'batched', batch_id = ?, updated_at = ?, claimed_by = ?"
+            f" WHERE id IN {self._ID_SET} AND state = 'received' AND lane = ?"
+            " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until < ?)",
+            [row["id"], now, self.worker, wanted, lane.value, self.worker, now],
+        ).rowcount
+        if changed != len(wanted):
+            raise InvariantViolation(
+                f"batch {row['id']}: some of items {wanted[:20]} are not received {lane} items free for {self.worker}"
+            )
+        leased = db.execute(
+            "UPDATE batches SET worker = ?, lease_until = ?, fence = nextval('lease_fence') WHERE id = ? RETURNING *",
+            (self.worker, now + self.lease_ttl, row["id"]),
+        ).fetchone()
+        return batch_of(leased), int(leased["fence"])
 
     _ID_SET = "(SELECT unnest(?::bigint[]))"
 
@@ -273,21 +299,7 @@ class PostgresStore(SqliteStore):
             (batch_id, [s.value for s in states]),
         )
 
-    def _move_batch(self, db: sqlite3.Connection, batch_id: int, new: BatchState, **fields: Any) -> Batch:
-        self._check_lease(db, batch_id)
-        return super()._move_batch(db, batch_id, new, **fields)
-
-    def resolve_items(self, batch_id: int, *, confirmed: Mapping[int, str], failed: Mapping[int, str]) -> None:
-        with self._write() as db:
-            self._check_lease(db, batch_id)
-            super().resolve_items(batch_id, confirmed=confirmed, failed=failed)
-
-    def record_replacement_tx(self, batch_id: int, *, tx_hash: bytes, nonce: int, sender: str, raw: bytes) -> TxRecord:
-        with self._write() as db:
-            self._check_lease(db, batch_id)
-            return super().record_replacement_tx(batch_id, tx_hash=tx_hash, nonce=nonce, sender=sender, raw=raw)
-
-    def _check_lease(self, db: sqlite3.Connection, batch_id: int) -> None:
+    def _hold_batch(self, db: sqlite3.Connection, batch_id: int) -> None:
         """Lock the batch's row and refuse (``LeaseLost``) a change by an instance that no longer holds it: its
         fencing token is not the batch's any more, or, holding none, another instance's lease is live."""
         row = db.execute(
@@ -306,33 +318,39 @@ class PostgresStore(SqliteStore):
 
     # -- leases (several instances on one queue) -----------------------------------------------------------------
 
+    def _route(self, lane: Lane, settler: str | None) -> tuple[str, list[str]]:
+        """With ``settler`` (the instance's signing account), an upto payment is taken only by the instance whose
+        account it names as its facilitator: the contract lets no other account settle it."""
+        if settler is None or lane is not Lane.PAYMENT:
+            return "", []
+        return f" AND COALESCE(lower(payload::jsonb #>> '{_UPTO_FACILITATOR}'), ?) = ?", [settler.lower()] * 2
+
+    def _read_items(self, ids: list[int]) -> list[Item]:
+        """Items by id, in chunks: a 100,000-item read never holds all its rows twice (result set and items)."""
+        items: list[Item] = []
+        for start in range(0, len(ids), _READ_CHUNK):
+            chunk = ids[start : start + _READ_CHUNK]
+            rows = self._db.execute(f"SELECT {ITEM_COLUMNS} FROM items WHERE id = ANY(?) ORDER BY id", (chunk,))
+            items.extend(item_of(row) for row in rows)
+        return items
+
     def claim_items(self, lane: Lane, limit: int, *, ttl: float, settler: str | None = None) -> list[Item]:
         """Claim up to ``limit`` received items of ``lane`` for this instance for ``ttl`` seconds, oldest first.
         Rows another instance is claiming right now are skipped, not waited for (``FOR UPDATE SKIP LOCKED``);
         rows under a live claim (anyone's, this instance's too) are left alone, so calling it again returns new
-        work only. The instance then batches exactly these (``create_batch``). With ``settler`` (the instance's
-        signing account), an upto payment is claimed only by the instance whose account it names as its
-        facilitator: the contract lets no other account settle it."""
+        work only (``cut_batch`` claims and batches in one step). With ``settler``, an upto payment is claimed only
+        by the instance it names (``_route``)."""
         now = _now()
-        route, extra = "", []
-        if settler is not None and lane is Lane.PAYMENT:
-            route = f" AND COALESCE(lower(payload::jsonb #>> '{_UPTO_FACILITATOR}'), ?) = ?"
-            extra = [settler.lower(), settler.lower()]
+        route, extra = self._route(lane, settler)
         with self._write() as db:
             claimed = db.execute(
                 "UPDATE items SET claimed_by = ?, claimed_until = ? WHERE id IN ("
-                " SELECT id FROM items WHERE state = ? AND lane = ? AND (claimed_until IS NULL OR claimed_until < ?)"
-                f"{route} ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING id",
-                (self.worker, now + ttl, ItemState.RECEIVED.value, lane.value, now, *extra, limit),
+                " SELECT id FROM items WHERE state = 'received' AND lane = ?"
+                f" AND (claimed_until IS NULL OR claimed_until < ?){route} ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED)"
+                " RETURNING id",
+                (self.worker, now + ttl, lane.value, now, *extra, limit),
             ).fetchall()
-        # Read back in chunks: a 100,000-item claim never holds all its rows twice (result set and items).
-        ids = sorted(int(row[0]) for row in claimed)
-        items: list[Item] = []
-        for start in range(0, len(ids), _READ_CHUNK):
-            chunk = ids[start : start + _READ_CHUNK]
-            rows = self._db.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE id = ANY(?) ORDER BY id", (chunk,))
-            items.extend(self._item(row) for row in rows)
-        return items
+        return self._read_items(sorted(int(row[0]) for row in claimed))
 
     def claimed_by(self, item_id: int) -> str | None:
         """The instance that claimed or batched the item, if any."""
@@ -358,7 +376,7 @@ class PostgresStore(SqliteStore):
                 " ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING *",
                 (self.worker, now + ttl, [s.value for s in states], reclaim, self.worker, now, limit),
             ).fetchall()
-            leases = [BatchLease(self._batch(r), self.worker, int(r["fence"]), float(r["lease_until"])) for r in rows]
+            leases = [BatchLease(batch_of(r), self.worker, int(r["fence"]), float(r["lease_until"])) for r in rows]
             self._fences.update({lease.batch.id: lease.fence for lease in leases})
         return sorted(leases, key=lambda lease: lease.batch.id)
 
@@ -375,7 +393,7 @@ class PostgresStore(SqliteStore):
                 self._fences.pop(lease.batch.id, None)
                 return None
             self._fences[lease.batch.id] = lease.fence
-        return BatchLease(self._batch(row), lease.worker, lease.fence, now + ttl)
+        return BatchLease(batch_of(row), lease.worker, lease.fence, now + ttl)
 
     def renew_leases(self, *, ttl: float) -> list[int]:
         """Extend every lease this instance holds on an unfinished batch, in one statement; returns the ids of the
@@ -411,4 +429,4 @@ class PostgresStore(SqliteStore):
                 " ON b.id = h.id AND b.fence = h.fence WHERE b.worker = ? AND b.state = ANY(?) ORDER BY b.id",
                 ([i for i, _ in held], [f for _, f in held], self.worker, [s.value for s in states]),
             ).fetchall()
-        return [self._batch(row) for row in rows]
+        return [batch_of(row) for row in rows]
