@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -256,7 +257,8 @@ def _run(args: argparse.Namespace) -> int:
     relayer = Relayer(
         store, deployment, account, rpc_url=args.rpc, config=config, log=log, stop=stop, on_stall=_exit_stalled
     )
-    store.set_meta("relayer_address", account.address)
+    # Every instance's account is known to the queue (``relayer submit`` checks upto payments against them all).
+    store.record_relayer_account(account.address, instance=instance, started_at=time.time())
     try:
         if from_block is None:
             # Events this relayer's work can produce are all after this block. The first instance on the queue
@@ -410,10 +412,12 @@ def _submit_to(args: argparse.Namespace, store: Any) -> int:
         # Neither is used before the verifying workers fork, and the directory connects in each process.
         reader = Web3ChainReader(node_web3(args.rpc), deployment.permit2)
         directory = RegistryTeeDirectory(args.rpc, deployment.tee_registry)
-    relayer_address = args.relayer_address or store.get_meta("relayer_address")
+    # Upto payments must name a relayer account: --relayer-address, else any instance's that ran on this queue.
+    accounts = () if args.relayer_address else tuple(store.relayer_accounts())
     config = IntakeConfig(
         deployment=deployment,
-        relayer=relayer_address,
+        relayer=args.relayer_address or (accounts[0] if len(accounts) == 1 else None),
+        relayers=accounts,
         chain_reader=reader,
         tee_directory=directory,
         allow_unverified=args.allow_unverified,
@@ -461,14 +465,15 @@ def _print_reports(reports: Any, counts: dict[str, int], quiet: bool) -> dict[st
 
 
 def _status(args: argparse.Namespace) -> int:
-    from og_settle.relayer import format_status, open_store, status_json
+    from og_settle.relayer import fleet_status, format_status, open_store, status_json
 
     store = open_store(args.db, create=False)
     try:
         status = store.status()
+        fleet = fleet_status(store)
     finally:
         store.close()
-    print(json.dumps(status_json(status)) if args.json else format_status(status))
+    print(json.dumps(status_json(status, fleet=fleet)) if args.json else format_status(status, fleet=fleet))
     return 0
 
 

@@ -29,7 +29,7 @@ from og_settle.relayer._queue_db import (
 )
 from og_settle.relayer._sender import DEFAULT_CONFIRMATIONS, SenderConfig
 from og_settle.relayer._states import BatchState, ItemKind, ItemState, Lane
-from og_settle.relayer._status import format_status, status_json
+from og_settle.relayer._status import FleetStatus, fleet_status, format_status, status_json
 from og_settle.relayer._store import (
     Batch,
     BatchLease,
@@ -56,6 +56,7 @@ __all__ = [
     "BatchPolicy",
     "BatchState",
     "EventLog",
+    "FleetStatus",
     "IntakeConfig",
     "IntakeOutcome",
     "IntakeReport",
@@ -84,6 +85,7 @@ __all__ = [
     "TxRecord",
     "bind_deployment",
     "default_workers",
+    "fleet_status",
     "format_status",
     "is_postgres_url",
     "lock_sqlite_queue",

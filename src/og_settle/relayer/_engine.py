@@ -45,7 +45,7 @@ from og_settle.relayer._batching import BatchCutter
 from og_settle.relayer._calls import ChainView, payment_args, settlement_call
 from og_settle.relayer._chain_facts import ChainFacts
 from og_settle.relayer._config import RelayerConfig, RelayerHalted, bind_deployment
-from og_settle.relayer._fleet import LeaseKeeper
+from og_settle.relayer._fleet import LeaseKeeper, PaymentExpiry
 from og_settle.relayer._log import EventLog
 from og_settle.relayer._sender import SendStatus, TxPipeline
 from og_settle.relayer._states import BatchState, ItemState, Lane
@@ -129,6 +129,7 @@ class Relayer:
         self.cutter = BatchCutter(store, self._config, self.log, self.stop, settler=sender.address)
         self.pipeline = TxPipeline(sender, store, self._config.sending, self.log)
         self.leases = LeaseKeeper(store, self.log, ttl=self._config.lease_ttl)
+        self.expiry = PaymentExpiry(store, self.log)
         self._outage_since: float | None = None
         self._receipt_pending: set[int] = set()
         self._paused_until = 0.0
@@ -223,10 +224,12 @@ class Relayer:
         return {"items": dict(self.store.status().items_by_state)}
 
     def step(self) -> bool:
-        """One round: adopt batches a stopped instance left (while there is room for them), settle private items,
-        cut due batches, then advance the transactions in flight. (``run`` renews the leases from a thread.)"""
+        """One round: adopt batches a stopped instance left (while there is room for them), fail expired payments,
+        settle private items, cut due batches, then advance the transactions in flight. (``run`` renews the leases
+        from a thread.)"""
         try:
             worked = self.leases.adopt(room=self.pipeline.has_room(self.store.held_batches(BatchState.SUBMITTED)))
+            worked |= self.expiry.sweep()
             worked |= self.cutter.settle_private()
             worked |= self.cutter.cut_batches()
             worked |= self._advance()

@@ -23,6 +23,13 @@ signed it. Work is split by leases in the queue (PostgreSQL; see ``PostgresStore
   that is down is progress (every retry counts), so a node outage alone does not give batches away.
 
 An SQLite queue has one relayer: the store holds every batch for it, and ``relayer run`` refuses a second.
+
+Payments that can no longer settle: a received payment whose Permit2 deadline passed (more than
+``EXPIRY_MARGIN`` seconds ago, for clock skew between hosts and the chain) is failed with
+:data:`EXPIRED_REASON` by whichever instance sweeps first (:class:`PaymentExpiry`, every ``EXPIRY_EVERY``
+seconds), under the claim rules (``QueueStore.expire_payments``): a payment another instance claimed is left to it.
+That covers an upto payment naming an account no instance runs, which no instance may claim. Payments already in a
+batch are checked by their batch's holder before it signs (the engine's ``_drop_unsettleable``).
 """
 
 from __future__ import annotations
@@ -35,12 +42,18 @@ from og_settle.relayer._log import EventLog
 from og_settle.relayer._states import BatchState
 from og_settle.relayer._store import QueueStore
 
-__all__ = ["LeaseKeeper"]
+__all__ = ["EXPIRED_REASON", "EXPIRY_EVERY", "EXPIRY_MARGIN", "LeaseKeeper", "PaymentExpiry"]
 
 _OPEN = (BatchState.SUBMITTED, BatchState.BUILT)
 # The most batches taken over from stopped instances in one round: the rest wait for the next round (or for
 # another instance), so one instance does not hoard a dead instance's backlog.
 _ADOPT_PER_ROUND = 2
+EXPIRY_MARGIN = 60.0
+EXPIRY_EVERY = 30.0
+EXPIRED_REASON = (
+    f"permit2_deadline_expired: the payment's Permit2 deadline passed (by more than {EXPIRY_MARGIN:.0f} s) before "
+    "a relayer settled it"
+)
 
 
 class LeaseKeeper:
@@ -112,3 +125,28 @@ class LeaseKeeper:
         for lease in leases:
             self.log.info("lease.adopted", batch=lease.batch.id, state=lease.batch.state.value, fence=lease.fence)
         return bool(leases)
+
+
+class PaymentExpiry:
+    """Fails the received payments whose Permit2 deadline has passed, every ``every`` seconds (the first time at
+    once)."""
+
+    def __init__(
+        self, store: QueueStore, log: EventLog, *, margin: float = EXPIRY_MARGIN, every: float = EXPIRY_EVERY
+    ) -> None:
+        self.store = store
+        self.log = log
+        self.margin = margin
+        self.every = every
+        self._next = 0.0
+
+    def sweep(self) -> bool:
+        """Fail what expired (when due); True when any payment was failed."""
+        if time.monotonic() < self._next:
+            return False
+        self._next = time.monotonic() + self.every
+        now = time.time()
+        failed = self.store.expire_payments(int(now - self.margin), EXPIRED_REASON, now=now)
+        if failed:
+            self.log.warning("payment.expired", count=len(failed), items=failed[:50], reason=EXPIRED_REASON)
+        return bool(failed)

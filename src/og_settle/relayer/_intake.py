@@ -60,7 +60,7 @@ from og_settle._errors import InvalidInput
 from og_settle._hashing import SettlementMode
 from og_settle._hex import keccak256, parse_address, parse_bytes32, parse_hex_bytes, parse_uint256, to_hex
 from og_settle._merkle import TEE_SIGNATURE_MAX_BYTES, InferenceLeaf
-from og_settle._x402 import PaymentPayload, PaymentRequirements
+from og_settle._x402 import PaymentPayload, PaymentRequirements, ReasonCode
 from og_settle._x402_verify import verify_payment
 from og_settle.relayer._intake_checks import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -281,6 +281,15 @@ def _payment(obj: Mapping[str, Any], config: IntakeConfig, source: str, now: flo
             raise Rejected(
                 "permit2_amount_mismatch",
                 f"amount {amount} differs from the exact permitted amount {auth.amount}",
+                ItemKind.PAYMENT,
+            )
+    if config.relayer is None and config.relayers and auth.scheme.is_upto and auth.facilitator is not None:
+        known = {address.lower() for address in config.relayers}
+        if auth.facilitator.lower() not in known:
+            raise Rejected(
+                ReasonCode.UPTO_FACILITATOR_MISMATCH.value,
+                f"witness.facilitator: signed {auth.facilitator}, which no relayer instance of this queue signs with "
+                f"({', '.join(sorted(config.relayers))})",
                 ItemKind.PAYMENT,
             )
     verdict = verify_payment(

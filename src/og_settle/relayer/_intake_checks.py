@@ -66,6 +66,8 @@ class IntakeConfig:
     Attributes:
         deployment: the contracts the queue settles to (chain id, registry, facilitator, Permit2).
         relayer: the relayer account (the only one allowed to settle upto payments naming it).
+        relayers: the accounts of a fleet of relayer instances (several on one queue); an upto payment must name
+            one of them. Unused when ``relayer`` is set.
         max_record_bytes: longest accepted record (one JSONL line), in bytes.
         max_age_seconds: oldest accepted inference timestamp, relative to now (the registry's ``maxAge``).
         max_future_drift_seconds: latest accepted inference timestamp, relative to now.
@@ -78,6 +80,7 @@ class IntakeConfig:
 
     deployment: Deployment
     relayer: str | None = None
+    relayers: tuple[str, ...] = ()
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     max_age_seconds: int = 3 * 24 * 3600
     max_future_drift_seconds: int = 300

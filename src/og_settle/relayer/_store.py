@@ -38,6 +38,7 @@ from og_settle.relayer._store_api import (
     QueueStore,
     TxRecord,
 )
+from og_settle.relayer._store_fleet import FleetQueries
 from og_settle.relayer._store_intake import StagedIntake, StagedRow, encode_payload
 from og_settle.relayer._store_rows import ITEM_COLUMNS, batch_of, item_of, tx_of
 from og_settle.relayer._store_schema import SCHEMA_VERSION, ensure_schema
@@ -76,7 +77,7 @@ _INSERT_STAGED: Final = (
 _STAGED_MATCHES: Final = "SELECT s.key IS NULL, i.id FROM {stage} s LEFT JOIN items i ON i.key = s.key ORDER BY s.seq"
 
 
-class SqliteStore(QueueTransitions, StagedIntake):
+class SqliteStore(QueueTransitions, StagedIntake, FleetQueries):
     """``QueueStore`` on one SQLite file in WAL mode with ``synchronous=FULL``.
 
     Several processes may open the same file (for example ``relayer submit`` feeding a running relayer);

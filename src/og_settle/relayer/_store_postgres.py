@@ -43,6 +43,7 @@ from og_settle.relayer._store import (
     default_worker,
 )
 from og_settle.relayer._store_api import BatchContent
+from og_settle.relayer._store_fleet import PostgresFleetQueries
 from og_settle.relayer._store_intake import StagedRow, encode_payload
 from og_settle.relayer._store_rows import ITEM_COLUMNS, batch_of, item_of
 from og_settle.relayer._store_transitions import _now
@@ -69,7 +70,7 @@ def migrations() -> list[Migration]:
     return load_migrations(_HISTORY.package)
 
 
-class PostgresStore(SqliteStore):
+class PostgresStore(PostgresFleetQueries, SqliteStore):
     """``QueueStore`` on a PostgreSQL database (``postgresql://user[:password]@host[:port]/dbname``).
 
     Several processes (relayers, ``relayer submit``, the facilitator) may use one database at the same time. One
