@@ -27,9 +27,10 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
+from operator import itemgetter
 from typing import Any, Final, NamedTuple, TypeVar
 
-from og_settle._errors import InvalidInput
+from og_settle._errors import InvalidInput, InvariantViolation
 from og_settle._hex import to_hex
 from og_settle.relayer._intake import ParsedLine, parse_jsonl
 from og_settle.relayer._intake_checks import IntakeConfig, Rejected
@@ -258,26 +259,31 @@ def submit_records(
     any number.
 
     All or nothing: records are staged as they are read and verified, then queued in one transaction once the
-    input ends (``QueueStore.add_all``), so the first report comes after the last line (stdin too). If anything
+    input ends (``QueueStore.add_staged``), so the first report comes after the last line (stdin too). If anything
     fails before that commit (a node that stops answering, an interrupt), nothing of this input is queued; running
     it again is safe either way, as queued records come back as duplicates."""
-    seen: list[tuple[str, bytes | None, bool, Rejected | None]] = []
+    sources: list[str] = []
+    keys: list[bytes | None] = []
+    unverified: set[int] = set()
+    refusals: dict[int, Rejected] = {}
+    source_of, key_of = itemgetter(7), itemgetter(3)
 
     def runs() -> Iterator[list[StagedRow]]:
         for run in verify_runs(lines, config, name=name, now=now, workers=workers):
-            refusals, unverified = run.refusals, run.unverified
-            if refusals or unverified:
-                seen.extend(
-                    (row[7], row[3], index in unverified, refusals.get(index)) for index, row in enumerate(run.rows)
-                )
-            else:
-                seen.extend((row[7], row[3], False, None) for row in run.rows)
+            first = len(sources)
+            sources.extend(map(source_of, run.rows))
+            keys.extend(map(key_of, run.rows))
+            unverified.update(first + index for index in run.unverified)
+            refusals.update((first + index, error) for index, error in run.refusals.items())
             yield run.rows
 
     outcomes = store.add_staged(runs())
-    for (source, key, unverified, error), outcome in zip(seen, outcomes, strict=True):
+    if len(outcomes) != len(sources):
+        raise InvariantViolation(f"intake: {len(outcomes)} outcomes for {len(sources)} records")
+    for index, outcome in enumerate(outcomes):
+        error = refusals.get(index)
         if error is not None:
-            yield IntakeReport(source, "rejected", outcome.item_id, reason=error.reason, detail=str(error))
+            yield IntakeReport(sources[index], "rejected", outcome.item_id, reason=error.reason, detail=str(error))
         else:
             status = "duplicate" if outcome.duplicate else "accepted"
-            yield IntakeReport(source, status, outcome.item_id, key=key, unverified=unverified)
+            yield IntakeReport(sources[index], status, outcome.item_id, key=keys[index], unverified=index in unverified)
