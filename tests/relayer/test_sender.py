@@ -18,7 +18,16 @@ import pytest
 from eth_account import Account
 
 from og_settle._hex import keccak256, to_hex
-from og_settle.relayer import BatchPolicy, BatchState, EventLog, Relayer, RelayerConfig, SenderConfig, SqliteStore
+from og_settle.relayer import (
+    BatchPolicy,
+    BatchState,
+    EventLog,
+    Relayer,
+    RelayerConfig,
+    SenderConfig,
+    SqliteStore,
+    open_store,
+)
 from og_settle.replica._rpc import JsonRpc
 from tests.relayer.support import (
     DEPLOYER_KEY,
@@ -31,6 +40,7 @@ from tests.relayer.support import (
     spawn_relayer,
     write_jsonl,
 )
+from tests.support.postgres import PostgresServer
 
 RELAYER = Account.from_key(RELAYER_KEY).address
 GWEI = 10**9
@@ -59,12 +69,16 @@ class _Run:
         records: list[dict[str, Any]] | None,
         *,
         key: str = RELAYER_KEY,
+        db: str | None = None,
+        worker: str | None = None,
+        lease_ttl: float = 30.0,
         **sending: Any,
     ) -> None:
-        db = tmp_path / "queue.db"
+        """``db``: a PostgreSQL URL (one relayer instance, ``worker``, on a shared queue); else an SQLite file."""
+        target = db or str(tmp_path / "queue.db")
         if records is not None:
-            self._submit(db, chain, write_jsonl(tmp_path / "in.jsonl", records))
-        self.store = SqliteStore(db)
+            self._submit(target, chain, write_jsonl(tmp_path / "in.jsonl", records))
+        self.store = SqliteStore(target) if db is None else open_store(target, worker=worker, lease_ttl=lease_ttl)
         self.stream = io.StringIO()
         config = RelayerConfig(
             policy=BatchPolicy(max_items=2),
@@ -72,6 +86,7 @@ class _Run:
             dump_dir=tmp_path / "dumps",
             drain=True,
             poll_interval=0.01,
+            lease_ttl=lease_ttl,
         )
         self.relayer = Relayer(
             self.store,
@@ -84,12 +99,13 @@ class _Run:
         self.relayer.reconcile()
 
     @classmethod
-    def reopen(cls, tmp_path: Path, chain: LiveChain, *, key: str = RELAYER_KEY, **sending: Any) -> _Run:
-        """A new relayer (a restart) on the queue an earlier run left in ``tmp_path``."""
-        return cls(tmp_path, chain, None, key=key, **sending)
+    def reopen(cls, tmp_path: Path, chain: LiveChain, *, key: str = RELAYER_KEY, **options: Any) -> _Run:
+        """A new relayer (a restart, or another instance) on the queue an earlier run left (in ``tmp_path``, or
+        at ``db=``)."""
+        return cls(tmp_path, chain, None, key=key, **options)
 
     @staticmethod
-    def _submit(db: Path, chain: LiveChain, path: Path) -> None:
+    def _submit(db: Path | str, chain: LiveChain, path: Path) -> None:
         result = cli(
             "relayer",
             "submit",
@@ -477,15 +493,147 @@ def test_relayer_run_takes_the_in_flight_options(tmp_path: Path, chain: LiveChai
         store.close()
 
 
-def test_a_relayer_restarted_with_another_key_sees_the_old_keys_transactions_through(
+def _offer(rpc: JsonRpc, raw: bytes) -> None:
+    """Broadcast ``raw`` (as another node, or the dead instance, still holding it would); known is fine."""
+    try:
+        rpc.call("eth_sendRawTransaction", to_hex(raw))
+    except Exception as err:
+        assert "already" in str(err).lower() or "known" in str(err).lower(), err
+
+
+def _wait_age(tx: Any, seconds: float) -> None:
+    """Sleep until ``tx`` was signed at least ``seconds`` ago (by its row's ``created_at``)."""
+    time.sleep(max(0.0, tx.created_at + seconds - time.time()))
+
+
+def test_a_restarted_relayer_bumps_a_transaction_that_is_already_old_at_once(
+    tmp_path: Path, chain: LiveChain, rpc: JsonRpc
+) -> None:
+    """The relayer "crashes" with a transaction stranded by a base-fee jump; it is restarted after the bump
+    threshold (``fee_bump_after``) has passed since the transaction was signed. The restarted relayer replaces
+    it straight away (its age comes from the queue, not from the restart), before any block is mined, and the
+    replacement lands."""
+    first = _Run(tmp_path, chain, _records(chain, 99_200, 2), confirmations=1, max_fee_per_gas=10**13)
+    first.relayer.step()
+    [batch] = first.store.batches(BatchState.SUBMITTED)
+    [old] = first.txs(batch.id)
+    base = int(_block(rpc)["baseFeePerGas"], 16)
+    rpc.call("anvil_setNextBlockBaseFeePerGas", hex(base * 20))
+    rpc.call("evm_mine")
+    assert _receipt(rpc, old.tx_hash) is None
+    first.close()
+    _wait_age(old, 3.5)
+
+    head = _head(rpc)
+    # fee_bump_blocks is out of reach: only the transaction's age can trigger the bump.
+    second = _Run.reopen(
+        tmp_path, chain, confirmations=1, fee_bump_after=3.0, fee_bump_blocks=50, max_fee_per_gas=10**13
+    )
+    try:
+        second.relayer.step()
+        assert _head(rpc) == head
+        [bump] = second.events("tx.fee_bumped")
+        assert bump["replaces"] == to_hex(old.tx_hash) and bump["nonce"] == old.nonce
+        assert bump["max_fee"] >= bump["old_max_fee"] * 1.125
+        assert second.events("tx.rebroadcast") == []  # replaced at once, not first offered again as it was
+        rpc.call("evm_mine")
+        second.relayer.step()
+        assert second.store.batch(batch.id).state is BatchState.CONFIRMED
+        [_, new] = second.txs(batch.id)
+        receipt = _receipt(rpc, new.tx_hash)
+        assert receipt is not None and receipt["status"] == "0x1" and _receipt(rpc, old.tx_hash) is None
+    finally:
+        second.close()
+
+
+def test_a_stranded_transaction_adopted_from_a_dead_instance_is_settled_once_with_the_adopters_key(
+    tmp_path: Path, chain: LiveChain, rpc: JsonRpc, postgres: PostgresServer
+) -> None:
+    """Two instances on one PostgreSQL queue. The first signs a batch, a base-fee jump strands its transaction,
+    and it dies (its lease runs out). The second adopts the batch; the stranded transaction is past the bump
+    threshold and unmined, and only the dead key could replace it, so the adopter settles the same work with its
+    own key and nonce, and the root is recorded by it. When the base fee falls, the dead instance's
+    transaction is mined too and reverts with ``BatchRootAlreadyRecorded``: the root is recorded exactly once,
+    and the queue shows the batch settled, not failed."""
+    adopter_key = dev_key(9)
+    adopter = Account.from_key(adopter_key).address
+    _grant_relayer_role(chain, rpc, adopter)
+    url = postgres.create_database("sender")
+    dead = _Run(tmp_path, chain, _records(chain, 99_300, 2), db=url, worker="dead", lease_ttl=1.0, confirmations=1)
+    try:
+        dead.relayer.step()
+        [batch] = dead.store.batches(BatchState.SUBMITTED)
+        [stranded] = dead.txs(batch.id)
+        assert stranded.sender == RELAYER
+        base = int(_block(rpc)["baseFeePerGas"], 16)
+        rpc.call("anvil_setNextBlockBaseFeePerGas", hex(base * 20))
+        rpc.call("evm_mine")
+        assert _receipt(rpc, stranded.tx_hash) is None
+    finally:
+        dead.close()  # killed: it renews nothing any more
+    _wait_age(stranded, 2.5)  # its lease (1 s) ran out, and it is older than the adopter's fee_bump_after
+
+    run = _Run.reopen(
+        tmp_path,
+        chain,
+        key=adopter_key,
+        db=url,
+        worker="adopter",
+        confirmations=1,
+        fee_bump_after=2.0,
+        max_fee_per_gas=10**13,
+    )
+    try:
+        start = _head(rpc) + 1
+        run.relayer.step()  # adopts the batch, finds its transaction stranded, signs the work again
+        [adopted] = run.events("lease.adopted")
+        assert adopted["batch"] == batch.id
+        [taken] = run.events("tx.taken_over")
+        assert taken["tx"] == to_hex(stranded.tx_hash) and taken["signer"] == RELAYER
+        mine, theirs = sorted(run.store.batch_txs(batch.id), key=lambda tx: -tx.id)
+        assert theirs.tx_hash == stranded.tx_hash and mine.sender == adopter
+        rpc.call("evm_mine")
+        run.relayer.step()
+        assert run.store.batch(batch.id).state is BatchState.CONFIRMED
+        assert run.store.status().items_by_state == {"confirmed": 2}
+        receipt = _receipt(rpc, mine.tx_hash)
+        assert receipt is not None and receipt["status"] == "0x1"
+        assert batch.root is not None and _root_recorded(chain, batch.root).relayer == adopter
+
+        # The base fee falls: the dead instance's transaction, still out there (anvil's pool evicts it, a
+        # network's nodes may not: it is offered again here), lands after all, and the contract refuses it.
+        rpc.call("anvil_setNextBlockBaseFeePerGas", hex(GWEI // 10))
+        _offer(rpc, stranded.raw)
+        rpc.call("evm_mine")
+        late = _receipt(rpc, stranded.tx_hash)
+        assert late is not None and late["status"] == "0x0"
+        run.relayer.step()
+        assert run.store.batch(batch.id).state is BatchState.CONFIRMED
+        assert _root_recorded(chain, batch.root).relayer == adopter
+        # On chain: the adopter's one transaction succeeded; the dead key's was mined and refused.
+        mined = [
+            tx
+            for n in range(start, _head(rpc) + 1)
+            for tx in _block(rpc, n)["transactions"]
+            if tx["hash"] in (to_hex(mine.tx_hash), to_hex(stranded.tx_hash))
+        ]
+        assert len(mined) == 2
+    finally:
+        run.close()
+        postgres.drop_database(url)
+
+
+def test_a_relayer_restarted_with_another_key_settles_the_old_keys_stranded_work_once(
     tmp_path: Path, chain: LiveChain, rpc: JsonRpc
 ) -> None:
     """The relayer is restarted with a new key while a transaction of the old key is stranded. The new one
-    cannot replace it (another key signed it): it offers the same bytes again at each bump interval, sends its
-    own work with its own key's nonces, and confirms the old batch once the base fee falls and that transaction
-    lands."""
+    cannot replace it (another key signed it); once it is past the bump threshold it signs the batch again with
+    its own key and nonce, beside its own new work. Then the base fee falls and both versions reach the same
+    block: whichever comes second is refused by the contract, the root is recorded once, and the queue records
+    the batch as settled either way."""
     new_key = dev_key(9)
-    _grant_relayer_role(chain, rpc, Account.from_key(new_key).address)
+    new_address = Account.from_key(new_key).address
+    _grant_relayer_role(chain, rpc, new_address)
     old = _Run(tmp_path, chain, _records(chain, 99_000, 2), confirmations=1)
     old.relayer.step()
     [stranded] = old.store.batches(BatchState.SUBMITTED)
@@ -498,20 +646,28 @@ def test_a_relayer_restarted_with_another_key_sees_the_old_keys_transactions_thr
     new = _Run.reopen(tmp_path, chain, confirmations=1, fee_bump_blocks=1, max_in_flight=2, key=new_key)
     try:
         new._submit(tmp_path / "queue.db", chain, write_jsonl(tmp_path / "more.jsonl", _records(chain, 99_100, 2)))
-        for _ in range(2):
-            rpc.call("evm_mine")
-            new.relayer.step()
-        [mine] = [b for b in new.store.batches() if b.id != stranded.id]
-        assert new.txs(mine.id)[0].sender == Account.from_key(new_key).address
-        offered = [e for e in new.events("tx.rebroadcast") if e["batch"] == stranded.id]
-        assert "signed by another key" in offered[-1]["reason"] and len(new.txs(stranded.id)) == 1
+        new.relayer.step()  # the first look offers the old transaction again (it is young)
+        assert [e["reason"] for e in new.events("tx.rebroadcast")] == ["restart"]
+        assert new.events("tx.taken_over") == []
+        rpc.call("anvil_setNextBlockBaseFeePerGas", hex(base * 20))
+        rpc.call("evm_mine")
+        new.relayer.step()  # a block later it is past fee_bump_blocks: taken over
+        [taken] = new.events("tx.taken_over")
+        assert taken["tx"] == to_hex(old_tx.tx_hash) and taken["relayer"] == new_address
+        ours = new.store.current_tx(stranded.id)
+        assert ours is not None and ours.sender == new_address
         rpc.call("anvil_setNextBlockBaseFeePerGas", hex(GWEI // 10))
-        for _ in range(3):  # the base fee falls; the next re-broadcast is taken and mined
-            rpc.call("evm_mine")
-            new.relayer.step()
+        _offer(rpc, old_tx.raw)  # still out there (anvil's pool evicts it; a network's nodes may not)
+        rpc.call("evm_mine")  # both the old key's transaction and the new one's are mined here
+        new.relayer.step()
+        new.relayer.step()
         assert new.store.status().items_by_state == {"confirmed": 4}
-        receipt = _receipt(rpc, old_tx.tx_hash)
-        assert receipt is not None and receipt["status"] == "0x1"
-        assert stranded.root is not None and _root_recorded(chain, stranded.root).relayer == RELAYER
+        assert new.store.batch(stranded.id).state is BatchState.CONFIRMED
+        statuses = {tx.tx_hash: (_receipt(rpc, tx.tx_hash) or {}).get("status") for tx in (old_tx, ours)}
+        assert sorted(statuses.values()) == ["0x0", "0x1"]  # one recorded the root, the other was refused
+        [winner] = [h for h, status in statuses.items() if status == "0x1"]
+        assert stranded.root is not None
+        recorded = _root_recorded(chain, stranded.root)
+        assert recorded.relayer == (RELAYER if winner == old_tx.tx_hash else new_address)
     finally:
         new.close()

@@ -382,6 +382,9 @@ class Relayer:
             self._on_receipt(batch, check.tx, check.receipt)
             self.pipeline.forget(batch.id)
             return True
+        if check.status is SendStatus.STRANDED:
+            self._take_over(batch, check.tx)
+            return True
         if check.status is SendStatus.NONCE_TAKEN:
             # This transaction, or another with its nonce, is mined; _on_replaced tells which.
             worked = self._on_replaced(batch, check.tx)
@@ -511,6 +514,23 @@ class Relayer:
             self.store.reopen_batch(batch.id, f"transaction {to_hex(tx.tx_hash)} was replaced")
         self.pipeline.resync()
         return True
+
+    def _take_over(self, batch: Batch, tx: TxRecord) -> None:
+        """Another key's transaction for the batch (a stopped instance's, or this instance's before a key change)
+        is stranded unmined past the bump threshold, and only that key could replace it: send the batch back to
+        ``built``, so that it is checked against the chain and signed again with this relayer's key and nonce.
+
+        If the stranded one lands too, the contract's once-only rules refuse the later of the two (see
+        ``_sender``), and either order is recorded as settled: a reverted duplicate through ``_ALREADY_SETTLED``,
+        a payment settled by the other through ``ChainFacts.spent_elsewhere``."""
+        relayer = self.chain.sender.address
+        self.store.reopen_batch(
+            batch.id, f"transaction {to_hex(tx.tx_hash)} of {tx.sender} stranded unmined; signed again by {relayer}"
+        )
+        self.pipeline.forget(batch.id)
+        self.log.warning(
+            "tx.taken_over", batch=batch.id, tx=tx.tx_hash, signer=tx.sender, nonce=tx.nonce, relayer=relayer
+        )
 
     # -- recovery ----------------------------------------------------------------------------------------------
 

@@ -13,9 +13,21 @@ stalls or falls out of the chain.
   sent is replaced: same nonce, same call, both EIP-1559 fees raised by ``fee_bump`` (at least +10%, what
   geth-based nodes such as Base's require of a replacement) and never below what a new transaction would pay,
   up to ``max_fee_per_gas``. Whichever version is mined settles the batch; the others can never be mined.
-  Where no replacement is possible (the cap is reached, or another key signed it: a batch adopted from another
-  relayer instance, or a relayer restarted with a new key) the same bytes are offered again at each such
-  interval instead.
+  At the cap the same bytes are offered again at each such interval instead.
+- **Age survives a restart.** A transaction's age is counted from its row's ``created_at`` (the Unix time it was
+  signed, written before it was broadcast), so a relayer restarted, or adopting a batch, bumps a transaction
+  that is already old at once instead of waiting ``fee_bump_after`` again. The block count restarts from the
+  head on a restart (the queue does not know the block at broadcast, and block timestamps would only re-derive
+  the same age): the time rule is what carries over.
+- **Stranded foreign transactions.** A transaction another key signed (a batch adopted from a stopped relayer
+  instance, or a relayer restarted with a new key) cannot be replaced here. When it is past the bump threshold
+  and still not mined (no receipt, that key's mined nonce not past it), the check answers ``stranded`` and the
+  engine signs the batch's work again with this key, in a transaction of its own nonce. That is safe because
+  settlement is idempotent on chain: if both land, the later one is refused per lane by the contract's
+  once-only rule (a root recorded once, a digest settled once: the whole transaction reverts with
+  ``BatchRootAlreadyRecorded``/``SettlementAlreadyRecorded``; a payment's Permit2 nonce spent once: that item
+  of ``settleBatch`` fails alone with ``InvalidNonce``), and the engine records either outcome as settled, not
+  failed. The stranded transaction is marked ``replaced`` in the queue (this instance no longer follows it).
 - **Confirmation depth.** A receipt counts only once it is ``confirmations`` blocks deep in the canonical
   chain (its block hash is checked against the chain's block at that height).
 - **Reorgs.** A receipt that disappears, or moves to another block, is noticed on the next check. A transaction
@@ -127,6 +139,8 @@ class SendStatus(enum.StrEnum):
     PENDING = "pending"  # not mined yet, or mined but not deep enough; nothing for the engine to do
     FINAL = "final"  # mined ``confirmations`` deep in the canonical chain: the engine processes the receipt
     NONCE_TAKEN = "nonce_taken"  # the nonce is mined and none of the batch's transactions has a receipt
+    # another key's transaction, past the bump threshold and not mined: the engine signs the work again itself
+    STRANDED = "stranded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +162,8 @@ class SendCheck:
 
 @dataclass(slots=True)
 class _Watch:
-    """What this process knows of one submitted batch's transaction (in memory; a restart starts afresh)."""
+    """What this process knows of one submitted batch's transaction (in memory; a restart rebuilds it from the
+    queue: the age from the row's ``created_at``, the block count from the head)."""
 
     sent_at: float
     sent_block: int
@@ -255,14 +270,19 @@ class TxPipeline:
                 return UNDERPRICED
             raise
 
-    def _rebroadcast(self, batch: Batch, tx: TxRecord, watch: _Watch | None, event: str, **fields: Any) -> None:
+    def _rebroadcast(
+        self, batch: Batch, tx: TxRecord, watch: _Watch, event: str, *, restart_timer: bool = True, **fields: Any
+    ) -> None:
         outcome = self._broadcast(tx.raw)
-        head = self.sender.block_number()
-        if watch is None:
-            self._watches[batch.id] = _Watch(sent_at=time.monotonic(), sent_block=head)
-        else:
-            watch.sent_at, watch.sent_block = time.monotonic(), head
+        if restart_timer:
+            watch.sent_at, watch.sent_block = time.monotonic(), self.sender.block_number()
         self.log.info(event, batch=batch.id, tx=tx.tx_hash, nonce=tx.nonce, outcome=outcome, **fields)
+
+    def _restore_watch(self, tx: TxRecord) -> _Watch:
+        """The watch of a transaction this process did not send (a restart, an adopted batch): its age from the
+        row's ``created_at``, its block count from now."""
+        age = max(0.0, time.time() - tx.created_at)
+        return _Watch(sent_at=time.monotonic() - age, sent_block=self.sender.block_number())
 
     def _bump(self, batch: Batch, tx: TxRecord, watch: _Watch) -> bool:
         """Replace ``tx`` (signed by this key) with the same call and nonce at higher fees; False if the cap leaves
@@ -331,19 +351,32 @@ class TxPipeline:
             return SendCheck(SendStatus.PENDING, gone, worked=True)
         if mined_nonce > current.nonce:
             return SendCheck(SendStatus.NONCE_TAKEN, current)
-        if watch is None:  # first look since (re)start: make sure a node has it
-            self._rebroadcast(batch, current, None, "tx.rebroadcast", reason="restart")
-            return SendCheck(SendStatus.PENDING, current, worked=True)
+        restored = watch is None
+        if watch is None:  # first look since (re)start or adoption: its age comes from the queue
+            watch = self._watches[batch.id] = self._restore_watch(current)
         waited_s = time.monotonic() - watch.sent_at
         waited_blocks = sender.block_number() - watch.sent_block
         if waited_s >= self.config.fee_bump_after or waited_blocks >= self.config.fee_bump_blocks:
-            if own and self._bump(batch, current, watch):
+            if not own:
+                self.log.warning(
+                    "tx.stranded",
+                    batch=batch.id,
+                    tx=current.tx_hash,
+                    signer=current.sender,
+                    nonce=current.nonce,
+                    waited_s=round(waited_s),
+                )
+                return SendCheck(SendStatus.STRANDED, current)
+            if self._bump(batch, current, watch):
                 return SendCheck(SendStatus.PENDING, current, worked=True)
-            # No replacement possible (the fee cap, or a transaction another key signed: only that key could replace
-            # it): offer the same bytes again, as a node refuses them while the base fee is above their maxFee and
-            # may have dropped them.
-            why = "fee cap reached" if own else "signed by another key"
-            self._rebroadcast(batch, current, watch, "tx.rebroadcast", reason=f"no replacement possible: {why}")
+            # No replacement possible (the fee cap): offer the same bytes again, as a node refuses them while the
+            # base fee is above their maxFee and may have dropped them.
+            self._rebroadcast(
+                batch, current, watch, "tx.rebroadcast", reason="no replacement possible: fee cap reached"
+            )
+            return SendCheck(SendStatus.PENDING, current, worked=True)
+        if restored:  # make sure a node has it; its age keeps counting from when it was signed
+            self._rebroadcast(batch, current, watch, "tx.rebroadcast", restart_timer=False, reason="restart")
             return SendCheck(SendStatus.PENDING, current, worked=True)
         if waited_s >= self.config.rebroadcast_after:
             self._rebroadcast(batch, current, watch, "tx.rebroadcast", reason="no receipt", waited_s=round(waited_s))
