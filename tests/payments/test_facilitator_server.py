@@ -15,11 +15,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from web3.exceptions import TransactionNotFound
 
 from og_settle._deploy import Deployment
 from og_settle._lease import LEASE_DIR_ENV, SignerLease
@@ -246,3 +248,86 @@ def test_settle_keys_are_required_to_start(start_cli: Start) -> None:
     process, _ = start_cli("--api-keys-env", "OG_SETTLE_UNSET_VARIABLE", expect_start=False)
     assert process.wait(timeout=30) == 2
     assert "OG_SETTLE_UNSET_VARIABLE is not set" in process.communicate(timeout=5)[1]
+
+
+def test_a_stuck_settlement_is_replaced_with_higher_fees_and_answered_once_it_is_deep_enough(
+    start_cli: Start,
+    requirements: PaymentRequirements,
+    payers: list[Any],
+    payee: Any,
+    relayer: Any,
+    opg: Any,
+    chain: Any,
+    now: int,
+    permit2_approved: None,
+) -> None:
+    """Mining paused and a base-fee jump after the facilitator signs: its settlement is stranded. After
+    ``--fee-bump-after`` it is replaced (same nonce, both fees up at least 12.5%, written to the store first);
+    the open ``POST /settle`` answers only once the replacement is ``--confirmations 2`` deep, with the
+    replacement's hash. The payee is paid once, the nonce is used once and the first version never lands."""
+    web3 = chain.provider.web3
+
+    def rpc(method: str, *params: Any) -> Any:
+        answer = web3.provider.make_request(method, list(params))
+        assert "error" not in answer, answer
+        return answer["result"]
+
+    def pending(nonce: int) -> dict[str, Any] | None:
+        """The relayer's transaction with ``nonce`` waiting in the node's pool."""
+        pool = rpc("txpool_content")["pending"]
+        mine = next((txs for sender, txs in pool.items() if sender.lower() == relayer.address.lower()), {})
+        found: dict[str, Any] | None = mine.get(str(nonce))
+        return found
+
+    def wait_for(what: str, condition: Any, timeout: float = 30.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while not (value := condition()):
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.05)
+        return value
+
+    payload = body(create_payment_payload(requirements, payers[3].private_key, now=now), requirements)
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    process, started = start_cli("--fee-bump-after", "1", "--receipt-timeout", "40", "--confirmations", "2")
+    before = opg.balanceOf(payee)
+    nonce = web3.eth.get_transaction_count(relayer.address)
+    base = int(rpc("eth_getBlockByNumber", "latest", False)["baseFeePerGas"], 16)
+    rpc("evm_setAutomine", False)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(
+                lambda: httpx.post(started["url"] + "/settle", json=payload, headers=auth, timeout=90).json()
+            )
+            sent = wait_for("the settlement in the pool", lambda: pending(nonce))
+            first, jump = str(sent["hash"]), int(sent["maxFeePerGas"], 16) * 10
+            rpc("anvil_setNextBlockBaseFeePerGas", hex(jump))
+            rpc("evm_mine")  # the base fee jumps past the first version's maxFeePerGas
+            # Not mined (anvil's pool drops it, as one priced below the base fee).
+            assert web3.eth.get_transaction_count(relayer.address) == nonce
+            second = wait_for("a replacement", lambda: (tx := pending(nonce)) and tx["hash"] != first and tx["hash"])
+            assert not answer.done()
+            rpc("anvil_setNextBlockBaseFeePerGas", hex(jump))
+            rpc("evm_mine")
+            receipt = web3.eth.get_transaction_receipt(second)
+            assert receipt["status"] == 1
+            time.sleep(1.0)
+            assert not answer.done()  # mined, but 1 deep of 2
+            rpc("evm_mine")
+            settled = answer.result(timeout=30)
+    finally:
+        rpc("anvil_setNextBlockBaseFeePerGas", hex(base))
+        rpc("evm_setAutomine", True)
+        rpc("evm_mine")
+    assert settled["success"] is True and settled["transaction"] == second, settled
+    assert opg.balanceOf(payee) - before == ONE
+    assert web3.eth.get_transaction_count(relayer.address) == nonce + 1
+    with pytest.raises(TransactionNotFound):
+        web3.eth.get_transaction_receipt(first)
+    status = httpx.get(f"{started['url']}/settle/status/{second}", headers=auth).json()
+    assert status == {"settlements": [settled]}
+    code, lines = stop(process)
+    assert code == 0
+    [bump] = [line for line in lines if line["event"] == "settle.fee_bumped"]
+    assert bump["replaces"] == first and bump["tx"] == second
+    assert bump["max_fee"] >= bump["old_max_fee"] * 1.125 and bump["tip"] >= bump["old_tip"] * 1.125
+    assert bump["max_fee"] > jump  # it pays the risen base fee

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from og_settle._errors import InvalidInput
+from og_settle.cli._fees import add_fee_options, fee_bump
 from og_settle.cli._keys import account_from_env
 from og_settle.cli._network import (
     add_network_option,
@@ -86,6 +87,17 @@ def register(groups: Any) -> None:
     serve.add_argument("--max-batch", type=int, default=50, help="most payments in one batch transaction")
     serve.add_argument("--max-body", type=int, default=65_536, help="largest request body accepted (bytes)")
     serve.add_argument("--receipt-timeout", type=float, default=20.0, help="seconds to wait for a receipt")
+    sending = serve.add_argument_group("settlement transactions")
+    sending.add_argument(
+        "--fee-bump-after",
+        type=float,
+        default=6.0,
+        help="seconds unmined before a settlement is replaced with higher fees (same nonce; within --receipt-timeout)",
+    )
+    add_fee_options(sending)
+    sending.add_argument(
+        "--confirmations", type=int, default=1, help="blocks deep before /settle answers success (1 = mined)"
+    )
     serve.add_argument(
         "--request-timeout", type=float, default=None, help="whole-request deadline (default: receipt timeout + 10)"
     )
@@ -171,6 +183,11 @@ def _check_args(args: argparse.Namespace) -> float:
         raise InvalidInput(f"--body-timeout: must be positive and within the request deadline, got {args.body_timeout}")
     if args.threads < 1:
         raise InvalidInput(f"--threads: must be positive, got {args.threads}")
+    if args.fee_bump_after <= 0:
+        raise InvalidInput(f"--fee-bump-after: must be positive, got {args.fee_bump_after:g}")
+    if args.confirmations < 1:
+        raise InvalidInput(f"--confirmations: must be at least 1, got {args.confirmations}")
+    fee_bump(args)
     timeout = args.request_timeout if args.request_timeout is not None else args.receipt_timeout + 10.0
     if timeout <= args.receipt_timeout:
         raise InvalidInput(f"--request-timeout: must exceed --receipt-timeout ({args.receipt_timeout:g}s)")
@@ -213,6 +230,7 @@ def _serve(args: argparse.Namespace) -> int:
                 "--api-keys-file/--api-keys-env: /settle needs bearer keys: give some, add them to the store with"
                 " `og-settle facilitator keys add`, or serve with --no-auth (tests)"
             )
+        log = RequestLog()
         operations = Operations(
             store, w3, api_keys=api_keys, open_access=args.no_auth, verify_requires_key=args.verify_auth
         )
@@ -229,6 +247,10 @@ def _serve(args: argparse.Namespace) -> int:
             pay_to_allowlist=args.pay_to,
             assets=_assets(deployment, args.assets),
             eip3009_batcher=_eip3009_batcher(deployment, w3, account),
+            fee_bump=fee_bump(args),
+            fee_bump_after=args.fee_bump_after,
+            confirmations=args.confirmations,
+            on_event=lambda event, fields: log.write(event, **fields),
         )
         try:
             facilitator.check_node()
@@ -245,7 +267,6 @@ def _serve(args: argparse.Namespace) -> int:
             except InvalidInput as err:
                 raise InvalidInput(f"--queue: {str(err).removeprefix('db: ')}") from None
         sock = bind(args.host, args.port)
-        log = RequestLog()
         app = create_app(
             facilitator,
             api_keys=api_keys,

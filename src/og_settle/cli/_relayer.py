@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Any
 
 from og_settle._errors import InvalidInput
+from og_settle.cli._fees import add_fee_options, fee_bump
 from og_settle.cli._keys import account_from_env
 from og_settle.cli._network import (
     add_network_option,
@@ -313,10 +314,7 @@ def _add_sending_options(run: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--fee-bump-blocks", type=int, default=5, help="blocks unmined before a transaction is re-sent with higher fees"
     )
-    group.add_argument(
-        "--fee-bump", type=float, default=12.5, help="percent both EIP-1559 fees rise in a replacement (at least 10)"
-    )
-    group.add_argument("--max-fee-gwei", type=float, default=100.0, help="cap on maxFeePerGas, in gwei")
+    add_fee_options(group)
     group.add_argument(
         "--receipt-timeout",
         type=float,
@@ -338,20 +336,15 @@ def _confirmations(value: str) -> int | None:
 def _sending_config(args: argparse.Namespace) -> Any:
     from og_settle.relayer._sender import SenderConfig
 
-    if not 10 <= args.fee_bump <= 900:
-        raise InvalidInput(
-            f"--fee-bump: must be 10 to 900 percent (nodes refuse smaller replacements), got {args.fee_bump:g}"
-        )
-    if args.max_fee_gwei <= 0:
-        raise InvalidInput(f"--max-fee-gwei: must be positive, got {args.max_fee_gwei:g}")
+    bump = fee_bump(args)
     try:
         return SenderConfig(
             max_in_flight=args.max_in_flight,
             confirmations=args.confirmations,
             fee_bump_after=args.fee_bump_after,
             fee_bump_blocks=args.fee_bump_blocks,
-            fee_bump=1 + args.fee_bump / 100,
-            max_fee_per_gas=int(args.max_fee_gwei * 10**9),
+            fee_bump=bump.factor,
+            max_fee_per_gas=bump.max_fee_per_gas,
             rebroadcast_after=args.receipt_timeout,
         )
     except InvalidInput as err:  # name the flag, not the field

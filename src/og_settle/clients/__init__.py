@@ -5,6 +5,7 @@ Importing this package imports web3 (about half a second); ``import og_settle`` 
 
 from og_settle.clients._errors import X402_REASONS, ContractRevert, NamedError, decode_revert, error_table, x402_reason
 from og_settle.clients._facilitator import PaymentFacilitatorClient, PaymentOutcome, Permit2Client, SettledPayment
+from og_settle.clients._fees import MIN_FEE_BUMP, FeeBump, tx_fees
 from og_settle.clients._individual_batch import (
     DEFAULT_INDIVIDUAL_ITEM_GAS,
     MAX_INDIVIDUAL_BATCH_ITEMS,
@@ -52,10 +53,12 @@ __all__ = [
     "DEFAULT_ITEM_GAS",
     "KEY_TYPES",
     "MAX_INDIVIDUAL_BATCH_ITEMS",
+    "MIN_FEE_BUMP",
     "X402_REASONS",
     "BroadcastOutcome",
     "ContractCall",
     "ContractRevert",
+    "FeeBump",
     "IndividualBatchItem",
     "IndividualOutcome",
     "NamedError",
@@ -90,5 +93,6 @@ __all__ = [
     "proxy_permit_2612",
     "revert_data",
     "stock_reason",
+    "tx_fees",
     "x402_reason",
 ]

@@ -5,8 +5,15 @@ thread owns the :class:`~og_settle.clients.TxSender` (so account nonces never ra
 
 1. builds the call (one job, or every batchable job gathered within ``batch_window`` seconds);
 2. estimates gas (a revert here fails the jobs with its x402 reason, or splits a batch into single sends);
-3. signs, **writes the intent to the store** (transaction hash and raw bytes), then broadcasts;
-4. hands the hash to a waiter thread, which resolves each job from the receipt.
+3. signs (maxFeePerGas held to the cap), **writes the intent to the store** (transaction hash and raw bytes),
+   then broadcasts;
+4. hands the transaction to a waiter thread, which resolves each job from the receipt once it is
+   ``confirmations`` deep. A transaction still unmined ``fee_bump_after`` seconds after it was sent is replaced
+   within the request's time budget (``receipt_timeout``): same nonce, same call, both fees raised by the
+   relayer's rules (:class:`og_settle.clients.FeeBump`: +12.5% by default, at least what a new transaction
+   pays, never above ``max_fee_per_gas``). The replacement is written to the store before it is broadcast.
+   Every version carries the one nonce, so at most one is mined and the payment is pulled at most once;
+   whichever is mined is the transaction the answer and the store name.
 
 A job's payment counts as settled when the receipt holds the token's ``Transfer(payer, payTo, amount)``: the
 check names the whole payment (payer, recipient, token, amount), not just the Permit2 nonce, so another
@@ -16,6 +23,7 @@ transaction spending the same nonce never passes for it. No receipt within ``rec
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -25,14 +33,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from og_settle._eip3009 import Eip3009Payment
-from og_settle._errors import InvariantViolation
+from og_settle._errors import InvalidInput, InvariantViolation
 from og_settle._hex import keccak256
+from og_settle.clients._fees import FeeBump
 from og_settle.facilitator._store import SettlementRecord, SettlementState, SettlementStore
 
 if TYPE_CHECKING:
     from og_settle._eip2612 import Eip2612Permit
     from og_settle._x402 import PaymentPayload
-    from og_settle.clients import ContractCall, Receipt, TxSender
+    from og_settle.clients import ContractCall, Receipt, SignedTx, TxSender
 
 __all__ = ["Outcome", "SettlementEngine", "SettlementJob"]
 
@@ -113,6 +122,7 @@ class Outcome:
 
 
 PENDING: Final = "pending"
+_KEPT_VERSIONS: Final = 1024
 CallBuilder = Callable[[Sequence[SettlementJob]], "ContractCall"]
 
 
@@ -144,7 +154,9 @@ def _paid(record: SettlementRecord) -> tuple[str, str, str, int]:
 
 class SettlementEngine:
     """Sends settlements from one account. ``builders`` maps a job's route to the call that settles its jobs;
-    routes in ``batchable`` are gathered for ``batch_window`` seconds (at most ``max_batch`` per transaction)."""
+    routes in ``batchable`` are gathered for ``batch_window`` seconds (at most ``max_batch`` per transaction).
+    ``fee_bump``, ``fee_bump_after`` and ``confirmations`` set how a transaction travels (module docstring);
+    ``on_event(name, fields)`` hears of fee bumps."""
 
     def __init__(
         self,
@@ -158,8 +170,24 @@ class SettlementEngine:
         receipt_timeout: float = 20.0,
         describe_revert: Callable[[Any], tuple[str, str]] | None = None,
         describe_route: Mapping[str, Callable[[Any], tuple[str, str]]] | None = None,
+        fee_bump: FeeBump | None = None,
+        fee_bump_after: float = 6.0,
+        confirmations: int = 1,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
+        if fee_bump_after <= 0:
+            raise InvalidInput(f"fee_bump_after: must be positive, got {fee_bump_after}")
+        if confirmations < 1:
+            raise InvalidInput(f"confirmations: must be at least 1, got {confirmations}")
         self.sender = sender
+        self.fee_bump = fee_bump or FeeBump()
+        self.fee_bump_after = fee_bump_after
+        self.confirmations = confirmations
+        self._on_event = on_event
+        # Every version (hash, raw) of the recent transactions, by their first hash: ``resolve`` of a payment
+        # answered ``pending`` looks at all of them (an earlier version may be the one mined). In memory only.
+        self._versions: dict[str, list[tuple[bytes, bytes]]] = {}
+        self._versions_guard = threading.Lock()
         self.store = store
         self.builders = dict(builders)
         self.batchable = batchable
@@ -251,14 +279,15 @@ class SettlementEngine:
                 reason, message = self._explain(revert.error, jobs[0].route)
                 self._fail_all(group, Outcome("failed", reason=reason, message=message, revert=str(revert.error)))
                 return
-            signed = self.sender.sign(call, nonce=self.sender.next_nonce(), gas=gas)
+            fees = self.fee_bump.cap(self.sender.fees())
+            signed = self.sender.sign(call, nonce=self.sender.next_nonce(), gas=gas, fees=fees)
             self.store.put_submitted([job.record(_hex(signed.tx_hash), signed.raw) for job in jobs])
             outcome = self.sender.broadcast(signed.raw)
             if outcome == BroadcastOutcome.NONCE_USED:
                 for job in jobs:
                     self.store.mark(job.key, SettlementState.FAILED, "nonce_conflict")
                 self.sender.resync_nonce()
-                signed = self.sender.sign(call, nonce=self.sender.next_nonce(), gas=gas)
+                signed = self.sender.sign(call, nonce=self.sender.next_nonce(), gas=gas, fees=fees)
                 self.store.put_submitted([job.record(_hex(signed.tx_hash), signed.raw) for job in jobs])
                 self.sender.broadcast(signed.raw)
             self.sender.nonce_used(signed.nonce)
@@ -270,7 +299,7 @@ class SettlementEngine:
                 if not future.done():
                     future.set_exception(err)
             return
-        self._waiters.submit(self._finish, group, call, signed.tx_hash)
+        self._waiters.submit(self._finish, group, call, signed)
 
     def _explain(self, error: Any, route: str | None = None) -> tuple[str, str]:
         from og_settle.clients import x402_reason
@@ -283,9 +312,9 @@ class SettlementEngine:
 
     # -- receipts ----------------------------------------------------------------------------------------------
 
-    def _finish(self, group: list[tuple[SettlementJob, Future[Outcome]]], call: ContractCall, tx_hash: bytes) -> None:
+    def _finish(self, group: list[tuple[SettlementJob, Future[Outcome]]], call: ContractCall, signed: SignedTx) -> None:
         try:
-            receipt = self.sender.wait(tx_hash, timeout=self.receipt_timeout)
+            receipt, tx_hash = self._watch(signed)
             records = [job.record(_hex(tx_hash), b"") for job, _ in group]
             outcomes = self._judge(records, receipt, call, group[0][0].route)
             for (_, future), outcome in zip(group, outcomes, strict=True):
@@ -294,6 +323,71 @@ class SettlementEngine:
             for _, future in group:
                 if not future.done():
                     future.set_exception(err)
+
+    def _watch(self, signed: SignedTx, poll: float = 0.1) -> tuple[Receipt | None, bytes]:
+        """Wait up to ``receipt_timeout`` for a version of ``signed`` to be mined ``confirmations`` deep,
+        replacing the newest with higher fees each time it stays unmined ``fee_bump_after`` seconds. Returns the
+        receipt (None at the deadline) and the hash of the version it is for (the newest, when None)."""
+        versions = [(signed.tx_hash, signed.raw)]
+        first = _hex(signed.tx_hash)
+        with self._versions_guard:
+            self._versions[first] = versions
+            while len(self._versions) > _KEPT_VERSIONS:
+                del self._versions[next(iter(self._versions))]
+        deadline = time.monotonic() + self.receipt_timeout
+        sent_at = time.monotonic()
+        while True:
+            receipt = self._mined(versions)
+            if receipt is not None:
+                if self.sender.confirmations(receipt) >= self.confirmations:
+                    return receipt, receipt.tx_hash
+            elif time.monotonic() - sent_at >= self.fee_bump_after and self._bump(versions):
+                sent_at = time.monotonic()
+            if time.monotonic() >= deadline:
+                return None, versions[-1][0]
+            time.sleep(poll)
+
+    def _mined(self, versions: Sequence[tuple[bytes, bytes]]) -> Receipt | None:
+        for tx_hash, _ in reversed(versions):
+            receipt = self.sender.receipt(tx_hash)
+            if receipt is not None:
+                if tx_hash != versions[-1][0]:  # an earlier version was mined: the store names it again
+                    self.store.replace_transaction(_hex(versions[-1][0]), _hex(tx_hash), dict(versions)[tx_hash])
+                return receipt
+        return None
+
+    def _bump(self, versions: list[tuple[bytes, bytes]]) -> bool:
+        """Replace the newest version with higher fees (written to the store, then broadcast); False at the cap."""
+        from og_settle.clients import is_connection_error, tx_fees
+
+        old_hash, old_raw = versions[-1]
+        replaced = self.fee_bump.replace(self.sender.account, old_raw, self.sender.fees())
+        if replaced is None:
+            return False
+        raw, tx_hash = replaced
+        self.store.replace_transaction(_hex(old_hash), _hex(tx_hash), raw)
+        versions.append((tx_hash, raw))
+        try:
+            outcome = self.sender.broadcast(raw)
+        except Exception as err:  # refused (say, "replacement underpriced"): the earlier versions still stand
+            if is_connection_error(err):
+                raise
+            outcome = f"refused: {str(err)[:200]}"
+        if self._on_event is not None:
+            old_fees, fees = tx_fees(old_raw), tx_fees(raw)
+            self._on_event(
+                "settle.fee_bumped",
+                {
+                    "tx": _hex(tx_hash),
+                    "replaces": _hex(old_hash),
+                    "max_fee": fees[0],
+                    "tip": fees[1],
+                    "old_max_fee": old_fees[0],
+                    "old_tip": old_fees[1],
+                    "outcome": str(outcome),
+                },
+            )
+        return True
 
     def _judge(
         self,
@@ -344,6 +438,12 @@ class SettlementEngine:
 
         tx_hash = bytes.fromhex(record.transaction.removeprefix("0x"))
         receipt = self.sender.receipt(tx_hash)
+        if receipt is None:  # a waiter may be replacing it: an earlier version of it may be the one mined
+            with self._versions_guard:
+                versions = next((list(v) for v in self._versions.values() if v[-1][0] == tx_hash), [])
+            receipt = self._mined(versions) if len(versions) > 1 else None
+            if receipt is not None:
+                record = dataclasses.replace(record, transaction=_hex(receipt.tx_hash))
         if receipt is None and record.raw_tx and self.sender.broadcast(record.raw_tx) == BroadcastOutcome.NONCE_USED:
             receipt = self.sender.receipt(tx_hash)
             if receipt is None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 
     from og_settle._deploy import Deployment
     from og_settle._networks import Asset
+    from og_settle.clients import FeeBump
     from og_settle.facilitator._eip3009 import Eip3009Payments
 
 __all__ = ["Facilitator", "NodeError", "StockRoute"]
@@ -132,7 +133,10 @@ class Facilitator:
     ``pay_to_allowlist``, when given, is the only recipients this facilitator verifies and settles.
     ``assets`` are the tokens it announces and, for those listing ``eip3009``, settles with EIP-3009
     (:mod:`og_settle.facilitator._eip3009`); default: the assets of the deployment's named network
-    (:mod:`og_settle._networks`), else its OPG.
+    (:mod:`og_settle._networks`), else its OPG. A settlement transaction unmined ``fee_bump_after`` seconds
+    is replaced (same nonce, fees by ``fee_bump``, the relayer's rules) within ``receipt_timeout``; ``/settle``
+    answers success once it is ``confirmations`` deep; ``on_event(name, fields)`` hears of each replacement
+    (:mod:`og_settle.facilitator._engine`).
     """
 
     def __init__(
@@ -150,6 +154,10 @@ class Facilitator:
         pay_to_allowlist: Collection[str] | None = None,
         assets: Sequence[Asset] | None = None,
         eip3009_batcher: str | None = None,
+        fee_bump: FeeBump | None = None,
+        fee_bump_after: float = 6.0,
+        confirmations: int = 1,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         from og_settle._hex import parse_address
         from og_settle._networks import EIP3009, NETWORKS, Asset, network
@@ -208,6 +216,10 @@ class Facilitator:
             receipt_timeout=receipt_timeout,
             describe_revert=describe,
             describe_route={ROUTE: describe_eip3009_revert, BATCH_ROUTE: describe_eip3009_revert},
+            fee_bump=fee_bump,
+            fee_bump_after=fee_bump_after,
+            confirmations=confirmations,
+            on_event=on_event,
         )
         self._routes: dict[tuple[str, str], _Route] = {
             ("exact", self.spender): _Route("facilitator", self.spender, None),

@@ -91,6 +91,11 @@ class SettlementStore(Protocol):
         """Move ``key`` to ``state`` (``settled`` or ``failed``)."""
         ...
 
+    def replace_transaction(self, old: str, new: str, raw_tx: bytes) -> None:
+        """The submitted records of transaction ``old`` now name ``new`` (a fee-bumped replacement with the same
+        nonce, written before it is broadcast; or the earlier version that was mined after all)."""
+        ...
+
     def close(self) -> None:
         """Release the store."""
         ...
@@ -224,6 +229,14 @@ class SqliteSettlementStore(OperationsTables):
             self._db.execute(
                 "UPDATE settlements SET state = ?, error_reason = ?, updated_at = ? WHERE key = ?",
                 (state, error_reason, time.time(), key),
+            )
+
+    def replace_transaction(self, old: str, new: str, raw_tx: bytes) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE settlements SET transaction_hash = ?, raw_tx = ?, updated_at = ?"
+                " WHERE transaction_hash = ? AND state = ?",
+                (new.lower(), raw_tx, self._clock(db), old.lower(), SettlementState.SUBMITTED),
             )
 
     def close(self) -> None:

@@ -40,7 +40,6 @@ stalls or falls out of the chain.
 from __future__ import annotations
 
 import enum
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -48,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from og_settle._errors import InvalidInput, InvariantViolation
+from og_settle.clients._fees import MIN_FEE_BUMP, FeeBump, tx_fees
 from og_settle.relayer._log import EventLog
 from og_settle.relayer._states import BatchState
 from og_settle.relayer._store import Batch, QueueStore, TxRecord
@@ -70,8 +70,6 @@ DEFAULT_CONFIRMATIONS: Final = 5
 # transaction's own would wait forever, and there is nothing to reorg.
 _DEV_NODE_CONFIRMATIONS: Final = 1
 _DEV_NODES: Final = ("anvil/", "hardhat", "ganache")
-# geth (and op-geth, Base's node) refuses a replacement that does not raise both fees by at least 10%.
-MIN_FEE_BUMP: Final = 1.10
 _TEST_PAUSE_ENV: Final = "OG_SETTLE_TEST_PAUSE"
 # What nodes answer a transaction priced below the current base fee (geth, op-geth, reth, anvil), lower-cased.
 _UNDERPRICED: Final = ("less than block base fee", "fee cap less than", "transaction underpriced", "feecap too low")
@@ -122,15 +120,14 @@ class SenderConfig:
             raise InvalidInput(f"fee_bump_after: must be positive, got {self.fee_bump_after}")
         if self.fee_bump_blocks < 1:
             raise InvalidInput(f"fee_bump_blocks: must be at least 1, got {self.fee_bump_blocks}")
-        if not MIN_FEE_BUMP <= self.fee_bump <= 10:
-            raise InvalidInput(
-                f"fee_bump: must be between {MIN_FEE_BUMP} (nodes refuse smaller replacements) and 10, "
-                f"got {self.fee_bump}"
-            )
-        if self.max_fee_per_gas < 1:
-            raise InvalidInput(f"max_fee_per_gas: must be positive, got {self.max_fee_per_gas}")
+        _ = self.bump  # checks fee_bump and max_fee_per_gas
         if self.rebroadcast_after <= 0:
             raise InvalidInput(f"rebroadcast_after: must be positive, got {self.rebroadcast_after}")
+
+    @property
+    def bump(self) -> FeeBump:
+        """The fee rules (shared with the x402 facilitator's sender, ``og_settle.clients.FeeBump``)."""
+        return FeeBump(factor=self.fee_bump, max_fee_per_gas=self.max_fee_per_gas)
 
 
 class SendStatus(enum.StrEnum):
@@ -228,11 +225,11 @@ class TxPipeline:
 
     def _fees(self) -> tuple[int, int]:
         """(maxFeePerGas, maxPriorityFeePerGas) for a new transaction, within the cap."""
-        max_fee, tip = self.sender.fees()
-        if max_fee > self.config.max_fee_per_gas:
-            self.log.warning("tx.fee_capped", wanted=max_fee, cap=self.config.max_fee_per_gas)
-            max_fee = self.config.max_fee_per_gas
-        return max_fee, min(tip, max_fee)
+        wanted = self.sender.fees()
+        fees = self.config.bump.cap(wanted)
+        if fees[0] < wanted[0]:
+            self.log.warning("tx.fee_capped", wanted=wanted[0], cap=self.config.max_fee_per_gas)
+        return fees
 
     def send(self, batch: Batch, call: Any, *, gas: int, items: int) -> tuple[TxRecord, str]:
         """Sign ``call`` for ``batch`` with the next nonce, write it to the queue, then broadcast it.
@@ -287,22 +284,16 @@ class TxPipeline:
     def _bump(self, batch: Batch, tx: TxRecord, watch: _Watch) -> bool:
         """Replace ``tx`` (signed by this key) with the same call and nonce at higher fees; False if the cap leaves
         no room."""
-        fields = _decode(tx.raw)
-        old_max, old_tip = int(fields["maxFeePerGas"]), int(fields["maxPriorityFeePerGas"])
-        now_max, now_tip = self.sender.fees()
-        tip = max(math.ceil(old_tip * self.config.fee_bump), now_tip)
-        max_fee = max(math.ceil(old_max * self.config.fee_bump), now_max, tip)
-        cap = self.config.max_fee_per_gas
-        max_fee = min(max_fee, cap)
-        tip = min(tip, max_fee)
-        if max_fee < math.ceil(old_max * MIN_FEE_BUMP) or tip < math.ceil(old_tip * MIN_FEE_BUMP):
+        old_max, old_tip = tx_fees(tx.raw)
+        replaced = self.config.bump.replace(self.sender.account, tx.raw, self.sender.fees())
+        if replaced is None:
             if not watch.capped:
                 watch.capped = True
+                cap = self.config.max_fee_per_gas
                 self.log.warning("tx.fee_cap_reached", batch=batch.id, tx=tx.tx_hash, max_fee=old_max, cap=cap)
             return False
-        fields.update(maxFeePerGas=max_fee, maxPriorityFeePerGas=tip)
-        signed = self.sender.account.sign_transaction(fields)
-        raw, tx_hash = bytes(signed.raw_transaction), bytes(signed.hash)
+        raw, tx_hash = replaced
+        max_fee, tip = tx_fees(raw)
         new = self.store.record_replacement_tx(batch.id, tx_hash=tx_hash, nonce=tx.nonce, sender=tx.sender, raw=raw)
         outcome = self._broadcast(raw)
         watch.sent_at, watch.sent_block = time.monotonic(), self.sender.block_number()
@@ -413,16 +404,3 @@ class TxPipeline:
     def forget(self, batch_id: int) -> None:
         """The engine settled or reopened the batch: stop watching it."""
         self._watches.pop(batch_id, None)
-
-
-def _decode(raw: bytes) -> dict[str, Any]:
-    """The fields of a signed EIP-1559 transaction, ready to be signed again (signature removed)."""
-    from eth_account.typed_transactions.typed_transaction import TypedTransaction
-    from hexbytes import HexBytes
-
-    fields = dict(TypedTransaction.from_bytes(HexBytes(raw)).as_dict())
-    if int(fields.get("type", 0)) != 2:
-        raise InvariantViolation(f"expected an EIP-1559 transaction, got type {fields.get('type')}")
-    for name in ("v", "r", "s"):
-        fields.pop(name, None)
-    return fields
