@@ -493,6 +493,19 @@ def test_relayer_run_takes_the_in_flight_options(tmp_path: Path, chain: LiveChai
         store.close()
 
 
+def _strand(run: _Run, rpc: JsonRpc) -> tuple[Any, Any, int]:
+    """``run`` signs its one batch; then the base fee jumps 20x, past the transaction's maxFeePerGas, and a block
+    is mined without it. Returns the batch, its transaction and the base fee before the jump."""
+    run.relayer.step()
+    [batch] = run.store.batches(BatchState.SUBMITTED)
+    [tx] = run.txs(batch.id)
+    base = int(_block(rpc)["baseFeePerGas"], 16)
+    rpc.call("anvil_setNextBlockBaseFeePerGas", hex(base * 20))
+    rpc.call("evm_mine")
+    assert _receipt(rpc, tx.tx_hash) is None
+    return batch, tx, base
+
+
 def _offer(rpc: JsonRpc, raw: bytes) -> None:
     """Broadcast ``raw`` (as another node, or the dead instance, still holding it would); known is fine."""
     try:
@@ -514,13 +527,7 @@ def test_a_restarted_relayer_bumps_a_transaction_that_is_already_old_at_once(
     it straight away (its age comes from the queue, not from the restart), before any block is mined, and the
     replacement lands."""
     first = _Run(tmp_path, chain, _records(chain, 99_200, 2), confirmations=1, max_fee_per_gas=10**13)
-    first.relayer.step()
-    [batch] = first.store.batches(BatchState.SUBMITTED)
-    [old] = first.txs(batch.id)
-    base = int(_block(rpc)["baseFeePerGas"], 16)
-    rpc.call("anvil_setNextBlockBaseFeePerGas", hex(base * 20))
-    rpc.call("evm_mine")
-    assert _receipt(rpc, old.tx_hash) is None
+    batch, old, _ = _strand(first, rpc)
     first.close()
     _wait_age(old, 3.5)
 
@@ -561,14 +568,8 @@ def test_a_stranded_transaction_adopted_from_a_dead_instance_is_settled_once_wit
     url = postgres.create_database("sender")
     dead = _Run(tmp_path, chain, _records(chain, 99_300, 2), db=url, worker="dead", lease_ttl=1.0, confirmations=1)
     try:
-        dead.relayer.step()
-        [batch] = dead.store.batches(BatchState.SUBMITTED)
-        [stranded] = dead.txs(batch.id)
+        batch, stranded, _ = _strand(dead, rpc)
         assert stranded.sender == RELAYER
-        base = int(_block(rpc)["baseFeePerGas"], 16)
-        rpc.call("anvil_setNextBlockBaseFeePerGas", hex(base * 20))
-        rpc.call("evm_mine")
-        assert _receipt(rpc, stranded.tx_hash) is None
     finally:
         dead.close()  # killed: it renews nothing any more
     _wait_age(stranded, 2.5)  # its lease (1 s) ran out, and it is older than the adopter's fee_bump_after
@@ -635,12 +636,7 @@ def test_a_relayer_restarted_with_another_key_settles_the_old_keys_stranded_work
     new_address = Account.from_key(new_key).address
     _grant_relayer_role(chain, rpc, new_address)
     old = _Run(tmp_path, chain, _records(chain, 99_000, 2), confirmations=1)
-    old.relayer.step()
-    [stranded] = old.store.batches(BatchState.SUBMITTED)
-    [old_tx] = old.txs(stranded.id)
-    base = int(_block(rpc)["baseFeePerGas"], 16)
-    rpc.call("anvil_setNextBlockBaseFeePerGas", hex(base * 20))
-    rpc.call("evm_mine")
+    stranded, old_tx, base = _strand(old, rpc)
     old.close()
 
     new = _Run.reopen(tmp_path, chain, confirmations=1, fee_bump_blocks=1, max_in_flight=2, key=new_key)
