@@ -315,7 +315,7 @@ static PyObject *verify_leaves(PyObject *Py_UNUSED(self), PyObject *args) {
                           &private_lane, &state)) {
         return NULL;
     }
-    PyObject *result = NULL;
+    PyObject *result = NULL, *held = NULL;
     Line *parsed = NULL;
     Signer *signers = NULL;
     Py_ssize_t signer_count = 0;
@@ -325,7 +325,11 @@ static PyObject *verify_leaves(PyObject *Py_UNUSED(self), PyObject *args) {
         goto done;
     }
     if (!read_secp(secp_tuple, &secp)) goto done;
-    Py_ssize_t count = PyList_GET_SIZE(lines);
+    /* our own list of the lines: the parsed fields point into them while the GIL is released, and the caller's list
+     * could change meanwhile */
+    held = PyList_GetSlice(lines, 0, PyList_GET_SIZE(lines));
+    if (held == NULL) goto done;
+    Py_ssize_t count = PyList_GET_SIZE(held);
     parsed = PyMem_Calloc((size_t)(count > 0 ? count : 1), sizeof(Line));
     signers = PyMem_Calloc((size_t)(count > 0 ? count : 1), sizeof(Signer));
     if (parsed == NULL || signers == NULL) {
@@ -334,7 +338,7 @@ static PyObject *verify_leaves(PyObject *Py_UNUSED(self), PyObject *args) {
     }
     /* 1. parse, and ask for each TEE's signer once (the GIL held: signer_for is Python) */
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *item = PyList_GET_ITEM(lines, i);
+        PyObject *item = PyList_GET_ITEM(held, i);
         if (!PyBytes_Check(item)) continue;
         const char *text = PyBytes_AS_STRING(item);
         Py_ssize_t length = PyBytes_GET_SIZE(item);
@@ -394,6 +398,7 @@ static PyObject *verify_leaves(PyObject *Py_UNUSED(self), PyObject *args) {
         PyList_SET_ITEM(result, i, row);
     }
 done:
+    Py_XDECREF(held);
     PyMem_Free(parsed);
     PyMem_Free(signers);
     PyBuffer_Release(&prefix);
