@@ -29,13 +29,16 @@ from og_settle.relayer import (
     open_store,
 )
 from og_settle.replica._rpc import JsonRpc
+from tests.relayer.proofs import opg_balance
 from tests.relayer.support import (
     DEPLOYER_KEY,
+    PAY_TO,
     RELAYER_KEY,
     LiveChain,
     cli,
     dev_key,
     inference_record,
+    payment_record,
     read_events,
     spawn_relayer,
     write_jsonl,
@@ -665,5 +668,63 @@ def test_a_relayer_restarted_with_another_key_settles_the_old_keys_stranded_work
         assert stranded.root is not None
         recorded = _root_recorded(chain, stranded.root)
         assert recorded.relayer == (RELAYER if winner == old_tx.tx_hash else new_address)
+    finally:
+        new.close()
+
+
+def test_a_payment_batch_taken_over_is_settled_once_when_the_stranded_transaction_lands_first(
+    tmp_path: Path, chain: LiveChain, rpc: JsonRpc
+) -> None:
+    """The payment lane when both versions land, the stranded one first: a relayer restarted with a new key takes
+    over a stranded ``settleBatch`` of two payments. The old key's transaction is mined first (ours is held out of
+    that block); ours follows, and inside it each payment fails alone with Permit2's ``InvalidNonce``. The relayer
+    finds each payment's own ``PaymentSettled`` event in the other transaction and records the items settled, not
+    failed; the payee was paid once per payment."""
+    new_key = dev_key(9)
+    new_address = Account.from_key(new_key).address
+    _grant_relayer_role(chain, rpc, new_address)
+    amount = 10**15
+    records = [payment_record(chain.deployment, 99_500 + i, amount=amount) for i in range(2)]
+    paid_before = opg_balance(chain, PAY_TO)
+    old = _Run(tmp_path, chain, records, confirmations=1)
+    batch, old_tx, base = _strand(old, rpc)
+    old.close()
+
+    new = _Run.reopen(tmp_path, chain, confirmations=1, fee_bump_blocks=1, key=new_key)
+    try:
+        rpc.call("anvil_setNextBlockBaseFeePerGas", hex(base * 20))
+        rpc.call("evm_mine")
+        new.relayer.step()  # past fee_bump_blocks: taken over, signed again with the new key
+        [taken] = new.events("tx.taken_over")
+        assert taken["tx"] == to_hex(old_tx.tx_hash)
+        ours = new.store.current_tx(batch.id)
+        assert ours is not None and ours.sender == new_address
+        # The old key's transaction lands first: ours is held out of that block, then offered again.
+        rpc.call("anvil_dropTransaction", to_hex(ours.tx_hash))
+        rpc.call("anvil_setNextBlockBaseFeePerGas", hex(GWEI // 10))
+        _offer(rpc, old_tx.raw)
+        rpc.call("evm_mine")
+        first = _receipt(rpc, old_tx.tx_hash)
+        assert first is not None and first["status"] == "0x1"
+        assert opg_balance(chain, PAY_TO) - paid_before == 2 * amount
+        new.relayer.step()  # ours has no receipt: the batch waits for it (and replaces it: a block went by)
+        assert new.store.batch(batch.id).state is BatchState.SUBMITTED
+        latest = new.store.current_tx(batch.id)
+        assert latest is not None and latest.sender == new_address and latest.nonce == ours.nonce
+        _offer(rpc, latest.raw)
+        rpc.call("evm_mine")
+        second = _receipt(rpc, latest.tx_hash)
+        assert second is not None and second["status"] == "0x1"  # mined; each item refused inside it
+        new.relayer.step()
+
+        assert new.store.batch(batch.id).state is BatchState.CONFIRMED
+        assert new.store.status().items_by_state == {"confirmed": 2}
+        [confirmed] = new.events("batch.confirmed")
+        assert confirmed["tx"] == to_hex(latest.tx_hash) and confirmed["settled_elsewhere"] == 2
+        elsewhere = new.events("payment.settled_elsewhere")
+        assert sorted(e["item"] for e in elsewhere) == sorted(i.id for i in new.store.batch_items(batch.id))
+        assert {e["tx"] for e in elsewhere} == {to_hex(old_tx.tx_hash)}
+        assert opg_balance(chain, PAY_TO) - paid_before == 2 * amount  # paid once per payment
+        assert new.events("item.failed") == []
     finally:
         new.close()
