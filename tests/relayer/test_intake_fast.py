@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import coincurve
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from og_settle._attestation import InferenceAttestation, settlement_domain
 from og_settle._hex import keccak256, to_hex
-from og_settle.relayer import IntakeConfig, parse_jsonl
+from og_settle.relayer import IntakeConfig, SqliteStore, parse_jsonl, submit_records
 from og_settle.relayer._intake_fast import fast_leaves
 from og_settle.relayer._intake_submit import _Job, _verified_run
 from og_settle.relayer._store_intake import StagedRow, staged_row
@@ -286,3 +287,39 @@ def test_the_time_window_is_the_python_one() -> None:
         assert _taken(line) == [accepted]
         assert (_python_row(line[0], 1) is not None) == accepted
     assert HIGHEST < NOW + CONFIG.max_future_drift_seconds < HIGHEST + 1
+
+
+def test_submit_queues_the_same_with_and_without_the_fast_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reports and queue rows (payload text, keys, reasons, sources, duplicates) through submit_records."""
+    from og_settle.relayer import _intake_submit
+
+    lines: list[Any] = _lines(leaf(1), leaf(2, mode="private"), _high_s(leaf(3)), leaf(1), leaf(4, ref=7))
+    lines += ["", b"{bad\n", *_lines(leaf(5, key=OTHER_KEY), leaf(2, mode="private"), leaf(6))]
+    outcomes = []
+    for fast in (True, False):
+        if not fast:
+            monkeypatch.setattr(_intake_submit, "fast_leaves", lambda *args: None)
+        for workers in (1, 2):
+            store = SqliteStore(tmp_path / f"q-{fast}-{workers}.db")
+            try:
+                reports = [
+                    r.to_json() for r in submit_records(store, lines, CONFIG, name="in", now=NOW, workers=workers)
+                ]
+                queue = [(i.id, i.kind, i.lane, i.key, i.payload, i.state, i.reason, i.source) for i in store.items()]
+            finally:
+                store.close()
+            outcomes.append((reports, queue))
+    assert all(outcome == outcomes[0] for outcome in outcomes[1:])
+    reports = outcomes[0][0]
+    statuses = [
+        "accepted",
+        "accepted",
+        "rejected",
+        "duplicate",
+        "accepted",
+        "rejected",
+        "rejected",
+        "duplicate",
+        "accepted",
+    ]
+    assert [r["status"] for r in reports] == statuses
