@@ -33,22 +33,24 @@ _INFERENCE_TYPEHASH: Final = keccak256(INFERENCE_TYPE.encode())
 
 
 def _secp() -> tuple[int, int, int, int, int] | None:
+    """The addresses of coincurve's libsecp256k1 context and the three functions the native check calls, or None if
+    this coincurve does not expose them (then Python checks every line)."""
     try:
         from coincurve._libsecp256k1 import ffi, lib  # type: ignore[import-not-found]  # cffi, no stubs
         from coincurve.context import GLOBAL_CONTEXT
-    except ImportError:  # pragma: no cover - coincurve is a dependency
+
+        def address(value: object) -> int:
+            return int(ffi.cast("uintptr_t", value))
+
+        return (
+            address(GLOBAL_CONTEXT.ctx),
+            address(ffi.addressof(lib, "secp256k1_ecdsa_recoverable_signature_parse_compact")),
+            address(ffi.addressof(lib, "secp256k1_ecdsa_recover")),
+            address(ffi.addressof(lib, "secp256k1_ec_pubkey_serialize")),
+            int(lib.SECP256K1_EC_UNCOMPRESSED),
+        )
+    except (ImportError, AttributeError):  # pragma: no cover - coincurve 21 has them all
         return None
-
-    def address(value: object) -> int:
-        return int(ffi.cast("uintptr_t", value))
-
-    return (
-        address(GLOBAL_CONTEXT.ctx),
-        address(ffi.addressof(lib, "secp256k1_ecdsa_recoverable_signature_parse_compact")),
-        address(ffi.addressof(lib, "secp256k1_ecdsa_recover")),
-        address(ffi.addressof(lib, "secp256k1_ec_pubkey_serialize")),
-        int(lib.SECP256K1_EC_UNCOMPRESSED),
-    )
 
 
 def _signer_for(config: IntakeConfig) -> Callable[[bytes], bytes | None]:
