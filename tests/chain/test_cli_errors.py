@@ -19,6 +19,7 @@ import pytest
 from og_settle._deploy import Deployment, deploy
 from og_settle.cli import build_parser
 from scripts.deploy import ApeSender
+from tests.support.deployed import KeptDeployment
 
 DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # anvil's account 0
 HASH = "0x" + "11" * 32
@@ -92,10 +93,19 @@ def _closed_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def deployment_file(deployer: Any, relayer: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out_dir = tmp_path_factory.mktemp("deployments")
-    deployed = deploy(ApeSender(deployer), relayers=[relayer.address], out_dir=out_dir)
-    return out_dir / f"{deployed.chain_id}.json"
+def kept_deployment(deployer: Any, relayer: Any, tmp_path_factory: pytest.TempPathFactory) -> KeptDeployment:
+    def make() -> Path:
+        out_dir = tmp_path_factory.mktemp("deployments")
+        deployed = deploy(ApeSender(deployer), relayers=[relayer.address], out_dir=out_dir)
+        return out_dir / f"{deployed.chain_id}.json"
+
+    return KeptDeployment(make)
+
+
+@pytest.fixture
+def deployment_file(kept_deployment: KeptDeployment, chain: Any) -> Path:
+    """The deployment file, its contracts checked to be on chain for this test (see tests.support.deployed)."""
+    return kept_deployment.path(chain)
 
 
 @pytest.fixture(scope="module")

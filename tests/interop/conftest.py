@@ -26,6 +26,7 @@ from og_settle._lease import LEASE_DIR_ENV
 from scripts.deploy import ApeSender
 from tests.support import sdk_envs
 from tests.support.children import json_child
+from tests.support.deployed import KeptDeployment
 
 KEY_ENV = "OG_SETTLE_RELAYER_KEY"
 
@@ -85,7 +86,7 @@ def payee(accounts: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def deployment_file(
+def kept_deployment(
     deployer: Any,
     tmp_path_factory: pytest.TempPathFactory,
     payers: list[Any],
@@ -94,11 +95,22 @@ def deployment_file(
     opg: Any,
     permit2: Any,
     chain_id: int,
-) -> Path:
-    """og-settle deployed once per module; wider-scoped fixtures are pulled in first (Ape's isolation wants it)."""
-    out_dir = tmp_path_factory.mktemp("deployments")
-    deployed = deploy(ApeSender(deployer), relayers=[relayer.address], out_dir=out_dir)
-    return out_dir / f"{deployed.chain_id}.json"
+) -> KeptDeployment:
+    """og-settle deployed once per module (again if a snapshot revert took it away); wider-scoped fixtures are
+    pulled in first (Ape's isolation wants it)."""
+
+    def make() -> Path:
+        out_dir = tmp_path_factory.mktemp("deployments")
+        deployed = deploy(ApeSender(deployer), relayers=[relayer.address], out_dir=out_dir)
+        return out_dir / f"{deployed.chain_id}.json"
+
+    return KeptDeployment(make)
+
+
+@pytest.fixture
+def deployment_file(kept_deployment: KeptDeployment, chain: Any) -> Path:
+    """The deployment file, its contracts checked to be on chain for this test."""
+    return kept_deployment.path(chain)
 
 
 @pytest.fixture
