@@ -16,10 +16,9 @@ from typing import Any
 
 import pytest
 
-from og_settle._deploy import Deployment, deploy
+from og_settle._deploy import Deployment
 from og_settle.cli import build_parser
-from scripts.deploy import ApeSender
-from tests.support.deployed import KeptDeployment
+from tests.support.deployed import KeptDeployment, kept_og_settle
 
 DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # anvil's account 0
 HASH = "0x" + "11" * 32
@@ -94,12 +93,7 @@ def _closed_port() -> int:
 
 @pytest.fixture(scope="module")
 def kept_deployment(deployer: Any, relayer: Any, tmp_path_factory: pytest.TempPathFactory) -> KeptDeployment:
-    def make() -> Path:
-        out_dir = tmp_path_factory.mktemp("deployments")
-        deployed = deploy(ApeSender(deployer), relayers=[relayer.address], out_dir=out_dir)
-        return out_dir / f"{deployed.chain_id}.json"
-
-    return KeptDeployment(make)
+    return kept_og_settle(deployer, relayer, tmp_path_factory)
 
 
 @pytest.fixture

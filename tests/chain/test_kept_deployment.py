@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from og_settle._deploy import deploy, load_deployment
-from scripts.deploy import ApeSender
-from tests.support.deployed import KeptDeployment
+from og_settle._deploy import load_deployment
+from tests.support.deployed import kept_og_settle
 
 
 def _has_code(chain: Any, path: Path) -> list[bool]:
@@ -20,20 +19,11 @@ def _has_code(chain: Any, path: Path) -> list[bool]:
 def test_a_deployment_reverted_away_is_deployed_again(
     chain: Any, deployer: Any, relayer: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    made: list[Path] = []
-
-    def make() -> Path:
-        out_dir = tmp_path_factory.mktemp("deployments")
-        made.append(
-            out_dir / f"{deploy(ApeSender(deployer), relayers=[relayer.address], out_dir=out_dir).chain_id}.json"
-        )
-        return made[-1]
-
     before = chain.snapshot()
-    kept = KeptDeployment(make)
+    kept = kept_og_settle(deployer, relayer, tmp_path_factory)
     first = kept.path(chain)
-    assert all(_has_code(chain, first)) and kept.path(chain) == first and len(made) == 1  # kept while on chain
+    assert all(_has_code(chain, first)) and kept.path(chain) == first  # kept while its code is on chain
     chain.restore(before)  # what Ape's isolation does to a fixture's deployment in a rebase
     assert not any(_has_code(chain, first))
     again = kept.path(chain)
-    assert len(made) == 2 and all(_has_code(chain, again))
+    assert again != first and all(_has_code(chain, again))

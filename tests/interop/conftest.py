@@ -21,12 +21,10 @@ from typing import Any
 
 import pytest
 
-from og_settle._deploy import deploy
 from og_settle._lease import LEASE_DIR_ENV
-from scripts.deploy import ApeSender
 from tests.support import sdk_envs
 from tests.support.children import json_child
-from tests.support.deployed import KeptDeployment
+from tests.support.deployed import KeptDeployment, kept_og_settle
 
 KEY_ENV = "OG_SETTLE_RELAYER_KEY"
 
@@ -98,13 +96,7 @@ def kept_deployment(
 ) -> KeptDeployment:
     """og-settle deployed once per module (again if a snapshot revert took it away); wider-scoped fixtures are
     pulled in first (Ape's isolation wants it)."""
-
-    def make() -> Path:
-        out_dir = tmp_path_factory.mktemp("deployments")
-        deployed = deploy(ApeSender(deployer), relayers=[relayer.address], out_dir=out_dir)
-        return out_dir / f"{deployed.chain_id}.json"
-
-    return KeptDeployment(make)
+    return kept_og_settle(deployer, relayer, tmp_path_factory)
 
 
 @pytest.fixture

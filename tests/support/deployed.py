@@ -16,7 +16,7 @@ from typing import Any
 
 from og_settle._deploy import load_deployment
 
-__all__ = ["KeptDeployment"]
+__all__ = ["KeptDeployment", "kept_og_settle"]
 
 
 class KeptDeployment:
@@ -32,6 +32,20 @@ class KeptDeployment:
         if self._path is None or not _on_chain(chain, self._path):
             self._path = self._make()
         return self._path
+
+
+def kept_og_settle(deployer: Any, relayer: Any, tmp_path_factory: Any) -> KeptDeployment:
+    """og-settle deployed by ``deployer`` (an Ape account) with ``relayer`` holding the relayer role, each time in a
+    new temporary folder."""
+    from og_settle._deploy import deploy
+    from scripts.deploy import ApeSender
+
+    def make() -> Path:
+        out_dir = tmp_path_factory.mktemp("deployments")
+        deployed = deploy(ApeSender(deployer), relayers=[relayer.address], out_dir=out_dir)
+        return out_dir / f"{deployed.chain_id}.json"
+
+    return KeptDeployment(make)
 
 
 def _on_chain(chain: Any, path: Path) -> bool:
