@@ -7,6 +7,7 @@ facilitator serve``) against the fork's RPC, the way an operator runs it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -250,6 +251,28 @@ def test_settle_keys_are_required_to_start(start_cli: Start) -> None:
     assert "OG_SETTLE_UNSET_VARIABLE is not set" in process.communicate(timeout=5)[1]
 
 
+def _rpc(web3: Any, method: str, *params: Any) -> Any:
+    answer = web3.provider.make_request(method, list(params))
+    assert "error" not in answer, answer
+    return answer["result"]
+
+
+def _pending(web3: Any, sender: str, nonce: int) -> dict[str, Any] | None:
+    """``sender``'s transaction with ``nonce`` waiting in the node's pool."""
+    pool = _rpc(web3, "txpool_content")["pending"]
+    mine = next((txs for address, txs in pool.items() if address.lower() == sender.lower()), {})
+    found: dict[str, Any] | None = mine.get(str(nonce))
+    return found
+
+
+def wait_for(what: str, condition: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+    return value
+
+
 def test_a_stuck_settlement_is_replaced_with_higher_fees_and_answered_once_it_is_deep_enough(
     start_cli: Start,
     requirements: PaymentRequirements,
@@ -266,26 +289,8 @@ def test_a_stuck_settlement_is_replaced_with_higher_fees_and_answered_once_it_is
     the open ``POST /settle`` answers only once the replacement is ``--confirmations 2`` deep, with the
     replacement's hash. The payee is paid once, the nonce is used once and the first version never lands."""
     web3 = chain.provider.web3
-
-    def rpc(method: str, *params: Any) -> Any:
-        answer = web3.provider.make_request(method, list(params))
-        assert "error" not in answer, answer
-        return answer["result"]
-
-    def pending(nonce: int) -> dict[str, Any] | None:
-        """The relayer's transaction with ``nonce`` waiting in the node's pool."""
-        pool = rpc("txpool_content")["pending"]
-        mine = next((txs for sender, txs in pool.items() if sender.lower() == relayer.address.lower()), {})
-        found: dict[str, Any] | None = mine.get(str(nonce))
-        return found
-
-    def wait_for(what: str, condition: Any, timeout: float = 30.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while not (value := condition()):
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.05)
-        return value
-
+    rpc = functools.partial(_rpc, web3)
+    pending = functools.partial(_pending, web3, relayer.address)
     payload = body(create_payment_payload(requirements, payers[3].private_key, now=now), requirements)
     auth = {"Authorization": f"Bearer {API_KEY}"}
     process, started = start_cli("--fee-bump-after", "1", "--receipt-timeout", "40", "--confirmations", "2")
@@ -331,3 +336,65 @@ def test_a_stuck_settlement_is_replaced_with_higher_fees_and_answered_once_it_is
     assert bump["replaces"] == first and bump["tx"] == second
     assert bump["max_fee"] >= bump["old_max_fee"] * 1.125 and bump["tip"] >= bump["old_tip"] * 1.125
     assert bump["max_fee"] > jump  # it pays the risen base fee
+
+
+def test_a_replaced_settlement_whose_first_version_lands_is_answered_after_a_restart(
+    start_cli: Start,
+    requirements: PaymentRequirements,
+    payers: list[Any],
+    payee: Any,
+    relayer: Any,
+    opg: Any,
+    chain: Any,
+    now: int,
+    tmp_path: Path,
+    permit2_approved: None,
+) -> None:
+    """The facilitator replaces a stranded settlement and is SIGKILLed before either version is mined; then the
+    first version lands after all (the replacement is gone from the pool, the base fee falls). Restarted, it
+    answers the same ``/settle`` with success and the first version's hash, from the replaced hashes kept in the
+    store, instead of calling the payment's transaction dropped; the payee is paid once."""
+    import sqlite3
+
+    web3 = chain.provider.web3
+    rpc = functools.partial(_rpc, web3)
+    pending = functools.partial(_pending, web3, relayer.address)
+    payload = body(create_payment_payload(requirements, payers[2].private_key, now=now), requirements)
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    process, started = start_cli("--fee-bump-after", "1", "--receipt-timeout", "40")
+    before = opg.balanceOf(payee)
+    nonce = web3.eth.get_transaction_count(relayer.address)
+    base = int(rpc("eth_getBlockByNumber", "latest", False)["baseFeePerGas"], 16)
+    rpc("evm_setAutomine", False)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(httpx.post, started["url"] + "/settle", json=payload, headers=auth, timeout=90)
+            sent = wait_for("the settlement in the pool", lambda: pending(nonce))
+            first, jump = str(sent["hash"]), int(sent["maxFeePerGas"], 16) * 10
+            with sqlite3.connect(tmp_path / "settlements.sqlite3") as db:
+                [(first_raw,)] = db.execute("SELECT raw_tx FROM settlements WHERE transaction_hash = ?", (first,))
+            rpc("anvil_setNextBlockBaseFeePerGas", hex(jump))
+            rpc("evm_mine")
+            second = wait_for("a replacement", lambda: (tx := pending(nonce)) and tx["hash"] != first and tx["hash"])
+            process.kill()
+            process.wait(10)
+            with pytest.raises(httpx.HTTPError):
+                answer.result(timeout=30)
+        rpc("anvil_dropTransaction", second)
+        rpc("anvil_setNextBlockBaseFeePerGas", hex(base))
+        rpc("eth_sendRawTransaction", "0x" + bytes(first_raw).hex())
+        rpc("evm_mine")
+    finally:
+        rpc("anvil_setNextBlockBaseFeePerGas", hex(base))
+        rpc("evm_setAutomine", True)
+    assert web3.eth.get_transaction_receipt(first)["status"] == 1
+    assert opg.balanceOf(payee) - before == ONE
+
+    process, started = start_cli()
+    again = httpx.post(started["url"] + "/settle", json=payload, headers=auth, timeout=60).json()
+    assert again["success"] is True and again["transaction"] == first, again
+    status = httpx.get(f"{started['url']}/settle/status/{first}", headers=auth).json()
+    assert status == {"settlements": [again]}
+    assert opg.balanceOf(payee) - before == ONE
+    assert web3.eth.get_transaction_count(relayer.address) == nonce + 1
+    assert stop(process)[0] == 0

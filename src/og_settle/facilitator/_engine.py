@@ -122,7 +122,6 @@ class Outcome:
 
 
 PENDING: Final = "pending"
-_KEPT_VERSIONS: Final = 1024
 CallBuilder = Callable[[Sequence[SettlementJob]], "ContractCall"]
 
 
@@ -184,10 +183,7 @@ class SettlementEngine:
         self.fee_bump_after = fee_bump_after
         self.confirmations = confirmations
         self._on_event = on_event
-        # Every version (hash, raw) of the recent transactions, by their first hash: ``resolve`` of a payment
-        # answered ``pending`` looks at all of them (an earlier version may be the one mined). In memory only.
-        self._versions: dict[str, list[tuple[bytes, bytes]]] = {}
-        self._versions_guard = threading.Lock()
+
         self.store = store
         self.builders = dict(builders)
         self.batchable = batchable
@@ -329,11 +325,6 @@ class SettlementEngine:
         replacing the newest with higher fees each time it stays unmined ``fee_bump_after`` seconds. Returns the
         receipt (None at the deadline) and the hash of the version it is for (the newest, when None)."""
         versions = [(signed.tx_hash, signed.raw)]
-        first = _hex(signed.tx_hash)
-        with self._versions_guard:
-            self._versions[first] = versions
-            while len(self._versions) > _KEPT_VERSIONS:
-                del self._versions[next(iter(self._versions))]
         deadline = time.monotonic() + self.receipt_timeout
         sent_at = time.monotonic()
         while True:
@@ -438,12 +429,14 @@ class SettlementEngine:
 
         tx_hash = bytes.fromhex(record.transaction.removeprefix("0x"))
         receipt = self.sender.receipt(tx_hash)
-        if receipt is None:  # a waiter may be replacing it: an earlier version of it may be the one mined
-            with self._versions_guard:
-                versions = next((list(v) for v in self._versions.values() if v[-1][0] == tx_hash), [])
-            receipt = self._mined(versions) if len(versions) > 1 else None
+        for earlier in [] if receipt is not None else self.store.earlier_transactions(record.transaction):
+            # A fee bump replaced it: the version replaced may be the one mined (the same nonce: at most one is).
+            receipt = self.sender.receipt(bytes.fromhex(earlier.removeprefix("0x")))
             if receipt is not None:
-                record = dataclasses.replace(record, transaction=_hex(receipt.tx_hash))
+                self.store.replace_transaction(record.transaction, earlier, b"")
+                record = dataclasses.replace(record, transaction=earlier, raw_tx=b"")
+                tx_hash = receipt.tx_hash
+                break
         if receipt is None and record.raw_tx and self.sender.broadcast(record.raw_tx) == BroadcastOutcome.NONCE_USED:
             receipt = self.sender.receipt(tx_hash)
             if receipt is None:

@@ -93,7 +93,13 @@ class SettlementStore(Protocol):
 
     def replace_transaction(self, old: str, new: str, raw_tx: bytes) -> None:
         """The submitted records of transaction ``old`` now name ``new`` (a fee-bumped replacement with the same
-        nonce, written before it is broadcast; or the earlier version that was mined after all)."""
+        nonce, written before it is broadcast; or the earlier version that was mined after all). ``old`` is
+        remembered among the records' earlier transactions."""
+        ...
+
+    def earlier_transactions(self, transaction: str) -> list[str]:
+        """The transactions the records of ``transaction`` replaced (same nonce, lower fees), newest first: any
+        of them may be the one mined."""
         ...
 
     def close(self) -> None:
@@ -114,7 +120,8 @@ CREATE TABLE IF NOT EXISTS settlements (
     transaction_hash TEXT NOT NULL,
     raw_tx BLOB NOT NULL,
     error_reason TEXT,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    earlier_txs TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS settlements_by_tx ON settlements (transaction_hash);
 """
@@ -156,7 +163,11 @@ class SqliteSettlementStore(OperationsTables):
             self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None, timeout=30.0)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA + OPERATIONS_SCHEMA_SQLITE + "PRAGMA user_version = 2;")
+            self._db.executescript(_SCHEMA + OPERATIONS_SCHEMA_SQLITE)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(settlements)")}
+            if "earlier_txs" not in columns:  # a store from before fee bumps (version 2)
+                self._db.execute("ALTER TABLE settlements ADD COLUMN earlier_txs TEXT NOT NULL DEFAULT ''")
+            self._db.execute("PRAGMA user_version = 3")
         except sqlite3.Error as err:
             raise InvalidInput(f"--store: cannot open the settlement store {target}: {err}") from None
         self._lock = threading.Lock()
@@ -205,7 +216,7 @@ class SqliteSettlementStore(OperationsTables):
                     raise InvalidInput(f"settlement {r.key}: already {existing[0]}")
                 db.execute(
                     f"INSERT INTO settlements ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-                    f" ON CONFLICT (key) DO UPDATE SET {_UPDATE_ALL}",
+                    f" ON CONFLICT (key) DO UPDATE SET {_UPDATE_ALL}, earlier_txs = ''",
                     (
                         r.key,
                         r.payer,
@@ -234,10 +245,17 @@ class SqliteSettlementStore(OperationsTables):
     def replace_transaction(self, old: str, new: str, raw_tx: bytes) -> None:
         with self._write() as db:
             db.execute(
-                "UPDATE settlements SET transaction_hash = ?, raw_tx = ?, updated_at = ?"
-                " WHERE transaction_hash = ? AND state = ?",
-                (new.lower(), raw_tx, self._clock(db), old.lower(), SettlementState.SUBMITTED),
+                "UPDATE settlements SET transaction_hash = ?, raw_tx = ?, updated_at = ?,"
+                " earlier_txs = TRIM(earlier_txs || ' ' || ?) WHERE transaction_hash = ? AND state = ?",
+                (new.lower(), raw_tx, self._clock(db), old.lower(), old.lower(), SettlementState.SUBMITTED),
             )
+
+    def earlier_transactions(self, transaction: str) -> list[str]:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT earlier_txs FROM settlements WHERE transaction_hash = ? LIMIT 1", (transaction.lower(),)
+            ).fetchone()
+        return [] if row is None or not row[0] else list(reversed(str(row[0]).split()))
 
     def close(self) -> None:
         with self._lock:
