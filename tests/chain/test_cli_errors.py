@@ -18,7 +18,7 @@ import pytest
 
 from og_settle._deploy import Deployment
 from og_settle.cli import build_parser
-from tests.support.deployed import KeptDeployment, kept_og_settle
+from tests.support.deployed import Kept, kept_og_settle
 
 DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # anvil's account 0
 HASH = "0x" + "11" * 32
@@ -92,14 +92,14 @@ def _closed_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def kept_deployment(deployer: Any, relayer: Any, tmp_path_factory: pytest.TempPathFactory) -> KeptDeployment:
-    return kept_og_settle(deployer, relayer, tmp_path_factory)
+def kept_deployment(chain: Any, deployer: Any, relayer: Any, tmp_path_factory: pytest.TempPathFactory) -> Kept[Path]:
+    return kept_og_settle(chain, deployer, relayer, tmp_path_factory)
 
 
 @pytest.fixture
-def deployment_file(kept_deployment: KeptDeployment, chain: Any) -> Path:
+def deployment_file(kept_deployment: Kept[Path]) -> Path:
     """The deployment file, its contracts checked to be on chain for this test (see tests.support.deployed)."""
-    return kept_deployment.path(chain)
+    return kept_deployment.get()
 
 
 @pytest.fixture(scope="module")

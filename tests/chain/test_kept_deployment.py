@@ -20,10 +20,10 @@ def test_a_deployment_reverted_away_is_deployed_again(
     chain: Any, deployer: Any, relayer: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     before = chain.snapshot()
-    kept = kept_og_settle(deployer, relayer, tmp_path_factory)
-    first = kept.path(chain)
-    assert all(_has_code(chain, first)) and kept.path(chain) == first  # kept while its code is on chain
+    kept = kept_og_settle(chain, deployer, relayer, tmp_path_factory)
+    first = kept.get()
+    assert all(_has_code(chain, first)) and kept.get() == first  # kept while its code is on chain
     chain.restore(before)  # what Ape's isolation does to a fixture's deployment in a rebase
     assert not any(_has_code(chain, first))
-    again = kept.path(chain)
+    again = kept.get()
     assert again != first and all(_has_code(chain, again))

@@ -24,7 +24,7 @@ import pytest
 from og_settle._lease import LEASE_DIR_ENV
 from tests.support import sdk_envs
 from tests.support.children import json_child
-from tests.support.deployed import KeptDeployment, kept_og_settle
+from tests.support.deployed import Kept, kept_og_settle
 
 KEY_ENV = "OG_SETTLE_RELAYER_KEY"
 
@@ -85,6 +85,7 @@ def payee(accounts: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def kept_deployment(
+    chain: Any,
     deployer: Any,
     tmp_path_factory: pytest.TempPathFactory,
     payers: list[Any],
@@ -93,16 +94,16 @@ def kept_deployment(
     opg: Any,
     permit2: Any,
     chain_id: int,
-) -> KeptDeployment:
+) -> Kept[Path]:
     """og-settle deployed once per module (again if a snapshot revert took it away); wider-scoped fixtures are
     pulled in first (Ape's isolation wants it)."""
-    return kept_og_settle(deployer, relayer, tmp_path_factory)
+    return kept_og_settle(chain, deployer, relayer, tmp_path_factory)
 
 
 @pytest.fixture
-def deployment_file(kept_deployment: KeptDeployment, chain: Any) -> Path:
+def deployment_file(kept_deployment: Kept[Path]) -> Path:
     """The deployment file, its contracts checked to be on chain for this test."""
-    return kept_deployment.path(chain)
+    return kept_deployment.get()
 
 
 @pytest.fixture

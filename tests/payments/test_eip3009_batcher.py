@@ -19,6 +19,7 @@ from eth_utils import keccak
 from og_settle._eip712 import TokenDomain
 from og_settle._eip3009 import Eip3009Authorization, sign_eip3009
 from og_settle._networks import BASE, BASE_SEPOLIA
+from tests.support.deployed import Kept, kept_contract
 from tests.support.tokens import deal_opg
 
 ITEM_GAS = 200_000
@@ -28,10 +29,19 @@ SETTLER_ROLE = keccak(text="SETTLER_ROLE")
 
 
 @pytest.fixture(scope="module")
-def batcher(project: Any, deployer: Any, relayer: Any) -> Any:
-    contract = project.Eip3009Batcher.deploy(deployer.address, sender=deployer)
-    contract.grantRole(SETTLER_ROLE, relayer.address, sender=deployer)
-    return contract
+def kept_batcher(project: Any, deployer: Any, relayer: Any, chain: Any) -> Kept[Any]:
+    def make() -> Any:
+        contract = project.Eip3009Batcher.deploy(deployer.address, sender=deployer)
+        contract.grantRole(SETTLER_ROLE, relayer.address, sender=deployer)
+        return contract
+
+    return kept_contract(chain, make)
+
+
+@pytest.fixture
+def batcher(kept_batcher: Kept[Any]) -> Any:
+    """The batcher, deployed once per module (again if a snapshot revert took it away: tests.support.deployed)."""
+    return kept_batcher.get()
 
 
 @pytest.fixture

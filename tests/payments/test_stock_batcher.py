@@ -29,6 +29,7 @@ from og_settle.clients import (
     exact_proxy_call,
     group_batches,
 )
+from tests.support.deployed import Kept, kept_contract
 from tests.support.stock import as_x402, stock_payment
 from tests.support.tokens import deal_opg
 
@@ -38,15 +39,24 @@ SETTLER_ROLE = keccak(text="SETTLER_ROLE")
 
 
 @pytest.fixture(scope="module")
-def batcher(project: Any, deployer: Any, relayer: Any) -> Any:
-    contract = project.StockPaymentBatcher.deploy(
-        deployer.address, X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY, sender=deployer
-    )
-    contract.grantRole(SETTLER_ROLE, relayer.address, sender=deployer)
-    return contract
+def kept_batcher(project: Any, deployer: Any, relayer: Any, chain: Any) -> Kept[Any]:
+    def make() -> Any:
+        contract = project.StockPaymentBatcher.deploy(
+            deployer.address, X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY, sender=deployer
+        )
+        contract.grantRole(SETTLER_ROLE, relayer.address, sender=deployer)
+        return contract
+
+    return kept_contract(chain, make)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
+def batcher(kept_batcher: Kept[Any]) -> Any:
+    """The batcher, deployed once per module (again if a snapshot revert took it away: tests.support.deployed)."""
+    return kept_batcher.get()
+
+
+@pytest.fixture
 def client(batcher: Any, chain: Any) -> StockPaymentBatcherClient:
     return StockPaymentBatcherClient(chain.provider.web3, batcher.address)
 
@@ -380,12 +390,20 @@ UINT = st.integers(min_value=0, max_value=2**256 - 1)
 
 
 @pytest.fixture(scope="module")
-def echo_batcher(project: Any, deployer: Any, relayer: Any) -> Any:
+def kept_echo_batcher(project: Any, deployer: Any, relayer: Any, chain: Any) -> Kept[Any]:
+    def make() -> Any:
+        echo = project.CalldataEchoProxy.deploy(sender=deployer)
+        contract = project.StockPaymentBatcher.deploy(deployer.address, echo.address, echo.address, sender=deployer)
+        contract.grantRole(SETTLER_ROLE, relayer.address, sender=deployer)
+        return contract
+
+    return kept_contract(chain, make)
+
+
+@pytest.fixture
+def echo_batcher(kept_echo_batcher: Kept[Any]) -> Any:
     """A batcher whose "proxies" revert with the keccak256 of the calldata they got."""
-    echo = project.CalldataEchoProxy.deploy(sender=deployer)
-    contract = project.StockPaymentBatcher.deploy(deployer.address, echo.address, echo.address, sender=deployer)
-    contract.grantRole(SETTLER_ROLE, relayer.address, sender=deployer)
-    return contract
+    return kept_echo_batcher.get()
 
 
 @given(

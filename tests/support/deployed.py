@@ -1,42 +1,49 @@
-"""og-settle deployed for many tests on Ape's fork, safe under Ape's snapshots.
+"""Contracts deployed for many tests on Ape's fork, safe under Ape's snapshots.
 
 Ape reverts the chain to a snapshot after each test, and when a wider-scoped fixture first appears in the middle
 of a module it reverts further back (a "rebase"), which can take away contracts a module- or session-scoped
 fixture deployed while keeping that fixture's cached value: a test then meets a deployment file whose addresses
-have no code ("no contract code at the TeeRegistry address"). :class:`KeptDeployment` keeps the deployment for as
-long as its code is on chain and deploys again when it is not; call :meth:`KeptDeployment.path` from a
-function-scoped fixture, so each test checks (a few ``eth_getCode`` calls), as the payer set-up does.
+have no code ("no contract code at the TeeRegistry address"). :class:`Kept` keeps such a value for as long as it
+is alive on chain and sets it up again when it is not; call :meth:`Kept.get` from a function-scoped fixture, so
+each test checks (an ``eth_getCode`` call or a few), as the payer set-up does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from og_settle._deploy import load_deployment
 
-__all__ = ["KeptDeployment", "kept_og_settle"]
+__all__ = ["Kept", "kept_contract", "kept_og_settle"]
+
+T = TypeVar("T")
 
 
-class KeptDeployment:
-    """A deployment file whose contracts are on chain whenever :meth:`path` returns it. ``make`` deploys og-settle
-    and returns the deployment file it wrote."""
+class Kept(Generic[T]):
+    """A value set up on chain by ``make``, made again whenever ``alive(value)`` says a revert took it away."""
 
-    def __init__(self, make: Callable[[], Path]) -> None:
+    def __init__(self, make: Callable[[], T], alive: Callable[[T], bool]) -> None:
         self._make = make
-        self._path: Path | None = None
+        self._alive = alive
+        self._value: T | None = None
 
-    def path(self, chain: Any) -> Path:
-        """The deployment file, after deploying again if the chain no longer holds its contracts."""
-        if self._path is None or not _on_chain(chain, self._path):
-            self._path = self._make()
-        return self._path
+    def get(self) -> T:
+        """The value, after setting it up again if the chain no longer holds it."""
+        if self._value is None or not self._alive(self._value):
+            self._value = self._make()
+        return self._value
 
 
-def kept_og_settle(deployer: Any, relayer: Any, tmp_path_factory: Any) -> KeptDeployment:
+def kept_contract(chain: Any, make: Callable[[], Any]) -> Kept[Any]:
+    """An Ape contract deployed by ``make``, deployed again when its address has no code."""
+    return Kept(make, lambda contract: _has_code(chain, contract.address))
+
+
+def kept_og_settle(chain: Any, deployer: Any, relayer: Any, tmp_path_factory: Any) -> Kept[Path]:
     """og-settle deployed by ``deployer`` (an Ape account) with ``relayer`` holding the relayer role, each time in a
-    new temporary folder."""
+    new temporary folder; the value is the deployment file."""
     from og_settle._deploy import deploy
     from scripts.deploy import ApeSender
 
@@ -45,9 +52,8 @@ def kept_og_settle(deployer: Any, relayer: Any, tmp_path_factory: Any) -> KeptDe
         deployed = deploy(ApeSender(deployer), relayers=[relayer.address], out_dir=out_dir)
         return out_dir / f"{deployed.chain_id}.json"
 
-    return KeptDeployment(make)
+    return Kept(make, lambda path: all(_has_code(chain, a) for a in load_deployment(path).contracts().values()))
 
 
-def _on_chain(chain: Any, path: Path) -> bool:
-    provider = chain.provider
-    return all(bytes(provider.get_code(address)) for address in load_deployment(path).contracts().values())
+def _has_code(chain: Any, address: str) -> bool:
+    return bool(bytes(chain.provider.get_code(address)))
