@@ -19,7 +19,7 @@ from eth_utils import keccak
 from og_settle._eip712 import TokenDomain
 from og_settle._eip3009 import Eip3009Authorization, sign_eip3009
 from og_settle._networks import BASE, BASE_SEPOLIA
-from tests.support.deployed import Kept, kept_contract
+from tests.support.deployed import Kept, kept_settled_by
 from tests.support.tokens import deal_opg
 
 ITEM_GAS = 200_000
@@ -30,12 +30,10 @@ SETTLER_ROLE = keccak(text="SETTLER_ROLE")
 
 @pytest.fixture(scope="module")
 def kept_batcher(project: Any, deployer: Any, relayer: Any, chain: Any) -> Kept[Any]:
-    def make() -> Any:
-        contract = project.Eip3009Batcher.deploy(deployer.address, sender=deployer)
-        contract.grantRole(SETTLER_ROLE, relayer.address, sender=deployer)
-        return contract
+    def deploy() -> Any:
+        return project.Eip3009Batcher.deploy(deployer.address, sender=deployer)
 
-    return kept_contract(chain, make)
+    return kept_settled_by(chain, deploy, admin=deployer, settler=relayer)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from og_settle.clients import (
     exact_proxy_call,
     group_batches,
 )
-from tests.support.deployed import Kept, kept_contract
+from tests.support.deployed import Kept, kept_settled_by
 from tests.support.stock import as_x402, stock_payment
 from tests.support.tokens import deal_opg
 
@@ -40,14 +40,11 @@ SETTLER_ROLE = keccak(text="SETTLER_ROLE")
 
 @pytest.fixture(scope="module")
 def kept_batcher(project: Any, deployer: Any, relayer: Any, chain: Any) -> Kept[Any]:
-    def make() -> Any:
-        contract = project.StockPaymentBatcher.deploy(
-            deployer.address, X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY, sender=deployer
-        )
-        contract.grantRole(SETTLER_ROLE, relayer.address, sender=deployer)
-        return contract
+    def deploy() -> Any:
+        exact, upto = X402_EXACT_PERMIT2_PROXY, X402_UPTO_PERMIT2_PROXY
+        return project.StockPaymentBatcher.deploy(deployer.address, exact, upto, sender=deployer)
 
-    return kept_contract(chain, make)
+    return kept_settled_by(chain, deploy, admin=deployer, settler=relayer)
 
 
 @pytest.fixture
@@ -391,13 +388,11 @@ UINT = st.integers(min_value=0, max_value=2**256 - 1)
 
 @pytest.fixture(scope="module")
 def kept_echo_batcher(project: Any, deployer: Any, relayer: Any, chain: Any) -> Kept[Any]:
-    def make() -> Any:
-        echo = project.CalldataEchoProxy.deploy(sender=deployer)
-        contract = project.StockPaymentBatcher.deploy(deployer.address, echo.address, echo.address, sender=deployer)
-        contract.grantRole(SETTLER_ROLE, relayer.address, sender=deployer)
-        return contract
+    def deploy() -> Any:
+        echo = project.CalldataEchoProxy.deploy(sender=deployer).address
+        return project.StockPaymentBatcher.deploy(deployer.address, echo, echo, sender=deployer)
 
-    return kept_contract(chain, make)
+    return kept_settled_by(chain, deploy, admin=deployer, settler=relayer)
 
 
 @pytest.fixture

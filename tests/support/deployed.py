@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from og_settle._deploy import load_deployment
 
-__all__ = ["Kept", "kept_contract", "kept_og_settle"]
+__all__ = ["Kept", "kept_contract", "kept_og_settle", "kept_settled_by"]
 
 T = TypeVar("T")
 
@@ -39,6 +39,19 @@ class Kept(Generic[T]):
 def kept_contract(chain: Any, make: Callable[[], Any]) -> Kept[Any]:
     """An Ape contract deployed by ``make``, deployed again when its address has no code."""
     return Kept(make, lambda contract: _has_code(chain, contract.address))
+
+
+def kept_settled_by(chain: Any, deploy: Callable[[], Any], *, admin: Any, settler: Any) -> Kept[Any]:
+    """A batcher contract made by ``deploy`` (administered by ``admin``), ``settler`` granted its SETTLER_ROLE;
+    deployed again when its address has no code."""
+    from eth_utils import keccak
+
+    def make() -> Any:
+        contract = deploy()
+        contract.grantRole(keccak(text="SETTLER_ROLE"), settler.address, sender=admin)
+        return contract
+
+    return kept_contract(chain, make)
 
 
 def kept_og_settle(chain: Any, deployer: Any, relayer: Any, tmp_path_factory: Any) -> Kept[Path]:
