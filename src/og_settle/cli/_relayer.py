@@ -420,21 +420,24 @@ def _submit_to(args: argparse.Namespace, store: Any) -> int:
     # What is loaded by now (web3 and the rest) lives as long as the process: the collector need not walk it again
     # each time intake's rows make a full collection due, nor touch it in the forked workers (copy-on-write).
     gc.freeze()
-    for name in args.files:
-        if name == "-":
-            lines = _with_progress(sys.stdin.buffer, Progress("stdin", 0, sys.stderr, forced=args.progress), counts)
-            reports = submit_records(store, lines, config, name="stdin", workers=workers)
-            counts = _print_reports(reports, counts, args.quiet)
-        else:
-            path = Path(name)
-            if not path.is_file():
-                raise InvalidInput(f"files: {name} is not a file")
-            progress = Progress(path.name, path.stat().st_size, sys.stderr, forced=args.progress)
-            with path.open("rb") as handle:
-                lines = _with_progress(handle, progress, counts)
-                reports = submit_records(store, lines, config, name=path.name, workers=workers)
+    try:
+        for name in args.files:
+            if name == "-":
+                lines = _with_progress(sys.stdin.buffer, Progress("stdin", 0, sys.stderr, forced=args.progress), counts)
+                reports = submit_records(store, lines, config, name="stdin", workers=workers)
                 counts = _print_reports(reports, counts, args.quiet)
-            progress.close()
+            else:
+                path = Path(name)
+                if not path.is_file():
+                    raise InvalidInput(f"files: {name} is not a file")
+                progress = Progress(path.name, path.stat().st_size, sys.stderr, forced=args.progress)
+                with path.open("rb") as handle:
+                    lines = _with_progress(handle, progress, counts)
+                    reports = submit_records(store, lines, config, name=path.name, workers=workers)
+                    counts = _print_reports(reports, counts, args.quiet)
+                progress.close()
+    finally:
+        gc.unfreeze()  # a caller in the same process (tests) gets its collector back as it was
     print(json.dumps({"summary": counts}), flush=True)
     return 0 if counts["rejected"] == 0 else 1
 
