@@ -48,6 +48,17 @@ def test_outcomes_in_order_with_duplicates_and_rejections(store: QueueStore) -> 
     assert store.add_all([]) == []
 
 
+def test_all_new_records_take_the_new_ids_in_order(store: QueueStore) -> None:
+    """No duplicates (the outcomes are the new ids without matching keys): each record's id holds that record."""
+    store.add_items([_item(9)])
+    outcomes = store.add_all([_item(3), _rejected(4), _item(1), _item(2), _rejected(5)])
+    assert not any(o.duplicate for o in outcomes)
+    rows = {item.id: item for item in store.items()}
+    assert [rows[o.item_id].source for o in outcomes] == ["in:3", "in:4", "in:1", "in:2", "in:5"]
+    keys = [None if n is None else n.to_bytes(32, "big") for n in (3, None, 1, 2, None)]
+    assert [rows[o.item_id].key for o in outcomes] == keys
+
+
 def test_an_input_that_fails_part_way_queues_nothing(store: QueueStore) -> None:
     def entries() -> Iterator[NewItem | RejectedRecord]:
         yield _item(1)
