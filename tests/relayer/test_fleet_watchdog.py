@@ -9,12 +9,14 @@ answering one byte a second right after the instance signed its first transactio
 
 from __future__ import annotations
 
+import io
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from og_settle.relayer import open_store
+from og_settle.relayer import BatchState, open_store
 from tests.relayer.proofs import assert_settled_exactly_once, opg_balance, queued_digests
 from tests.relayer.support import (
     PAY_TO,
@@ -104,3 +106,34 @@ def test_a_hung_instance_stops_renewing_and_another_adopts_its_batch(tmp_path: P
         status = json.loads(cli("relayer", "status", "--db", db, "--json").stdout)
         assert status["in_flight"] == 0
         assert_settled_exactly_once(chain, dump_dir, batch_records, payments, queued_digests(db), paid_before)
+
+
+def test_the_watchdog_acts_while_a_renewal_is_stuck_on_the_database(postgres: PostgresServer) -> None:
+    """The main loop hung inside a query holds the store's connection, so a lease renewal waits for it forever; the
+    watchdog, on a thread of its own, still notices the stall and calls ``on_stall``, and nothing is renewed."""
+    from og_settle.relayer import EventLog, ItemKind, Lane, NewItem, PostgresStore
+    from og_settle.relayer._fleet import LeaseKeeper
+
+    store = PostgresStore(postgres.create_database("stuck"), worker="a", lease_ttl=0.3)
+    stream = io.StringIO()
+    keeper = LeaseKeeper(store, EventLog(stream), ttl=0.3)
+    (item,) = store.add_items([NewItem(ItemKind.INFERENCE, Lane.BATCH, b"\1" * 32, {"n": 1}, "t")])
+    batch = store.create_batch(Lane.BATCH, [item.item_id], root=b"\2" * 32, dump_path=None, dump=None)
+    stalled, done = threading.Event(), threading.Event()
+    last_tick = time.monotonic()
+    store._lock.acquire()  # the hung main loop's query
+    try:
+        keeper.heartbeat(done, progress=lambda: last_tick, stall_after=0.6, on_stall=stalled.set)
+        assert stalled.wait(10), stream.getvalue()
+    finally:
+        store._lock.release()
+        done.set()
+    (event,) = [json.loads(line) for line in stream.getvalue().splitlines() if "relayer.stalled" in line]
+    assert event["level"] == "error" and event["idle_s"] >= 0.6
+    time.sleep(0.5)  # nothing renews the lease any more: it runs out and another instance can adopt the batch
+    other = PostgresStore(store.url, worker="b")
+    try:
+        assert [lease.batch.id for lease in other.claim_batches([BatchState.BUILT], 10, ttl=5)] == [batch.id]
+    finally:
+        other.close()
+        store.close()

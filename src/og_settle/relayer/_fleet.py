@@ -90,28 +90,37 @@ class LeaseKeeper:
         (killed, crashed, or cut off from the queue's database) lets them run out.
 
         The watchdog: with ``progress`` (the ``time.monotonic()`` of the main loop's last sign of life), once it
-        is more than ``stall_after`` seconds old the thread renews no more, logs ``relayer.stalled`` and calls
-        ``on_stall``; the leases then run out within ``ttl`` and other instances adopt the batches."""
+        is more than ``stall_after`` seconds old the leases are renewed no more, ``relayer.stalled`` is logged and
+        ``on_stall`` called; the leases then run out within ``ttl`` and other instances adopt the batches. It
+        watches from a thread of its own, so a renewal stuck on the database (the main loop may hold the store's
+        connection in a hung query) does not keep it from acting."""
+        stalled = threading.Event()
 
         def beat() -> None:
-            while not stop.wait(self.ttl / 3):
-                idle = None if progress is None else time.monotonic() - progress()
-                if idle is not None and stall_after is not None and idle > stall_after:
+            while not stop.wait(self.ttl / 3) and not stalled.is_set():
+                try:
+                    self.renew()
+                except Exception as err:  # the database is unreachable: the leases run out, as for a dead one
+                    self.log.warning("lease.renew_failed", error=str(err)[:200])
+
+        def watch(last_tick: Callable[[], float], limit: float) -> None:
+            while not stop.wait(min(self.ttl, limit) / 3):
+                idle = time.monotonic() - last_tick()
+                if idle > limit:
+                    stalled.set()
                     self.log.error(
                         "relayer.stalled",
                         idle_s=round(idle, 1),
-                        stall_timeout_s=stall_after,
+                        stall_timeout_s=limit,
                         note="the main loop made no progress: leases are no longer renewed, so other instances "
                         "adopt this instance's batches; restart it",
                     )
                     if on_stall is not None:
                         on_stall()
                     return
-                try:
-                    self.renew()
-                except Exception as err:  # the database is unreachable: the leases run out, as for a dead one
-                    self.log.warning("lease.renew_failed", error=str(err)[:200])
 
+        if progress is not None and stall_after is not None:
+            threading.Thread(target=watch, args=(progress, stall_after), name="lease-watchdog", daemon=True).start()
         thread = threading.Thread(target=beat, name="lease-heartbeat", daemon=True)
         thread.start()
         return thread
