@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from og_settle import InvalidInput, InvariantViolation
-from og_settle.relayer import ItemKind, ItemState, Lane, NewItem, PostgresStore, open_store
+from og_settle.relayer import Batch, BatchContent, ItemKind, ItemState, Lane, NewItem, PostgresStore, open_store
 from og_settle.relayer._store_postgres import migrations
 from tests.relayer.support import (
     OFFLINE_DEPLOYMENT,
@@ -117,6 +118,27 @@ def test_two_writers_cannot_batch_the_same_items(pg_url: str) -> None:
     assert len(first.batches()) == 1  # the loser's batch row rolled back with its transaction
     assert {i.batch_id for i in first.items()} == {first.batches()[0].id}
     assert first.status().items_by_state == {ItemState.BATCHED.value: 10}
+    first.close()
+    second.close()
+
+
+def test_an_instance_cutting_a_batch_holds_its_items_and_others_skip_them(pg_url: str) -> None:
+    """While one instance builds a batch (its items locked, nothing written yet), another instance's cut takes the
+    next items instead of waiting; the first batch then holds exactly its own items."""
+    first, second = PostgresStore(pg_url, worker="a"), PostgresStore(pg_url, worker="b")
+    ids = [o.item_id for o in first.add_items([_item(n) for n in range(6)])]
+    inner: list[Batch | None] = []
+
+    def build_while_the_other_cuts(payloads: Sequence[str]) -> BatchContent:
+        assert [json.loads(p)["n"] for p in payloads] == [0, 1, 2]
+        inner.append(second.cut_batch(Lane.BATCH, 10, lambda _: BatchContent(root=b"\2" * 32), ttl=30))
+        return BatchContent(root=b"\1" * 32)
+
+    outer = first.cut_batch(Lane.BATCH, 3, build_while_the_other_cuts, ttl=30)
+    assert outer is not None and inner[0] is not None
+    assert [i.id for i in first.batch_items(outer.id)] == ids[:3]
+    assert [i.id for i in first.batch_items(inner[0].id)] == ids[3:]
+    assert {first.claimed_by(i) for i in ids[:3]} == {"a"} and {first.claimed_by(i) for i in ids[3:]} == {"b"}
     first.close()
     second.close()
 

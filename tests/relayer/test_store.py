@@ -6,7 +6,9 @@ which shows both stores keep the same guarantees."""
 from __future__ import annotations
 
 import itertools
+import json
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from hypothesis import strategies as st
 
 from og_settle import InvalidInput, InvariantViolation
 from og_settle.relayer import (
+    BatchContent,
     BatchPolicy,
     BatchState,
     ItemKind,
@@ -72,6 +75,46 @@ def test_full_lifecycle_and_reopen(queue_db: str) -> None:
     assert status.last_transaction is not None and status.last_transaction.state == "mined"
     assert status.oldest_pending is not None and status.oldest_pending.id == ids[3]
     reopened.close()
+
+
+def test_cut_batch_takes_the_oldest_waiting_items_whole_or_not_at_all(store: QueueStore) -> None:
+    """A cut hands the builder the oldest waiting payloads of the lane in id order and batches exactly those; a
+    builder that fails leaves the queue as it was; nothing waiting gives None. The cheap counts agree with
+    ``status``."""
+    ids = [o.item_id for o in store.add_items([_item(n) for n in range(5)] + [_item(9, Lane.PAYMENT)])]
+
+    def fails(payloads: Sequence[str]) -> BatchContent:
+        raise RuntimeError("no tree")
+
+    with pytest.raises(RuntimeError, match="no tree"):
+        store.cut_batch(Lane.BATCH, 3, fails, ttl=30)
+    assert store.status().items_by_state == {"received": 6} and not store.batches()
+    seen: list[int] = []
+
+    def builds(payloads: Sequence[str]) -> BatchContent:
+        seen.extend(json.loads(p)["n"] for p in payloads)
+        return BatchContent(root=bytes([len(seen)]) * 32)
+
+    first = store.cut_batch(Lane.BATCH, 3, builds, ttl=30)
+    second = store.cut_batch(Lane.BATCH, 10, builds, ttl=30)
+    assert first is not None and second is not None and seen == [0, 1, 2, 3, 4]
+    assert (first.size, first.root, second.size) == (3, b"\3" * 32, 2)
+    assert [i.id for i in store.batch_items(first.id)] == ids[:3]
+    assert [i.id for i in store.batch_items(second.id)] == ids[3:5]
+    assert store.cut_batch(Lane.BATCH, 10, builds, ttl=30) is None
+    assert store.item_counts() == dict(store.status().items_by_state) == {"batched": 5, "received": 1}
+    assert store.any_in_flight()
+    store.settle_without_tx([ids[5]], "done")
+    store.fail_batch(first.id, "gone")
+    assert store.any_in_flight()  # the second batch's items
+    store.dissolve_batch(second.id, "undone")
+    assert store.item_counts() == {"failed": 3, "confirmed": 1, "received": 2} and store.any_in_flight()
+    assert {i.reason for i in store.batch_items(first.id)} == {"gone"}
+    third = store.cut_batch(Lane.BATCH, 10, builds, ttl=30)
+    assert third is not None
+    store.confirm_batch(third.id, tx_hash=None, block_number=None, gas_used=None, note="found on chain")
+    assert not store.any_in_flight()
+    assert store.status().in_flight == 0
 
 
 def test_reopen_batch_after_replacement(store: QueueStore) -> None:

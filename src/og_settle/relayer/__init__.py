@@ -43,6 +43,7 @@ from og_settle.relayer._store import (
     SqliteStore,
     TxRecord,
 )
+from og_settle.relayer._store_api import BatchContent
 from og_settle.relayer._store_intake import RejectedRecord
 from og_settle.relayer._store_postgres import PostgresStore
 from og_settle.relayer._tee_directory import RegistryTeeDirectory, StaticTeeDirectory, TeeDirectory
@@ -52,6 +53,7 @@ __all__ = [
     "DEFAULT_CONFIRMATIONS",
     "DEFAULT_MAX_RECORD_BYTES",
     "Batch",
+    "BatchContent",
     "BatchLease",
     "BatchPolicy",
     "BatchState",

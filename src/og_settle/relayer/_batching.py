@@ -21,7 +21,7 @@ from og_settle.relayer._config import RelayerConfig
 from og_settle.relayer._log import EventLog
 from og_settle.relayer._policy import CutForecast
 from og_settle.relayer._states import BatchState, Lane
-from og_settle.relayer._store import Item, QueueStore
+from og_settle.relayer._store import QueueStore
 from og_settle.relayer._store_api import BatchContent
 
 __all__ = ["BatchCutter"]
@@ -116,19 +116,20 @@ class BatchCutter:
         ahead = self.config.build_ahead
         return ahead is None or len(self.store.held_batches(BatchState.BUILT)) < ahead
 
-    def content(self, lane: Lane, items: Sequence[Item]) -> BatchContent:
-        """A Merkle batch's root and its tree dump, durable before the batch exists; nothing for other lanes."""
+    def content(self, lane: Lane, payloads: Sequence[str]) -> BatchContent:
+        """A Merkle batch's root and its tree dump (from its items' payloads), durable before the batch exists;
+        nothing for other lanes."""
         if lane is not Lane.BATCH:
             return BatchContent()
-        if len(items) >= _BIG_BATCH:
-            self.log.info("batch.building", lane=lane.value, leaves=len(items))
+        if len(payloads) >= _BIG_BATCH:
+            self.log.info("batch.building", lane=lane.value, leaves=len(payloads))
         # The tree and its dump from the leaves' ABI encodings (hashed and rendered in C where it is built), the
         # dump written in blocks: a 100,000-leaf batch never holds its dump as one string.
         decode = _leaf_fields.decode
         tree = OgTree.of(
             [
                 og_encoding_of(f.tee_id, f.input_hash, f.output_hash, f.tee_signature, f.timestamp)
-                for f in (decode(item.payload) for item in items)
+                for f in (decode(payload) for payload in payloads)
             ]
         )
         if self.config.blob_store is not None:

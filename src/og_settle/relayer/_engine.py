@@ -201,9 +201,10 @@ class Relayer:
             while not self.stop.is_set():
                 self._tick()
                 worked = self.step()
-                if self.config.exit_when_done and self.store.status().in_flight == 0:
-                    failed = self._failed_count() - failed_before
-                    self.log.info("relayer.done", failed_this_run=failed, **self._counts())
+                if self.config.exit_when_done and not self.store.any_in_flight():
+                    counts = self.store.item_counts()
+                    failed = counts.get(ItemState.FAILED.value, 0) - failed_before
+                    self.log.info("relayer.done", failed_this_run=failed, items=counts)
                     return 1 if failed else 0
                 if not worked:
                     self.stop.wait(self.config.poll_interval)
@@ -218,10 +219,10 @@ class Relayer:
         return 4 if self.stalled else 0
 
     def _failed_count(self) -> int:
-        return int(self.store.status().items_by_state.get(ItemState.FAILED.value, 0))
+        return self.store.item_counts().get(ItemState.FAILED.value, 0)
 
     def _counts(self) -> dict[str, Any]:
-        return {"items": dict(self.store.status().items_by_state)}
+        return {"items": self.store.item_counts()}
 
     def step(self) -> bool:
         """One round: adopt batches a stopped instance left (while there is room for them), fail expired payments,

@@ -311,6 +311,19 @@ class SqliteStore(QueueTransitions, StagedIntake, FleetQueries):
 
     # -- status ------------------------------------------------------------------------------------------------
 
+    def item_counts(self) -> dict[str, int]:
+        return {
+            str(row[0]): int(row[1]) for row in self._db.execute("SELECT state, COUNT(*) FROM item_view GROUP BY state")
+        }
+
+    def any_in_flight(self) -> bool:
+        row = self._db.execute(
+            "SELECT EXISTS (SELECT 1 FROM items WHERE state = 'received')"
+            " OR EXISTS (SELECT 1 FROM batches AS b JOIN items AS i ON i.batch_id = b.id"
+            " WHERE b.state IN ('built', 'submitted') AND i.state = 'batched')"
+        ).fetchone()
+        return bool(row[0])
+
     def status(self) -> QueueStatus:
         by_state: dict[str, int] = {}
         by_lane: dict[str, dict[str, int]] = {}

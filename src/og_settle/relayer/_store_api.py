@@ -277,14 +277,14 @@ class QueueStore(Protocol):
         self,
         lane: Lane,
         limit: int,
-        build: Callable[[Sequence[Item]], BatchContent],
+        build: Callable[[Sequence[str]], BatchContent],
         *,
         ttl: float,
         settler: str | None = None,
     ) -> Batch | None:
         """Claim up to ``limit`` of the oldest received items of ``lane`` free for this instance, build the batch's
-        content from them (``build``) and create the batch, as one step that a crash undoes whole; None when no
-        item is free."""
+        content from their payloads (``build``, given them in id order) and create the batch, as one step that a
+        crash undoes whole; None when no item is free."""
         ...
 
     def batch(self, batch_id: int) -> Batch: ...
@@ -333,6 +333,14 @@ class QueueStore(Protocol):
     def fail_items(self, item_ids: Sequence[int], reason: str) -> None: ...
 
     def status(self) -> QueueStatus: ...
+
+    def item_counts(self) -> dict[str, int]:
+        """Item counts by state (``status().items_by_state`` alone, in one statement)."""
+        ...
+
+    def any_in_flight(self) -> bool:
+        """Whether any item is received, batched or submitted (``status().in_flight > 0``, without counting)."""
+        ...
 
     def close(self) -> None: ...
 

@@ -226,7 +226,7 @@ class PostgresStore(PostgresFleetQueries, SqliteStore):
         self,
         lane: Lane,
         limit: int,
-        build: Callable[[Sequence[Item]], BatchContent],
+        build: Callable[[Sequence[str]], BatchContent],
         *,
         ttl: float,
         settler: str | None = None,
@@ -244,8 +244,8 @@ class PostgresStore(PostgresFleetQueries, SqliteStore):
             ).fetchall()
             if not locked:
                 return None
-            items = self._read_items(sorted(int(row[0]) for row in locked))
-            batch, fence = self._leased_batch(db, lane, [item.id for item in items], build(items))
+            ids = sorted(int(row[0]) for row in locked)
+            batch, fence = self._leased_batch(db, lane, ids, build(self._read_payloads(ids)))
         self._fences[batch.id] = fence  # once committed
         return batch
 
@@ -334,6 +334,15 @@ class PostgresStore(PostgresFleetQueries, SqliteStore):
             rows = self._db.execute(f"SELECT {ITEM_COLUMNS} FROM items WHERE id = ANY(?) ORDER BY id", (chunk,))
             items.extend(item_of(row) for row in rows)
         return items
+
+    def _read_payloads(self, ids: list[int]) -> list[str]:
+        """The items' payloads in id order, read in chunks as ``_read_items``."""
+        payloads: list[str] = []
+        for start in range(0, len(ids), _READ_CHUNK):
+            chunk = ids[start : start + _READ_CHUNK]
+            rows = self._db.execute("SELECT payload FROM items WHERE id = ANY(?) ORDER BY id", (chunk,))
+            payloads.extend(str(row[0]) for row in rows)
+        return payloads
 
     def claim_items(self, lane: Lane, limit: int, *, ttl: float, settler: str | None = None) -> list[Item]:
         """Claim up to ``limit`` received items of ``lane`` for this instance for ``ttl`` seconds, oldest first.
