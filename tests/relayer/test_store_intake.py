@@ -29,7 +29,7 @@ def _item(n: int) -> NewItem:
 
 
 def _rejected(n: int) -> RejectedRecord:
-    return RejectedRecord(ItemKind.INFERENCE, f"in:{n}", "{bad\0" + "x" * 5000, "malformed: not JSON")
+    return RejectedRecord(ItemKind.INFERENCE, f"in:{n}", f"{{bad {n}\0" + "x" * 5000, "malformed: not JSON")
 
 
 def test_outcomes_in_order_with_duplicates_and_rejections(store: QueueStore) -> None:
@@ -44,7 +44,10 @@ def test_outcomes_in_order_with_duplicates_and_rejections(store: QueueStore) -> 
     assert rows[new[0]].record() == {"n": 1, "text": "é\u2028"} and rows[new[0]].state is ItemState.RECEIVED
     rejected = rows[new[1]]
     assert rejected.state is ItemState.REJECTED and rejected.reason == "malformed: not JSON" and rejected.key is None
-    assert rejected.payload.startswith("{bad") and len(rejected.payload) == 4096  # cut, and NUL kept or replaced
+    assert rejected.payload.startswith("{bad 2") and len(rejected.payload) == 4096  # cut, and NUL kept or replaced
+    # every new item carries its own record (payloads are stored beside the items), the duplicate the first copy's
+    assert [rows[new[i]].record()["n"] for i in (0, 2, 4)] == [1, 3, 4]
+    assert rows[new[3]].payload.startswith("{bad 5") and rows[earlier.item_id].record()["n"] == 7
     assert store.add_all([]) == []
 
 

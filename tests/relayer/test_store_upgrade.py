@@ -116,6 +116,9 @@ def test_a_version_1_sqlite_queue_is_upgraded_and_settles(tmp_path: Path) -> Non
     with sqlite3.connect(path) as check:  # the old index is gone, the partial one serves waiting items
         names = {row[0] for row in check.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "items_by_state" not in names and "items_received" in names
+    with sqlite3.connect(path) as check:  # payloads live beside the items, each item has its own
+        assert check.execute("SELECT COUNT(*) FROM payloads").fetchone()[0] == len(_ITEMS)
+        assert "payload" not in {row[1] for row in check.execute("PRAGMA table_info(items)")}
 
 
 def test_a_postgres_queue_of_migration_2_is_upgraded_and_settles(postgres: PostgresServer) -> None:
@@ -141,6 +144,7 @@ def test_a_newer_sqlite_queue_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     SqliteStore(path).close()
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
-    with pytest.raises(InvalidInput, match=r"schema version 3; this og-settle reads up to version 2$"):
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    newer, known = SCHEMA_VERSION + 1, SCHEMA_VERSION
+    with pytest.raises(InvalidInput, match=rf"schema version {newer}; this og-settle reads up to version {known}$"):
         SqliteStore(path)

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from og_settle._errors import InvalidInput, InvariantViolation
 from og_settle.relayer._states import (
@@ -40,7 +40,7 @@ from og_settle.relayer._store_api import (
 )
 from og_settle.relayer._store_fleet import FleetQueries
 from og_settle.relayer._store_intake import StagedIntake, StagedRow, encode_payload
-from og_settle.relayer._store_rows import ITEM_COLUMNS, batch_of, item_of, tx_of
+from og_settle.relayer._store_rows import ITEM_COLUMNS, STORED_COLUMNS, STORED_ITEMS, batch_of, item_of, tx_of
 from og_settle.relayer._store_schema import SCHEMA_VERSION, ensure_schema
 from og_settle.relayer._store_transitions import QueueTransitions, _now
 
@@ -70,10 +70,36 @@ _STAGE_TABLE: Final = (
     " key BLOB, payload TEXT NOT NULL, state TEXT NOT NULL, reason TEXT, source TEXT NOT NULL)"
 )
 _INSERT_STAGED: Final = (
-    "INSERT INTO items (kind, lane, key, payload, state, reason, source, received_at, updated_at)"
-    " SELECT kind, lane, key, payload, state, reason, source, ?, ? FROM {stage} WHERE true ORDER BY seq"
+    "INSERT INTO items (kind, lane, key, state, reason, source, received_at, updated_at)"
+    " SELECT kind, lane, key, state, reason, source, ?, ? FROM {stage} WHERE true ORDER BY seq"
     " ON CONFLICT (key) DO NOTHING"
 )
+# Then, in the same transaction, their payloads: a keyed row's from the first staged row with its key (the one
+# inserted; an item queued before keeps its own), a rejected row's by order (rejected rows were inserted in
+# ``seq`` order, so the n-th new keyless item is the n-th staged rejected row; ``{new}`` picks the new items).
+_STAGED_PAYLOADS: Final = (
+    "INSERT INTO payloads (item_id, payload) SELECT i.id, s.payload FROM (SELECT key, payload,"
+    " ROW_NUMBER() OVER (PARTITION BY key ORDER BY seq) AS r FROM {stage} WHERE key IS NOT NULL) AS s"
+    " JOIN items AS i ON i.key = s.key WHERE s.r = 1 ON CONFLICT (item_id) DO NOTHING",
+    "INSERT INTO payloads (item_id, payload) SELECT i.id, s.payload FROM"
+    " (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM items WHERE key IS NULL AND {new}) AS i"
+    " JOIN (SELECT payload, ROW_NUMBER() OVER (ORDER BY seq) AS n FROM {stage} WHERE key IS NULL) AS s"
+    " ON s.n = i.n",
+)
+_UNPAIRED: Final = (
+    "SELECT COUNT(*) FROM items AS i WHERE {new} AND NOT EXISTS (SELECT 1 FROM payloads WHERE item_id = i.id)"
+)
+
+
+def insert_staged_payloads(db: sqlite3.Connection, stage: str, new: str, param: Any) -> None:
+    """Write the payloads of the items just inserted from the staging table (``new``: a condition on ``id``
+    naming them, with one parameter); refuses to leave an item without its payload."""
+    for statement in _STAGED_PAYLOADS:
+        db.execute(statement.format(stage=stage, new=new), (param,) if "{new}" in statement else ())
+    if int(db.execute(_UNPAIRED.format(new=new), (param,)).fetchone()[0]):
+        raise InvariantViolation("intake: an item was inserted without its payload")
+
+
 _STAGED_MATCHES: Final = "SELECT s.key IS NULL, i.id FROM {stage} s LEFT JOIN items i ON i.key = s.key ORDER BY s.seq"
 
 
@@ -152,20 +178,15 @@ class SqliteStore(QueueTransitions, StagedIntake, FleetQueries):
                     outcomes.append(IntakeOutcome(item_id=int(existing[0]), duplicate=True))
                     continue
                 cursor = db.execute(
-                    "INSERT INTO items (kind, lane, key, payload, state, source, received_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        new.kind.value,
-                        new.lane.value,
-                        new.key,
-                        encode_payload(new.payload),
-                        ItemState.RECEIVED.value,
-                        new.source,
-                        now,
-                        now,
-                    ),
+                    "INSERT INTO items (kind, lane, key, state, source, received_at, updated_at)"
+                    " VALUES (?, ?, ?, 'received', ?, ?, ?)",
+                    (new.kind.value, new.lane.value, new.key, new.source, now, now),
                 )
-                outcomes.append(IntakeOutcome(item_id=int(cursor.lastrowid or 0), duplicate=False))
+                item_id = int(cursor.lastrowid or 0)
+                db.execute(
+                    "INSERT INTO payloads (item_id, payload) VALUES (?, ?)", (item_id, encode_payload(new.payload))
+                )
+                outcomes.append(IntakeOutcome(item_id=item_id, duplicate=False))
         return outcomes
 
     # Bulk intake (``_store_intake``): staged in the connection's TEMP database, which takes no lock on the queue.
@@ -192,6 +213,7 @@ class SqliteStore(QueueTransitions, StagedIntake, FleetQueries):
         with self._write() as db:
             before = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM items").fetchone()[0])
             db.execute(_INSERT_STAGED.format(stage="temp.intake_stage"), (now, now))
+            insert_staged_payloads(db, "temp.intake_stage", "id > ?", before)
             return [int(row[0]) for row in db.execute("SELECT id FROM items WHERE id > ? ORDER BY id", (before,))]
 
     def _staged_matches(self) -> Iterator[tuple[bool, int | None]]:
@@ -208,11 +230,13 @@ class SqliteStore(QueueTransitions, StagedIntake, FleetQueries):
         now = _now()
         with self._write() as db:
             cursor = db.execute(
-                "INSERT INTO items (kind, lane, key, payload, state, reason, source, received_at, updated_at)"
-                " VALUES (?, NULL, NULL, ?, ?, ?, ?, ?, ?)",
-                (kind.value, raw[:4096], ItemState.REJECTED.value, reason, source, now, now),
+                "INSERT INTO items (kind, lane, key, state, reason, source, received_at, updated_at)"
+                " VALUES (?, NULL, NULL, 'rejected', ?, ?, ?, ?)",
+                (kind.value, reason, source, now, now),
             )
-            return int(cursor.lastrowid or 0)
+            item_id = int(cursor.lastrowid or 0)
+            db.execute("INSERT INTO payloads (item_id, payload) VALUES (?, ?)", (item_id, raw[:4096]))
+            return item_id
 
     # -- reads -------------------------------------------------------------------------------------------------
 
@@ -227,15 +251,16 @@ class SqliteStore(QueueTransitions, StagedIntake, FleetQueries):
     ) -> list[Item]:
         # Received and rejected items are stored as reported; the state is written out, so that waiting items are
         # read through their index (a partial index serves a literal, not a parameter).
-        table = "items" if state in (ItemState.RECEIVED, ItemState.REJECTED) else "item_view"
+        stored = state in (ItemState.RECEIVED, ItemState.REJECTED)
+        columns, table, row = (STORED_COLUMNS, STORED_ITEMS, "i.") if stored else (ITEM_COLUMNS, "item_view", "")
         clauses, params = [], []
         if state is not None:
-            clauses.append(f"state = '{state.value}'")
+            clauses.append(f"{row}state = '{state.value}'")
         if lane is not None:
-            clauses.append("lane = ?")
+            clauses.append(f"{row}lane = ?")
             params.append(lane.value)
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
-        sql = f"SELECT {ITEM_COLUMNS} FROM {table}{where} ORDER BY id"
+        sql = f"SELECT {columns} FROM {table}{where} ORDER BY {row}id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [item_of(row) for row in self._db.execute(sql, params)]

@@ -41,11 +41,12 @@ from og_settle.relayer._store import (
     NewItem,
     SqliteStore,
     default_worker,
+    insert_staged_payloads,
 )
 from og_settle.relayer._store_api import BatchContent
 from og_settle.relayer._store_fleet import PostgresFleetQueries
 from og_settle.relayer._store_intake import StagedRow, encode_payload
-from og_settle.relayer._store_rows import ITEM_COLUMNS, batch_of, item_of
+from og_settle.relayer._store_rows import STORED_COLUMNS, STORED_ITEMS, batch_of, item_of
 from og_settle.relayer._store_transitions import _now
 
 __all__ = ["PostgresStore", "migrations"]
@@ -129,23 +130,25 @@ class PostgresStore(PostgresFleetQueries, SqliteStore):
             # One statement for the whole chunk: rows go in input order (ids increase with intake order), a key
             # already queued (by anyone, even a transaction that commits meanwhile) is skipped, not an error.
             inserted = db.execute(
-                "INSERT INTO items (kind, lane, key, payload, state, source, received_at, updated_at)"
-                " SELECT kind, lane, key, payload, ?, source, ?, ?"
-                " FROM unnest(?::text[], ?::text[], ?::bytea[], ?::text[], ?::text[]) WITH ORDINALITY"
-                " AS t(kind, lane, key, payload, source, ord) ORDER BY ord"
+                "INSERT INTO items (kind, lane, key, state, source, received_at, updated_at)"
+                " SELECT kind, lane, key, 'received', source, ?, ?"
+                " FROM unnest(?::text[], ?::text[], ?::bytea[], ?::text[]) WITH ORDINALITY"
+                " AS t(kind, lane, key, source, ord) ORDER BY ord"
                 " ON CONFLICT (key) DO NOTHING RETURNING id, key",
                 (
-                    ItemState.RECEIVED.value,
                     now,
                     now,
                     [n.kind.value for n in fresh],
                     [n.lane.value for n in fresh],
                     [n.key for n in fresh],
-                    [encode_payload(n.payload) for n in fresh],
                     [n.source for n in fresh],
                 ),
             ).fetchall()
             new_ids = {bytes(row[1]): int(row[0]) for row in inserted}
+            db.execute(
+                "INSERT INTO payloads (item_id, payload) SELECT * FROM unnest(?::bigint[], ?::text[])",
+                (list(new_ids.values()), [encode_payload(first[key].payload) for key in new_ids]),
+            )
             missing = [key for key in first if key not in new_ids]
             old_ids: dict[bytes, int] = {}
             if missing:
@@ -186,7 +189,9 @@ class PostgresStore(PostgresFleetQueries, SqliteStore):
     def _insert_staged(self, now: float) -> list[int]:
         with self._write() as db:
             rows = db.execute(_INSERT_STAGED.format(stage="intake_stage") + " RETURNING id", (now, now)).fetchall()
-        return sorted(int(row[0]) for row in rows)
+            new_ids = sorted(int(row[0]) for row in rows)
+            insert_staged_payloads(db, "intake_stage", f"id IN {self._ID_SET}", new_ids)
+        return new_ids
 
     def _staged_matches(self) -> Iterator[tuple[bool, int | None]]:
         with self._lock:
@@ -205,11 +210,14 @@ class PostgresStore(PostgresFleetQueries, SqliteStore):
         now = _now()
         with self._write() as db:
             row = db.execute(
-                "INSERT INTO items (kind, lane, key, payload, state, reason, source, received_at, updated_at)"
-                " VALUES (?, NULL, NULL, ?, ?, ?, ?, ?, ?) RETURNING id",
-                # PostgreSQL text cannot hold NUL characters; a rejected record is kept for operators to read.
-                (kind.value, raw[:4096].replace("\0", "\ufffd"), ItemState.REJECTED.value, reason, source, now, now),
+                "INSERT INTO items (kind, lane, key, state, reason, source, received_at, updated_at)"
+                " VALUES (?, NULL, NULL, 'rejected', ?, ?, ?, ?) RETURNING id",
+                (kind.value, reason, source, now, now),
             ).fetchone()
+            # PostgreSQL text cannot hold NUL characters; a rejected record is kept for operators to read.
+            db.execute(
+                "INSERT INTO payloads (item_id, payload) VALUES (?, ?)", (row[0], raw[:4096].replace("\0", "\ufffd"))
+            )
             return int(row[0])
 
     def create_batch(
@@ -324,14 +332,17 @@ class PostgresStore(PostgresFleetQueries, SqliteStore):
         account it names as its facilitator: the contract lets no other account settle it."""
         if settler is None or lane is not Lane.PAYMENT:
             return "", []
-        return f" AND COALESCE(lower(payload::jsonb #>> '{_UPTO_FACILITATOR}'), ?) = ?", [settler.lower()] * 2
+        facilitator = f"(SELECT payload FROM payloads WHERE item_id = items.id)::jsonb #>> '{_UPTO_FACILITATOR}'"
+        return f" AND COALESCE(lower({facilitator}), ?) = ?", [settler.lower()] * 2
 
     def _read_items(self, ids: list[int]) -> list[Item]:
         """Items by id, in chunks: a 100,000-item read never holds all its rows twice (result set and items)."""
         items: list[Item] = []
         for start in range(0, len(ids), _READ_CHUNK):
             chunk = ids[start : start + _READ_CHUNK]
-            rows = self._db.execute(f"SELECT {ITEM_COLUMNS} FROM items WHERE id = ANY(?) ORDER BY id", (chunk,))
+            rows = self._db.execute(
+                f"SELECT {STORED_COLUMNS} FROM {STORED_ITEMS} WHERE i.id = ANY(?) ORDER BY i.id", (chunk,)
+            )
             items.extend(item_of(row) for row in rows)
         return items
 
@@ -340,7 +351,7 @@ class PostgresStore(PostgresFleetQueries, SqliteStore):
         payloads: list[str] = []
         for start in range(0, len(ids), _READ_CHUNK):
             chunk = ids[start : start + _READ_CHUNK]
-            rows = self._db.execute("SELECT payload FROM items WHERE id = ANY(?) ORDER BY id", (chunk,))
+            rows = self._db.execute("SELECT payload FROM payloads WHERE item_id = ANY(?) ORDER BY item_id", (chunk,))
             payloads.extend(str(row[0]) for row in rows)
         return payloads
 

@@ -13,8 +13,13 @@ _KINDS: Final = {kind.value: kind for kind in ItemKind}
 _LANES: Final = {lane.value: lane for lane in Lane}
 _ITEM_STATES: Final = {state.value: state for state in ItemState}
 
-# An item's columns in ``Item``'s field order (``items`` and ``item_view`` have them all).
+# An item's columns in ``Item``'s field order, as ``item_view`` has them (states as reported).
 ITEM_COLUMNS: Final = "id, kind, lane, key, payload, state, reason, batch_id, source, received_at, updated_at"
+# The same from the stored rows (states as stored: the same for received and rejected items).
+STORED_ITEMS: Final = "items AS i JOIN payloads AS p ON p.item_id = i.id"
+STORED_COLUMNS: Final = (
+    "i.id, i.kind, i.lane, i.key, p.payload, i.state, i.reason, i.batch_id, i.source, i.received_at, i.updated_at"
+)
 
 
 def item_state(value: str) -> ItemState:

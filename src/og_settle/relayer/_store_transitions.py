@@ -198,7 +198,11 @@ class QueueTransitions:
         with self._write() as db:
             cursor = db.cursor()
             cursor.row_factory = None  # plain tuples: 100,000 of them are read here
-            rows = cursor.execute(waiting.replace("SELECT id", "SELECT id, payload", 1), (lane.value,))
+            rows = cursor.execute(
+                "SELECT i.id, p.payload FROM items AS i JOIN payloads AS p ON p.item_id = i.id"
+                f" WHERE i.state = 'received' AND i.lane = ? ORDER BY i.id LIMIT {int(limit)}",
+                (lane.value,),
+            )
             ids, payloads = [], []
             for item_id, payload in rows:
                 ids.append(item_id)
