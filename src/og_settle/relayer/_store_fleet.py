@@ -31,15 +31,18 @@ _LEGACY_META: Final = "relayer_address"
 
 RelayerAccount = dict[str, Any]
 
+# A queued item's payload, in a statement over ``items`` (payloads live in their own table: ``_store_schema``).
+_PAYLOAD: Final = "(SELECT payload FROM payloads WHERE item_id = items.id)"
+
 
 class FleetQueries:
     """The fleet's queries, on the SQLite store's connection (``_db``) and transactions (``_write``)."""
 
     _db: sqlite3.Connection
     # Where a stored payment's fields are, in each database's JSON syntax.
-    _DEADLINE_SQL: ClassVar[str] = "CAST(json_extract(payload, '$.deadline') AS INTEGER)"
+    _DEADLINE_SQL: ClassVar[str] = f"CAST(json_extract({_PAYLOAD}, '$.deadline') AS INTEGER)"
     _UPTO_FACILITATOR_SQL: ClassVar[str] = (
-        "lower(json_extract(payload, '$.paymentPayload.payload.permit2Authorization.witness.facilitator'))"
+        f"lower(json_extract({_PAYLOAD}, '$.paymentPayload.payload.permit2Authorization.witness.facilitator'))"
     )
 
     def _write(self) -> AbstractContextManager[sqlite3.Connection]:
@@ -115,9 +118,9 @@ class FleetQueries:
 class PostgresFleetQueries(FleetQueries):
     """The same on PostgreSQL: JSON read with ``jsonb``, and other instances' live claims respected."""
 
-    _DEADLINE_SQL: ClassVar[str] = "(payload::jsonb ->> 'deadline')::numeric"
+    _DEADLINE_SQL: ClassVar[str] = f"({_PAYLOAD}::jsonb ->> 'deadline')::numeric"
     _UPTO_FACILITATOR_SQL: ClassVar[str] = (
-        "lower(payload::jsonb #>> '{paymentPayload,payload,permit2Authorization,witness,facilitator}')"
+        f"lower({_PAYLOAD}::jsonb #>> '{{paymentPayload,payload,permit2Authorization,witness,facilitator}}')"
     )
 
     _worker: str  # this instance's id (the store's)
