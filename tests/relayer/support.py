@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -321,3 +321,14 @@ def read_events(log_path: Path) -> list[dict[str, Any]]:
 
 def python() -> str:
     return sys.executable
+
+
+def wait_until(what: str, condition: Callable[[], Any], *, timeout: float, context: str | Callable[[], str]) -> None:
+    """Poll ``condition`` until it holds; after ``timeout`` seconds fail naming ``what`` and ``context`` (or what
+    ``context()`` gives then, for example a log's tail)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            detail = context() if callable(context) else context
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} ({detail})")
+        time.sleep(0.02)

@@ -36,6 +36,7 @@ from tests.relayer.support import (
     payment_record,
     read_events,
     spawn_relayer,
+    wait_until,
     write_jsonl,
 )
 from tests.support.outage import CuttableRelay
@@ -74,14 +75,6 @@ class _Instance:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
-
-
-def _wait(what: str, condition: Any, *, timeout: float, context: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} ({context})")
-        time.sleep(0.02)
 
 
 def _submit(db: str, chain: LiveChain, path: Path) -> dict[str, int]:
@@ -149,25 +142,25 @@ def test_three_instances_on_one_postgres_queue_survive_kills_and_a_node_outage(
             # it broadcast, or after a random time).
             point = rng.choice(["tx.signed", "tx.broadcast", "delay"])
             if point == "delay":
-                _wait("instance 1 to start", lambda: first.events("relayer.start"), timeout=60, context=context)
+                wait_until("instance 1 to start", lambda: first.events("relayer.start"), timeout=60, context=context)
                 time.sleep(rng.uniform(0.5, 3.0))
             else:
                 nth = rng.randint(1, 2)
-                _wait(
+                wait_until(
                     f"instance 1's {point} #{nth}", lambda: len(first.events(point)) >= nth, timeout=90, context=context
                 )
             first.kill()
 
             # The outage: once a few batches are confirmed, the node becomes unreachable right after instance 2
             # broadcast a transaction, so that it has work in flight when the node goes.
-            _wait(
+            wait_until(
                 "3 confirmed batches",
                 lambda: sum(len(i.events("batch.confirmed")) for i in fleet) >= 3,
                 timeout=90,
                 context=context,
             )
             sent = len(second.events("tx.broadcast"))
-            _wait(
+            wait_until(
                 "instance 2's next broadcast",
                 lambda: len(second.events("tx.broadcast")) > sent,
                 timeout=90,
@@ -176,7 +169,9 @@ def test_three_instances_on_one_postgres_queue_survive_kills_and_a_node_outage(
             relay.cut()
             down_at = time.monotonic()
             # Kill 2: instance 2 at a random moment while it retries the node, holding work it had in flight.
-            _wait("instance 2 to notice the outage", lambda: second.events("rpc.retry"), timeout=60, context=context)
+            wait_until(
+                "instance 2 to notice the outage", lambda: second.events("rpc.retry"), timeout=60, context=context
+            )
             time.sleep(rng.uniform(0.0, 1.5))
             second.kill()
             time.sleep(max(0.0, 2.5 - (time.monotonic() - down_at)))
@@ -239,7 +234,7 @@ def test_a_second_relayer_on_one_sqlite_queue_is_refused(tmp_path: Path, chain: 
     log = tmp_path / "first.log"
     first = spawn_relayer(db, chain, "--poll", "0.05", "--dump-dir", str(tmp_path / "dumps"), log_path=log)
     try:
-        _wait(
+        wait_until(
             "the first relayer to start",
             lambda: any(e.get("event") == "relayer.start" for e in read_events(log)),
             timeout=60,

@@ -28,6 +28,7 @@ from tests.relayer.support import (
     payment_record,
     read_events,
     spawn_relayer,
+    wait_until,
     write_jsonl,
 )
 from tests.support.outage import CuttableRelay
@@ -38,14 +39,6 @@ _HUNG_KEY, _OTHER_KEY = RELAYER_KEY, dev_key(7)
 
 def _events(log: Path, name: str) -> list[dict[str, Any]]:
     return [e for e in read_events(log) if e.get("event") == name]
-
-
-def _wait(what: str, condition: Any, *, timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}: {log.read_text()[-3000:]}")
-        time.sleep(0.05)
 
 
 def test_a_hung_instance_stops_renewing_and_another_adopts_its_batch(tmp_path: Path, postgres: PostgresServer) -> None:
@@ -74,8 +67,12 @@ def test_a_hung_instance_stops_renewing_and_another_adopts_its_batch(tmp_path: P
         )  # fmt: skip
         other = None
         try:
-            _wait("the first instance's first signed transaction", lambda: _events(hung_log, "tx.signed"), timeout=90,
-                  log=hung_log)  # fmt: skip
+            wait_until(
+                "the first instance's first signed transaction",
+                lambda: _events(hung_log, "tx.signed"),
+                timeout=90,
+                context=lambda: hung_log.read_text()[-3000:],
+            )
             relay.stall()  # its broadcast (after the 1 s pause) now blocks: the main loop hangs
             stalled_at = time.monotonic()
             held = _events(hung_log, "tx.signed")[0]["batch"]
