@@ -74,30 +74,28 @@ _INSERT_STAGED: Final = (
     " SELECT kind, lane, key, state, reason, source, ?, ? FROM {stage} WHERE true ORDER BY seq"
     " ON CONFLICT (key) DO NOTHING"
 )
-# Then, in the same transaction, their payloads: a keyed row's from the first staged row with its key (the one
-# inserted; an item queued before keeps its own), a rejected row's by order (rejected rows were inserted in
-# ``seq`` order, so the n-th new keyless item is the n-th staged rejected row; ``{new}`` picks the new items).
+# Then, in the same transaction, their payloads (``{new}`` picks the new items): a keyed item's from the first
+# staged row with its key (the one that was inserted: staged rows are read in ``seq`` order and a later one with
+# the same key is skipped), a rejected item's by order (rejected rows were inserted in ``seq`` order, so the n-th
+# new keyless item is the n-th staged rejected row).
 _STAGED_PAYLOADS: Final = (
-    "INSERT INTO payloads (item_id, payload) SELECT i.id, s.payload FROM (SELECT key, payload,"
-    " ROW_NUMBER() OVER (PARTITION BY key ORDER BY seq) AS r FROM {stage} WHERE key IS NOT NULL) AS s"
-    " JOIN items AS i ON i.key = s.key WHERE s.r = 1 ON CONFLICT (item_id) DO NOTHING",
+    "INSERT INTO payloads (item_id, payload) SELECT i.id, s.payload FROM {stage} AS s JOIN items AS i"
+    " ON i.key = s.key WHERE i.{new} ORDER BY s.seq ON CONFLICT (item_id) DO NOTHING",
     "INSERT INTO payloads (item_id, payload) SELECT i.id, s.payload FROM"
     " (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM items WHERE key IS NULL AND {new}) AS i"
     " JOIN (SELECT payload, ROW_NUMBER() OVER (ORDER BY seq) AS n FROM {stage} WHERE key IS NULL) AS s"
     " ON s.n = i.n",
 )
-_UNPAIRED: Final = (
-    "SELECT COUNT(*) FROM items AS i WHERE {new} AND NOT EXISTS (SELECT 1 FROM payloads WHERE item_id = i.id)"
-)
 
 
-def insert_staged_payloads(db: sqlite3.Connection, stage: str, new: str, param: Any) -> None:
-    """Write the payloads of the items just inserted from the staging table (``new``: a condition on ``id``
-    naming them, with one parameter); refuses to leave an item without its payload."""
-    for statement in _STAGED_PAYLOADS:
-        db.execute(statement.format(stage=stage, new=new), (param,) if "{new}" in statement else ())
-    if int(db.execute(_UNPAIRED.format(new=new), (param,)).fetchone()[0]):
-        raise InvariantViolation("intake: an item was inserted without its payload")
+def insert_staged_payloads(db: sqlite3.Connection, stage: str, new: str, param: Any, count: int) -> None:
+    """Write the payloads of the ``count`` items just inserted from the staging table (``new``: a condition on
+    ``id`` naming them, with one parameter); refuses to leave an item without its payload."""
+    written = sum(
+        db.execute(statement.format(stage=stage, new=new), (param,)).rowcount for statement in _STAGED_PAYLOADS
+    )
+    if written != count:
+        raise InvariantViolation(f"intake: {count} items inserted, {written} payloads written")
 
 
 _STAGED_MATCHES: Final = "SELECT s.key IS NULL, i.id FROM {stage} s LEFT JOIN items i ON i.key = s.key ORDER BY s.seq"
@@ -212,8 +210,8 @@ class SqliteStore(QueueTransitions, StagedIntake, FleetQueries):
     def _insert_staged(self, now: float) -> list[int]:
         with self._write() as db:
             before = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM items").fetchone()[0])
-            db.execute(_INSERT_STAGED.format(stage="temp.intake_stage"), (now, now))
-            insert_staged_payloads(db, "temp.intake_stage", "id > ?", before)
+            inserted = db.execute(_INSERT_STAGED.format(stage="temp.intake_stage"), (now, now)).rowcount
+            insert_staged_payloads(db, "temp.intake_stage", "id > ?", before, inserted)
             return [int(row[0]) for row in db.execute("SELECT id FROM items WHERE id > ? ORDER BY id", (before,))]
 
     def _staged_matches(self) -> Iterator[tuple[bool, int | None]]:

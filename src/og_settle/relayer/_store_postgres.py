@@ -190,7 +190,7 @@ class PostgresStore(PostgresFleetQueries, SqliteStore):
         with self._write() as db:
             rows = db.execute(_INSERT_STAGED.format(stage="intake_stage") + " RETURNING id", (now, now)).fetchall()
             new_ids = sorted(int(row[0]) for row in rows)
-            insert_staged_payloads(db, "intake_stage", f"id IN {self._ID_SET}", new_ids)
+            insert_staged_payloads(db, "intake_stage", f"id IN {self._ID_SET}", new_ids, len(new_ids))
         return new_ids
 
     def _staged_matches(self) -> Iterator[tuple[bool, int | None]]:
