@@ -7,7 +7,6 @@ facilitator serve``) against the fork's RPC, the way an operator runs it.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import signal
@@ -17,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -251,18 +251,54 @@ def test_settle_keys_are_required_to_start(start_cli: Start) -> None:
     assert "OG_SETTLE_UNSET_VARIABLE is not set" in process.communicate(timeout=5)[1]
 
 
-def _rpc(web3: Any, method: str, *params: Any) -> Any:
-    answer = web3.provider.make_request(method, list(params))
-    assert "error" not in answer, answer
-    return answer["result"]
+class _Mempool:
+    """The fork node's pool and mining, as seen by one settling account (automine off)."""
 
+    def __init__(self, web3: Any, sender: str) -> None:
+        self.web3 = web3
+        self.sender = sender.lower()
+        self.base = int(self.rpc("eth_getBlockByNumber", "latest", False)["baseFeePerGas"], 16)
 
-def _pending(web3: Any, sender: str, nonce: int) -> dict[str, Any] | None:
-    """``sender``'s transaction with ``nonce`` waiting in the node's pool."""
-    pool = _rpc(web3, "txpool_content")["pending"]
-    mine = next((txs for address, txs in pool.items() if address.lower() == sender.lower()), {})
-    found: dict[str, Any] | None = mine.get(str(nonce))
-    return found
+    def rpc(self, method: str, *params: Any) -> Any:
+        answer = self.web3.provider.make_request(method, list(params))
+        assert "error" not in answer, answer
+        return answer["result"]
+
+    def pending(self, nonce: int) -> dict[str, Any] | None:
+        """The account's transaction with ``nonce`` waiting in the pool."""
+        pool = self.rpc("txpool_content")["pending"]
+        mine = next((txs for address, txs in pool.items() if address.lower() == self.sender), {})
+        found: dict[str, Any] | None = mine.get(str(nonce))
+        return found
+
+    def strand(self, nonce: int) -> tuple[str, int]:
+        """Wait for the settlement with ``nonce`` in the pool, then raise the base fee tenfold past its
+        maxFeePerGas and mine a block without it. Returns its hash and the risen base fee."""
+        sent = wait_for("the settlement in the pool", lambda: self.pending(nonce))
+        jump = int(sent["maxFeePerGas"], 16) * 10
+        self.mine(jump)
+        return str(sent["hash"]), jump
+
+    def replacement(self, nonce: int, first: str) -> str:
+        """Wait for another transaction with ``nonce`` than ``first`` in the pool; its hash."""
+        found = wait_for("a replacement", lambda: (tx := self.pending(nonce)) and tx["hash"] != first and tx["hash"])
+        return str(found)
+
+    def mine(self, base_fee: int | None = None) -> None:
+        if base_fee is not None:
+            self.rpc("anvil_setNextBlockBaseFeePerGas", hex(base_fee))
+        self.rpc("evm_mine")
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Automine off for the block; after it, the base fee back where it was and automine on again."""
+        self.rpc("evm_setAutomine", False)
+        try:
+            yield
+        finally:
+            self.rpc("anvil_setNextBlockBaseFeePerGas", hex(self.base))
+            self.rpc("evm_setAutomine", True)
+            self.rpc("evm_mine")
 
 
 def wait_for(what: str, condition: Any, timeout: float = 30.0) -> Any:
@@ -289,40 +325,28 @@ def test_a_stuck_settlement_is_replaced_with_higher_fees_and_answered_once_it_is
     the open ``POST /settle`` answers only once the replacement is ``--confirmations 2`` deep, with the
     replacement's hash. The payee is paid once, the nonce is used once and the first version never lands."""
     web3 = chain.provider.web3
-    rpc = functools.partial(_rpc, web3)
-    pending = functools.partial(_pending, web3, relayer.address)
+    node = _Mempool(web3, relayer.address)
     payload = body(create_payment_payload(requirements, payers[3].private_key, now=now), requirements)
     auth = {"Authorization": f"Bearer {API_KEY}"}
-    process, started = start_cli("--fee-bump-after", "1", "--receipt-timeout", "40", "--confirmations", "2")
+    process, started = start_cli("--fee-bump-after", "2", "--receipt-timeout", "40", "--confirmations", "2")
     before = opg.balanceOf(payee)
     nonce = web3.eth.get_transaction_count(relayer.address)
-    base = int(rpc("eth_getBlockByNumber", "latest", False)["baseFeePerGas"], 16)
-    rpc("evm_setAutomine", False)
-    try:
-        with ThreadPoolExecutor(1) as pool:
-            answer = pool.submit(
-                lambda: httpx.post(started["url"] + "/settle", json=payload, headers=auth, timeout=90).json()
-            )
-            sent = wait_for("the settlement in the pool", lambda: pending(nonce))
-            first, jump = str(sent["hash"]), int(sent["maxFeePerGas"], 16) * 10
-            rpc("anvil_setNextBlockBaseFeePerGas", hex(jump))
-            rpc("evm_mine")  # the base fee jumps past the first version's maxFeePerGas
-            # Not mined (anvil's pool drops it, as one priced below the base fee).
-            assert web3.eth.get_transaction_count(relayer.address) == nonce
-            second = wait_for("a replacement", lambda: (tx := pending(nonce)) and tx["hash"] != first and tx["hash"])
-            assert not answer.done()
-            rpc("anvil_setNextBlockBaseFeePerGas", hex(jump))
-            rpc("evm_mine")
-            receipt = web3.eth.get_transaction_receipt(second)
-            assert receipt["status"] == 1
-            time.sleep(1.0)
-            assert not answer.done()  # mined, but 1 deep of 2
-            rpc("evm_mine")
-            settled = answer.result(timeout=30)
-    finally:
-        rpc("anvil_setNextBlockBaseFeePerGas", hex(base))
-        rpc("evm_setAutomine", True)
-        rpc("evm_mine")
+    with node.paused(), ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(
+            lambda: httpx.post(started["url"] + "/settle", json=payload, headers=auth, timeout=90).json()
+        )
+        first, jump = node.strand(nonce)  # the base fee jumps past the first version's maxFeePerGas
+        # Not mined (anvil's pool drops it, as one priced below the base fee).
+        assert web3.eth.get_transaction_count(relayer.address) == nonce
+        second = node.replacement(nonce, first)
+        assert not answer.done()
+        node.mine(jump)
+        receipt = web3.eth.get_transaction_receipt(second)
+        assert receipt["status"] == 1
+        time.sleep(1.0)
+        assert not answer.done()  # mined, but 1 deep of 2
+        node.mine()
+        settled = answer.result(timeout=30)
     assert settled["success"] is True and settled["transaction"] == second, settled
     assert opg.balanceOf(payee) - before == ONE
     assert web3.eth.get_transaction_count(relayer.address) == nonce + 1
@@ -357,36 +381,27 @@ def test_a_replaced_settlement_whose_first_version_lands_is_answered_after_a_res
     import sqlite3
 
     web3 = chain.provider.web3
-    rpc = functools.partial(_rpc, web3)
-    pending = functools.partial(_pending, web3, relayer.address)
+    node = _Mempool(web3, relayer.address)
     payload = body(create_payment_payload(requirements, payers[2].private_key, now=now), requirements)
     auth = {"Authorization": f"Bearer {API_KEY}"}
-    process, started = start_cli("--fee-bump-after", "1", "--receipt-timeout", "40")
+    process, started = start_cli("--fee-bump-after", "2", "--receipt-timeout", "40")
     before = opg.balanceOf(payee)
     nonce = web3.eth.get_transaction_count(relayer.address)
-    base = int(rpc("eth_getBlockByNumber", "latest", False)["baseFeePerGas"], 16)
-    rpc("evm_setAutomine", False)
-    try:
+    with node.paused():
         with ThreadPoolExecutor(1) as pool:
             answer = pool.submit(httpx.post, started["url"] + "/settle", json=payload, headers=auth, timeout=90)
-            sent = wait_for("the settlement in the pool", lambda: pending(nonce))
-            first, jump = str(sent["hash"]), int(sent["maxFeePerGas"], 16) * 10
+            first, _ = node.strand(nonce)
             with sqlite3.connect(tmp_path / "settlements.sqlite3") as db:
                 [(first_raw,)] = db.execute("SELECT raw_tx FROM settlements WHERE transaction_hash = ?", (first,))
-            rpc("anvil_setNextBlockBaseFeePerGas", hex(jump))
-            rpc("evm_mine")
-            second = wait_for("a replacement", lambda: (tx := pending(nonce)) and tx["hash"] != first and tx["hash"])
+            second = node.replacement(nonce, first)
             process.kill()
             process.wait(10)
             with pytest.raises(httpx.HTTPError):
                 answer.result(timeout=30)
-        rpc("anvil_dropTransaction", second)
-        rpc("anvil_setNextBlockBaseFeePerGas", hex(base))
-        rpc("eth_sendRawTransaction", "0x" + bytes(first_raw).hex())
-        rpc("evm_mine")
-    finally:
-        rpc("anvil_setNextBlockBaseFeePerGas", hex(base))
-        rpc("evm_setAutomine", True)
+        node.rpc("anvil_dropTransaction", second)
+        node.rpc("anvil_setNextBlockBaseFeePerGas", hex(node.base))
+        node.rpc("eth_sendRawTransaction", "0x" + bytes(first_raw).hex())
+        node.mine()
     assert web3.eth.get_transaction_receipt(first)["status"] == 1
     assert opg.balanceOf(payee) - before == ONE
 
@@ -398,3 +413,46 @@ def test_a_replaced_settlement_whose_first_version_lands_is_answered_after_a_res
     assert opg.balanceOf(payee) - before == ONE
     assert web3.eth.get_transaction_count(relayer.address) == nonce + 1
     assert stop(process)[0] == 0
+
+
+def test_a_settlement_still_stuck_when_replayed_is_replaced_at_once(
+    start_cli: Start,
+    requirements: PaymentRequirements,
+    payers: list[Any],
+    payee: Any,
+    relayer: Any,
+    opg: Any,
+    chain: Any,
+    now: int,
+    permit2_approved: None,
+) -> None:
+    """``--receipt-timeout 2`` is shorter than ``--fee-bump-after 3``: the first ``/settle`` of a stranded
+    settlement answers ``settlement_pending`` without a replacement. The same ``/settle`` a little later finds
+    the transaction older than the bump threshold (its age comes from the store) and replaces it at once; the
+    replacement is mined within that request, which answers success with its hash."""
+    web3 = chain.provider.web3
+    node = _Mempool(web3, relayer.address)
+    payload = body(create_payment_payload(requirements, payers[1].private_key, now=now), requirements)
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    process, started = start_cli("--fee-bump-after", "3", "--receipt-timeout", "2")
+    before = opg.balanceOf(payee)
+    nonce = web3.eth.get_transaction_count(relayer.address)
+    with node.paused():
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(httpx.post, started["url"] + "/settle", json=payload, headers=auth, timeout=60)
+            first, jump = node.strand(nonce)
+            late = answer.result(timeout=30).json()
+        assert late["success"] is False and late["errorReason"] == "settlement_pending" and late["transaction"] == first
+        assert (node.pending(nonce) or {}).get("hash") in (None, first)  # not replaced within the first request
+        time.sleep(1.5)
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(httpx.post, started["url"] + "/settle", json=payload, headers=auth, timeout=60)
+            second = node.replacement(nonce, first)
+            node.mine(jump)
+            settled = answer.result(timeout=30).json()
+    assert settled["success"] is True and settled["transaction"] == second, settled
+    assert opg.balanceOf(payee) - before == ONE
+    assert web3.eth.get_transaction_count(relayer.address) == nonce + 1
+    code, lines = stop(process)
+    assert code == 0
+    assert [line["replaces"] for line in lines if line["event"] == "settle.fee_bumped"] == [first]

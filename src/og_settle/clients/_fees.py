@@ -19,10 +19,18 @@ from typing import Any, Final
 
 from og_settle._errors import InvalidInput, InvariantViolation
 
-__all__ = ["MIN_FEE_BUMP", "FeeBump", "tx_fees"]
+__all__ = ["MIN_FEE_BUMP", "UNDERPRICED", "FeeBump", "broadcast_priced", "tx_fees"]
 
 # geth (and op-geth, Base's node) refuses a replacement that does not raise both fees by at least 10%.
 MIN_FEE_BUMP: Final = 1.10
+# What nodes answer a transaction priced below the current base fee (geth, op-geth, reth, anvil), lower-cased.
+_UNDERPRICED_TEXTS: Final = (
+    "less than block base fee",
+    "fee cap less than",
+    "transaction underpriced",
+    "feecap too low",
+)
+UNDERPRICED: Final = "underpriced"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +80,19 @@ class FeeBump:
         fields.update(maxFeePerGas=fees[0], maxPriorityFeePerGas=fees[1])
         signed = account.sign_transaction(fields)
         return bytes(signed.raw_transaction), bytes(signed.hash)
+
+
+def broadcast_priced(sender: Any, raw: bytes) -> str:
+    """``sender.broadcast(raw)`` (a ``TxSender``), except that a node refusing it for its price (below the base
+    fee) answers :data:`UNDERPRICED` instead of raising: the transaction is replaced with higher fees later."""
+    from web3.exceptions import Web3RPCError
+
+    try:
+        return str(sender.broadcast(raw))
+    except (Web3RPCError, ValueError) as err:
+        if any(text in str(err).lower() for text in _UNDERPRICED_TEXTS):
+            return UNDERPRICED
+        raise
 
 
 def tx_fees(raw: bytes) -> tuple[int, int]:

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Final
 from og_settle._eip3009 import Eip3009Payment
 from og_settle._errors import InvalidInput, InvariantViolation
 from og_settle._hex import keccak256
-from og_settle.clients._fees import FeeBump
+from og_settle.clients._fees import FeeBump, broadcast_priced
 from og_settle.facilitator._store import SettlementRecord, SettlementState, SettlementStore
 
 if TYPE_CHECKING:
@@ -310,7 +310,7 @@ class SettlementEngine:
 
     def _finish(self, group: list[tuple[SettlementJob, Future[Outcome]]], call: ContractCall, signed: SignedTx) -> None:
         try:
-            receipt, tx_hash = self._watch(signed)
+            receipt, tx_hash = self._watch([(signed.tx_hash, signed.raw)], timeout=self.receipt_timeout)
             records = [job.record(_hex(tx_hash), b"") for job, _ in group]
             outcomes = self._judge(records, receipt, call, group[0][0].route)
             for (_, future), outcome in zip(group, outcomes, strict=True):
@@ -320,13 +320,15 @@ class SettlementEngine:
                 if not future.done():
                     future.set_exception(err)
 
-    def _watch(self, signed: SignedTx, poll: float = 0.1) -> tuple[Receipt | None, bytes]:
-        """Wait up to ``receipt_timeout`` for a version of ``signed`` to be mined ``confirmations`` deep,
-        replacing the newest with higher fees each time it stays unmined ``fee_bump_after`` seconds. Returns the
-        receipt (None at the deadline) and the hash of the version it is for (the newest, when None)."""
-        versions = [(signed.tx_hash, signed.raw)]
-        deadline = time.monotonic() + self.receipt_timeout
-        sent_at = time.monotonic()
+    def _watch(
+        self, versions: list[tuple[bytes, bytes]], *, timeout: float, age: float = 0.0, poll: float = 0.1
+    ) -> tuple[Receipt | None, bytes]:
+        """Wait up to ``timeout`` seconds for a version (hash, raw) of one transaction to be mined
+        ``confirmations`` deep, replacing the newest with higher fees each time it stays unmined
+        ``fee_bump_after`` seconds. Returns the receipt (None at the deadline) and the hash of the version it is
+        for (the newest, when None). ``age``: seconds since the newest was signed."""
+        deadline = time.monotonic() + timeout
+        sent_at = time.monotonic() - age
         while True:
             receipt = self._mined(versions)
             if receipt is not None:
@@ -349,9 +351,13 @@ class SettlementEngine:
 
     def _bump(self, versions: list[tuple[bytes, bytes]]) -> bool:
         """Replace the newest version with higher fees (written to the store, then broadcast); False at the cap."""
+        from eth_account import Account
+
         from og_settle.clients import is_connection_error, tx_fees
 
         old_hash, old_raw = versions[-1]
+        if Account.recover_transaction(old_raw).lower() != self.sender.address.lower():
+            return False  # another instance's (a shared store): only its key may replace it
         replaced = self.fee_bump.replace(self.sender.account, old_raw, self.sender.fees())
         if replaced is None:
             return False
@@ -359,7 +365,7 @@ class SettlementEngine:
         self.store.replace_transaction(_hex(old_hash), _hex(tx_hash), raw)
         versions.append((tx_hash, raw))
         try:
-            outcome = self.sender.broadcast(raw)
+            outcome = broadcast_priced(self.sender, raw)
         except Exception as err:  # refused (say, "replacement underpriced"): the earlier versions still stand
             if is_connection_error(err):
                 raise
@@ -421,10 +427,11 @@ class SettlementEngine:
         return outcomes
 
     def resolve(self, record: SettlementRecord, *, wait: float) -> Outcome:
-        """The outcome of a stored ``submitted`` record: its receipt if mined (waiting up to ``wait`` seconds),
-        else the raw transaction is sent again (harmless if the node has it) and the answer is ``pending``.
-        A transaction that can no longer be mined (its account nonce went to another) fails, so that the
-        payment can be settled anew."""
+        """The outcome of a stored ``submitted`` record: its receipt once ``confirmations`` deep (any version of
+        it: the stored one or one it replaced), waiting up to ``wait`` seconds, during which a transaction still
+        unmined is sent again and replaced with higher fees as in the first request; else ``pending``. A
+        transaction that can no longer be mined (its account nonce went to another) fails, so that the payment
+        can be settled anew."""
         from og_settle.clients import BroadcastOutcome
 
         tx_hash = bytes.fromhex(record.transaction.removeprefix("0x"))
@@ -437,13 +444,28 @@ class SettlementEngine:
                 record = dataclasses.replace(record, transaction=earlier, raw_tx=b"")
                 tx_hash = receipt.tx_hash
                 break
-        if receipt is None and record.raw_tx and self.sender.broadcast(record.raw_tx) == BroadcastOutcome.NONCE_USED:
+        if (
+            receipt is None
+            and record.raw_tx
+            and broadcast_priced(self.sender, record.raw_tx) == BroadcastOutcome.NONCE_USED
+        ):
             receipt = self.sender.receipt(tx_hash)
             if receipt is None:
                 self.store.mark(record.key, SettlementState.FAILED, "transaction_dropped")
                 return Outcome("failed", record.transaction, "transaction_dropped", "the transaction was dropped")
-        if receipt is None and wait > 0:
-            receipt = self.sender.wait(tx_hash, timeout=wait)
+        if receipt is None and wait > 0 and record.raw_tx:
+            # Still unmined: wait as the first request did, replacing it with higher fees while it stays stuck.
+            age = max(0.0, time.time() - record.updated_at)  # when it was signed (written before broadcast)
+            receipt, mined = self._watch([(tx_hash, record.raw_tx)], timeout=wait, age=age)
+            if receipt is not None and mined != tx_hash:
+                record = dataclasses.replace(record, transaction=_hex(mined))
+        elif receipt is None and wait > 0:
+            receipt = self.sender.wait(tx_hash, timeout=wait, confirmations=self.confirmations)
+        elif receipt is not None and self.sender.confirmations(receipt) < self.confirmations:
+            mined_hash = receipt.tx_hash  # not deep enough yet: pending, unless it gets there within ``wait``
+            receipt = (
+                None if wait <= 0 else self.sender.wait(mined_hash, timeout=wait, confirmations=self.confirmations)
+            )
         siblings = [r for r in self.store.by_transaction(record.transaction) if r.state != SettlementState.FAILED]
         if receipt is not None and len(siblings) > 1:
             # Judge the whole transaction's records together, so identical transfers are counted once each.

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from og_settle._errors import InvalidInput, InvariantViolation
-from og_settle.clients._fees import MIN_FEE_BUMP, FeeBump, tx_fees
+from og_settle.clients._fees import MIN_FEE_BUMP, UNDERPRICED, FeeBump, broadcast_priced, tx_fees
 from og_settle.relayer._log import EventLog
 from og_settle.relayer._states import BatchState
 from og_settle.relayer._store import Batch, QueueStore, TxRecord
@@ -71,9 +71,6 @@ DEFAULT_CONFIRMATIONS: Final = 5
 _DEV_NODE_CONFIRMATIONS: Final = 1
 _DEV_NODES: Final = ("anvil/", "hardhat", "ganache")
 _TEST_PAUSE_ENV: Final = "OG_SETTLE_TEST_PAUSE"
-# What nodes answer a transaction priced below the current base fee (geth, op-geth, reth, anvil), lower-cased.
-_UNDERPRICED: Final = ("less than block base fee", "fee cap less than", "transaction underpriced", "feecap too low")
-UNDERPRICED: Final = "underpriced"
 
 
 def fault_pause(point: str) -> None:
@@ -258,14 +255,7 @@ class TxPipeline:
     def _broadcast(self, raw: bytes) -> str:
         """Broadcast ``raw``; a node refusing it for its price (below the base fee) answers ``underpriced``: the
         transaction stays recorded and is replaced with higher fees after ``fee_bump_blocks``/``fee_bump_after``."""
-        from web3.exceptions import Web3RPCError
-
-        try:
-            return str(self.sender.broadcast(raw))
-        except (Web3RPCError, ValueError) as err:
-            if any(text in str(err).lower() for text in _UNDERPRICED):
-                return UNDERPRICED
-            raise
+        return broadcast_priced(self.sender, raw)
 
     def _rebroadcast(
         self, batch: Batch, tx: TxRecord, watch: _Watch, event: str, *, restart_timer: bool = True, **fields: Any
