@@ -6,14 +6,14 @@ from typing import Any
 
 import ape
 import pytest
-from eth_account import Account
 
 from og_settle import PERMIT2_ADDRESS
 from og_settle._hex import keccak256
-from og_settle._permit2 import ensure_opg_approval, sign_authorization
+from og_settle._permit2 import sign_authorization
 from og_settle.clients import PaymentFacilitatorClient
 from og_settle.clients._facilitator import pack_payment
 from tests.payments.conftest import Sign
+from tests.support.deployed import Kept, kept_payers
 from tests.support.payments import settled_events
 from tests.support.tokens import deal_opg
 
@@ -132,17 +132,14 @@ def test_duplicate_item_in_one_batch_pays_once(facilitator: Any, sign: Sign, pay
 
 
 @pytest.fixture(scope="module")
-def fifty_payers(chain: Any, opg: Any) -> list[Any]:
+def kept_fifty_payers(chain: Any, opg: Any) -> Kept[list[Any]]:
+    return kept_payers(chain, opg, b"og-settle gas payer")
+
+
+@pytest.fixture
+def fifty_payers(kept_fifty_payers: Kept[list[Any]]) -> list[Any]:
     """Fifty fresh payers holding OPG, each approved through ensure_opg_approval (web3 + eth-account)."""
-    web3 = chain.provider.web3
-    keys = [keccak256(b"og-settle gas payer %d" % i) for i in range(50)]
-    accounts = [Account.from_key(key) for key in keys]
-    for account in accounts:
-        chain.provider.make_request("anvil_setBalance", [account.address, hex(10**18)])
-        deal_opg(chain.provider, opg, account.address, 1_000 * ONE)
-        result = ensure_opg_approval(100 * ONE, private_key=account.key, web3=web3)
-        assert result.allowance_after == 100 * ONE
-    return accounts
+    return kept_fifty_payers.get()
 
 
 @pytest.mark.gas

@@ -29,7 +29,7 @@ from og_settle.clients import (
     exact_proxy_call,
     group_batches,
 )
-from tests.support.deployed import Kept, kept_settled_by
+from tests.support.deployed import Kept, kept_payers, kept_settled_by
 from tests.support.stock import as_x402, stock_payment
 from tests.support.tokens import deal_opg
 
@@ -338,15 +338,14 @@ def test_exact_straight_through_the_proxy(
 
 
 @pytest.fixture(scope="module")
-def fifty_stock_payers(chain: Any, opg: Any) -> list[Any]:
+def kept_fifty_stock_payers(chain: Any, opg: Any) -> Kept[list[Any]]:
+    return kept_payers(chain, opg, b"og-settle stock gas payer")
+
+
+@pytest.fixture
+def fifty_stock_payers(kept_fifty_stock_payers: Kept[list[Any]]) -> list[Any]:
     """Fifty fresh payers holding OPG, each approved through ensure_opg_approval (web3 + eth-account)."""
-    web3 = chain.provider.web3
-    accounts = [Account.from_key(keccak(b"og-settle stock gas payer %d" % i)) for i in range(50)]
-    for account in accounts:
-        chain.provider.make_request("anvil_setBalance", [account.address, hex(ONE)])
-        deal_opg(chain.provider, opg, account.address, 1_000 * ONE)
-        ensure_opg_approval(100 * ONE, private_key=account.key, web3=web3, token=opg.address)
-    return accounts
+    return kept_fifty_stock_payers.get()
 
 
 @pytest.mark.gas

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from og_settle._deploy import load_deployment
 
-__all__ = ["Kept", "kept_contract", "kept_og_settle", "kept_settled_by"]
+__all__ = ["Kept", "kept_contract", "kept_og_settle", "kept_payers", "kept_settled_by"]
 
 T = TypeVar("T")
 
@@ -52,6 +52,31 @@ def kept_settled_by(chain: Any, deploy: Callable[[], Any], *, admin: Any, settle
         return contract
 
     return kept_contract(chain, make)
+
+
+def kept_payers(chain: Any, opg: Any, label: bytes, *, count: int = 50) -> Kept[list[Any]]:
+    """``count`` fresh payers (keys ``keccak256(label + b" %d" % i)``), each holding 1 ETH and 1,000 OPG and
+    approved for 100 OPG through ``ensure_opg_approval`` (web3 + eth-account); set up again when the last one no
+    longer holds OPG."""
+    from eth_account import Account
+
+    from og_settle._hex import keccak256
+    from og_settle._permit2 import ensure_opg_approval
+    from tests.support.tokens import deal_opg
+
+    one = 10**18
+
+    def make() -> list[Any]:
+        web3 = chain.provider.web3
+        accounts = [Account.from_key(keccak256(label + b" %d" % i)) for i in range(count)]
+        for account in accounts:
+            chain.provider.make_request("anvil_setBalance", [account.address, hex(one)])
+            deal_opg(chain.provider, opg, account.address, 1_000 * one)
+            result = ensure_opg_approval(100 * one, private_key=account.key, web3=web3, token=opg.address)
+            assert result.allowance_after == 100 * one
+        return accounts
+
+    return Kept(make, lambda accounts: opg.balanceOf(accounts[-1].address) > 0)
 
 
 def kept_og_settle(chain: Any, deployer: Any, relayer: Any, tmp_path_factory: Any) -> Kept[Path]:
