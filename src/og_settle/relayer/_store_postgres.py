@@ -243,17 +243,25 @@ class PostgresStore(PostgresFleetQueries, SqliteStore):
         LOCKED``: another instance skips them) while the batch is built, then batched, each item row written once.
         A crash meanwhile rolls it all back and releases them."""
         route, extra = self._route(lane, settler)
+        ids: list[int] = []
+        payloads: list[str] = []
         with self._write() as db:
-            locked = db.execute(
-                "SELECT id FROM items WHERE state = 'received' AND lane = ?"
-                f" AND (claimed_until IS NULL OR claimed_until < ? OR claimed_by = ?){route}"
-                " ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED",
-                (lane.value, _now(), self.worker, *extra, limit),
-            ).fetchall()
-            if not locked:
+            # Locked and read in one pass, streamed from a server-side cursor (memory stays flat).
+            with self._pg.conn.cursor(name="og_settle_cut") as cursor:
+                cursor.itersize = 4 * _READ_CHUNK
+                cursor.execute(
+                    "SELECT items.id, payloads.payload FROM items JOIN payloads ON payloads.item_id = items.id"
+                    " WHERE items.state = 'received' AND items.lane = %s"
+                    f" AND (claimed_until IS NULL OR claimed_until < %s OR claimed_by = %s){route.replace('?', '%s')}"
+                    " ORDER BY items.id LIMIT %s FOR UPDATE OF items SKIP LOCKED",
+                    (lane.value, _now(), self.worker, *extra, limit),
+                )
+                for row in cursor:
+                    ids.append(int(row[0]))
+                    payloads.append(str(row[1]))
+            if not ids:
                 return None
-            ids = sorted(int(row[0]) for row in locked)
-            batch, fence = self._leased_batch(db, lane, ids, build(self._read_payloads(ids)))
+            batch, fence = self._leased_batch(db, lane, ids, build(payloads))
         self._fences[batch.id] = fence  # once committed
         return batch
 
@@ -345,15 +353,6 @@ class PostgresStore(PostgresFleetQueries, SqliteStore):
             )
             items.extend(item_of(row) for row in rows)
         return items
-
-    def _read_payloads(self, ids: list[int]) -> list[str]:
-        """The items' payloads in id order, read in chunks as ``_read_items``."""
-        payloads: list[str] = []
-        for start in range(0, len(ids), _READ_CHUNK):
-            chunk = ids[start : start + _READ_CHUNK]
-            rows = self._db.execute("SELECT payload FROM payloads WHERE item_id = ANY(?) ORDER BY item_id", (chunk,))
-            payloads.extend(str(row[0]) for row in rows)
-        return payloads
 
     def claim_items(self, lane: Lane, limit: int, *, ttl: float, settler: str | None = None) -> list[Item]:
         """Claim up to ``limit`` received items of ``lane`` for this instance for ``ttl`` seconds, oldest first.
