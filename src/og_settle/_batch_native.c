@@ -10,6 +10,11 @@
  * duplicate keys, 0X, a negative or huge number, an error) is left to the Python code, which stays the
  * judge of what is valid and names the field that is wrong (og_settle._merkle_stream).
  *
+ * encode_payloads(payloads) does the same for a list of queued records' payload texts: JSON objects holding a
+ * leaf's fields and other keys (ref, leaf_hash, payer, ...) whose values are simple (a string without escapes, an
+ * integer, true, false, null); it gives None for any payload it is not sure of, left to Python likewise
+ * (og_settle.relayer._batching).
+ *
  * parse_entries(block, start, end) reads a dump's values entries in that compact form back (for verify).
  *
  * render_values(encodings, tree_index, start, stop) writes the dump's "values" entries
@@ -70,8 +75,37 @@ static int times_ten_plus(uint32_t limbs[8], unsigned digit) {
     return carry == 0;
 }
 
-/* Parse one line [p, end); 1 if it is a leaf in the accepted form, else 0. */
-static int parse_line(const char *p, const char *end, Leaf *leaf) {
+/* Past one JSON value of a key that is not the leaf's, if it is a simple one this code is sure of: a string
+ * without escapes or control characters, an integer, true, false or null; else NULL (Python judges the rest). */
+static const char *skip_simple_value(const char *p, const char *end) {
+    if (p >= end) return NULL;
+    if (*p == '"') {
+        for (p++; p < end; p++) {
+            unsigned char c = (unsigned char)*p;
+            if (c == '"') return p + 1;
+            if (c == '\\' || c < 0x20) return NULL;
+        }
+        return NULL;
+    }
+    if (*p == '-' || (*p >= '0' && *p <= '9')) {
+        if (*p == '-') p++;
+        if (p >= end || *p < '0' || *p > '9') return NULL;
+        if (*p == '0' && p + 1 < end && p[1] >= '0' && p[1] <= '9') return NULL;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+        if (p < end && (*p == '.' || *p == 'e' || *p == 'E')) return NULL;
+        return p;
+    }
+    static const char *const LITERALS[3] = {"true", "false", "null"};
+    for (int i = 0; i < 3; i++) {
+        size_t length = strlen(LITERALS[i]);
+        if ((size_t)(end - p) >= length && memcmp(p, LITERALS[i], length) == 0) return p + length;
+    }
+    return NULL;
+}
+
+/* Parse one line [p, end); 1 if it is a leaf in the accepted form, else 0. With other_keys, keys other than the
+ * leaf's are skipped when their value is a simple one (skip_simple_value), as in a queued record's payload. */
+static int parse_leaf(const char *p, const char *end, Leaf *leaf, int other_keys) {
     int seen = 0;
     p = skip_space(p, end);
     if (p >= end || *p != '{') return 0;
@@ -88,12 +122,15 @@ static int parse_line(const char *p, const char *end, Leaf *leaf) {
         for (int i = 0; i < 5; i++) {
             if (key_length == KEY_LENGTHS[i] && memcmp(key, KEYS[i], (size_t)key_length) == 0) field = i;
         }
-        if (field < 0 || (seen & (1 << field))) return 0;
-        seen |= 1 << field;
+        if (field >= 0 && (seen & (1 << field))) return 0;
+        if (field < 0 && !other_keys) return 0;
         p = skip_space(p, end);
         if (p >= end || *p != ':') return 0;
         p = skip_space(p + 1, end);
-        if (field < 4) {
+        if (field < 0) {
+            p = skip_simple_value(p, end);
+            if (p == NULL) return 0;
+        } else if (field < 4) {
             if (end - p < 3 || p[0] != '"' || p[1] != '0' || p[2] != 'x') return 0;
             const char *digits = p + 3;
             p = digits;
@@ -114,6 +151,7 @@ static int parse_line(const char *p, const char *end, Leaf *leaf) {
             }
             if (p < end && (*p == '.' || *p == 'e' || *p == 'E')) return 0;
         }
+        if (field >= 0) seen |= 1 << field;
         p = skip_space(p, end);
         if (p >= end) return 0;
         if (*p == ',') {
@@ -175,7 +213,7 @@ static PyObject *encode_lines(PyObject *Py_UNUSED(self), PyObject *args) {
     while (p < end) {
         const char *line_end = memchr(p, '\n', (size_t)(end - p));
         if (line_end == NULL) line_end = end;
-        if (!parse_line(p, line_end, &leaf)) break;
+        if (!parse_leaf(p, line_end, &leaf, 0)) break;
         PyObject *encoded = encode(&leaf);
         if (encoded == NULL || PyList_Append(encodings, encoded) < 0) {
             Py_XDECREF(encoded);
@@ -189,6 +227,34 @@ static PyObject *encode_lines(PyObject *Py_UNUSED(self), PyObject *args) {
     Py_ssize_t stop = p - base;
     PyBuffer_Release(&block);
     return Py_BuildValue("(Nn)", encodings, stop);
+}
+
+static PyObject *encode_payloads(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *payloads;
+    if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &payloads)) return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(payloads);
+    PyObject *encodings = PyList_New(count);
+    if (encodings == NULL) return NULL;
+    Leaf leaf;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *payload = PyList_GET_ITEM(payloads, i);
+        PyObject *encoded = NULL;
+        if (PyUnicode_Check(payload)) {
+            Py_ssize_t length;
+            const char *text = PyUnicode_AsUTF8AndSize(payload, &length);
+            if (text == NULL) {
+                PyErr_Clear(); /* not encodable (a lone surrogate): Python judges it */
+            } else if (parse_leaf(text, text + length, &leaf, 1)) {
+                encoded = encode(&leaf);
+                if (encoded == NULL) {
+                    Py_DECREF(encodings);
+                    return NULL;
+                }
+            }
+        }
+        PyList_SET_ITEM(encodings, i, encoded != NULL ? encoded : Py_NewRef(Py_None));
+    }
+    return encodings;
 }
 
 static char *put_lower_hex(char *out, const unsigned char *data, Py_ssize_t length) {
@@ -848,6 +914,10 @@ static PyMethodDef methods[] = {
     {"encode_lines", encode_lines, METH_VARARGS,
      "encode_lines(block, start, end) -> (encodings, stop): the ABI encodings of the OpenGradient leaves on "
      "the lines of block[start:end], up to the first line left to Python (stop is its offset)."},
+    {"encode_payloads", encode_payloads, METH_VARARGS,
+     "encode_payloads(payloads) -> list[bytes | None]: the ABI encoding of the OpenGradient leaf in each queued "
+     "record's payload text (a JSON object holding the leaf's fields and other keys with simple values), None for "
+     "a payload left to Python."},
     {"parse_entries", parse_entries, METH_VARARGS,
      "parse_entries(block, start, end) -> (encodings, tree_indexes, stop): the ABI encodings and tree indexes of "
      "the compact OpenGradient entries of a dump's values in block[start:end], comma-separated, up to the first "

@@ -10,11 +10,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, cast
 
 import msgspec
 
 from og_settle._hex import to_hex
+from og_settle._merkle_hash import _native
 from og_settle._merkle_stream import OgTree, og_encoding_of
 from og_settle._time import iso_utc
 from og_settle.relayer._config import RelayerConfig
@@ -24,7 +25,7 @@ from og_settle.relayer._states import BatchState, Lane
 from og_settle.relayer._store import QueueStore
 from og_settle.relayer._store_api import BatchContent
 
-__all__ = ["BatchCutter"]
+__all__ = ["BatchCutter", "leaf_encodings"]
 
 _LANE_ORDER: Final = (Lane.PAYMENT, Lane.BATCH, Lane.INDIVIDUAL, Lane.METADATA)
 # A Merkle batch of at least this many leaves is announced before it is built (building takes seconds).
@@ -125,13 +126,7 @@ class BatchCutter:
             self.log.info("batch.building", lane=lane.value, leaves=len(payloads))
         # The tree and its dump from the leaves' ABI encodings (hashed and rendered in C where it is built), the
         # dump written in blocks: a 100,000-leaf batch never holds its dump as one string.
-        decode = _leaf_fields.decode
-        tree = OgTree.of(
-            [
-                og_encoding_of(f.tee_id, f.input_hash, f.output_hash, f.tee_signature, f.timestamp)
-                for f in (decode(payload) for payload in payloads)
-            ]
-        )
+        tree = OgTree.of(leaf_encodings(payloads))
         if self.config.blob_store is not None:
             # Durable before the batch exists, as below; the file's name is its blob id.
             buffer = io.BytesIO()
@@ -159,6 +154,28 @@ class _LeafFields(msgspec.Struct):
 
 
 _leaf_fields: Final = msgspec.json.Decoder(_LeafFields)
+
+
+def _python_encoding(payload: str) -> bytes:
+    fields = _leaf_fields.decode(payload)
+    return og_encoding_of(fields.tee_id, fields.input_hash, fields.output_hash, fields.tee_signature, fields.timestamp)
+
+
+def leaf_encodings(payloads: Sequence[str]) -> list[bytes]:
+    """The ABI encoding of the OpenGradient leaf in each queued batch record's payload text, in order.
+
+    The C extension (``_batch_native.encode_payloads``, where it is built) takes every payload it is sure of; the
+    rest (escaped strings, odd spellings, errors) are decoded here, where msgspec and :func:`og_encoding_of` stay
+    the judge of what is valid and name the field that is wrong. Both give the same bytes."""
+    if _native is None:
+        return [_python_encoding(payload) for payload in payloads]
+    encodings: list[bytes | None] = _native.encode_payloads(payloads if isinstance(payloads, list) else list(payloads))
+    if None not in encodings:  # every payload taken natively (the common case)
+        return cast("list[bytes]", encodings)
+    return [
+        _python_encoding(payload) if encoded is None else encoded
+        for encoded, payload in zip(encodings, payloads, strict=True)
+    ]
 
 
 def write_durably(path: Path, write: Callable[[BinaryIO], None]) -> None:
