@@ -19,6 +19,7 @@ from og_settle.relayer import (
     RejectedRecord,
     SqliteStore,
     StaticTeeDirectory,
+    open_store,
     submit_records,
 )
 from tests.relayer.support import OFFLINE_DEPLOYMENT, TEE_KEY, inference_record
@@ -76,6 +77,53 @@ def test_an_input_that_fails_part_way_queues_nothing(store: QueueStore) -> None:
     outcomes = store.add_all([_item(1), _item(2)])
     assert [o.duplicate for o in outcomes] == [False, False]
     assert store.status().items_by_state == {"received": 2}
+
+
+def test_duplicates_and_rejections_across_chunks(store: QueueStore) -> None:
+    """An input longer than one statement's worth of rows (PostgreSQL writes it in chunks of 5,000 inside one
+    transaction): a key repeated thousands of records later, or already queued, is a duplicate of its first copy,
+    and rejected records keep their order and their own text."""
+    (earlier,) = store.add_items([_item(90_000)])
+    entries: list[NewItem | RejectedRecord] = [_item(n) for n in range(6_000)]
+    entries += [_rejected(6_000), _item(5), _item(90_000), _item(5_999)]
+    entries += [_item(n) for n in range(6_001, 11_000)] + [_rejected(11_000), _item(10_999), _item(0)]
+    outcomes = store.add_all(entries)
+    dupes = [index for index, outcome in enumerate(outcomes) if outcome.duplicate]
+    assert dupes == [6_001, 6_002, 6_003, 11_004, 11_005]
+    assert [outcomes[i].item_id for i in dupes] == [
+        outcomes[5].item_id,
+        earlier.item_id,
+        outcomes[5_999].item_id,
+        outcomes[11_002].item_id,
+        outcomes[0].item_id,
+    ]
+    new = [o.item_id for o in outcomes if not o.duplicate]
+    assert new == sorted(new) and len(set(new)) == len(new) == 11_001
+    rows = {item.id: item for item in store.items()}
+    assert rows[outcomes[6_000].item_id].payload.startswith("{bad 6000")
+    assert rows[outcomes[11_003].item_id].payload.startswith("{bad 11000")
+    assert all(rows[outcomes[i].item_id].record()["n"] == i for i in (0, 4_999, 5_000, 5_999))
+    assert rows[outcomes[6_004].item_id].record()["n"] == 6_001
+
+
+def test_records_are_unseen_until_the_input_ends(queue_db: str) -> None:
+    """While an input is being read, another session on the queue sees none of its records (nothing to claim),
+    even after thousands were written; they appear together once it ends."""
+    writer, reader = open_store(queue_db), open_store(queue_db)
+    seen: list[dict[str, int]] = []
+
+    def entries() -> Iterator[NewItem]:
+        yield from (_item(n) for n in range(12_000))
+        seen.append(reader.status().items_by_state)
+        seen.append({"claimed": len(reader.claim_items(Lane.BATCH, 10, ttl=30.0))})
+
+    try:
+        writer.add_all(entries())
+        assert seen == [{}, {"claimed": 0}]
+        assert reader.status().items_by_state == {"received": 12_000}
+    finally:
+        writer.close()
+        reader.close()
 
 
 def test_submit_is_all_or_nothing_per_input(tmp_path: Path) -> None:

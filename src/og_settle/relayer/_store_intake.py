@@ -1,12 +1,13 @@
 """Bulk intake for both queue stores: a whole submit is queued at once, or not at all.
 
-Records are first staged, as they arrive, in a temporary table of the store's own database session (SQLite: the
-connection's TEMP database; PostgreSQL: a session-local TEMP table, filled with ``COPY``). So a file of any
-length is streamed, and the queue's write lock is not held while its records are verified. Then one transaction
-moves the staged rows into ``items`` in their order (``INSERT … SELECT … ORDER BY seq ON CONFLICT (key) DO
-NOTHING``): a key already queued, or staged earlier in the same submit, is skipped and reported as a duplicate; the
-rest get increasing ids. A submit that fails before that transaction commits (a bad configuration, a lost node,
-Ctrl-C) leaves the queue as it was.
+On SQLite, records are first staged, as they arrive, in the connection's TEMP database, so a file of any length is
+streamed and the queue's write lock is not held while its records are verified. Then one transaction moves the
+staged rows into ``items`` in their order (``INSERT … SELECT … ORDER BY seq ON CONFLICT (key) DO NOTHING``): a key
+already queued, or staged earlier in the same submit, is skipped and reported as a duplicate; the rest get
+increasing ids. PostgreSQL (``PostgresStore.add_staged``) writes each chunk of rows into ``items`` as it arrives,
+inside one transaction held open for the whole submit (row locks only: other sessions see nothing of it before
+the commit), so the server's work overlaps the verifying. Either way a submit that fails before its transaction
+commits (a bad configuration, a lost node, Ctrl-C) leaves the queue as it was.
 
 Which staged row got which id: inserted rows take increasing ids in staging order, so walking the staged rows in
 order beside the new ids (ascending) pairs them; a keyed row was inserted exactly when the item now holding its

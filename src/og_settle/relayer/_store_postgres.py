@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, cast
 
@@ -31,8 +31,6 @@ from og_settle._postgres import (
 )
 from og_settle.relayer._states import BatchState, ItemKind, ItemState, Lane
 from og_settle.relayer._store import (
-    _INSERT_STAGED,
-    _STAGED_MATCHES,
     Batch,
     BatchLease,
     IntakeOutcome,
@@ -41,11 +39,10 @@ from og_settle.relayer._store import (
     NewItem,
     SqliteStore,
     default_worker,
-    insert_staged_payloads,
 )
 from og_settle.relayer._store_api import BatchContent
 from og_settle.relayer._store_fleet import PostgresFleetQueries
-from og_settle.relayer._store_intake import StagedRow, encode_payload
+from og_settle.relayer._store_intake import StagedRow, staged_row
 from og_settle.relayer._store_rows import STORED_COLUMNS, STORED_ITEMS, batch_of, item_of
 from og_settle.relayer._store_transitions import _now
 
@@ -58,6 +55,29 @@ _HISTORY: Final = SchemaHistory(
     lock=int.from_bytes(b"ogsettle", "big") >> 1,
     label="queue",
     option="db",
+)
+# Rows per statement of bulk intake: enough to amortise the round trips, few enough that the last one is quick.
+_INSERT_CHUNK: Final = 5_000
+# Bulk intake's staging table (one per session) and the statement that moves it into the queue: the items in
+# ``seq`` order (a key already there, or earlier in the stage, skipped), then each new item's payload (a keyed one
+# from the first staged row with its key, a rejected one by order: the n-th new keyless item is the n-th staged
+# rejected row); it returns each new item's id and key, and beside them how many payloads were written.
+_STAGE_COLUMNS: Final = "seq, kind, lane, key, payload, state, reason, source"
+_STAGE_TABLE: Final = (
+    "CREATE TEMP TABLE IF NOT EXISTS intake_stage (seq BIGINT PRIMARY KEY, kind TEXT NOT NULL, lane TEXT, key BYTEA,"
+    " payload TEXT NOT NULL, state TEXT NOT NULL, reason TEXT, source TEXT NOT NULL)"
+)
+_INSERT_STAGE: Final = (
+    "WITH new AS (INSERT INTO items (kind, lane, key, state, reason, source, received_at, updated_at)"
+    " SELECT kind, lane, key, state, reason, source, %s, %s FROM intake_stage ORDER BY seq"
+    " ON CONFLICT (key) DO NOTHING RETURNING id, key),"
+    " keyed AS (INSERT INTO payloads (item_id, payload) SELECT DISTINCT ON (new.id) new.id, s.payload"
+    " FROM new JOIN intake_stage AS s ON s.key = new.key ORDER BY new.id, s.seq RETURNING 1),"
+    " keyless AS (INSERT INTO payloads (item_id, payload) SELECT n.id, s.payload"
+    " FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM new WHERE key IS NULL) AS n"
+    " JOIN (SELECT payload, ROW_NUMBER() OVER (ORDER BY seq) AS n FROM intake_stage WHERE key IS NULL) AS s"
+    " ON s.n = n.n RETURNING 1)"
+    " SELECT id, key, (SELECT COUNT(*) FROM keyed) + (SELECT COUNT(*) FROM keyless) FROM new"
 )
 # Items read back per statement after a claim.
 _READ_CHUNK: Final = 5_000
@@ -116,95 +136,73 @@ class PostgresStore(PostgresFleetQueries, SqliteStore):
     # -- what differs from SQLite --------------------------------------------------------------------------------
 
     def add_items(self, items: Sequence[NewItem]) -> list[IntakeOutcome]:
-        for new in items:
-            if len(new.key) != 32:
-                raise InvariantViolation(f"idempotency key must be 32 bytes, got {len(new.key)}")
-        first: dict[bytes, NewItem] = {}
-        for new in items:
-            first.setdefault(new.key, new)
-        if not first:
+        rows = [staged_row(seq, new) for seq, new in enumerate(items)]  # refuses a key that is not 32 bytes
+        if not rows:
             return []
-        now = _now()
-        fresh = list(first.values())
         with self._write() as db:
-            # One statement for the whole chunk: rows go in input order (ids increase with intake order), a key
-            # already queued (by anyone, even a transaction that commits meanwhile) is skipped, not an error.
-            inserted = db.execute(
-                "INSERT INTO items (kind, lane, key, state, source, received_at, updated_at)"
-                " SELECT kind, lane, key, 'received', source, ?, ?"
-                " FROM unnest(?::text[], ?::text[], ?::bytea[], ?::text[]) WITH ORDINALITY"
-                " AS t(kind, lane, key, source, ord) ORDER BY ord"
-                " ON CONFLICT (key) DO NOTHING RETURNING id, key",
-                (
-                    now,
-                    now,
-                    [n.kind.value for n in fresh],
-                    [n.lane.value for n in fresh],
-                    [n.key for n in fresh],
-                    [n.source for n in fresh],
-                ),
-            ).fetchall()
-            new_ids = {bytes(row[1]): int(row[0]) for row in inserted}
-            db.execute(
-                "INSERT INTO payloads (item_id, payload) SELECT * FROM unnest(?::bigint[], ?::text[])",
-                (list(new_ids.values()), [encode_payload(first[key].payload) for key in new_ids]),
-            )
-            missing = [key for key in first if key not in new_ids]
-            old_ids: dict[bytes, int] = {}
-            if missing:
-                rows = db.execute("SELECT id, key FROM items WHERE key = ANY(?)", (missing,)).fetchall()
-                old_ids = {bytes(row[1]): int(row[0]) for row in rows}
-        outcomes = []
-        seen: set[bytes] = set()
-        for new in items:
-            duplicate = new.key in seen or new.key not in new_ids
-            outcomes.append(IntakeOutcome(item_id=new_ids.get(new.key) or old_ids[new.key], duplicate=duplicate))
-            seen.add(new.key)
+            return self._insert_rows(db, rows, _now())
+
+    def add_staged(self, runs: Iterable[list[StagedRow]]) -> list[IntakeOutcome]:
+        """Bulk intake in one transaction held open while the records arrive: each chunk goes straight into
+        ``items`` and ``payloads``, so the server's work overlaps the verifying and little is left after the last
+        line. All or nothing still: other sessions see none of it before the commit (their ``SKIP LOCKED`` claims
+        pass over the new rows; a concurrent insert of one of its keys waits for the commit, then finds it queued),
+        and a submit that fails before the commit leaves the queue as it was."""
+        outcomes: list[IntakeOutcome] = []
+        now = _now()
+        with self._write() as db:
+            rows: list[StagedRow] = []
+            for run in runs:
+                rows += run
+                if len(rows) >= _INSERT_CHUNK:
+                    outcomes += self._insert_rows(db, rows, now)
+                    rows = []
+            if rows:
+                outcomes += self._insert_rows(db, rows, now)
         return outcomes
 
-    # Bulk intake (``_store_intake``): staged with COPY in a session-local TEMP table, so nothing is locked meanwhile.
+    def _insert_rows(self, db: sqlite3.Connection, rows: Sequence[StagedRow], now: float) -> list[IntakeOutcome]:
+        """Queue ``rows`` (staged form, in order) inside the caller's transaction; one outcome per row, in order.
 
-    def _open_stage(self) -> None:
-        self._intake_lock.acquire()
-        try:
-            with self._lock:
-                self._pg.conn.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS intake_stage (seq BIGINT PRIMARY KEY, kind TEXT NOT NULL,"
-                    " lane TEXT, key BYTEA, payload TEXT NOT NULL, state TEXT NOT NULL, reason TEXT,"
-                    " source TEXT NOT NULL)"
-                )
-                self._pg.conn.execute("TRUNCATE intake_stage")
-        except BaseException:
-            self._intake_lock.release()
-            raise
-
-    def _stage(self, rows: list[StagedRow]) -> None:
-        with self._lock, self._pg.conn.cursor() as cursor:
-            columns = "seq, kind, lane, key, payload, state, reason, source"
-            with cursor.copy(f"COPY intake_stage ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    # PostgreSQL text cannot hold NUL; only a rejected record's raw text can carry one.
-                    copy.write_row(row if row[3] is not None else (*row[:4], row[4].replace("\0", "\ufffd"), *row[5:]))
-
-    def _insert_staged(self, now: float) -> list[int]:
-        with self._write() as db:
-            rows = db.execute(_INSERT_STAGED.format(stage="intake_stage") + " RETURNING id", (now, now)).fetchall()
-            new_ids = sorted(int(row[0]) for row in rows)
-            insert_staged_payloads(db, "intake_stage", f"id IN {self._ID_SET}", new_ids, len(new_ids))
-        return new_ids
-
-    def _staged_matches(self) -> Iterator[tuple[bool, int | None]]:
-        with self._lock:
-            rows = self._pg.conn.execute(_STAGED_MATCHES.format(stage="intake_stage")).fetchall()
+        The rows are copied (``COPY``) into a session-local TEMP table, then one statement inserts them into
+        ``items`` in row order (ids increase with it) and their payloads beside them: a keyed one paired by its key,
+        a rejected one (no key) by order. A key already queued (by anyone: this transaction's earlier chunks too,
+        or a transaction that commits meanwhile, waited for), or earlier in these rows, is skipped and reported as a
+        duplicate of the item holding it."""
+        conn = self._pg.conn
+        conn.execute(_STAGE_TABLE)
+        conn.execute("TRUNCATE intake_stage")
+        with conn.cursor() as cursor, cursor.copy(f"COPY intake_stage ({_STAGE_COLUMNS}) FROM STDIN") as copy:
+            for row in rows:
+                # PostgreSQL text cannot hold NUL; only a rejected record's raw text can carry one.
+                copy.write_row(row if row[3] is not None else (*row[:4], row[4].replace("\0", "\ufffd"), *row[5:]))
+        inserted = conn.execute(_INSERT_STAGE, (now, now)).fetchall()
+        keyed = {bytes(key): int(item_id) for item_id, key, _written in inserted if key is not None}
+        if inserted and int(inserted[0][2]) != len(inserted):
+            raise InvariantViolation(f"intake: {len(inserted)} items inserted, {inserted[0][2]} payloads written")
+        if len(inserted) == len(rows):  # every row went in, in order
+            return [IntakeOutcome(item_id=item_id, duplicate=False) for item_id in sorted(r[0] for r in inserted)]
+        held: dict[bytes, int] = {}
+        missing = list({row[3] for row in rows if row[3] is not None} - keyed.keys())
+        if missing:
+            found = conn.execute("SELECT id, key FROM items WHERE key = ANY(%s)", (missing,)).fetchall()
+            held = {bytes(key): int(item_id) for item_id, key in found}
+        keyless = iter(sorted(int(item_id) for item_id, key, _written in inserted if key is None))
+        outcomes: list[IntakeOutcome] = []
         for row in rows:
-            yield bool(row[0]), None if row[1] is None else int(row[1])
-
-    def _close_stage(self) -> None:
-        try:
-            with self._lock:
-                self._pg.conn.execute("TRUNCATE intake_stage")
-        finally:
-            self._intake_lock.release()
+            key = row[3]
+            if key is None:
+                if (item_id := next(keyless, None)) is None:
+                    raise InvariantViolation("intake: a rejected record was not inserted")
+                outcomes.append(IntakeOutcome(item_id=item_id, duplicate=False))
+            elif (item_id := keyed.pop(key, None)) is not None:  # the first row with this key was inserted
+                outcomes.append(IntakeOutcome(item_id=item_id, duplicate=False))
+                held[key] = item_id  # a later row with it is a duplicate
+            elif key in held:
+                outcomes.append(IntakeOutcome(item_id=held[key], duplicate=True))
+            else:
+                raise InvariantViolation("intake: a record's key is in no queued item")
+        return outcomes
 
     def add_rejected(self, kind: ItemKind, source: str, raw: str, reason: str) -> int:
         now = _now()
