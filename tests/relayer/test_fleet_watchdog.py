@@ -74,15 +74,14 @@ def test_a_hung_instance_stops_renewing_and_another_adopts_its_batch(tmp_path: P
                 context=lambda: hung_log.read_text()[-3000:],
             )
             relay.stall()  # its broadcast (after the 1 s pause) now blocks: the main loop hangs
-            stalled_at = time.monotonic()
             held = _events(hung_log, "tx.signed")[0]["batch"]
             other = spawn_relayer(
                 db, chain, *args, env={"OG_SETTLE_RELAYER_KEY": _OTHER_KEY}, log_path=other_log
             )  # fmt: skip
-            # The hung instance notices, stops renewing and exits 4 (not before its stall timeout).
+            # The hung instance notices, stops renewing and exits 4, not before its stall timeout: its own count of
+            # idle seconds says so (a wall clock taken here would start late when the log is read late under load).
             code = hung.wait(timeout=60)
             assert code == 4, hung_log.read_text()[-3000:]
-            assert time.monotonic() - stalled_at >= 6 - 1.5
             (stalled,) = _events(hung_log, "relayer.stalled")
             assert stalled["level"] == "error" and stalled["idle_s"] >= 6, stalled
             # The other instance adopts the batch the hung one held, and settles everything.
