@@ -17,6 +17,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Final, cast
 
@@ -139,29 +140,38 @@ class PostgresStore(PostgresFleetQueries, SqliteStore):
         rows = [staged_row(seq, new) for seq, new in enumerate(items)]  # refuses a key that is not 32 bytes
         if not rows:
             return []
-        with self._write() as db:
-            return self._insert_rows(db, rows, _now())
+        with self._write():
+            return self._insert_rows(rows, _now())
 
     def add_staged(self, runs: Iterable[list[StagedRow]]) -> list[IntakeOutcome]:
         """Bulk intake in one transaction held open while the records arrive: each chunk goes straight into
         ``items`` and ``payloads``, so the server's work overlaps the verifying and little is left after the last
         line. All or nothing still: other sessions see none of it before the commit (their ``SKIP LOCKED`` claims
         pass over the new rows; a concurrent insert of one of its keys waits for the commit, then finds it queued),
-        and a submit that fails before the commit leaves the queue as it was."""
+        and a submit that fails before the commit leaves the queue as it was.
+
+        The chunks are written by a thread of their own, one at a time in order, while this one reads on: the
+        server's work on one chunk overlaps the verifying workers' output being gathered into the next."""
         outcomes: list[IntakeOutcome] = []
         now = _now()
-        with self._write() as db:
+        with self._write(), ThreadPoolExecutor(1, thread_name_prefix="og-settle-intake") as writer:
+            # Leaving the block waits for the chunk being written, so the transaction ends (commits, or rolls back
+            # if reading the input raised) only once its connection is idle.
+            writing: Future[list[IntakeOutcome]] | None = None
             rows: list[StagedRow] = []
             for run in runs:
                 rows += run
                 if len(rows) >= _INSERT_CHUNK:
-                    outcomes += self._insert_rows(db, rows, now)
-                    rows = []
+                    if writing is not None:
+                        outcomes += writing.result()
+                    writing, rows = writer.submit(self._insert_rows, rows, now), []
+            if writing is not None:
+                outcomes += writing.result()
             if rows:
-                outcomes += self._insert_rows(db, rows, now)
+                outcomes += self._insert_rows(rows, now)
         return outcomes
 
-    def _insert_rows(self, db: sqlite3.Connection, rows: Sequence[StagedRow], now: float) -> list[IntakeOutcome]:
+    def _insert_rows(self, rows: Sequence[StagedRow], now: float) -> list[IntakeOutcome]:
         """Queue ``rows`` (staged form, in order) inside the caller's transaction; one outcome per row, in order.
 
         The rows are copied (``COPY``) into a session-local TEMP table, then one statement inserts them into
@@ -274,11 +284,17 @@ class PostgresStore(PostgresFleetQueries, SqliteStore):
         # meanwhile is not counted here and the whole batch is refused. Items another instance holds a live claim
         # on are not this instance's to batch. The ids as a joined set, not ``id = ANY(array)``: that one is a
         # linear search of the array per row (19 s for a 100,000-item batch).
+        # ``wanted`` is sorted and distinct: when it is a whole run of ids (a bulk intake's usually are), the range
+        # names the same rows and is read straight off the primary key (about 0.2 s less for 100,000 items).
+        named: list[Any] = [wanted[0], wanted[-1]]
+        chosen = "id BETWEEN ? AND ?"
+        if wanted[-1] - wanted[0] + 1 != len(wanted):
+            chosen, named = f"id IN {self._ID_SET}", [wanted]
         changed = db.execute(
             "UPDATE items SET state = 'batched', batch_id = ?, updated_at = ?, claimed_by = ?"
-            f" WHERE id IN {self._ID_SET} AND state = 'received' AND lane = ?"
+            f" WHERE {chosen} AND state = 'received' AND lane = ?"
             " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until < ?)",
-            [row["id"], now, self.worker, wanted, lane.value, self.worker, now],
+            [row["id"], now, self.worker, *named, lane.value, self.worker, now],
         ).rowcount
         if changed != len(wanted):
             raise InvariantViolation(
