@@ -4,15 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from og_settle._blobs import BlobStore
 from og_settle._deploy import Deployment
 from og_settle._errors import InvalidInput
 from og_settle.relayer._policy import BatchPolicy
-from og_settle.relayer._sender import SenderConfig
 from og_settle.relayer._store import QueueStore
 
+if TYPE_CHECKING:
+    from og_settle.relayer._sender import SenderConfig
+
 __all__ = ["RelayerConfig", "RelayerHalted", "bind_deployment"]
+
+
+def _default_sending() -> SenderConfig:
+    # here, not at import: the sender loads the chain clients (web3), which intake and status do not need
+    from og_settle.relayer._sender import SenderConfig
+
+    return SenderConfig()
 
 
 class RelayerHalted(RuntimeError):
@@ -48,7 +58,7 @@ class RelayerConfig:
     """
 
     policy: BatchPolicy = field(default_factory=BatchPolicy)
-    sending: SenderConfig = field(default_factory=SenderConfig)
+    sending: SenderConfig = field(default_factory=_default_sending)
     poll_interval: float = 0.5
     dump_dir: Path | None = None
     da_prefix: str = "og-settle:"
