@@ -105,7 +105,7 @@ def _is_node_failure(err: BaseException) -> bool:
     """True when ``err`` says the JSON-RPC node could not be reached (refused, reset, timed out, HTTP 5xx)."""
     if isinstance(err, ConnectionError | TimeoutError):
         return True
-    if "og_settle.clients" not in sys.modules:  # web3 was never loaded, so the failure is none of its kinds
+    if "og_settle.clients._tx" not in sys.modules:  # web3 was never loaded, so the failure is none of its kinds
         return False
     from og_settle.clients import NodeUnavailable, is_connection_error
 
