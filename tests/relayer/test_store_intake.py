@@ -4,6 +4,7 @@ first copy, rejected records kept, and all or nothing: an input that fails part-
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from og_settle.relayer import (
     IntakeConfig,
+    IntakeOutcome,
     ItemKind,
     ItemState,
     Lane,
@@ -108,19 +110,32 @@ def test_duplicates_and_rejections_across_chunks(store: QueueStore) -> None:
 
 def test_records_are_unseen_until_the_input_ends(queue_db: str) -> None:
     """While an input is being read, another session on the queue sees none of its records (nothing to claim),
-    even after thousands were written; they appear together once it ends."""
+    even after thousands were written; they appear together once it ends. Another session queueing one of its
+    keys meanwhile waits for it (PostgreSQL) or is refused as busy (SQLite), then finds it queued: one item per key."""
     writer, reader = open_store(queue_db), open_store(queue_db)
     seen: list[dict[str, int]] = []
+    racing: list[IntakeOutcome] = []
 
     def entries() -> Iterator[NewItem]:
         yield from (_item(n) for n in range(12_000))
         seen.append(reader.status().items_by_state)
         seen.append({"claimed": len(reader.claim_items(Lane.BATCH, 10, ttl=30.0))})
+        if isinstance(writer, SqliteStore):
+            return  # its records are written only after the input ends
+        racer.start()
+        racer.join(0.5)
+        seen.append({"racer waiting": racer.is_alive()})
 
+    racer = threading.Thread(target=lambda: racing.extend(reader.add_items([_item(5)])))
     try:
-        writer.add_all(entries())
-        assert seen == [{}, {"claimed": 0}]
+        outcomes = writer.add_all(entries())
+        if racer.ident is not None:
+            racer.join(10)
+        assert seen[:2] == [{}, {"claimed": 0}]
         assert reader.status().items_by_state == {"received": 12_000}
+        if not isinstance(writer, SqliteStore):
+            assert seen[2] == {"racer waiting": True}
+            assert racing == [IntakeOutcome(item_id=outcomes[5].item_id, duplicate=True)]
     finally:
         writer.close()
         reader.close()

@@ -59,26 +59,26 @@ _HISTORY: Final = SchemaHistory(
 )
 # Rows per statement of bulk intake: enough to amortise the round trips, few enough that the last one is quick.
 _INSERT_CHUNK: Final = 5_000
-# Bulk intake's staging table (one per session) and the statement that moves it into the queue: the items in
-# ``seq`` order (a key already there, or earlier in the stage, skipped), then each new item's payload (a keyed one
-# from the first staged row with its key, a rejected one by order: the n-th new keyless item is the n-th staged
-# rejected row); it returns each new item's id and key, and beside them how many payloads were written.
+# Bulk intake's staging table (one per session) and the statement that moves it into the queue. Each staged row
+# draws its item id as ``COPY`` writes it, so ids increase in row order. The keys go first into item_keys, in row
+# order (a key already there, or earlier in the stage, skipped: the first copy wins); then the rows that have no key
+# (rejected records) or whose key went in become items, each with its payload. It returns each new item's id and
+# key, and beside them how many payloads were written.
 _STAGE_COLUMNS: Final = "seq, kind, lane, key, payload, state, reason, source"
 _STAGE_TABLE: Final = (
-    "CREATE TEMP TABLE IF NOT EXISTS intake_stage (seq BIGINT PRIMARY KEY, kind TEXT NOT NULL, lane TEXT, key BYTEA,"
-    " payload TEXT NOT NULL, state TEXT NOT NULL, reason TEXT, source TEXT NOT NULL)"
+    "CREATE TEMP TABLE IF NOT EXISTS intake_stage (seq BIGINT PRIMARY KEY, id BIGINT NOT NULL"
+    " DEFAULT nextval('items_id_seq'), kind TEXT NOT NULL, lane TEXT, key BYTEA, payload TEXT NOT NULL,"
+    " state TEXT NOT NULL, reason TEXT, source TEXT NOT NULL)"
 )
 _INSERT_STAGE: Final = (
-    "WITH new AS (INSERT INTO items (kind, lane, key, state, reason, source, received_at, updated_at)"
-    " SELECT kind, lane, key, state, reason, source, %s, %s FROM intake_stage ORDER BY seq"
-    " ON CONFLICT (key) DO NOTHING RETURNING id, key),"
-    " keyed AS (INSERT INTO payloads (item_id, payload) SELECT DISTINCT ON (new.id) new.id, s.payload"
-    " FROM new JOIN intake_stage AS s ON s.key = new.key ORDER BY new.id, s.seq RETURNING 1),"
-    " keyless AS (INSERT INTO payloads (item_id, payload) SELECT n.id, s.payload"
-    " FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS n FROM new WHERE key IS NULL) AS n"
-    " JOIN (SELECT payload, ROW_NUMBER() OVER (ORDER BY seq) AS n FROM intake_stage WHERE key IS NULL) AS s"
-    " ON s.n = n.n RETURNING 1)"
-    " SELECT id, key, (SELECT COUNT(*) FROM keyed) + (SELECT COUNT(*) FROM keyless) FROM new"
+    "WITH k AS (INSERT INTO item_keys (key, item_id) SELECT key, id FROM intake_stage WHERE key IS NOT NULL"
+    " ORDER BY seq ON CONFLICT (key) DO NOTHING RETURNING item_id),"
+    " new AS (INSERT INTO items (id, kind, lane, key, state, reason, source, received_at, updated_at)"
+    " SELECT id, kind, lane, key, state, reason, source, %s, %s FROM intake_stage"
+    " WHERE key IS NULL OR id IN (SELECT item_id FROM k) ORDER BY id RETURNING id, key),"
+    " p AS (INSERT INTO payloads (item_id, payload) SELECT id, payload FROM intake_stage"
+    " WHERE key IS NULL OR id IN (SELECT item_id FROM k) ORDER BY id RETURNING 1)"
+    " SELECT id, key, (SELECT COUNT(*) FROM p) FROM new"
 )
 # Items read back per statement after a claim.
 _READ_CHUNK: Final = 5_000
@@ -174,11 +174,10 @@ class PostgresStore(PostgresFleetQueries, SqliteStore):
     def _insert_rows(self, rows: Sequence[StagedRow], now: float) -> list[IntakeOutcome]:
         """Queue ``rows`` (staged form, in order) inside the caller's transaction; one outcome per row, in order.
 
-        The rows are copied (``COPY``) into a session-local TEMP table, then one statement inserts them into
-        ``items`` in row order (ids increase with it) and their payloads beside them: a keyed one paired by its key,
-        a rejected one (no key) by order. A key already queued (by anyone: this transaction's earlier chunks too,
-        or a transaction that commits meanwhile, waited for), or earlier in these rows, is skipped and reported as a
-        duplicate of the item holding it."""
+        The rows are copied (``COPY``) into a session-local TEMP table, each drawing its item id there (so ids
+        increase with row order), then one statement queues them (``_INSERT_STAGE``). A key already queued (by
+        anyone: this transaction's earlier chunks too, or a transaction that commits meanwhile, waited for), or
+        earlier in these rows, is skipped and reported as a duplicate of the item holding it."""
         conn = self._pg.conn
         conn.execute(_STAGE_TABLE)
         conn.execute("TRUNCATE intake_stage")
@@ -195,7 +194,7 @@ class PostgresStore(PostgresFleetQueries, SqliteStore):
         held: dict[bytes, int] = {}
         missing = list({row[3] for row in rows if row[3] is not None} - keyed.keys())
         if missing:
-            found = conn.execute("SELECT id, key FROM items WHERE key = ANY(%s)", (missing,)).fetchall()
+            found = conn.execute("SELECT item_id, key FROM item_keys WHERE key = ANY(%s)", (missing,)).fetchall()
             held = {bytes(key): int(item_id) for item_id, key in found}
         keyless = iter(sorted(int(item_id) for item_id, key, _written in inserted if key is None))
         outcomes: list[IntakeOutcome] = []
