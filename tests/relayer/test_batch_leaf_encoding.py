@@ -72,6 +72,35 @@ JSON_VALUES = st.recursive(
     max_leaves=6,
 )
 
+# JSON value texts for an extra key: valid ones of each kind, and near misses the C path must not take.
+RAW_VALUES = [
+    "0",
+    "-0",
+    "01",
+    "-01",
+    "1.5",
+    "1e5",
+    "-",
+    "true",
+    "tru",
+    "false",
+    "null",
+    "nul",
+    '""',
+    '"a\\u0041"',
+    '"a\\x"',
+    '"\t"',
+    '"é"',
+    "[]",
+    "{}",
+    "[1,2]",
+    '{"a":1}',
+    " 1 ",
+    "+1",
+    "1x",
+    '"abc',
+]
+
 LEAF_KEYS = ("tee_id", "input_hash", "output_hash", "tee_signature", "timestamp")
 
 
@@ -79,20 +108,32 @@ LEAF_KEYS = ("tee_id", "input_hash", "output_hash", "tee_signature", "timestamp"
 def payloads(draw: st.DrawFn) -> str:
     """A payload text: a leaf (fields sometimes missing or spelled wrong) with extra keys, serialized in one of
     several ways."""
-    record: dict[str, Any] = {
-        "tee_id": draw(words()),
-        "input_hash": draw(words()),
-        "output_hash": draw(words()),
-        "tee_signature": draw(signatures()),
-        "timestamp": draw(timestamps()),
-    }
-    for key in draw(st.lists(st.sampled_from(LEAF_KEYS), max_size=2, unique=True)):
-        del record[key]
+    if draw(st.booleans()):  # half of them a valid leaf, so that the extra keys and spellings decide
+        word = hex_text(64).map(lambda digits: "0x" + digits)
+        record: dict[str, Any] = {
+            "tee_id": draw(word),
+            "input_hash": draw(word),
+            "output_hash": draw(word),
+            "tee_signature": "0x" + draw(st.integers(0, 140).flatmap(lambda n: hex_text(2 * n))),
+            "timestamp": draw(st.integers(0, 2**256 - 1)),
+        }
+    else:
+        record = {
+            "tee_id": draw(words()),
+            "input_hash": draw(words()),
+            "output_hash": draw(words()),
+            "tee_signature": draw(signatures()),
+            "timestamp": draw(timestamps()),
+        }
+        for key in draw(st.lists(st.sampled_from(LEAF_KEYS), max_size=2, unique=True)):
+            del record[key]
     extras = draw(
         st.dictionaries(st.sampled_from(["ref", "leaf_hash", "payer", "tee_verified", "kind", "x"]), JSON_VALUES)
     )
     record.update(extras)
-    style = draw(st.sampled_from(["stored", "spaced", "ascii-escaped", "reordered", "duplicate", "mangled"]))
+    style = draw(
+        st.sampled_from(["stored", "spaced", "ascii-escaped", "reordered", "duplicate", "mangled", "raw-extra"])
+    )
     if style == "stored":
         return encode_payload(record)
     if style == "spaced":
@@ -103,6 +144,9 @@ def payloads(draw: st.DrawFn) -> str:
         items = draw(st.permutations(list(record.items())))
         return json.dumps(dict(items), separators=(",", ":"))
     text = encode_payload(record)
+    if style == "raw-extra":  # an extra key whose value is JSON text in any spelling, valid or not
+        value = draw(st.sampled_from(RAW_VALUES) | st.text(alphabet='0123456789-+.eE"\\tuxnlrsfa ', max_size=6))
+        return text[:-1] + ("," if len(text) > 2 else "") + '"extra":' + value + "}"
     if style == "duplicate" and record:
         key = draw(st.sampled_from(sorted(record)))
         return text[:-1] + ("," if len(text) > 2 else "") + json.dumps({key: record[key]})[1:]
