@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import subprocess
 import sys
 from collections.abc import Iterator
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +108,18 @@ def test_only_the_invoked_commands_module_is_imported() -> None:
     assert loaded("batch", "--help") == "['og_settle.cli._batch']"
     assert loaded("--help") == "[]"
     assert loaded("--version") == "[]"
+
+
+def test_only_the_scripts_own_call_freezes_the_collector(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``og-settle`` (main() without arguments) ends the process next, so it freezes what is loaded (the exit skips a
+    collection over it); a caller passing its own arguments (tests, embedding) keeps its collector as it was."""
+    argv = ["relayer", "status", "--db", str(tmp_path / "missing.db")]
+    monkeypatch.setattr(sys, "argv", ["og-settle", *argv])
+    before = gc.get_freeze_count()
+    try:
+        assert main(argv) == 2
+        assert gc.get_freeze_count() == before
+        assert main() == 2
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
