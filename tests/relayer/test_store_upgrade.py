@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from og_settle import InvalidInput
-from og_settle.relayer import BatchState, ItemState, Lane, PostgresStore, QueueStore, SqliteStore
+from og_settle.relayer import BatchState, ItemKind, ItemState, Lane, NewItem, PostgresStore, QueueStore, SqliteStore
 from og_settle.relayer._store_postgres import migrations
 from og_settle.relayer._store_schema import SCHEMA_VERSION
 from tests.support.postgres import PostgresServer
@@ -135,6 +135,11 @@ def test_a_postgres_queue_of_migration_2_is_upgraded_and_settles(postgres: Postg
     try:
         assert store.schema_version() == migrations()[-1].version
         _settles_everything(store)
+        # the old items' keys moved to item_keys (migration 0006): queued again, each is a duplicate of its item
+        again = [NewItem(ItemKind.INFERENCE, Lane.BATCH, n.to_bytes(32, "big"), {}, "again") for n in (1, 9, 500)]
+        outcomes = store.add_items(again)
+        assert [(o.item_id, o.duplicate) for o in outcomes[:2]] == [(1, True), (9, True)]
+        assert not outcomes[2].duplicate and outcomes[2].item_id > 100
     finally:
         store.close()
         postgres.drop_database(url)
