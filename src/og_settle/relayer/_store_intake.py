@@ -11,7 +11,7 @@ commits (a bad configuration, a lost node, Ctrl-C) leaves the queue as it was.
 
 Which staged row got which id: inserted rows take increasing ids in staging order, so walking the staged rows in
 order beside the new ids (ascending) pairs them; a keyed row was inserted exactly when the item now holding its
-key has the next new id. Each store supplies the four steps; the pairing is here, once.
+key has the next new id. A store supplies the four steps (SQLite); PostgreSQL overrides ``add_staged``.
 """
 
 from __future__ import annotations
