@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -123,3 +124,21 @@ def test_only_the_scripts_own_call_freezes_the_collector(monkeypatch: pytest.Mon
         assert gc.get_freeze_count() > before
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize("words", [["relayer", "status", "--json"], ["relayer", "status"]], ids=["json", "text"])
+def test_a_reader_that_went_away_ends_the_command_quietly(words: list[str], tmp_path: Path) -> None:
+    """``og-settle … | head``: once the reader has gone, the command stops with the status a shell gives a process
+    ended by SIGPIPE, and says nothing (no traceback)."""
+    from og_settle.relayer import SqliteStore
+
+    SqliteStore(tmp_path / "q.db").close()
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # no reader at all: the first write fails with EPIPE
+    try:
+        command = [sys.executable, "-m", "og_settle.cli", *words, "--db", str(tmp_path / "q.db")]
+        done = subprocess.run(command, stdout=write_end, stderr=subprocess.PIPE, timeout=60)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr.decode()[-2000:]
+    assert done.stderr == b""

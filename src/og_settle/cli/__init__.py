@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -84,7 +86,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     Called without ``argv`` (the ``og-settle`` script, ``python -m og_settle.cli``) it is the process's last work:
     what the command loaded then stays until the exit, so the collector is not run over it once more at exit
     (``gc.freeze``: about 0.1 s once web3 is loaded)."""
-    code = _main(list(sys.argv[1:] if argv is None else argv))
+    try:
+        code = _main(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`og-settle … | head`): the rest of the output has nowhere to go. Point stdout at
+        # /dev/null so that the flush at exit does not fail again, and end as a shell shows a SIGPIPE ending.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     if argv is None:
         gc.freeze()
     return code
@@ -101,6 +110,8 @@ def _main(words: list[str]) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise  # our own stdout, not the node (main ends the command quietly)
     except Exception as err:
         # A node that cannot be reached, wherever in a command it is first used: one line, not a traceback.
         rpc_url = getattr(args, "rpc_url", None) or getattr(args, "rpc", None)
